@@ -1,0 +1,62 @@
+//! An immutable view of the whole catalog, swapped atomically when the catalog changes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use crate::model::{Node, Table};
+
+/// Everything the planner needs to know about nodes and tables, at one point in time.
+#[derive(Debug, Clone, Default)]
+pub struct CatalogSnapshot {
+    /// Active and inactive worker nodes, ordered by `nodeid`.
+    pub nodes: Vec<Node>,
+    /// Distributed and reference tables by `(schema, name)`.
+    pub tables: HashMap<(String, String), Arc<Table>>,
+}
+
+impl CatalogSnapshot {
+    /// Looks a table up by an optional schema and a name. Unqualified names resolve in
+    /// `public` (Tessera does not follow per-session `search_path` yet), then `pg_catalog` is
+    /// never a distributed table's home.
+    pub fn table(&self, schema: Option<&str>, name: &str) -> Option<&Arc<Table>> {
+        let schema = schema.unwrap_or("public");
+        self.tables.get(&(schema.to_string(), name.to_string()))
+    }
+
+    /// The node serving placement group `group_id`.
+    pub fn node_for_group(&self, group_id: i32) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.group_id == group_id)
+    }
+}
+
+/// Holds the current snapshot; readers take an `Arc` and keep it for the statement.
+#[derive(Debug, Default)]
+pub struct SnapshotCell {
+    current: RwLock<Arc<CatalogSnapshot>>,
+}
+
+impl SnapshotCell {
+    /// A cell holding `snapshot`.
+    pub fn new(snapshot: CatalogSnapshot) -> Self {
+        SnapshotCell {
+            current: RwLock::new(Arc::new(snapshot)),
+        }
+    }
+
+    /// The current snapshot.
+    pub fn load(&self) -> Arc<CatalogSnapshot> {
+        match self.current.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the snapshot (after a catalog transaction committed).
+    pub fn store(&self, snapshot: CatalogSnapshot) {
+        let mut guard = match self.current.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *guard = Arc::new(snapshot);
+    }
+}

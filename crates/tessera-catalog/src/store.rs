@@ -1,0 +1,245 @@
+//! Loading and storing the catalog in the coordinator PostgreSQL (schema `tessera`).
+//!
+//! The catalog tables carry Citus' names and columns (`pg_dist_node`, `pg_dist_partition`,
+//! `pg_dist_shard`, `pg_dist_placement`, `pg_dist_colocation`, views `citus_tables` and
+//! `citus_shards`), so that users query them as they would on Citus. Every change is a
+//! transaction in the coordinator PostgreSQL; the in-memory [`CatalogSnapshot`] is reloaded from
+//! it afterwards, so the coordinator process keeps no state that a restart could lose.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio_postgres::GenericClient;
+
+use crate::model::{Column, DistributionColumnType, Node, Placement, Shard, Table, TableKind};
+use crate::{CatalogError, CatalogSnapshot};
+
+/// The schema holding Tessera's catalog on the coordinator PostgreSQL.
+pub const CATALOG_SCHEMA: &str = "tessera";
+
+/// Names users may query without a schema; the planner maps them into [`CATALOG_SCHEMA`].
+pub const CATALOG_RELATIONS: &[&str] = &[
+    "pg_dist_node",
+    "pg_dist_partition",
+    "pg_dist_shard",
+    "pg_dist_placement",
+    "pg_dist_colocation",
+    "pg_dist_transaction",
+    "citus_tables",
+    "citus_shards",
+];
+
+const SCHEMA_SQL: &str = r#"
+CREATE SCHEMA IF NOT EXISTS tessera;
+CREATE SEQUENCE IF NOT EXISTS tessera.pg_dist_shardid_seq START 102008;
+CREATE SEQUENCE IF NOT EXISTS tessera.pg_dist_placement_placementid_seq START 1;
+CREATE SEQUENCE IF NOT EXISTS tessera.pg_dist_node_nodeid_seq START 1;
+CREATE SEQUENCE IF NOT EXISTS tessera.pg_dist_groupid_seq START 1;
+CREATE SEQUENCE IF NOT EXISTS tessera.pg_dist_colocationid_seq START 1;
+CREATE TABLE IF NOT EXISTS tessera.pg_dist_node (
+    nodeid int PRIMARY KEY,
+    groupid int NOT NULL,
+    nodename text NOT NULL,
+    nodeport int NOT NULL,
+    noderack text NOT NULL DEFAULT 'default',
+    hasmetadata bool NOT NULL DEFAULT false,
+    isactive bool NOT NULL DEFAULT true,
+    noderole text NOT NULL DEFAULT 'primary',
+    nodecluster name NOT NULL DEFAULT 'default',
+    metadatasynced bool NOT NULL DEFAULT false,
+    shouldhaveshards bool NOT NULL DEFAULT true,
+    UNIQUE (nodename, nodeport)
+);
+CREATE TABLE IF NOT EXISTS tessera.pg_dist_colocation (
+    colocationid int PRIMARY KEY,
+    shardcount int NOT NULL,
+    replicationfactor int NOT NULL,
+    distributioncolumntype oid NOT NULL,
+    distributioncolumncollation oid NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS tessera.pg_dist_partition (
+    logicalrelid regclass PRIMARY KEY,
+    partmethod "char" NOT NULL,
+    partkey text,
+    colocationid int NOT NULL DEFAULT 0,
+    repmodel "char" NOT NULL DEFAULT 's',
+    autoconverted bool NOT NULL DEFAULT false
+);
+CREATE TABLE IF NOT EXISTS tessera.pg_dist_shard (
+    logicalrelid regclass NOT NULL,
+    shardid bigint PRIMARY KEY,
+    shardstorage "char" NOT NULL DEFAULT 't',
+    shardminvalue text,
+    shardmaxvalue text
+);
+CREATE TABLE IF NOT EXISTS tessera.pg_dist_placement (
+    placementid bigint PRIMARY KEY,
+    shardid bigint NOT NULL,
+    shardstate int NOT NULL DEFAULT 1,
+    shardlength bigint NOT NULL DEFAULT 0,
+    groupid int NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tessera.pg_dist_transaction (
+    groupid int NOT NULL,
+    gid text NOT NULL,
+    PRIMARY KEY (groupid, gid)
+);
+CREATE OR REPLACE VIEW tessera.citus_tables AS
+SELECT p.logicalrelid AS table_name,
+       CASE p.partmethod WHEN 'h' THEN 'distributed' ELSE 'reference' END AS citus_table_type,
+       CASE p.partmethod WHEN 'h' THEN p.partkey ELSE '<none>' END AS distribution_column,
+       p.colocationid AS colocation_id,
+       NULL::text AS table_size,
+       (SELECT count(*) FROM tessera.pg_dist_shard s WHERE s.logicalrelid = p.logicalrelid) AS shard_count,
+       pg_get_userbyid(c.relowner) AS table_owner,
+       'heap'::name AS access_method
+FROM tessera.pg_dist_partition p JOIN pg_class c ON c.oid = p.logicalrelid
+ORDER BY p.logicalrelid::text;
+CREATE OR REPLACE VIEW tessera.citus_shards AS
+SELECT s.logicalrelid AS table_name,
+       s.shardid,
+       c.relname || '_' || s.shardid AS shard_name,
+       CASE p.partmethod WHEN 'h' THEN 'distributed' ELSE 'reference' END AS citus_table_type,
+       p.colocationid AS colocation_id,
+       n.nodename,
+       n.nodeport,
+       NULL::bigint AS shard_size
+FROM tessera.pg_dist_shard s
+JOIN tessera.pg_dist_partition p ON p.logicalrelid = s.logicalrelid
+JOIN pg_class c ON c.oid = s.logicalrelid
+JOIN tessera.pg_dist_placement pl ON pl.shardid = s.shardid
+JOIN tessera.pg_dist_node n ON n.groupid = pl.groupid
+ORDER BY s.logicalrelid::text, s.shardid, n.nodename, n.nodeport;
+CREATE OR REPLACE FUNCTION tessera.refuse_shell_write() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'cannot write to the coordinator shell of distributed table %', TG_TABLE_NAME
+        USING ERRCODE = '0A000',
+              HINT = 'connect through the Tessera coordinator, which routes writes to the shards';
+END $$;
+"#;
+
+/// Creates the catalog schema, tables, sequences and views if they do not exist yet.
+pub async fn ensure_schema(client: &impl GenericClient) -> Result<(), CatalogError> {
+    client.batch_execute(SCHEMA_SQL).await?;
+    Ok(())
+}
+
+/// Reads the whole catalog into a snapshot.
+pub async fn load_snapshot(client: &impl GenericClient) -> Result<CatalogSnapshot, CatalogError> {
+    let nodes = client
+        .query(
+            "SELECT nodeid, groupid, nodename, nodeport, isactive FROM tessera.pg_dist_node ORDER BY nodeid",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| Node {
+            node_id: r.get(0),
+            group_id: r.get(1),
+            host: r.get(2),
+            port: r.get::<_, i32>(3) as u16,
+            is_active: r.get(4),
+        })
+        .collect();
+
+    let mut columns: HashMap<u32, Vec<Column>> = HashMap::new();
+    for r in client
+        .query(
+            "SELECT a.attrelid::oid, a.attname::text, a.atttypid::oid, format_type(a.atttypid, a.atttypmod)
+             FROM pg_attribute a JOIN tessera.pg_dist_partition p ON p.logicalrelid::oid = a.attrelid
+             WHERE a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attrelid, a.attnum",
+            &[],
+        )
+        .await?
+    {
+        columns.entry(r.get(0)).or_default().push(Column {
+            name: r.get(1),
+            type_oid: r.get(2),
+            type_name: r.get(3),
+        });
+    }
+
+    let mut placements: HashMap<i64, Vec<Placement>> = HashMap::new();
+    for r in client
+        .query(
+            "SELECT placementid, shardid, groupid FROM tessera.pg_dist_placement ORDER BY placementid",
+            &[],
+        )
+        .await?
+    {
+        placements.entry(r.get(1)).or_default().push(Placement {
+            placement_id: r.get(0),
+            group_id: r.get(2),
+        });
+    }
+
+    let mut shards: HashMap<u32, Vec<Shard>> = HashMap::new();
+    for r in client
+        .query(
+            "SELECT logicalrelid::oid, shardid, shardminvalue, shardmaxvalue FROM tessera.pg_dist_shard
+             ORDER BY logicalrelid, shardminvalue::int NULLS FIRST, shardid",
+            &[],
+        )
+        .await?
+    {
+        let shard_id: i64 = r.get(1);
+        let min: Option<String> = r.get(2);
+        let max: Option<String> = r.get(3);
+        let range = match (min, max) {
+            (Some(lo), Some(hi)) => Some((
+                lo.parse().map_err(|_| CatalogError::Corrupt(format!("shard {shard_id} min")))?,
+                hi.parse().map_err(|_| CatalogError::Corrupt(format!("shard {shard_id} max")))?,
+            )),
+            _ => None,
+        };
+        shards.entry(r.get(0)).or_default().push(Shard {
+            shard_id,
+            range,
+            placements: placements.remove(&shard_id).unwrap_or_default(),
+        });
+    }
+
+    let mut tables = HashMap::new();
+    for r in client
+        .query(
+            "SELECT p.logicalrelid::oid, n.nspname::text, c.relname::text, p.partmethod::text, p.partkey, p.colocationid
+             FROM tessera.pg_dist_partition p JOIN pg_class c ON c.oid = p.logicalrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace",
+            &[],
+        )
+        .await?
+    {
+        let relid: u32 = r.get(0);
+        let schema: String = r.get(1);
+        let name: String = r.get(2);
+        let method: String = r.get(3);
+        let key: Option<String> = r.get(4);
+        let cols = columns.remove(&relid).unwrap_or_default();
+        let kind = if method == "h" {
+            let key = key.unwrap_or_default();
+            let column_index = cols
+                .iter()
+                .position(|c| c.name == key)
+                .ok_or_else(|| CatalogError::Corrupt(format!("{name}: no column {key}")))?;
+            let column_type = DistributionColumnType::from_type_oid(cols[column_index].type_oid)
+                .ok_or_else(|| CatalogError::Corrupt(format!("{name}: type of {key}")))?;
+            TableKind::Distributed {
+                column_index,
+                column_type,
+            }
+        } else {
+            TableKind::Reference
+        };
+        let table = Table {
+            relid,
+            schema: schema.clone(),
+            name: name.clone(),
+            kind,
+            colocation_id: r.get(5),
+            columns: cols,
+            shards: shards.remove(&relid).unwrap_or_default(),
+        };
+        tables.insert((schema, name), Arc::new(table));
+    }
+    Ok(CatalogSnapshot { nodes, tables })
+}

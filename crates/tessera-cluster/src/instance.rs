@@ -1,0 +1,240 @@
+//! One local PostgreSQL server: initdb, configuration, pg_ctl start/stop.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::{ClusterError, PgBinaries};
+
+/// Settings written into every server's `postgresql.auto.conf`-style include file.
+#[derive(Debug, Clone)]
+pub struct InstanceOptions {
+    /// `fsync` (off for tests: faster, and the data is thrown away).
+    pub fsync: bool,
+    /// `max_connections`.
+    pub max_connections: u32,
+    /// `max_prepared_transactions` (2PC needs it > 0; Tessera asks for ≥ 100).
+    pub max_prepared_transactions: u32,
+    /// `shared_buffers`, PostgreSQL units (e.g. "128MB").
+    pub shared_buffers: String,
+}
+
+impl Default for InstanceOptions {
+    fn default() -> Self {
+        InstanceOptions {
+            fsync: true,
+            max_connections: 300,
+            max_prepared_transactions: 200,
+            shared_buffers: "128MB".into(),
+        }
+    }
+}
+
+/// A PostgreSQL server on 127.0.0.1:`port` with its data in `data_dir`.
+#[derive(Debug)]
+pub struct Instance {
+    binaries: PgBinaries,
+    /// The data directory (PGDATA).
+    pub data_dir: PathBuf,
+    /// The TCP port on 127.0.0.1.
+    pub port: u16,
+    options: InstanceOptions,
+    running: bool,
+}
+
+/// Asks the kernel for a free TCP port on 127.0.0.1 (bind to port 0, read it back, release).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+/// Creates `base_dir` and makes sure the server user can write there.
+pub(crate) fn prepare_base_dir(base_dir: &Path, binaries: &PgBinaries) -> Result<(), ClusterError> {
+    std::fs::create_dir_all(base_dir).map_err(|source| ClusterError::Io {
+        path: base_dir.display().to_string(),
+        source,
+    })?;
+    binaries.give_to_server_user(base_dir)?;
+    if binaries.run_as_postgres {
+        // The postgres user must be able to reach the directory through every parent.
+        let probe = binaries
+            .command("pg_ctl")
+            .arg("--version")
+            .current_dir(base_dir)
+            .output();
+        let ok = Command::new("runuser")
+            .args(["-u", "postgres", "--", "test", "-w"])
+            .arg(base_dir)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !ok || probe.is_err() {
+            return Err(ClusterError::Command {
+                command: format!("access check of {}", base_dir.display()),
+                detail: format!(
+                    "the `postgres` OS user cannot write to {}; choose a data directory it can \
+                     reach (every parent directory must be searchable), e.g. --data-dir /var/tmp/tessera",
+                    base_dir.display()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn run(mut cmd: Command) -> Result<Output, ClusterError> {
+    let command = format!("{cmd:?}");
+    let out = cmd.output().map_err(|source| ClusterError::Io {
+        path: command.clone(),
+        source,
+    })?;
+    if !out.status.success() {
+        let mut detail = String::from_utf8_lossy(&out.stderr).into_owned();
+        detail.push_str(&String::from_utf8_lossy(&out.stdout));
+        return Err(ClusterError::Command { command, detail });
+    }
+    Ok(out)
+}
+
+impl Instance {
+    /// Describes a server; nothing is started until [`Instance::init_and_start`].
+    pub fn new(
+        binaries: &PgBinaries,
+        data_dir: PathBuf,
+        port: u16,
+        options: &InstanceOptions,
+    ) -> Instance {
+        Instance {
+            binaries: binaries.clone(),
+            data_dir,
+            port,
+            options: options.clone(),
+            running: false,
+        }
+    }
+
+    /// A libpq-style connection string for user `postgres`, database `dbname`.
+    pub fn connection_string(&self, dbname: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname={dbname}",
+            self.port
+        )
+    }
+
+    /// Runs initdb when the data directory is new, (re)writes Tessera's settings, and starts the
+    /// server, waiting until it accepts connections.
+    pub fn init_and_start(&mut self) -> Result<(), ClusterError> {
+        if !self.data_dir.join("PG_VERSION").exists() {
+            std::fs::create_dir_all(&self.data_dir).map_err(|source| ClusterError::Io {
+                path: self.data_dir.display().to_string(),
+                source,
+            })?;
+            self.binaries.give_to_server_user(&self.data_dir)?;
+            let mut initdb = self.binaries.command("initdb");
+            initdb
+                .arg("-D")
+                .arg(&self.data_dir)
+                .args(["-U", "postgres", "--auth=trust", "-E", "UTF8"])
+                .args(["--locale=C", "--no-sync"]);
+            run(initdb)?;
+        }
+        self.write_settings()?;
+        let log = self.data_dir.join("server.log");
+        let mut start = self.binaries.command("pg_ctl");
+        start
+            .arg("-D")
+            .arg(&self.data_dir)
+            .arg("-l")
+            .arg(&log)
+            .args(["-w", "-t", "60", "start"]);
+        match run(start) {
+            Ok(_) => {
+                self.running = true;
+                Ok(())
+            }
+            Err(ClusterError::Command { command, mut detail }) => {
+                if let Ok(text) = std::fs::read_to_string(&log) {
+                    let tail: Vec<&str> = text.lines().rev().take(10).collect();
+                    detail.push_str("\nserver log:\n");
+                    for line in tail.into_iter().rev() {
+                        detail.push_str(line);
+                        detail.push('\n');
+                    }
+                }
+                Err(ClusterError::Command { command, detail })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn write_settings(&self) -> Result<(), ClusterError> {
+        let o = &self.options;
+        let settings = format!(
+            "# written by tessera-cluster on every start; edit InstanceOptions instead\n\
+             listen_addresses = '127.0.0.1'\n\
+             port = {port}\n\
+             unix_socket_directories = ''\n\
+             wal_level = logical\n\
+             max_prepared_transactions = {mpt}\n\
+             max_connections = {mc}\n\
+             max_wal_senders = 20\n\
+             max_replication_slots = 20\n\
+             shared_buffers = '{sb}'\n\
+             fsync = {fsync}\n\
+             synchronous_commit = {sync}\n\
+             full_page_writes = {fsync}\n\
+             timezone = 'UTC'\n\
+             log_timezone = 'UTC'\n\
+             datestyle = 'iso, mdy'\n\
+             lc_messages = 'C'\n",
+            port = self.port,
+            mpt = o.max_prepared_transactions,
+            mc = o.max_connections,
+            sb = o.shared_buffers,
+            fsync = if o.fsync { "on" } else { "off" },
+            sync = if o.fsync { "on" } else { "off" },
+        );
+        let path = self.data_dir.join("tessera.conf");
+        std::fs::write(&path, settings).map_err(|source| ClusterError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let conf = self.data_dir.join("postgresql.conf");
+        let text = std::fs::read_to_string(&conf).map_err(|source| ClusterError::Io {
+            path: conf.display().to_string(),
+            source,
+        })?;
+        if !text.contains("include_if_exists = 'tessera.conf'") {
+            std::fs::write(
+                &conf,
+                format!("{text}\ninclude_if_exists = 'tessera.conf'\n"),
+            )
+            .map_err(|source| ClusterError::Io {
+                path: conf.display().to_string(),
+                source,
+            })?;
+        }
+        self.binaries.give_to_server_user(&path)?;
+        Ok(())
+    }
+
+    /// Stops the server with a fast shutdown (if this handle started it). Errors are ignored:
+    /// this runs from Drop.
+    pub fn stop(&mut self) {
+        if !self.running {
+            return;
+        }
+        let mut stop = self.binaries.command("pg_ctl");
+        stop.arg("-D")
+            .arg(&self.data_dir)
+            .args(["-m", "fast", "-w", "stop"]);
+        let _ = stop.output();
+        self.running = false;
+    }
+
+    /// Whether this handle started the server and has not stopped it.
+    pub fn is_running(&self) -> bool {
+        self.running
+    }
+}
