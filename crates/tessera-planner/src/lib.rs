@@ -1,1 +1,252 @@
-//! tessera-planner
+//! Tessera's planner: one SQL statement plus a catalog snapshot in, one [`DistributedPlan`] out.
+//!
+//! Pure by design (STYLE.md §1): no sockets, no tokio, no clocks. The executor runs what this
+//! crate decides, and every decision can be unit-tested on SQL text.
+//!
+//! The one idea: a statement is classified by the distributed and reference tables it touches
+//! and by the equalities on their distribution columns ([`analyze`]). If every distributed table
+//! is pinned to one shard group by `dist_col = constant`, the statement is a *router* statement:
+//! it runs unchanged (but for shard names) on one worker. If the distributed tables are all
+//! joined on their distribution columns and co-located, it is split into one task per shard
+//! group, with aggregates split into partial (worker) and final (coordinator) parts
+//! ([`multi_shard`]). Anything else is refused with SQLSTATE 0A000 — never answered wrongly.
+
+pub mod analyze;
+pub mod copy;
+pub mod ddl;
+pub mod explain;
+pub mod modify;
+pub mod multi_shard;
+pub mod rewrite;
+pub mod split;
+pub mod utility;
+
+use sqlparser::ast::Statement;
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
+use tessera_catalog::CatalogSnapshot;
+
+pub use copy::{CopyFormat, CopyPlan};
+pub use ddl::DdlPlan;
+pub use multi_shard::{FinalAggregate, FinalExpr, MergePlan, OutputColumn, SortKey};
+pub use split::split_statements;
+pub use utility::UtilityCall;
+
+/// Errors of planning; each maps to a PostgreSQL SQLSTATE ([`PlanError::sqlstate`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// SQL Tessera cannot run correctly yet (SQLSTATE 0A000).
+    #[error("{0}")]
+    Unsupported(String),
+    /// SQL that does not parse (SQLSTATE 42601).
+    #[error("syntax error: {0}")]
+    Syntax(String),
+    /// A wrong argument to a function or an invalid value (SQLSTATE 22023).
+    #[error("{0}")]
+    InvalidParameter(String),
+    /// A NULL in a distribution column (SQLSTATE 23502), as Citus reports it.
+    #[error("{0}")]
+    NotNullViolation(String),
+    /// A relation that does not exist (SQLSTATE 42P01).
+    #[error("{0}")]
+    UndefinedTable(String),
+    /// Not allowed in the current state (SQLSTATE 55000), e.g. writing to a shell.
+    #[error("{0}")]
+    ObjectNotInPrerequisiteState(String),
+}
+
+impl PlanError {
+    /// The PostgreSQL SQLSTATE for this error.
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            PlanError::Unsupported(_) => "0A000",
+            PlanError::Syntax(_) => "42601",
+            PlanError::InvalidParameter(_) => "22023",
+            PlanError::NotNullViolation(_) => "23502",
+            PlanError::UndefinedTable(_) => "42P01",
+            PlanError::ObjectNotInPrerequisiteState(_) => "55000",
+        }
+    }
+}
+
+/// A bound parameter as the planner sees it: its value in PostgreSQL's text syntax, NULL, or
+/// a binary value of a type the server could not render (cannot be used for routing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParamValue {
+    /// Text rendering of the value.
+    Text(String),
+    /// SQL NULL.
+    Null,
+    /// A value the planner cannot read (routing on it is refused).
+    Opaque,
+}
+
+/// One piece of work on one worker: SQL with shard names substituted, run on the placement
+/// group `group_id`. Parameters `$n` of the client's statement are passed through unchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    /// Placement group (`pg_dist_node.groupid`) to run on.
+    pub group_id: i32,
+    /// The SQL to run there.
+    pub sql: String,
+    /// Shard ids the task touches (for EXPLAIN and error messages).
+    pub shard_ids: Vec<i64>,
+}
+
+/// How a multi-task write reports its row count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowCountFrom {
+    /// Sum of the tasks' counts (one task per shard).
+    Sum,
+    /// The first task's count (every task writes the same rows: reference table placements).
+    First,
+}
+
+/// Transaction control statements, handled by the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransactionCommand {
+    /// BEGIN / START TRANSACTION (the original text, forwarded to every worker touched).
+    Begin(String),
+    /// COMMIT / END.
+    Commit,
+    /// ROLLBACK / ABORT.
+    Rollback,
+}
+
+/// What to do with one statement (STYLE.md §2: the one enum at the centre of the decision).
+#[derive(Debug, Clone, PartialEq)]
+pub enum DistributedPlan {
+    /// Touches no distributed or reference table: forwarded to the coordinator PostgreSQL.
+    Local(String),
+    /// One of Tessera's functions (`create_distributed_table(...)`, `citus_add_node(...)`).
+    Utility(UtilityCall),
+    /// One shard group, one worker: rows, command tag and errors pass through untouched.
+    Router(Task),
+    /// A read over many shard groups, merged on the coordinator.
+    MultiShard {
+        /// One task per shard group.
+        tasks: Vec<Task>,
+        /// How the tasks' rows are combined.
+        merge: MergePlan,
+    },
+    /// A write over several shards or placements, applied atomically (2PC across workers).
+    Modify {
+        /// One task per shard (or per placement for reference tables).
+        tasks: Vec<Task>,
+        /// The command word of the tag (`INSERT`, `UPDATE`, `DELETE`).
+        command: &'static str,
+        /// How to count rows.
+        count: RowCountFrom,
+        /// Whether RETURNING rows come back.
+        returning: bool,
+    },
+    /// DDL on distributed/reference tables: the shell, then every shard.
+    Ddl(DdlPlan),
+    /// `COPY table FROM STDIN`: rows routed one by one to their shards.
+    Copy(CopyPlan),
+    /// BEGIN / COMMIT / ROLLBACK.
+    Transaction(TransactionCommand),
+    /// `EXPLAIN` of a statement: the distributed plan as text, one row per line.
+    Explain(Vec<String>),
+}
+
+/// Parses one statement's text with PostgreSQL's dialect.
+///
+/// Errors: [`PlanError::Syntax`] with sqlparser's message.
+pub fn parse_statement(sql: &str) -> Result<Statement, PlanError> {
+    let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+        .map_err(|e| PlanError::Syntax(e.to_string()))?;
+    match statements.len() {
+        1 => Ok(statements.remove(0)),
+        0 => Err(PlanError::Syntax("empty statement".into())),
+        _ => Err(PlanError::Syntax(
+            "expected one statement; split the query first".into(),
+        )),
+    }
+}
+
+/// Plans one statement given as text. `sql` must be a single statement (see
+/// [`split_statements`]); `params` are the bound values of `$1..$n` (empty for simple Query).
+///
+/// Statements sqlparser cannot parse are forwarded to the coordinator PostgreSQL when they
+/// name no distributed or reference table, and refused with 0A000 otherwise, so that
+/// PostgreSQL-only syntax keeps working on local tables and catalogs.
+pub fn plan_sql(
+    sql: &str,
+    params: &[ParamValue],
+    catalog: &CatalogSnapshot,
+) -> Result<DistributedPlan, PlanError> {
+    match parse_statement(sql) {
+        Ok(stmt) => plan(&stmt, sql, params, catalog),
+        Err(e) => {
+            if let Some(table) = mentions_distributed_table(sql, catalog) {
+                Err(PlanError::Unsupported(format!(
+                    "Tessera could not parse this statement, which references distributed table \"{table}\" ({e}); \
+                     rewrite it in simpler SQL"
+                )))
+            } else {
+                Ok(DistributedPlan::Local(sql.to_string()))
+            }
+        }
+    }
+}
+
+/// Plans a parsed statement. `original` is its text, forwarded verbatim when local.
+pub fn plan(
+    stmt: &Statement,
+    original: &str,
+    params: &[ParamValue],
+    catalog: &CatalogSnapshot,
+) -> Result<DistributedPlan, PlanError> {
+    match stmt {
+        Statement::StartTransaction { .. } => Ok(DistributedPlan::Transaction(
+            TransactionCommand::Begin(original.to_string()),
+        )),
+        Statement::Commit { chain: false, .. } => {
+            Ok(DistributedPlan::Transaction(TransactionCommand::Commit))
+        }
+        Statement::Rollback {
+            chain: false,
+            savepoint: None,
+        } => Ok(DistributedPlan::Transaction(TransactionCommand::Rollback)),
+        Statement::Explain {
+            statement,
+            analyze: false,
+            ..
+        } => {
+            let inner = plan(statement, &statement.to_string(), params, catalog)?;
+            match inner {
+                DistributedPlan::Local(_) => Ok(DistributedPlan::Local(original.to_string())),
+                other => Ok(DistributedPlan::Explain(explain::describe(&other))),
+            }
+        }
+        Statement::Query(query) => {
+            if let Some(call) = utility::recognize(query, params)? {
+                return Ok(DistributedPlan::Utility(call));
+            }
+            multi_shard::plan_select(stmt, query, original, params, catalog)
+        }
+        Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
+            modify::plan_modify(stmt, original, params, catalog)
+        }
+        Statement::Copy { .. } => copy::plan_copy(stmt, original, catalog),
+        _ => ddl::plan_ddl(stmt, original, catalog),
+    }
+}
+
+/// A distributed or reference table whose name appears as a word in `sql` (used only when the
+/// statement does not parse, to refuse instead of forwarding it to the shell).
+fn mentions_distributed_table(sql: &str, catalog: &CatalogSnapshot) -> Option<String> {
+    let lower = sql.to_lowercase();
+    let words: std::collections::HashSet<&str> = lower
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .collect();
+    catalog
+        .tables
+        .values()
+        .find(|t| words.contains(t.name.as_str()))
+        .map(|t| t.name.clone())
+}
+
+#[cfg(test)]
+pub(crate) mod test_catalog;

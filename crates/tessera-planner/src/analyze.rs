@@ -1,0 +1,800 @@
+//! Which tables a statement touches and how their distribution columns are tied together.
+//!
+//! The analysis walks every query level (FROM items, joins, WHERE, subqueries in expressions)
+//! with proper scoping, so that `o_orderkey` inside an EXISTS resolves to the outer `orders`.
+//! From the top-level AND-conjuncts of every WHERE and JOIN ... ON it collects
+//! - equalities between distribution columns (`a.k = b.k`), merged into equivalence classes
+//!   with union-find: rows joined this way always share a shard group, and
+//! - pins (`dist_col = constant` or `= $n`), hashed with the column's PostgreSQL hash function.
+//!
+//! Anything the analysis cannot see through (set operations, window functions, CTEs or derived
+//! tables over distributed tables, unknown subquery positions) is recorded as a flag; the
+//! planner then only allows the statement when it is pinned to one shard group.
+
+use std::sync::Arc;
+
+use sqlparser::ast::{
+    BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName,
+    ObjectNamePart, Query, Select, SetExpr, TableFactor, TableWithJoins, UnaryOperator, Value,
+    Visit, Visitor,
+};
+use tessera_catalog::{store::CATALOG_RELATIONS, CatalogSnapshot, Table, TableKind};
+
+use crate::{ParamValue, PlanError};
+
+/// Folds an identifier as PostgreSQL does: unquoted names are lower-cased.
+pub fn ident_name(ident: &Ident) -> String {
+    if ident.quote_style.is_some() {
+        ident.value.clone()
+    } else {
+        ident.value.to_lowercase()
+    }
+}
+
+/// `(schema, name)` of an object name, folded; `None` for names with more than two parts or
+/// function parts.
+pub fn object_name_parts(name: &ObjectName) -> Option<(Option<String>, String)> {
+    let idents: Vec<&Ident> = name
+        .0
+        .iter()
+        .map(|p| match p {
+            ObjectNamePart::Identifier(i) => Some(i),
+            ObjectNamePart::Function(_) => None,
+        })
+        .collect::<Option<_>>()?;
+    match idents.as_slice() {
+        [t] => Some((None, ident_name(t))),
+        [s, t] => Some((Some(ident_name(s)), ident_name(t))),
+        [_, s, t] => Some((Some(ident_name(s)), ident_name(t))),
+        _ => None,
+    }
+}
+
+/// A table reference in the statement (one per occurrence: a self-join has two).
+#[derive(Debug, Clone)]
+pub struct Instance {
+    /// The distributed or reference table, or `None` for derived tables, CTEs and functions.
+    pub table: Option<Arc<Table>>,
+    /// The name columns are qualified with (alias, else table name).
+    pub name: String,
+    /// The scope (query level) it belongs to.
+    pub scope: usize,
+}
+
+/// What [`analyze_query`] found.
+#[derive(Debug, Default)]
+pub struct Analysis {
+    /// Every table reference, in walk order.
+    pub instances: Vec<Instance>,
+    /// Union-find parent per instance (distribution-column equivalence).
+    parent: Vec<usize>,
+    /// Pinned hash values: (instance, hash of the constant).
+    pub pins: Vec<(usize, i32)>,
+    /// Plain PostgreSQL tables (not distributed, not reference) that the statement reads.
+    pub local_tables: Vec<String>,
+    /// Tessera catalog relations (`pg_dist_*`, `citus_*`) referenced.
+    pub catalog_relations: bool,
+    /// UNION / INTERSECT / EXCEPT somewhere.
+    pub set_operation: bool,
+    /// A window function somewhere.
+    pub window_function: bool,
+    /// A CTE or derived table (subquery in FROM) that reads distributed tables.
+    pub nested_distributed: bool,
+    /// A subquery in a place the analysis does not walk.
+    pub opaque_subquery: bool,
+    /// A table function or other FROM item the analysis does not understand.
+    pub other_from_item: bool,
+    scopes: Vec<Scope>,
+    cte_names: Vec<String>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Scope {
+    parent: Option<usize>,
+    instances: Vec<usize>,
+}
+
+/// How a distributed statement may run, decided from an [`Analysis`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// No distributed or reference table: local to the coordinator PostgreSQL.
+    Local,
+    /// Only reference tables (and no distributed table).
+    ReferenceOnly,
+    /// All distributed tables pinned to shard index `.0` of their co-location group.
+    ShardGroup(usize),
+    /// All distributed tables co-located and joined on distribution columns: every shard group.
+    AllShardGroups,
+}
+
+impl Analysis {
+    fn find(&mut self, i: usize) -> usize {
+        let mut root = i;
+        while self.parent[root] != root {
+            root = self.parent[root];
+        }
+        let mut cur = i;
+        while self.parent[cur] != root {
+            let next = self.parent[cur];
+            self.parent[cur] = root;
+            cur = next;
+        }
+        root
+    }
+
+    fn union(&mut self, a: usize, b: usize) {
+        let (ra, rb) = (self.find(a), self.find(b));
+        if ra != rb {
+            self.parent[ra] = rb;
+        }
+    }
+
+    /// Distributed (hash) table instances.
+    pub fn distributed(&self) -> Vec<usize> {
+        (0..self.instances.len())
+            .filter(|i| {
+                self.instances[*i]
+                    .table
+                    .as_ref()
+                    .is_some_and(|t| !t.is_reference())
+            })
+            .collect()
+    }
+
+    /// Tables (distributed or reference) referenced, deduplicated by name.
+    pub fn tables(&self) -> Vec<Arc<Table>> {
+        let mut out: Vec<Arc<Table>> = Vec::new();
+        for inst in &self.instances {
+            if let Some(t) = &inst.table {
+                if !out.iter().any(|o| o.relid == t.relid) {
+                    out.push(t.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Decides where the statement may run, or why it cannot.
+    ///
+    /// Errors: [`PlanError::Unsupported`] for mixes Tessera cannot run correctly.
+    pub fn placement(&mut self) -> Result<Placement, PlanError> {
+        let tables = self.tables();
+        if tables.is_empty() {
+            return Ok(Placement::Local);
+        }
+        if let Some(local) = self.local_tables.first() {
+            return Err(PlanError::Unsupported(format!(
+                "queries that combine the local table \"{local}\" with distributed or reference tables are not supported; \
+                 make \"{local}\" a reference table with create_reference_table('{local}')"
+            )));
+        }
+        if self.catalog_relations {
+            return Err(PlanError::Unsupported(
+                "queries that combine Tessera catalog views with distributed tables are not supported".into(),
+            ));
+        }
+        let dist = self.distributed();
+        if dist.is_empty() {
+            return Ok(Placement::ReferenceOnly);
+        }
+        let colocation = self.instances[dist[0]]
+            .table
+            .as_ref()
+            .map(|t| t.colocation_id);
+        let co_located = dist
+            .iter()
+            .all(|i| self.instances[*i].table.as_ref().map(|t| t.colocation_id) == colocation);
+
+        // Router: every class pinned, all pins in one shard index.
+        let mut shard_index: Option<usize> = None;
+        let mut all_pinned = co_located;
+        for &i in &dist {
+            let root = self.find(i);
+            let pins: Vec<(usize, i32)> = self.pins.clone();
+            let mut class_index: Option<usize> = None;
+            for (pi, hash) in pins {
+                if self.find(pi) == root {
+                    let t = self.instances[pi].table.clone();
+                    if let Some(t) = t {
+                        let idx = t.shard_index_for_hash(hash);
+                        match class_index {
+                            None => class_index = Some(idx),
+                            Some(prev) if prev != idx => all_pinned = false,
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            match (class_index, shard_index) {
+                (None, _) => all_pinned = false,
+                (Some(c), None) => shard_index = Some(c),
+                (Some(c), Some(s)) if c != s => all_pinned = false,
+                _ => {}
+            }
+        }
+        if all_pinned {
+            if let Some(index) = shard_index {
+                return Ok(Placement::ShardGroup(index));
+            }
+        }
+        let names = |this: &Self| {
+            dist.iter()
+                .filter_map(|i| this.instances[*i].table.as_ref().map(|t| t.name.clone()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if !co_located {
+            return Err(PlanError::Unsupported(format!(
+                "queries over distributed tables that are not co-located ({}) are not supported unless every table is \
+                 filtered to one shard by its distribution column; distribute them with the same shard count and \
+                 colocate_with",
+                names(self)
+            )));
+        }
+        let root = self.find(dist[0]);
+        if dist.iter().any(|i| self.find(*i) != root) {
+            return Err(PlanError::Unsupported(format!(
+                "joins between distributed tables ({}) are only supported on their distribution columns \
+                 (e.g. a.dist_col = b.dist_col in WHERE or ON); other joins need every table filtered to one shard",
+                names(self)
+            )));
+        }
+        let what = if self.set_operation {
+            Some("UNION/INTERSECT/EXCEPT")
+        } else if self.window_function {
+            Some("window functions")
+        } else if self.nested_distributed {
+            Some("CTEs and subqueries in FROM")
+        } else if self.opaque_subquery {
+            Some("subqueries in this position")
+        } else if self.other_from_item {
+            Some("table functions")
+        } else {
+            None
+        };
+        if let Some(what) = what {
+            return Err(PlanError::Unsupported(format!(
+                "{what} over distributed tables are not supported across shards yet; filter every distributed table \
+                 to one shard with its distribution column (dist_col = value)"
+            )));
+        }
+        Ok(Placement::AllShardGroups)
+    }
+}
+
+/// Analyses a query (SELECT, or the source of INSERT ... SELECT).
+pub fn analyze_query(
+    query: &Query,
+    params: &[ParamValue],
+    catalog: &CatalogSnapshot,
+) -> Analysis {
+    let mut w = Walker {
+        a: Analysis::default(),
+        params,
+        catalog,
+    };
+    w.query(query, None);
+    w.a
+}
+
+/// Analyses a write: `target` is the written table (an instance in the top scope, aliased
+/// `alias`), `from` extra FROM/USING items, `selection` the WHERE clause.
+pub fn analyze_modify(
+    target: &ObjectName,
+    alias: Option<&Ident>,
+    from: &[TableWithJoins],
+    selection: Option<&Expr>,
+    extra_exprs: &[&Expr],
+    params: &[ParamValue],
+    catalog: &CatalogSnapshot,
+) -> Analysis {
+    let mut w = Walker {
+        a: Analysis::default(),
+        params,
+        catalog,
+    };
+    let scope = w.new_scope(None);
+    w.relation(target, alias, scope);
+    for twj in from {
+        w.table_with_joins(twj, scope);
+    }
+    if let Some(sel) = selection {
+        w.conjuncts(sel, scope);
+        w.expr(sel, scope);
+    }
+    for e in extra_exprs {
+        w.expr(e, scope);
+    }
+    w.a
+}
+
+struct Walker<'a> {
+    a: Analysis,
+    params: &'a [ParamValue],
+    catalog: &'a CatalogSnapshot,
+}
+
+/// Finds any subquery inside an expression we do not walk ourselves.
+struct HasQuery(bool);
+impl Visitor for HasQuery {
+    type Break = ();
+    fn pre_visit_query(&mut self, _q: &Query) -> std::ops::ControlFlow<()> {
+        self.0 = true;
+        std::ops::ControlFlow::Break(())
+    }
+}
+
+impl<'a> Walker<'a> {
+    fn new_scope(&mut self, parent: Option<usize>) -> usize {
+        self.a.scopes.push(Scope {
+            parent,
+            instances: Vec::new(),
+        });
+        self.a.scopes.len() - 1
+    }
+
+    fn add_instance(&mut self, table: Option<Arc<Table>>, name: String, scope: usize) -> usize {
+        let id = self.a.instances.len();
+        self.a.instances.push(Instance { table, name, scope });
+        self.a.parent.push(id);
+        self.a.scopes[scope].instances.push(id);
+        id
+    }
+
+    fn query(&mut self, q: &Query, parent: Option<usize>) {
+        if let Some(with) = &q.with {
+            for cte in &with.cte_tables {
+                let before = self.a.distributed().len();
+                self.query(&cte.query, parent);
+                if self.a.distributed().len() > before {
+                    self.a.nested_distributed = true;
+                }
+                self.a.cte_names.push(ident_name(&cte.alias.name));
+            }
+        }
+        let scope = self.new_scope(parent);
+        self.set_expr(&q.body, scope);
+        if let Some(order_by) = &q.order_by {
+            if let sqlparser::ast::OrderByKind::Expressions(exprs) = &order_by.kind {
+                for e in exprs {
+                    self.expr(&e.expr, scope);
+                }
+            }
+        }
+    }
+
+    fn set_expr(&mut self, body: &SetExpr, scope: usize) {
+        match body {
+            SetExpr::Select(s) => self.select(s, scope),
+            SetExpr::Query(q) => self.query(q, Some(scope)),
+            SetExpr::SetOperation { left, right, .. } => {
+                self.a.set_operation = true;
+                self.set_expr(left, scope);
+                self.set_expr(right, scope);
+            }
+            SetExpr::Values(v) => {
+                for row in &v.rows {
+                    for e in &row.content {
+                        self.expr(e, scope);
+                    }
+                }
+            }
+            other => {
+                let mut v = HasQuery(false);
+                let _ = other.visit(&mut v);
+                self.a.opaque_subquery |= v.0;
+            }
+        }
+    }
+
+    fn select(&mut self, s: &Select, scope: usize) {
+        for twj in &s.from {
+            self.table_with_joins(twj, scope);
+        }
+        if let Some(sel) = &s.selection {
+            self.conjuncts(sel, scope);
+            self.expr(sel, scope);
+        }
+        for item in &s.projection {
+            match item {
+                sqlparser::ast::SelectItem::UnnamedExpr(e)
+                | sqlparser::ast::SelectItem::ExprWithAlias { expr: e, .. } => self.expr(e, scope),
+                _ => {}
+            }
+        }
+        if let sqlparser::ast::GroupByExpr::Expressions(exprs, _) = &s.group_by {
+            for e in exprs {
+                self.expr(e, scope);
+            }
+        }
+        if let Some(h) = &s.having {
+            self.expr(h, scope);
+        }
+        if !s.named_window.is_empty() {
+            self.a.window_function = true;
+        }
+    }
+
+    fn table_with_joins(&mut self, twj: &TableWithJoins, scope: usize) {
+        self.factor(&twj.relation, scope);
+        for join in &twj.joins {
+            self.factor(&join.relation, scope);
+            use sqlparser::ast::{JoinConstraint, JoinOperator as J};
+            let constraint = match &join.join_operator {
+                J::Join(c)
+                | J::Inner(c)
+                | J::Left(c)
+                | J::LeftOuter(c)
+                | J::Right(c)
+                | J::RightOuter(c)
+                | J::FullOuter(c)
+                | J::CrossJoin(c)
+                | J::Semi(c)
+                | J::LeftSemi(c)
+                | J::RightSemi(c)
+                | J::Anti(c)
+                | J::LeftAnti(c)
+                | J::RightAnti(c) => Some(c),
+                _ => None,
+            };
+            match constraint {
+                Some(JoinConstraint::On(e)) => {
+                    self.conjuncts(e, scope);
+                    self.expr(e, scope);
+                }
+                Some(JoinConstraint::Using(cols)) => self.using(cols, scope),
+                _ => {}
+            }
+        }
+    }
+
+    /// `JOIN ... USING (c)`: the column is equal in every table of the scope that has it.
+    fn using(&mut self, cols: &[ObjectName], scope: usize) {
+        for col in cols {
+            let Some((_, name)) = object_name_parts(col) else {
+                continue;
+            };
+            let holders: Vec<usize> = self.a.scopes[scope]
+                .instances
+                .iter()
+                .copied()
+                .filter(|i| self.is_dist_column(*i, &name))
+                .collect();
+            for pair in holders.windows(2) {
+                self.a.union(pair[0], pair[1]);
+            }
+        }
+    }
+
+    fn relation(&mut self, name: &ObjectName, alias: Option<&Ident>, scope: usize) {
+        let Some((schema, table)) = object_name_parts(name) else {
+            self.a.other_from_item = true;
+            return;
+        };
+        let shown = alias.map(ident_name).unwrap_or_else(|| table.clone());
+        if schema.is_none() && self.a.cte_names.contains(&table) {
+            self.add_instance(None, shown, scope);
+            return;
+        }
+        if CATALOG_RELATIONS.contains(&table.as_str())
+            && matches!(schema.as_deref(), None | Some("pg_catalog") | Some("tessera"))
+        {
+            self.a.catalog_relations = true;
+            self.add_instance(None, shown, scope);
+            return;
+        }
+        match self.catalog.table(schema.as_deref(), &table) {
+            Some(t) => {
+                self.add_instance(Some(t.clone()), shown, scope);
+            }
+            None => {
+                self.a.local_tables.push(table);
+                self.add_instance(None, shown, scope);
+            }
+        }
+    }
+
+    fn factor(&mut self, f: &TableFactor, scope: usize) {
+        match f {
+            TableFactor::Table {
+                name, alias, args, ..
+            } => {
+                if args.is_some() {
+                    self.a.other_from_item = true;
+                    let shown = alias.as_ref().map(|a| ident_name(&a.name)).unwrap_or_default();
+                    self.add_instance(None, shown, scope);
+                } else {
+                    self.relation(name, alias.as_ref().map(|a| &a.name), scope);
+                }
+            }
+            TableFactor::Derived {
+                subquery,
+                alias,
+                lateral,
+                ..
+            } => {
+                let before = self.a.distributed().len();
+                let parent = if *lateral {
+                    Some(scope)
+                } else {
+                    self.a.scopes[scope].parent
+                };
+                self.query(subquery, parent);
+                if self.a.distributed().len() > before {
+                    self.a.nested_distributed = true;
+                }
+                let shown = alias.as_ref().map(|a| ident_name(&a.name)).unwrap_or_default();
+                self.add_instance(None, shown, scope);
+            }
+            TableFactor::NestedJoin {
+                table_with_joins, ..
+            } => self.table_with_joins(table_with_joins, scope),
+            _ => {
+                self.a.other_from_item = true;
+                self.add_instance(None, String::new(), scope);
+            }
+        }
+    }
+
+    /// Records distribution-column equalities and pins from the AND-conjuncts of `e`.
+    fn conjuncts(&mut self, e: &Expr, scope: usize) {
+        match e {
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::And,
+                right,
+            } => {
+                self.conjuncts(left, scope);
+                self.conjuncts(right, scope);
+            }
+            Expr::Nested(inner) => self.conjuncts(inner, scope),
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::Eq,
+                right,
+            } => {
+                let l = self.resolve_dist_column(left, scope);
+                let r = self.resolve_dist_column(right, scope);
+                match (l, r) {
+                    (Some(a), Some(b)) => self.a.union(a, b),
+                    (Some(a), None) => self.pin(a, right),
+                    (None, Some(b)) => self.pin(b, left),
+                    (None, None) => {}
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn pin(&mut self, instance: usize, value: &Expr) {
+        let Some(text) = constant_text(value, self.params) else {
+            return;
+        };
+        let Some(table) = self.a.instances[instance].table.clone() else {
+            return;
+        };
+        if let TableKind::Distributed { column_type, .. } = table.kind {
+            // A value that does not parse as the column's type is not pinned: the workers
+            // then evaluate (and reject or coerce) it exactly as PostgreSQL would.
+            if let Ok(hash) = column_type.hash_text_value(&text) {
+                self.a.pins.push((instance, hash));
+            }
+        }
+    }
+
+    fn is_dist_column(&self, instance: usize, column: &str) -> bool {
+        self.a.instances[instance]
+            .table
+            .as_ref()
+            .and_then(|t| t.distribution_column())
+            .is_some_and(|c| c.name == column)
+    }
+
+    /// The instance whose distribution column `e` names, if it does.
+    fn resolve_dist_column(&self, e: &Expr, scope: usize) -> Option<usize> {
+        let (instance, column) = self.resolve_column(e, scope)?;
+        self.is_dist_column(instance, &column).then_some(instance)
+    }
+
+    /// Resolves a column reference to (instance, column name) with PostgreSQL's scoping:
+    /// innermost query level first.
+    pub(crate) fn resolve_column(&self, e: &Expr, scope: usize) -> Option<(usize, String)> {
+        match e {
+            Expr::Nested(inner) => self.resolve_column(inner, scope),
+            Expr::Identifier(id) => {
+                let col = ident_name(id);
+                let mut s = Some(scope);
+                while let Some(cur) = s {
+                    let sc = &self.a.scopes[cur];
+                    let mut found = Vec::new();
+                    let mut unknown = false;
+                    for &i in &sc.instances {
+                        match &self.a.instances[i].table {
+                            Some(t) => {
+                                if t.column_index(&col).is_some() {
+                                    found.push(i);
+                                }
+                            }
+                            None => unknown = true,
+                        }
+                    }
+                    if found.len() == 1 && !unknown {
+                        return Some((found[0], col));
+                    }
+                    if !found.is_empty() || unknown {
+                        return None;
+                    }
+                    s = sc.parent;
+                }
+                None
+            }
+            Expr::CompoundIdentifier(parts) => {
+                let names: Vec<String> = parts.iter().map(ident_name).collect();
+                let (qualifier, col) = match names.as_slice() {
+                    [q, c] => (q.clone(), c.clone()),
+                    [_, q, c] => (q.clone(), c.clone()),
+                    _ => return None,
+                };
+                let mut s = Some(scope);
+                while let Some(cur) = s {
+                    let sc = &self.a.scopes[cur];
+                    for &i in &sc.instances {
+                        if self.a.instances[i].name == qualifier {
+                            let t = self.a.instances[i].table.as_ref()?;
+                            return t.column_index(&col).map(|_| (i, col));
+                        }
+                    }
+                    s = sc.parent;
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Walks an expression for subqueries and window functions.
+    fn expr(&mut self, e: &Expr, scope: usize) {
+        match e {
+            Expr::Exists { subquery, .. } | Expr::Subquery(subquery) => {
+                self.query(subquery, Some(scope))
+            }
+            Expr::InSubquery { expr, subquery, .. } => {
+                self.expr(expr, scope);
+                self.query(subquery, Some(scope));
+            }
+            Expr::BinaryOp { left, right, .. } => {
+                self.expr(left, scope);
+                self.expr(right, scope);
+            }
+            Expr::UnaryOp { expr, .. }
+            | Expr::Nested(expr)
+            | Expr::IsNull(expr)
+            | Expr::IsNotNull(expr)
+            | Expr::IsTrue(expr)
+            | Expr::IsFalse(expr)
+            | Expr::IsNotTrue(expr)
+            | Expr::IsNotFalse(expr)
+            | Expr::Cast { expr, .. } => self.expr(expr, scope),
+            Expr::Between {
+                expr, low, high, ..
+            } => {
+                self.expr(expr, scope);
+                self.expr(low, scope);
+                self.expr(high, scope);
+            }
+            Expr::InList { expr, list, .. } => {
+                self.expr(expr, scope);
+                for x in list {
+                    self.expr(x, scope);
+                }
+            }
+            Expr::Like { expr, pattern, .. } | Expr::ILike { expr, pattern, .. } => {
+                self.expr(expr, scope);
+                self.expr(pattern, scope);
+            }
+            Expr::Case {
+                operand,
+                conditions,
+                else_result,
+                ..
+            } => {
+                if let Some(o) = operand {
+                    self.expr(o, scope);
+                }
+                for cw in conditions {
+                    self.expr(&cw.condition, scope);
+                    self.expr(&cw.result, scope);
+                }
+                if let Some(e) = else_result {
+                    self.expr(e, scope);
+                }
+            }
+            Expr::Function(f) => {
+                if f.over.is_some() {
+                    self.a.window_function = true;
+                }
+                if let FunctionArguments::List(list) = &f.args {
+                    for arg in &list.args {
+                        let inner = match arg {
+                            FunctionArg::Named { arg, .. }
+                            | FunctionArg::ExprNamed { arg, .. }
+                            | FunctionArg::Unnamed(arg) => arg,
+                        };
+                        if let FunctionArgExpr::Expr(x) = inner {
+                            self.expr(x, scope);
+                        }
+                    }
+                }
+                if let FunctionArguments::Subquery(q) = &f.args {
+                    self.query(q, Some(scope));
+                }
+                if let Some(filter) = &f.filter {
+                    self.expr(filter, scope);
+                }
+            }
+            Expr::Identifier(_)
+            | Expr::CompoundIdentifier(_)
+            | Expr::Value(_)
+            | Expr::TypedString(_)
+            | Expr::Interval(_) => {}
+            other => {
+                let mut v = HasQuery(false);
+                let _ = other.visit(&mut v);
+                self.a.opaque_subquery |= v.0;
+            }
+        }
+    }
+}
+
+/// The text of a constant expression: a literal, a `$n` parameter, a typed string
+/// (`date '...'`), a cast of those, or a negated number. `None` for anything else and for NULL.
+pub fn constant_text(e: &Expr, params: &[ParamValue]) -> Option<String> {
+    match e {
+        Expr::Nested(inner) => constant_text(inner, params),
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => Some(n.to_string()),
+            Value::SingleQuotedString(s) | Value::EscapedStringLiteral(s) => Some(s.clone()),
+            Value::Placeholder(p) => {
+                let n: usize = p.strip_prefix('$')?.parse().ok()?;
+                match params.get(n.checked_sub(1)?)? {
+                    ParamValue::Text(t) => Some(t.clone()),
+                    _ => None,
+                }
+            }
+            _ => None,
+        },
+        Expr::TypedString(ts) => match &ts.value.value {
+            Value::SingleQuotedString(s) => Some(s.clone()),
+            _ => None,
+        },
+        Expr::Cast { expr, .. } => constant_text(expr, params),
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => match expr.as_ref() {
+            Expr::Value(v) => match &v.value {
+                Value::Number(n, _) => Some(format!("-{n}")),
+                _ => None,
+            },
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Whether `e` is SQL NULL (possibly cast: `NULL::int`).
+pub fn is_null_literal(e: &Expr, params: &[ParamValue]) -> bool {
+    match e {
+        Expr::Nested(inner) | Expr::Cast { expr: inner, .. } => is_null_literal(inner, params),
+        Expr::Value(v) => match &v.value {
+            Value::Null => true,
+            Value::Placeholder(p) => p
+                .strip_prefix('$')
+                .and_then(|n| n.parse::<usize>().ok())
+                .and_then(|n| params.get(n.checked_sub(1)?))
+                .is_some_and(|p| *p == ParamValue::Null),
+            _ => false,
+        },
+        _ => false,
+    }
+}

@@ -1,0 +1,371 @@
+//! Planning INSERT, UPDATE and DELETE.
+//!
+//! INSERT ... VALUES splits its rows by shard: each row's distribution-column value must be a
+//! constant (or `$n`), is hashed, and the rows of one shard become one INSERT on that shard.
+//! UPDATE and DELETE go to one shard when the distribution column is pinned, otherwise to every
+//! shard. Writes to reference tables go to every placement. More than one task means a
+//! multi-task write, which the executor commits atomically.
+
+use sqlparser::ast::{
+    AssignmentTarget, Expr, FromTable, Ident, ObjectName, SetExpr, Statement, TableFactor,
+    TableObject, TableWithJoins, UpdateTableFromKind,
+};
+use tessera_catalog::{CatalogSnapshot, Table, TableKind};
+
+use crate::analyze::{
+    analyze_modify, analyze_query, constant_text, ident_name, is_null_literal, object_name_parts,
+    Placement,
+};
+use crate::multi_shard::shard_group_placement;
+use crate::rewrite::{rewrite_catalog_names, rewrite_for_shard};
+use crate::{DistributedPlan, ParamValue, PlanError, RowCountFrom, Task};
+
+/// Plans an INSERT, UPDATE or DELETE statement.
+pub fn plan_modify(
+    stmt: &Statement,
+    original: &str,
+    params: &[ParamValue],
+    catalog: &CatalogSnapshot,
+) -> Result<DistributedPlan, PlanError> {
+    match stmt {
+        Statement::Insert(insert) => {
+            let TableObject::TableName(name) = &insert.table else {
+                return Ok(local(stmt, original));
+            };
+            let Some((schema, table_name)) = object_name_parts(name) else {
+                return Ok(local(stmt, original));
+            };
+            let Some(table) = catalog.table(schema.as_deref(), &table_name).cloned() else {
+                // A local table; its source must not read distributed tables.
+                if let Some(source) = &insert.source {
+                    let mut a = analyze_query(source, params, catalog);
+                    if a.placement()? != Placement::Local {
+                        return Err(PlanError::Unsupported(format!(
+                            "INSERT INTO local table \"{table_name}\" ... SELECT from distributed tables is not supported yet"
+                        )));
+                    }
+                }
+                return Ok(local(stmt, original));
+            };
+            plan_insert(stmt, insert, &table, params, catalog)
+        }
+        Statement::Update(update) => {
+            let (name, alias) = target_of(&update.table)?;
+            if let Some(table) = lookup(catalog, &name) {
+                if let Some(col) = table.distribution_column() {
+                    for a in &update.assignments {
+                        let targets: Vec<&ObjectName> = match &a.target {
+                            AssignmentTarget::ColumnName(n) => vec![n],
+                            AssignmentTarget::Tuple(v) => v.iter().collect(),
+                        };
+                        if targets.iter().any(|n| {
+                            object_name_parts(n).is_some_and(|(_, c)| c == col.name)
+                        }) {
+                            return Err(PlanError::Unsupported(format!(
+                                "modifying the partition value of rows is not allowed (column \"{}\" of \"{}\")",
+                                col.name, table.name
+                            )));
+                        }
+                    }
+                }
+            }
+            let mut from: Vec<TableWithJoins> = update
+                .table
+                .joins
+                .iter()
+                .map(|j| TableWithJoins {
+                    relation: j.relation.clone(),
+                    joins: vec![],
+                })
+                .collect();
+            match &update.from {
+                Some(UpdateTableFromKind::BeforeSet(v)) | Some(UpdateTableFromKind::AfterSet(v)) => {
+                    from.extend(v.iter().cloned())
+                }
+                None => {}
+            }
+            let mut extra: Vec<&Expr> = update.assignments.iter().map(|a| &a.value).collect();
+            let returning_exprs = returning_exprs(update.returning.as_deref());
+            extra.extend(returning_exprs.iter());
+            plan_update_delete(
+                stmt, original, "UPDATE", &name, alias.as_ref(), &from,
+                update.selection.as_ref(), &extra, update.returning.is_some(), params, catalog,
+            )
+        }
+        Statement::Delete(delete) => {
+            let tables = match &delete.from {
+                FromTable::WithFromKeyword(v) | FromTable::WithoutKeyword(v) => v,
+            };
+            let Some(first) = tables.first() else {
+                return Ok(local(stmt, original));
+            };
+            if tables.len() > 1 || !delete.tables.is_empty() {
+                return Err(PlanError::Unsupported(
+                    "multi-table DELETE is not PostgreSQL syntax; use DELETE ... USING".into(),
+                ));
+            }
+            let (name, alias) = target_of(first)?;
+            let mut from: Vec<TableWithJoins> = first
+                .joins
+                .iter()
+                .map(|j| TableWithJoins {
+                    relation: j.relation.clone(),
+                    joins: vec![],
+                })
+                .collect();
+            if let Some(using) = &delete.using {
+                from.extend(using.iter().cloned());
+            }
+            let returning_exprs = returning_exprs(delete.returning.as_deref());
+            let extra: Vec<&Expr> = returning_exprs.iter().collect();
+            plan_update_delete(
+                stmt, original, "DELETE", &name, alias.as_ref(), &from,
+                delete.selection.as_ref(), &extra, delete.returning.is_some(), params, catalog,
+            )
+        }
+        _ => Ok(local(stmt, original)),
+    }
+}
+
+fn returning_exprs(items: Option<&[sqlparser::ast::SelectItem]>) -> Vec<Expr> {
+    items
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|i| match i {
+            sqlparser::ast::SelectItem::UnnamedExpr(e)
+            | sqlparser::ast::SelectItem::ExprWithAlias { expr: e, .. } => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn local(stmt: &Statement, original: &str) -> DistributedPlan {
+    DistributedPlan::Local(rewrite_catalog_names(stmt).unwrap_or_else(|| original.to_string()))
+}
+
+fn lookup<'a>(catalog: &'a CatalogSnapshot, name: &ObjectName) -> Option<&'a std::sync::Arc<Table>> {
+    let (schema, table) = object_name_parts(name)?;
+    catalog.table(schema.as_deref(), &table)
+}
+
+fn target_of(twj: &TableWithJoins) -> Result<(ObjectName, Option<Ident>), PlanError> {
+    match &twj.relation {
+        TableFactor::Table { name, alias, .. } => {
+            Ok((name.clone(), alias.as_ref().map(|a| a.name.clone())))
+        }
+        _ => Err(PlanError::Unsupported(
+            "UPDATE/DELETE of this kind of relation is not supported".into(),
+        )),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn plan_update_delete(
+    stmt: &Statement,
+    original: &str,
+    command: &'static str,
+    target: &ObjectName,
+    alias: Option<&Ident>,
+    from: &[TableWithJoins],
+    selection: Option<&Expr>,
+    extra: &[&Expr],
+    returning: bool,
+    params: &[ParamValue],
+    catalog: &CatalogSnapshot,
+) -> Result<DistributedPlan, PlanError> {
+    let mut analysis = analyze_modify(target, alias, from, selection, extra, params, catalog);
+    let Some(target_table) = lookup(catalog, target).cloned() else {
+        if analysis.placement()? != Placement::Local {
+            return Err(PlanError::Unsupported(format!(
+                "{command} of a local table that reads distributed or reference tables is not supported yet"
+            )));
+        }
+        return Ok(local(stmt, original));
+    };
+    if target_table.is_reference() {
+        if !analysis.distributed().is_empty() {
+            return Err(PlanError::Unsupported(format!(
+                "{command} of reference table \"{}\" that reads distributed tables is not supported",
+                target_table.name
+            )));
+        }
+        analysis.placement()?;
+        return Ok(reference_write(stmt, &target_table, command, returning, catalog));
+    }
+    match analysis.placement()? {
+        Placement::ShardGroup(index) => {
+            let group_id = shard_group_placement(&analysis, index)?;
+            let (rewritten, shard_ids) = rewrite_for_shard(stmt, catalog, index);
+            Ok(DistributedPlan::Router(Task {
+                group_id,
+                sql: rewritten.to_string(),
+                shard_ids,
+            }))
+        }
+        Placement::AllShardGroups => {
+            let mut tasks = Vec::new();
+            for (index, shard) in target_table.shards.iter().enumerate() {
+                let group_id = shard.placements.first().map(|p| p.group_id).ok_or_else(|| {
+                    PlanError::ObjectNotInPrerequisiteState(format!("shard {} has no placement", shard.shard_id))
+                })?;
+                let (rewritten, shard_ids) = rewrite_for_shard(stmt, catalog, index);
+                tasks.push(Task {
+                    group_id,
+                    sql: rewritten.to_string(),
+                    shard_ids,
+                });
+            }
+            Ok(DistributedPlan::Modify {
+                tasks,
+                command,
+                count: RowCountFrom::Sum,
+                returning,
+            })
+        }
+        Placement::Local | Placement::ReferenceOnly => Err(PlanError::Unsupported(
+            "internal: distributed write without distributed table".into(),
+        )),
+    }
+}
+
+fn reference_write(
+    stmt: &Statement,
+    table: &Table,
+    command: &'static str,
+    returning: bool,
+    catalog: &CatalogSnapshot,
+) -> DistributedPlan {
+    let (rewritten, shard_ids) = rewrite_for_shard(stmt, catalog, 0);
+    let sql = rewritten.to_string();
+    let tasks: Vec<Task> = table.shards[0]
+        .placements
+        .iter()
+        .map(|p| Task {
+            group_id: p.group_id,
+            sql: sql.clone(),
+            shard_ids: shard_ids.clone(),
+        })
+        .collect();
+    if tasks.len() == 1 {
+        return DistributedPlan::Router(tasks.into_iter().next().unwrap_or_else(|| unreachable!()));
+    }
+    DistributedPlan::Modify {
+        tasks,
+        command,
+        count: RowCountFrom::First,
+        returning,
+    }
+}
+
+fn plan_insert(
+    stmt: &Statement,
+    insert: &sqlparser::ast::Insert,
+    table: &Table,
+    params: &[ParamValue],
+    catalog: &CatalogSnapshot,
+) -> Result<DistributedPlan, PlanError> {
+    let Some(source) = &insert.source else {
+        return Err(PlanError::Unsupported("INSERT without VALUES is not supported".into()));
+    };
+    if source.with.is_some() || source.order_by.is_some() || source.limit_clause.is_some() {
+        return Err(PlanError::Unsupported(format!(
+            "INSERT ... SELECT into distributed table \"{}\" is not supported yet",
+            table.name
+        )));
+    }
+    let SetExpr::Values(values) = source.body.as_ref() else {
+        return Err(PlanError::Unsupported(format!(
+            "INSERT ... SELECT into distributed table \"{}\" is not supported yet; use COPY or INSERT ... VALUES",
+            table.name
+        )));
+    };
+    // Subqueries in VALUES could read other shards.
+    let mut a = analyze_query(source, params, catalog);
+    if !a.tables().is_empty() || a.opaque_subquery {
+        a.placement()?;
+        return Err(PlanError::Unsupported(
+            "INSERT ... VALUES with subqueries over distributed tables is not supported".into(),
+        ));
+    }
+    if table.is_reference() {
+        return Ok(reference_write(stmt, table, "INSERT", insert.returning.is_some(), catalog));
+    }
+    let TableKind::Distributed { column_index, .. } = table.kind else {
+        return Err(PlanError::Unsupported("internal: not distributed".into()));
+    };
+    let dist_name = &table.columns[column_index].name;
+    let position = if insert.columns.is_empty() {
+        Some(column_index)
+    } else {
+        insert.columns.iter().position(|c| {
+            object_name_parts(c).is_some_and(|(_, n)| &n == dist_name)
+        })
+    };
+    let Some(position) = position else {
+        return Err(PlanError::NotNullViolation(format!(
+            "cannot perform an INSERT without a partition column value (column \"{dist_name}\" of \"{}\")",
+            table.name
+        )));
+    };
+    let TableKind::Distributed { column_type, .. } = table.kind else {
+        unreachable!()
+    };
+    let mut by_shard: std::collections::BTreeMap<usize, Vec<sqlparser::ast::Parens<Vec<Expr>>>> = Default::default();
+    for row in &values.rows {
+        let Some(value) = row.content.get(position) else {
+            return Err(PlanError::Syntax("INSERT has more target columns than expressions".into()));
+        };
+        if is_null_literal(value, params) {
+            return Err(PlanError::NotNullViolation(
+                "cannot perform an INSERT with NULL in the partition column".into(),
+            ));
+        }
+        if matches!(value, Expr::Identifier(id) if ident_name(id) == "default") {
+            return Err(PlanError::Unsupported(format!(
+                "the distribution column \"{dist_name}\" needs an explicit value in INSERT"
+            )));
+        }
+        let Some(text) = constant_text(value, params) else {
+            return Err(PlanError::Unsupported(format!(
+                "the value of distribution column \"{dist_name}\" must be a constant or a parameter in INSERT, not {value}"
+            )));
+        };
+        let hash = column_type.hash_text_value(&text).map_err(|e| {
+            PlanError::InvalidParameter(e.to_string())
+        })?;
+        by_shard
+            .entry(table.shard_index_for_hash(hash))
+            .or_default()
+            .push(row.clone());
+    }
+    let mut tasks = Vec::new();
+    for (index, rows) in by_shard {
+        let mut piece = stmt.clone();
+        if let Statement::Insert(ins) = &mut piece {
+            if let Some(src) = &mut ins.source {
+                if let SetExpr::Values(v) = src.body.as_mut() {
+                    v.rows = rows;
+                }
+            }
+        }
+        let shard = &table.shards[index];
+        let group_id = shard.placements.first().map(|p| p.group_id).ok_or_else(|| {
+            PlanError::ObjectNotInPrerequisiteState(format!("shard {} has no placement", shard.shard_id))
+        })?;
+        let (rewritten, shard_ids) = rewrite_for_shard(&piece, catalog, index);
+        tasks.push(Task {
+            group_id,
+            sql: rewritten.to_string(),
+            shard_ids,
+        });
+    }
+    if tasks.len() == 1 {
+        return Ok(DistributedPlan::Router(tasks.remove(0)));
+    }
+    Ok(DistributedPlan::Modify {
+        tasks,
+        command: "INSERT",
+        count: RowCountFrom::Sum,
+        returning: insert.returning.is_some(),
+    })
+}

@@ -1,0 +1,139 @@
+//! Rewriting a statement for one shard group: every distributed or reference table name becomes
+//! its shard's name (`"public"."orders_102008"`), aliased with the original name so that
+//! qualified column references (`orders.o_orderkey`) keep working, as Citus does.
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    Ident, ObjectName, ObjectNamePart, Statement, TableAlias, TableFactor, VisitMut, VisitorMut,
+};
+use tessera_catalog::{shard_name, store::CATALOG_RELATIONS, CatalogSnapshot, Table};
+
+use crate::analyze::object_name_parts;
+
+/// A quoted, schema-qualified object name for `schema.name`.
+pub fn quoted_name(schema: &str, name: &str) -> ObjectName {
+    ObjectName(vec![
+        ObjectNamePart::Identifier(Ident::with_quote('"', schema)),
+        ObjectNamePart::Identifier(Ident::with_quote('"', name)),
+    ])
+}
+
+/// The shard table of `table` at shard index `index` (reference tables: their only shard).
+pub fn shard_object_name(table: &Table, index: usize) -> ObjectName {
+    let shard = if table.is_reference() {
+        &table.shards[0]
+    } else {
+        &table.shards[index]
+    };
+    quoted_name(&table.schema, &shard_name(&table.name, shard.shard_id))
+}
+
+/// Double-quotes an identifier for generated SQL (`"` doubled inside).
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Quotes a string literal for generated SQL (`'` doubled inside).
+pub fn quote_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+struct ShardRewriter<'a> {
+    catalog: &'a CatalogSnapshot,
+    index: usize,
+    shard_ids: Vec<i64>,
+}
+
+impl VisitorMut for ShardRewriter<'_> {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        if let TableFactor::Table {
+            name, alias, args: None, ..
+        } = factor
+        {
+            if let Some((schema, table_name)) = object_name_parts(name) {
+                if let Some(table) = self.catalog.table(schema.as_deref(), &table_name) {
+                    let shard = shard_object_name(table, self.index);
+                    self.shard_ids.push(shard_id_at(table, self.index));
+                    *name = shard;
+                    if alias.is_none() {
+                        *alias = Some(TableAlias {
+                            explicit: true,
+                            name: Ident::with_quote('"', table_name),
+                            columns: vec![],
+                            at: None,
+                        });
+                    }
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn shard_id_at(table: &Table, index: usize) -> i64 {
+    if table.is_reference() {
+        table.shards[0].shard_id
+    } else {
+        table.shards[index].shard_id
+    }
+}
+
+/// Returns `stmt` rewritten for shard index `index` and the shard ids it now names.
+pub fn rewrite_for_shard(
+    stmt: &Statement,
+    catalog: &CatalogSnapshot,
+    index: usize,
+) -> (Statement, Vec<i64>) {
+    let mut copy = stmt.clone();
+    let mut rewriter = ShardRewriter {
+        catalog,
+        index,
+        shard_ids: Vec::new(),
+    };
+    let _ = copy.visit(&mut rewriter);
+    if let Statement::Insert(insert) = &mut copy {
+        if let sqlparser::ast::TableObject::TableName(name) = &mut insert.table {
+            if let Some((schema, table_name)) = object_name_parts(name) {
+                if let Some(table) = catalog.table(schema.as_deref(), &table_name) {
+                    rewriter.shard_ids.push(shard_id_at(table, index));
+                    *name = shard_object_name(table, index);
+                }
+            }
+        }
+    }
+    rewriter.shard_ids.sort_unstable();
+    rewriter.shard_ids.dedup();
+    (copy, rewriter.shard_ids)
+}
+
+struct CatalogRewriter {
+    changed: bool,
+}
+
+impl VisitorMut for CatalogRewriter {
+    type Break = ();
+
+    fn pre_visit_relation(&mut self, name: &mut ObjectName) -> ControlFlow<()> {
+        if let Some((schema, table)) = object_name_parts(name) {
+            if CATALOG_RELATIONS.contains(&table.as_str())
+                && matches!(schema.as_deref(), None | Some("pg_catalog"))
+            {
+                *name = quoted_name(tessera_catalog::store::CATALOG_SCHEMA, &table);
+                self.changed = true;
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Maps Citus catalog names (`pg_dist_node`, `citus_tables`, ...) to Tessera's catalog schema.
+/// Returns `None` when the statement names none of them.
+pub fn rewrite_catalog_names(stmt: &Statement) -> Option<String> {
+    let mut copy = stmt.clone();
+    let mut rewriter = CatalogRewriter { changed: false };
+    let _ = copy.visit(&mut rewriter);
+    rewriter.changed.then(|| copy.to_string())
+}

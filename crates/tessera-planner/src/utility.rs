@@ -1,0 +1,210 @@
+//! Recognizing Tessera's own functions: `SELECT create_distributed_table(...)` and friends,
+//! with Citus' signatures, defaults and named arguments (`shard_count => 32`).
+
+use sqlparser::ast::{
+    Expr, FunctionArg, FunctionArgExpr, FunctionArgOperator, FunctionArguments, Query,
+    SelectItem, SetExpr,
+};
+
+use crate::analyze::{constant_text, ident_name};
+use crate::{ParamValue, PlanError};
+
+/// A call of one of Tessera's functions, arguments checked and defaults filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UtilityCall {
+    /// `create_distributed_table(table_name regclass, distribution_column text,
+    /// distribution_type = 'hash', colocate_with text = 'default', shard_count int = NULL)`.
+    CreateDistributedTable {
+        /// Table name as given (resolved as regclass by the coordinator PostgreSQL).
+        table: String,
+        /// Distribution column name.
+        column: String,
+        /// 'default', 'none', or a table name.
+        colocate_with: String,
+        /// Shard count; `None` means the default (32, Citus' `citus.shard_count`).
+        shard_count: Option<u32>,
+    },
+    /// `create_reference_table(table_name regclass)`.
+    CreateReferenceTable {
+        /// Table name as given.
+        table: String,
+    },
+    /// `citus_add_node(nodename text, nodeport int)` (also `master_add_node`).
+    AddNode {
+        /// Host.
+        host: String,
+        /// Port.
+        port: u16,
+    },
+    /// `citus_remove_node(nodename text, nodeport int)` (also `master_remove_node`).
+    RemoveNode {
+        /// Host.
+        host: String,
+        /// Port.
+        port: u16,
+    },
+}
+
+impl UtilityCall {
+    /// The function's name, which is also the result column's name.
+    pub fn function_name(&self) -> &'static str {
+        match self {
+            UtilityCall::CreateDistributedTable { .. } => "create_distributed_table",
+            UtilityCall::CreateReferenceTable { .. } => "create_reference_table",
+            UtilityCall::AddNode { .. } => "citus_add_node",
+            UtilityCall::RemoveNode { .. } => "citus_remove_node",
+        }
+    }
+}
+
+const FUNCTIONS: &[&str] = &[
+    "create_distributed_table",
+    "create_reference_table",
+    "citus_add_node",
+    "master_add_node",
+    "citus_remove_node",
+    "master_remove_node",
+];
+
+fn invalid(s: impl Into<String>) -> PlanError {
+    PlanError::InvalidParameter(s.into())
+}
+
+/// Whether `sql` is a call of one of Tessera's functions (cheap check for Describe).
+pub fn is_utility_call(query: &Query) -> bool {
+    call_of(query).is_some()
+}
+
+fn call_of(query: &Query) -> Option<(String, &sqlparser::ast::Function)> {
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    if !select.from.is_empty() || select.projection.len() != 1 || select.selection.is_some() {
+        return None;
+    }
+    let expr = match &select.projection[0] {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+        _ => return None,
+    };
+    let Expr::Function(f) = expr else { return None };
+    let name = f.name.0.last().map(|p| match p {
+        sqlparser::ast::ObjectNamePart::Identifier(i) => ident_name(i),
+        sqlparser::ast::ObjectNamePart::Function(f) => f.name.value.clone(),
+    })?;
+    FUNCTIONS.contains(&name.as_str()).then_some((name, f))
+}
+
+/// Recognizes `SELECT tessera_function(args)`; `Ok(None)` for any other query.
+///
+/// Errors: [`PlanError::InvalidParameter`] for missing, unknown or non-constant arguments.
+pub fn recognize(query: &Query, params: &[ParamValue]) -> Result<Option<UtilityCall>, PlanError> {
+    let Some((name, f)) = call_of(query) else {
+        return Ok(None);
+    };
+    let FunctionArguments::List(list) = &f.args else {
+        return Err(invalid(format!("{name} needs arguments")));
+    };
+    let mut positional: Vec<Option<String>> = Vec::new();
+    let mut named: Vec<(String, Option<String>)> = Vec::new();
+    let value = |e: &FunctionArgExpr| -> Result<Option<String>, PlanError> {
+        match e {
+            FunctionArgExpr::Expr(x) => {
+                if crate::analyze::is_null_literal(x, params) {
+                    return Ok(None);
+                }
+                constant_text(x, params).map(Some).ok_or_else(|| {
+                    invalid(format!("arguments of {name} must be constants, not {x}"))
+                })
+            }
+            _ => Err(invalid(format!("bad argument to {name}"))),
+        }
+    };
+    for arg in &list.args {
+        match arg {
+            FunctionArg::Unnamed(e) => {
+                if !named.is_empty() {
+                    return Err(PlanError::Syntax("positional argument cannot follow named argument".into()));
+                }
+                positional.push(value(e)?)
+            }
+            FunctionArg::Named { name: n, arg, operator } => {
+                if !matches!(operator, FunctionArgOperator::RightArrow | FunctionArgOperator::Assignment) {
+                    return Err(PlanError::Syntax(format!("use name => value for named arguments of {name}")));
+                }
+                named.push((ident_name(n), value(arg)?))
+            }
+            FunctionArg::ExprNamed { name: Expr::Identifier(n), arg, .. } => {
+                named.push((ident_name(n), value(arg)?))
+            }
+            FunctionArg::ExprNamed { .. } => return Err(invalid(format!("bad argument to {name}"))),
+        }
+    }
+    let signature: &[&str] = match name.as_str() {
+        "create_distributed_table" => &["table_name", "distribution_column", "distribution_type", "colocate_with", "shard_count"],
+        "create_reference_table" => &["table_name"],
+        "citus_add_node" | "master_add_node" => &["nodename", "nodeport", "groupid", "noderole", "nodecluster"],
+        _ => &["nodename", "nodeport"],
+    };
+    if positional.len() > signature.len() {
+        return Err(invalid(format!("too many arguments for {name}")));
+    }
+    let mut args: Vec<Option<String>> = vec![None; signature.len()];
+    let mut given = vec![false; signature.len()];
+    for (i, v) in positional.into_iter().enumerate() {
+        args[i] = v;
+        given[i] = true;
+    }
+    for (n, v) in named {
+        let Some(i) = signature.iter().position(|s| *s == n) else {
+            return Err(invalid(format!("function {name} has no parameter named \"{n}\"")));
+        };
+        args[i] = v;
+        given[i] = true;
+    }
+    let required = |i: usize| -> Result<String, PlanError> {
+        args[i].clone().ok_or_else(|| invalid(format!("{} of {name} must not be NULL", signature[i])))
+    };
+    let port = |i: usize| -> Result<u16, PlanError> {
+        required(i)?.parse::<u16>().map_err(|_| invalid(format!("invalid port for {name}")))
+    };
+    let call = match name.as_str() {
+        "create_distributed_table" => {
+            if !given[1] {
+                return Err(invalid("create_distributed_table needs a distribution column; reference tables use create_reference_table"));
+            }
+            let dtype = args[2].clone().unwrap_or_else(|| "hash".into());
+            if dtype != "hash" {
+                return Err(PlanError::Unsupported(format!(
+                    "distribution_type '{dtype}' is not supported; Tessera distributes by hash"
+                )));
+            }
+            let shard_count = match &args[4] {
+                None => None,
+                Some(s) => {
+                    let n: i64 = s.parse().map_err(|_| invalid(format!("invalid shard_count: {s}")))?;
+                    if !(1..=64000).contains(&n) {
+                        return Err(invalid(format!("{n} is outside the valid range for parameter \"shard_count\" (1 .. 64000)")));
+                    }
+                    Some(n as u32)
+                }
+            };
+            UtilityCall::CreateDistributedTable {
+                table: required(0)?,
+                column: required(1)?,
+                colocate_with: args[3].clone().unwrap_or_else(|| "default".into()),
+                shard_count,
+            }
+        }
+        "create_reference_table" => UtilityCall::CreateReferenceTable { table: required(0)? },
+        "citus_add_node" | "master_add_node" => {
+            if let Some(role) = &args[3] {
+                if role != "primary" {
+                    return Err(PlanError::Unsupported("only primary nodes can be added yet".into()));
+                }
+            }
+            UtilityCall::AddNode { host: required(0)?, port: port(1)? }
+        }
+        _ => UtilityCall::RemoveNode { host: required(0)?, port: port(1)? },
+    };
+    Ok(Some(call))
+}
