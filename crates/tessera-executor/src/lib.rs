@@ -1,1 +1,617 @@
-//! tessera-executor
+//! Tessera's executor: runs [`DistributedPlan`]s against the workers and the coordinator
+//! PostgreSQL.
+//!
+//! Owns the connection pools, the catalog snapshot, the fan-out of tasks, the merge of
+//! multi-shard results (DataFusion, in [`merge`]), COPY routing ([`copy_router`]), Tessera's
+//! own functions ([`utility`]) and transactions: a transaction that touches one worker is
+//! delegated to it; one that writes on several commits with two-phase commit, its decision
+//! recorded in `tessera.pg_dist_transaction` on the coordinator PostgreSQL ([`transaction`]).
+//!
+//! The router path is kept lean on purpose: one pooled connection, one round trip, rows handed
+//! back as the worker sent them.
+
+pub mod copy_router;
+pub mod merge;
+pub mod pool;
+pub mod transaction;
+pub mod utility;
+pub mod values;
+pub mod wire;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::future::join_all;
+use tessera_catalog::{CatalogSnapshot, SnapshotCell};
+use tessera_planner::{DistributedPlan, MergePlan, PlanError, RowCountFrom, Task, TransactionCommand};
+
+pub use copy_router::CopyRouter;
+use pool::{PooledConnection, Pools};
+pub use transaction::Session;
+use wire::{BoundParam, ConnParams, ServerError, StatementResult, WireConnection, WireError};
+
+/// Errors of execution; [`ExecError::sqlstate`] gives the SQLSTATE for the client.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// An error a PostgreSQL server reported; passed through with its SQLSTATE.
+    #[error("{}", .error.message)]
+    Server {
+        /// The server's error fields.
+        error: ServerError,
+        /// Which worker, if not the coordinator PostgreSQL.
+        node: Option<String>,
+    },
+    /// An error of Tessera's own with a SQLSTATE.
+    #[error("{message}")]
+    Sql {
+        /// SQLSTATE.
+        code: String,
+        /// Message.
+        message: String,
+    },
+    /// Something Tessera cannot do correctly yet (0A000).
+    #[error("{0}")]
+    Unsupported(String),
+    /// A worker or the coordinator PostgreSQL cannot be reached (08006).
+    #[error("{0}")]
+    Connection(String),
+    /// A bug or an unexpected state (XX000).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ExecError {
+    /// The SQLSTATE to report.
+    pub fn sqlstate(&self) -> String {
+        match self {
+            ExecError::Server { error, .. } => error.code.clone(),
+            ExecError::Sql { code, .. } => code.clone(),
+            ExecError::Unsupported(_) => "0A000".into(),
+            ExecError::Connection(_) => "08006".into(),
+            ExecError::Internal(_) => "XX000".into(),
+        }
+    }
+
+    fn on_node(self, address: &str) -> ExecError {
+        match self {
+            ExecError::Server { error, node: None } => ExecError::Server {
+                error,
+                node: Some(address.to_string()),
+            },
+            other => other,
+        }
+    }
+}
+
+impl From<PlanError> for ExecError {
+    fn from(e: PlanError) -> Self {
+        ExecError::Sql {
+            code: e.sqlstate().into(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<WireError> for ExecError {
+    fn from(e: WireError) -> Self {
+        match e {
+            WireError::Server(error) => ExecError::Server { error, node: None },
+            other => ExecError::Connection(other.to_string()),
+        }
+    }
+}
+
+impl From<tessera_catalog::CatalogError> for ExecError {
+    fn from(e: tessera_catalog::CatalogError) -> Self {
+        match e {
+            tessera_catalog::CatalogError::Postgres(pg) => pg_error(pg),
+            tessera_catalog::CatalogError::InvalidValue { .. } => ExecError::Sql {
+                code: "22P02".into(),
+                message: e.to_string(),
+            },
+            other => ExecError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Converts a tokio-postgres error, keeping the server's SQLSTATE and message.
+pub fn pg_error(e: tokio_postgres::Error) -> ExecError {
+    if let Some(db) = e.as_db_error() {
+        return ExecError::Server {
+            error: ServerError {
+                severity: db.severity().to_string(),
+                code: db.code().code().to_string(),
+                message: db.message().to_string(),
+                detail: db.detail().map(str::to_string),
+                hint: db.hint().map(str::to_string),
+                ..Default::default()
+            },
+            node: None,
+        };
+    }
+    ExecError::Connection(format!("coordinator PostgreSQL: {e}"))
+}
+
+/// How the executor reaches the coordinator PostgreSQL and the workers.
+#[derive(Debug, Clone)]
+pub struct ExecutorConfig {
+    /// The coordinator PostgreSQL (catalog and shells); its user, password and database are
+    /// also used for the workers.
+    pub coordinator: ConnParams,
+    /// Maximum connections per worker in the pools.
+    pub pool_size: usize,
+    /// Shard count when create_distributed_table is not given one (Citus: 32).
+    pub default_shard_count: u32,
+}
+
+/// What running one statement produced.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Rows and/or a command tag.
+    Result(StatementResult),
+    /// COPY FROM STDIN started: feed the data to this router, then call
+    /// [`Executor::finish_copy`].
+    CopyIn(Box<CopyRouter>),
+    /// A transaction block began (tag `BEGIN`).
+    TransactionStarted,
+    /// A transaction block ended with this tag (`COMMIT` or `ROLLBACK`).
+    TransactionEnded(String),
+}
+
+/// The statement's text and bound values, as the client sent them.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// The statement's original SQL.
+    pub sql: &'a str,
+    /// Parameter type OIDs (0 = unspecified).
+    pub param_types: &'a [u32],
+    /// Parameter values.
+    pub params: &'a [BoundParam],
+    /// Result formats per Bind's rules.
+    pub result_formats: &'a [i16],
+}
+
+/// Runs plans. One per coordinator process, shared by all sessions.
+pub struct Executor {
+    config: ExecutorConfig,
+    pools: Arc<Pools>,
+    catalog: SnapshotCell,
+    catalog_pool: deadpool_postgres::Pool,
+    /// Serializes catalog changes (create_distributed_table, DDL on distributed tables, ...).
+    catalog_lock: tokio::sync::Mutex<()>,
+    gid_prefix: String,
+    gid_counter: std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Debug for Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executor").finish_non_exhaustive()
+    }
+}
+
+impl Executor {
+    /// Connects to the coordinator PostgreSQL, creates the catalog schema if needed, loads the
+    /// catalog and resolves prepared transactions left by a crash.
+    pub async fn start(config: ExecutorConfig) -> Result<Arc<Executor>, ExecError> {
+        let mut pg = tokio_postgres::Config::new();
+        pg.host(&config.coordinator.host)
+            .port(config.coordinator.port)
+            .user(&config.coordinator.user)
+            .dbname(&config.coordinator.database)
+            .application_name("tessera-catalog");
+        if let Some(pw) = &config.coordinator.password {
+            pg.password(pw);
+        }
+        let manager = deadpool_postgres::Manager::new(pg, tokio_postgres::NoTls);
+        let catalog_pool = deadpool_postgres::Pool::builder(manager)
+            .max_size(8)
+            .build()
+            .map_err(|e| ExecError::Internal(e.to_string()))?;
+        let executor = Arc::new(Executor {
+            pools: Pools::new(config.coordinator.clone(), config.pool_size),
+            config,
+            catalog: SnapshotCell::default(),
+            catalog_pool,
+            catalog_lock: tokio::sync::Mutex::new(()),
+            gid_prefix: format!(
+                "{}_{}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0)
+            ),
+            gid_counter: std::sync::atomic::AtomicU64::new(0),
+        });
+        {
+            let client = executor.catalog_client().await?;
+            tessera_catalog::store::ensure_schema(&**client).await?;
+        }
+        executor.reload_catalog().await?;
+        transaction::recover_prepared(&executor).await;
+        Ok(executor)
+    }
+
+    /// A tokio-postgres client on the coordinator PostgreSQL, for catalog work.
+    pub async fn catalog_client(&self) -> Result<deadpool_postgres::Object, ExecError> {
+        self.catalog_pool.get().await.map_err(|e| {
+            ExecError::Connection(format!(
+                "cannot reach the coordinator PostgreSQL at {}: {e}",
+                self.config.coordinator.address()
+            ))
+        })
+    }
+
+    /// Re-reads the catalog into a new snapshot.
+    pub async fn reload_catalog(&self) -> Result<(), ExecError> {
+        let client = self.catalog_client().await?;
+        let snapshot = tessera_catalog::store::load_snapshot(&**client).await?;
+        self.catalog.store(snapshot);
+        Ok(())
+    }
+
+    /// The current catalog snapshot.
+    pub fn snapshot(&self) -> Arc<CatalogSnapshot> {
+        self.catalog.load()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ExecutorConfig {
+        &self.config
+    }
+
+    /// The pools (also used by the rebalancer and tests).
+    pub fn pools(&self) -> &Arc<Pools> {
+        &self.pools
+    }
+
+    pub(crate) fn next_gid(&self, group_id: i32) -> String {
+        let n = self
+            .gid_counter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("tessera_{}_{}_{}", self.gid_prefix, n, group_id)
+    }
+
+    fn node_address(&self, snapshot: &CatalogSnapshot, group_id: i32) -> Result<(String, u16), ExecError> {
+        let node = snapshot.node_for_group(group_id).ok_or_else(|| ExecError::Sql {
+            code: "55000".into(),
+            message: format!("no worker node for placement group {group_id}; the catalog is incomplete"),
+        })?;
+        if !node.is_active {
+            return Err(ExecError::Sql {
+                code: "55000".into(),
+                message: format!("worker {}:{} is not active", node.host, node.port),
+            });
+        }
+        Ok((node.host.clone(), node.port))
+    }
+
+    /// A pooled connection to the worker of `group_id`.
+    pub(crate) async fn worker_connection(
+        &self,
+        snapshot: &CatalogSnapshot,
+        group_id: i32,
+    ) -> Result<PooledConnection, ExecError> {
+        let (host, port) = self.node_address(snapshot, group_id)?;
+        self.pools.pool(&host, port).get().await.map_err(|e| {
+            ExecError::Connection(format!(
+                "cannot connect to worker {host}:{port}: {}",
+                match e {
+                    deadpool::managed::PoolError::Backend(b) => b.to_string(),
+                    other => other.to_string(),
+                }
+            ))
+        })
+    }
+
+    /// A new dedicated connection to the coordinator PostgreSQL (one per client session).
+    pub async fn coordinator_connection(&self) -> Result<WireConnection, ExecError> {
+        WireConnection::connect(&self.config.coordinator)
+            .await
+            .map_err(|e| match e {
+                WireError::Server(error) => ExecError::Server { error, node: None },
+                other => ExecError::Connection(format!("cannot reach the coordinator PostgreSQL: {other}")),
+            })
+    }
+
+    /// Describes a statement on the coordinator PostgreSQL (shell tables have the same
+    /// columns): parameter types and result columns.
+    pub async fn describe(
+        &self,
+        session: &mut Session,
+        sql: &str,
+        param_types: &[u32],
+    ) -> Result<(Vec<u32>, Vec<wire::FieldDescription>), ExecError> {
+        let conn = session.coordinator(self).await?;
+        Ok(conn.describe(sql, param_types).await?)
+    }
+
+    /// Runs one planned statement for `session`.
+    pub async fn run(
+        &self,
+        session: &mut Session,
+        plan: DistributedPlan,
+        req: Request<'_>,
+    ) -> Result<Outcome, ExecError> {
+        if session.is_failed() {
+            if let DistributedPlan::Transaction(cmd) = &plan {
+                if !matches!(cmd, TransactionCommand::Begin(_)) {
+                    return self.end_transaction(session, false).await;
+                }
+            }
+            return Err(ExecError::Sql {
+                code: "25P02".into(),
+                message: "current transaction is aborted, commands ignored until end of transaction block".into(),
+            });
+        }
+        let result = self.run_inner(session, plan, req).await;
+        if result.is_err() {
+            session.mark_failed();
+        }
+        result
+    }
+
+    async fn run_inner(
+        &self,
+        session: &mut Session,
+        plan: DistributedPlan,
+        req: Request<'_>,
+    ) -> Result<Outcome, ExecError> {
+        let snapshot = self.snapshot();
+        match plan {
+            DistributedPlan::Transaction(TransactionCommand::Begin(sql)) => {
+                if session.in_block() {
+                    // PostgreSQL only warns; keep the block.
+                    return Ok(Outcome::TransactionStarted);
+                }
+                session.begin(sql);
+                Ok(Outcome::TransactionStarted)
+            }
+            DistributedPlan::Transaction(TransactionCommand::Commit) => {
+                self.end_transaction(session, true).await
+            }
+            DistributedPlan::Transaction(TransactionCommand::Rollback) => {
+                self.end_transaction(session, false).await
+            }
+            DistributedPlan::Local(sql) => {
+                let conn = session.coordinator_for_statement(self).await?;
+                Ok(Outcome::Result(
+                    conn.execute(&sql, req.param_types, req.params, req.result_formats)
+                        .await?,
+                ))
+            }
+            DistributedPlan::Router(task) => {
+                let result = self.run_task(session, &snapshot, &task, req, req.result_formats).await?;
+                Ok(Outcome::Result(result))
+            }
+            DistributedPlan::MultiShard { tasks, merge } => {
+                self.run_multi_shard(session, &snapshot, tasks, merge, req).await
+            }
+            DistributedPlan::Modify {
+                tasks,
+                command,
+                count,
+                returning,
+            } => {
+                let results = transaction::run_writes(self, session, &snapshot, &tasks, req).await?;
+                let mut total = 0u64;
+                let mut rows = Vec::new();
+                let mut fields = Vec::new();
+                for (i, r) in results.into_iter().enumerate() {
+                    if count == RowCountFrom::First && i > 0 {
+                        break;
+                    }
+                    total += r.affected_rows();
+                    if fields.is_empty() {
+                        fields = r.fields;
+                    }
+                    rows.extend(r.rows);
+                }
+                let tag = if command == "INSERT" {
+                    format!("INSERT 0 {total}")
+                } else {
+                    format!("{command} {total}")
+                };
+                if !returning {
+                    fields.clear();
+                    rows.clear();
+                }
+                Ok(Outcome::Result(StatementResult { fields, rows, tag }))
+            }
+            DistributedPlan::Ddl(ddl) => {
+                let _guard = self.catalog_lock.lock().await;
+                let tag = transaction::run_ddl(self, session, &snapshot, &ddl, req.sql).await?;
+                self.reload_catalog().await?;
+                Ok(Outcome::Result(StatementResult {
+                    tag,
+                    ..Default::default()
+                }))
+            }
+            DistributedPlan::Copy(plan) => Ok(Outcome::CopyIn(Box::new(CopyRouter::new(plan)))),
+            DistributedPlan::Utility(call) => {
+                if session.in_block() {
+                    return Err(ExecError::Unsupported(format!(
+                        "{} cannot run inside a transaction block yet",
+                        call.function_name()
+                    )));
+                }
+                let _guard = self.catalog_lock.lock().await;
+                let result = utility::run(self, &call).await;
+                self.reload_catalog().await?;
+                Ok(Outcome::Result(result?))
+            }
+            DistributedPlan::Explain(lines) => {
+                let fields = vec![wire::FieldDescription {
+                    name: "QUERY PLAN".into(),
+                    table_oid: 0,
+                    column_id: 0,
+                    type_oid: tessera_catalog::model::oid::TEXT,
+                    type_size: -1,
+                    type_modifier: -1,
+                    format: 0,
+                }];
+                let rows = lines
+                    .iter()
+                    .map(|l| wire::encode_row([Some(l.as_bytes())]))
+                    .collect::<Vec<_>>();
+                Ok(Outcome::Result(StatementResult {
+                    tag: format!("EXPLAIN {}", rows.len()),
+                    fields,
+                    rows,
+                }))
+            }
+        }
+    }
+
+    async fn end_transaction(&self, session: &mut Session, commit: bool) -> Result<Outcome, ExecError> {
+        let tag = transaction::end_block(self, session, commit).await?;
+        Ok(Outcome::TransactionEnded(tag))
+    }
+
+    /// Runs one task on its worker: the session's connection in a transaction block, else a
+    /// pooled one.
+    async fn run_task(
+        &self,
+        session: &mut Session,
+        snapshot: &CatalogSnapshot,
+        task: &Task,
+        req: Request<'_>,
+        result_formats: &[i16],
+    ) -> Result<StatementResult, ExecError> {
+        let (host, port) = self.node_address(snapshot, task.group_id)?;
+        let address = format!("{host}:{port}");
+        if session.in_block() {
+            let conn = session.worker(self, snapshot, task.group_id).await?;
+            return conn
+                .execute(&task.sql, req.param_types, req.params, result_formats)
+                .await
+                .map_err(|e| ExecError::from(e).on_node(&address));
+        }
+        let mut conn = self.worker_connection(snapshot, task.group_id).await?;
+        conn.execute(&task.sql, req.param_types, req.params, result_formats)
+            .await
+            .map_err(|e| ExecError::from(e).on_node(&address))
+    }
+
+    /// Runs read tasks: in parallel across workers (one connection per worker, tasks of one
+    /// worker in sequence), or over the session's connections inside a transaction block.
+    async fn run_reads(
+        &self,
+        session: &mut Session,
+        snapshot: &CatalogSnapshot,
+        tasks: &[Task],
+        req: Request<'_>,
+        result_formats: &[i16],
+    ) -> Result<Vec<StatementResult>, ExecError> {
+        if session.in_block() {
+            let mut out = Vec::with_capacity(tasks.len());
+            for t in tasks {
+                out.push(self.run_task(session, snapshot, t, req, result_formats).await?);
+            }
+            return Ok(out);
+        }
+        let mut by_group: BTreeMap<i32, Vec<usize>> = BTreeMap::new();
+        for (i, t) in tasks.iter().enumerate() {
+            by_group.entry(t.group_id).or_default().push(i);
+        }
+        let futures = by_group.into_iter().map(|(group, indexes)| async move {
+            let (host, port) = self.node_address(snapshot, group)?;
+            let address = format!("{host}:{port}");
+            let mut conn = self.worker_connection(snapshot, group).await?;
+            let mut out = Vec::with_capacity(indexes.len());
+            for i in indexes {
+                let r = conn
+                    .execute(&tasks[i].sql, req.param_types, req.params, result_formats)
+                    .await
+                    .map_err(|e| ExecError::from(e).on_node(&address))?;
+                out.push((i, r));
+            }
+            Ok::<_, ExecError>(out)
+        });
+        let mut results: Vec<Option<StatementResult>> = (0..tasks.len()).map(|_| None).collect();
+        for group_result in join_all(futures).await {
+            for (i, r) in group_result? {
+                results[i] = Some(r);
+            }
+        }
+        Ok(results.into_iter().flatten().collect())
+    }
+
+    async fn run_multi_shard(
+        &self,
+        session: &mut Session,
+        snapshot: &CatalogSnapshot,
+        tasks: Vec<Task>,
+        merge: MergePlan,
+        req: Request<'_>,
+    ) -> Result<Outcome, ExecError> {
+        match merge {
+            MergePlan::Concat { limit, offset } => {
+                let results = self.run_reads(session, snapshot, &tasks, req, req.result_formats).await?;
+                Ok(Outcome::Result(merge::concat(results, limit, offset)))
+            }
+            MergePlan::Sort {
+                keys,
+                distinct,
+                limit,
+                offset,
+                visible,
+            } => {
+                // Hidden sort columns come back in text unless the client asked for one format
+                // for all columns; per-column formats only cover the visible ones.
+                let formats: Vec<i16> = req.result_formats.to_vec();
+                let results = self.run_reads(session, snapshot, &tasks, req, &formats).await?;
+                Ok(Outcome::Result(
+                    merge::sort(results, &keys, distinct, limit, offset, visible).await?,
+                ))
+            }
+            MergePlan::Aggregate {
+                group_columns,
+                outputs,
+                having,
+                keys,
+                limit,
+                offset,
+            } => {
+                let (_, result_fields) = self.describe(session, req.sql, req.param_types).await?;
+                let results = self.run_reads(session, snapshot, &tasks, req, &[1]).await?;
+                let merged = merge::aggregate(
+                    results,
+                    merge::AggregateMerge {
+                        group_columns: &group_columns,
+                        outputs: &outputs,
+                        having: having.as_ref(),
+                        keys: &keys,
+                        limit,
+                        offset,
+                        result_fields: &result_fields,
+                        result_formats: req.result_formats,
+                    },
+                )
+                .await?;
+                Ok(Outcome::Result(merged))
+            }
+        }
+    }
+
+    /// Sends the routed COPY data to the shards and commits; returns the `COPY n` tag.
+    pub async fn finish_copy(
+        &self,
+        session: &mut Session,
+        mut router: Box<CopyRouter>,
+    ) -> Result<String, ExecError> {
+        if session.is_failed() {
+            return Err(ExecError::Sql {
+                code: "25P02".into(),
+                message: "current transaction is aborted, commands ignored until end of transaction block".into(),
+            });
+        }
+        router.finish()?;
+        let result = transaction::run_copy(self, session, &router).await;
+        if result.is_err() {
+            session.mark_failed();
+        }
+        result?;
+        Ok(format!("COPY {}", router.rows))
+    }
+}

@@ -1,0 +1,245 @@
+//! Routing `COPY ... FROM STDIN` data to shards, row by row.
+//!
+//! Incoming CopyData chunks are cut into rows (text format: one line per row, newlines inside
+//! values are escaped; CSV: a quoted value may span lines), the distribution column's field is
+//! extracted and unescaped, hashed like every other value, and the row's bytes are appended
+//! unchanged to its shard's buffer. Each shard's buffer is later sent as the data of one COPY
+//! into that shard.
+
+use std::collections::BTreeMap;
+
+use tessera_planner::{CopyFormat, CopyPlan};
+
+use crate::ExecError;
+
+/// Cuts COPY data into rows and assigns each row to a shard index.
+#[derive(Debug)]
+pub struct CopyRouter {
+    plan: CopyPlan,
+    pending: Vec<u8>,
+    header_pending: bool,
+    /// Row bytes (with their newline) per shard index.
+    pub buffers: BTreeMap<usize, Vec<u8>>,
+    /// Rows routed so far.
+    pub rows: u64,
+    /// Rows per shard index.
+    pub rows_per_shard: BTreeMap<usize, u64>,
+    finished: bool,
+}
+
+impl CopyRouter {
+    /// A router for `plan`.
+    pub fn new(plan: CopyPlan) -> CopyRouter {
+        CopyRouter {
+            header_pending: plan.header,
+            plan,
+            pending: Vec::new(),
+            buffers: BTreeMap::new(),
+            rows: 0,
+            rows_per_shard: BTreeMap::new(),
+            finished: false,
+        }
+    }
+
+    /// The plan being executed.
+    pub fn plan(&self) -> &CopyPlan {
+        &self.plan
+    }
+
+    /// Feeds one CopyData chunk.
+    ///
+    /// Errors: 23502 for a NULL distribution value, 22P04 for malformed rows, 22P02 for values
+    /// that are not valid for the column's type.
+    pub fn feed(&mut self, chunk: &[u8]) -> Result<(), ExecError> {
+        self.pending.extend_from_slice(chunk);
+        let mut start = 0;
+        loop {
+            let Some(end) = self.row_end(start) else { break };
+            let row = self.pending[start..end].to_vec();
+            start = end;
+            self.route_row(row)?;
+            if self.finished {
+                break;
+            }
+        }
+        self.pending.drain(..start);
+        Ok(())
+    }
+
+    /// Ends the data: a last row without newline is routed too.
+    pub fn finish(&mut self) -> Result<(), ExecError> {
+        if !self.pending.is_empty() && !self.finished {
+            let mut row = std::mem::take(&mut self.pending);
+            row.push(b'\n');
+            self.route_row(row)?;
+        }
+        Ok(())
+    }
+
+    /// End (exclusive, after the newline) of the row starting at `start`, if complete.
+    fn row_end(&self, start: usize) -> Option<usize> {
+        let data = &self.pending[start..];
+        match &self.plan.format {
+            CopyFormat::Text { .. } => data.iter().position(|b| *b == b'\n').map(|p| start + p + 1),
+            CopyFormat::Csv { quote, escape, .. } => {
+                let (q, e) = (*quote as u8, *escape as u8);
+                let mut in_quotes = false;
+                let mut i = 0;
+                while i < data.len() {
+                    let b = data[i];
+                    if in_quotes {
+                        if b == e && e != q && i + 1 < data.len() && (data[i + 1] == q || data[i + 1] == e) {
+                            i += 2;
+                            continue;
+                        }
+                        if b == q {
+                            if e == q && i + 1 < data.len() && data[i + 1] == q {
+                                i += 2;
+                                continue;
+                            }
+                            in_quotes = false;
+                        }
+                    } else if b == q {
+                        in_quotes = true;
+                    } else if b == b'\n' {
+                        return Some(start + i + 1);
+                    }
+                    i += 1;
+                }
+                None
+            }
+        }
+    }
+
+    fn route_row(&mut self, row: Vec<u8>) -> Result<(), ExecError> {
+        let content = row.strip_suffix(b"\n").unwrap_or(&row);
+        let content = content.strip_suffix(b"\r").unwrap_or(content);
+        if matches!(self.plan.format, CopyFormat::Text { .. }) && content == b"\\." {
+            self.finished = true;
+            return Ok(());
+        }
+        if self.header_pending {
+            self.header_pending = false;
+            return Ok(());
+        }
+        let index = match self.plan.distribution_field {
+            None => 0,
+            Some(field) => {
+                let value = self.field(content, field)?;
+                let Some(value) = value else {
+                    return Err(ExecError::Sql {
+                        code: "23502".into(),
+                        message: "cannot perform an INSERT with NULL in the partition column".into(),
+                    });
+                };
+                let tessera_catalog::TableKind::Distributed { column_type, .. } = self.plan.table.kind else {
+                    return Err(ExecError::Internal("distribution field on a reference table".into()));
+                };
+                let hash = column_type.hash_text_value(&value).map_err(|e| ExecError::Sql {
+                    code: "22P02".into(),
+                    message: e.to_string(),
+                })?;
+                self.plan.table.shard_index_for_hash(hash)
+            }
+        };
+        self.rows += 1;
+        *self.rows_per_shard.entry(index).or_default() += 1;
+        let buf = self.buffers.entry(index).or_default();
+        buf.extend_from_slice(content);
+        buf.push(b'\n');
+        Ok(())
+    }
+
+    /// The unescaped value of field `index` of a row, `None` for NULL.
+    fn field(&self, row: &[u8], index: usize) -> Result<Option<String>, ExecError> {
+        let malformed = |what: &str| ExecError::Sql {
+            code: "22P04".into(),
+            message: format!("bad COPY data: {what}"),
+        };
+        match &self.plan.format {
+            CopyFormat::Text { delimiter, null } => {
+                let d = *delimiter as u8;
+                let raw = row
+                    .split(|b| *b == d)
+                    .nth(index)
+                    .ok_or_else(|| malformed("missing data for the distribution column"))?;
+                if raw == null.as_bytes() {
+                    return Ok(None);
+                }
+                let mut out = Vec::with_capacity(raw.len());
+                let mut i = 0;
+                while i < raw.len() {
+                    if raw[i] == b'\\' && i + 1 < raw.len() {
+                        let c = raw[i + 1];
+                        out.push(match c {
+                            b'n' => b'\n',
+                            b't' => b'\t',
+                            b'r' => b'\r',
+                            b'b' => 8,
+                            b'f' => 12,
+                            b'v' => 11,
+                            other => other,
+                        });
+                        i += 2;
+                    } else {
+                        out.push(raw[i]);
+                        i += 1;
+                    }
+                }
+                String::from_utf8(out).map(Some).map_err(|_| malformed("invalid UTF-8"))
+            }
+            CopyFormat::Csv {
+                delimiter,
+                quote,
+                escape,
+                null,
+            } => {
+                let (d, q, e) = (*delimiter as u8, *quote as u8, *escape as u8);
+                let mut field = 0;
+                let mut i = 0;
+                loop {
+                    // Parse one field starting at i.
+                    let mut value = Vec::new();
+                    let mut quoted = false;
+                    if i < row.len() && row[i] == q {
+                        quoted = true;
+                        i += 1;
+                        while i < row.len() {
+                            if row[i] == e && i + 1 < row.len() && (row[i + 1] == q || row[i + 1] == e) && (e != q || row[i + 1] == q) {
+                                value.push(row[i + 1]);
+                                i += 2;
+                                continue;
+                            }
+                            if row[i] == q {
+                                i += 1;
+                                break;
+                            }
+                            value.push(row[i]);
+                            i += 1;
+                        }
+                        while i < row.len() && row[i] != d {
+                            value.push(row[i]);
+                            i += 1;
+                        }
+                    } else {
+                        while i < row.len() && row[i] != d {
+                            value.push(row[i]);
+                            i += 1;
+                        }
+                    }
+                    if field == index {
+                        if !quoted && value == null.as_bytes() {
+                            return Ok(None);
+                        }
+                        return String::from_utf8(value).map(Some).map_err(|_| malformed("invalid UTF-8"));
+                    }
+                    if i >= row.len() {
+                        return Err(malformed("missing data for the distribution column"));
+                    }
+                    i += 1;
+                    field += 1;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,557 @@
+//! Sessions, transaction blocks and two-phase commit.
+//!
+//! A session outside a transaction block borrows a pooled worker connection per statement.
+//! Inside a block (BEGIN ... COMMIT) it keeps one connection per worker it touched, each with a
+//! transaction open, plus its own connection to the coordinator PostgreSQL for local statements.
+//!
+//! Committing work on one participant is a plain COMMIT. Committing on several is two-phase:
+//! PREPARE TRANSACTION on every worker, then the decision — rows in
+//! `tessera.pg_dist_transaction` — committed on the coordinator PostgreSQL, then COMMIT
+//! PREPARED everywhere. After a crash, [`recover_prepared`] commits prepared transactions whose
+//! decision record exists and rolls back the others, so no write is ever half-applied.
+
+use std::collections::BTreeMap;
+
+use futures::future::join_all;
+use tessera_catalog::{shard_name, CatalogSnapshot};
+use tessera_planner::rewrite::{quote_ident, quote_literal, quoted_name};
+use tessera_planner::{DdlPlan, Task};
+
+use crate::pool::PooledConnection;
+use crate::wire::{StatementResult, TxStatus, WireConnection};
+use crate::{CopyRouter, ExecError, Executor, Request};
+
+struct Block {
+    begin_sql: String,
+    workers: BTreeMap<i32, PooledConnection>,
+    coordinator_begun: bool,
+    failed: bool,
+}
+
+/// Per-client state: the dedicated coordinator connection and the open transaction block.
+#[derive(Default)]
+pub struct Session {
+    coordinator: Option<WireConnection>,
+    block: Option<Block>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("in_block", &self.block.is_some())
+            .finish()
+    }
+}
+
+impl Session {
+    /// Whether a transaction block is open.
+    pub fn in_block(&self) -> bool {
+        self.block.is_some()
+    }
+
+    /// Whether the open block failed (only ROLLBACK is accepted).
+    pub fn is_failed(&self) -> bool {
+        self.block.as_ref().is_some_and(|b| b.failed)
+    }
+
+    /// Marks the open block failed after an error.
+    pub fn mark_failed(&mut self) {
+        if let Some(b) = &mut self.block {
+            b.failed = true;
+        }
+    }
+
+    /// Opens a block; participants begin with `begin_sql` when first used.
+    pub fn begin(&mut self, begin_sql: String) {
+        self.block = Some(Block {
+            begin_sql,
+            workers: BTreeMap::new(),
+            coordinator_begun: false,
+            failed: false,
+        });
+    }
+
+    /// The session's coordinator connection, connected on first use.
+    pub async fn coordinator(&mut self, exec: &Executor) -> Result<&mut WireConnection, ExecError> {
+        if self.coordinator.as_ref().is_none_or(|c| c.is_broken()) {
+            self.coordinator = Some(exec.coordinator_connection().await?);
+        }
+        self.coordinator
+            .as_mut()
+            .ok_or_else(|| ExecError::Internal("no coordinator connection".into()))
+    }
+
+    /// The coordinator connection for a local statement: inside a block, its transaction is
+    /// begun first.
+    pub async fn coordinator_for_statement(
+        &mut self,
+        exec: &Executor,
+    ) -> Result<&mut WireConnection, ExecError> {
+        let begin = match &mut self.block {
+            Some(b) if !b.coordinator_begun => {
+                b.coordinator_begun = true;
+                Some(b.begin_sql.clone())
+            }
+            _ => None,
+        };
+        let conn = self.coordinator(exec).await?;
+        if let Some(sql) = begin {
+            conn.simple_query(&sql).await?;
+        }
+        Ok(conn)
+    }
+
+    /// The block's connection to the worker of `group_id`, begun on first use.
+    pub async fn worker(
+        &mut self,
+        exec: &Executor,
+        snapshot: &CatalogSnapshot,
+        group_id: i32,
+    ) -> Result<&mut WireConnection, ExecError> {
+        let Some(block) = &mut self.block else {
+            return Err(ExecError::Internal("worker connection outside a block".into()));
+        };
+        if !block.workers.contains_key(&group_id) {
+            let mut conn = exec.worker_connection(snapshot, group_id).await?;
+            conn.simple_query(&block.begin_sql).await?;
+            block.workers.insert(group_id, conn);
+        }
+        block
+            .workers
+            .get_mut(&group_id)
+            .map(|c| &mut **c)
+            .ok_or_else(|| ExecError::Internal("lost worker connection".into()))
+    }
+}
+
+/// Ends the session's block: COMMIT (one participant), two-phase commit (several), or
+/// ROLLBACK. Returns the command tag (`COMMIT` or `ROLLBACK`).
+pub async fn end_block(exec: &Executor, session: &mut Session, commit: bool) -> Result<String, ExecError> {
+    let Some(mut block) = session.block.take() else {
+        // PostgreSQL warns "there is no transaction in progress" and carries on.
+        return Ok(if commit { "COMMIT".into() } else { "ROLLBACK".into() });
+    };
+    let coordinator_begun = block.coordinator_begun;
+    if !commit || block.failed {
+        for conn in block.workers.values_mut() {
+            let _ = conn.simple_query("ROLLBACK").await;
+        }
+        if coordinator_begun {
+            let conn = session.coordinator(exec).await?;
+            let _ = conn.simple_query("ROLLBACK").await;
+        }
+        return Ok("ROLLBACK".into());
+    }
+    let mut workers: Vec<(i32, &mut WireConnection)> =
+        block.workers.iter_mut().map(|(g, c)| (*g, &mut **c)).collect();
+    let coordinator = if coordinator_begun {
+        Some(session.coordinator(exec).await?)
+    } else {
+        None
+    };
+    commit_participants(exec, &mut workers, coordinator).await?;
+    Ok("COMMIT".into())
+}
+
+/// Commits open transactions on `workers` (and the coordinator connection, if given) as one:
+/// plain COMMIT for a single participant, two-phase commit otherwise. On failure everything
+/// not yet decided is rolled back.
+pub async fn commit_participants(
+    exec: &Executor,
+    workers: &mut [(i32, &mut WireConnection)],
+    coordinator: Option<&mut WireConnection>,
+) -> Result<(), ExecError> {
+    let participants = workers.len() + usize::from(coordinator.is_some());
+    if participants == 0 {
+        return Ok(());
+    }
+    if participants == 1 {
+        if let Some(c) = coordinator {
+            c.simple_query("COMMIT").await?;
+        } else {
+            let (_, conn) = &mut workers[0];
+            let address = conn.address().to_string();
+            conn.simple_query("COMMIT")
+                .await
+                .map_err(|e| ExecError::from(e).on_node(&address))?;
+            if conn.status != TxStatus::Idle {
+                return Err(ExecError::Internal("worker stayed in a transaction after COMMIT".into()));
+            }
+        }
+        return Ok(());
+    }
+    // Phase one: prepare every worker.
+    let mut prepared: Vec<(i32, String)> = Vec::new();
+    let mut failure: Option<ExecError> = None;
+    for (group, conn) in workers.iter_mut() {
+        let gid = exec.next_gid(*group);
+        match conn.simple_query(&format!("PREPARE TRANSACTION {}", quote_literal(&gid))).await {
+            Ok(_) if conn.status == TxStatus::Idle => prepared.push((*group, gid)),
+            Ok(_) => {
+                failure = Some(ExecError::Internal("PREPARE TRANSACTION left the worker in a transaction".into()));
+                break;
+            }
+            Err(e) => {
+                let address = conn.address().to_string();
+                failure = Some(ExecError::from(e).on_node(&address));
+                break;
+            }
+        }
+    }
+    if let Some(err) = failure {
+        for (group, conn) in workers.iter_mut() {
+            if let Some((_, gid)) = prepared.iter().find(|(g, _)| g == group) {
+                let _ = conn.simple_query(&format!("ROLLBACK PREPARED {}", quote_literal(gid))).await;
+            } else {
+                let _ = conn.simple_query("ROLLBACK").await;
+            }
+        }
+        if let Some(c) = coordinator {
+            let _ = c.simple_query("ROLLBACK").await;
+        }
+        return Err(err);
+    }
+    // The decision: commit records on the coordinator PostgreSQL.
+    let values = prepared
+        .iter()
+        .map(|(g, gid)| format!("({g}, {})", quote_literal(gid)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let record = format!("INSERT INTO tessera.pg_dist_transaction (groupid, gid) VALUES {values}");
+    let decided = match coordinator {
+        Some(c) => match c.simple_query(&record).await {
+            Ok(_) => c.simple_query("COMMIT").await.map(|_| ()).map_err(ExecError::from),
+            Err(e) => {
+                let _ = c.simple_query("ROLLBACK").await;
+                Err(ExecError::from(e))
+            }
+        },
+        None => match exec.catalog_client().await {
+            Ok(client) => client.batch_execute(&record).await.map_err(crate::pg_error),
+            Err(e) => Err(e),
+        },
+    };
+    if let Err(e) = decided {
+        for ((_, conn), (_, gid)) in workers.iter_mut().zip(&prepared) {
+            let _ = conn.simple_query(&format!("ROLLBACK PREPARED {}", quote_literal(gid))).await;
+        }
+        return Err(e);
+    }
+    // Phase two. A failure here is repaired by recovery; the decision stands.
+    for ((_, conn), (_, gid)) in workers.iter_mut().zip(&prepared) {
+        if let Err(e) = conn.simple_query(&format!("COMMIT PREPARED {}", quote_literal(gid))).await {
+            tracing::warn!("COMMIT PREPARED {gid} failed, recovery will finish it: {e}");
+        }
+    }
+    if let Ok(client) = exec.catalog_client().await {
+        let gids = prepared
+            .iter()
+            .map(|(_, gid)| quote_literal(gid))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = client
+            .batch_execute(&format!("DELETE FROM tessera.pg_dist_transaction WHERE gid IN ({gids})"))
+            .await;
+    }
+    Ok(())
+}
+
+/// Runs write tasks atomically: inside the session's block, or in a distributed transaction of
+/// its own. Results come back in task order.
+pub async fn run_writes(
+    exec: &Executor,
+    session: &mut Session,
+    snapshot: &CatalogSnapshot,
+    tasks: &[Task],
+    req: Request<'_>,
+) -> Result<Vec<StatementResult>, ExecError> {
+    if session.in_block() {
+        let mut out = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            let conn = session.worker(exec, snapshot, t.group_id).await?;
+            let address = conn.address().to_string();
+            out.push(
+                conn.execute(&t.sql, req.param_types, req.params, req.result_formats)
+                    .await
+                    .map_err(|e| ExecError::from(e).on_node(&address))?,
+            );
+        }
+        return Ok(out);
+    }
+    let mut by_group: BTreeMap<i32, Vec<usize>> = BTreeMap::new();
+    for (i, t) in tasks.iter().enumerate() {
+        by_group.entry(t.group_id).or_default().push(i);
+    }
+    // Open one transaction per worker and run its tasks; workers in parallel.
+    let futures = by_group.into_iter().map(|(group, indexes)| async move {
+        let mut conn = exec.worker_connection(snapshot, group).await?;
+        let address = conn.address().to_string();
+        conn.simple_query("BEGIN").await?;
+        let mut out = Vec::new();
+        for i in indexes {
+            match conn
+                .execute(&tasks[i].sql, req.param_types, req.params, req.result_formats)
+                .await
+            {
+                Ok(r) => out.push((i, r)),
+                Err(e) => {
+                    let _ = conn.simple_query("ROLLBACK").await;
+                    return Err(ExecError::from(e).on_node(&address));
+                }
+            }
+        }
+        Ok::<_, ExecError>((group, conn, out))
+    });
+    let mut conns: Vec<(i32, PooledConnection)> = Vec::new();
+    let mut results: Vec<Option<StatementResult>> = (0..tasks.len()).map(|_| None).collect();
+    let mut error = None;
+    for r in join_all(futures).await {
+        match r {
+            Ok((group, conn, out)) => {
+                conns.push((group, conn));
+                for (i, res) in out {
+                    results[i] = Some(res);
+                }
+            }
+            Err(e) => error = Some(e),
+        }
+    }
+    if let Some(e) = error {
+        for (_, conn) in conns.iter_mut() {
+            let _ = conn.simple_query("ROLLBACK").await;
+        }
+        return Err(e);
+    }
+    let mut participants: Vec<(i32, &mut WireConnection)> =
+        conns.iter_mut().map(|(g, c)| (*g, &mut **c)).collect();
+    commit_participants(exec, &mut participants, None).await?;
+    Ok(results.into_iter().flatten().collect())
+}
+
+/// Applies DDL to the shell and every shard as one distributed transaction; returns the shell
+/// statement's command tag.
+pub async fn run_ddl(
+    exec: &Executor,
+    session: &mut Session,
+    snapshot: &CatalogSnapshot,
+    ddl: &DdlPlan,
+    _original: &str,
+) -> Result<String, ExecError> {
+    let catalog_cleanup: String = ddl
+        .dropped_tables
+        .iter()
+        .map(|relid| {
+            format!(
+                "DELETE FROM tessera.pg_dist_placement WHERE shardid IN \
+                 (SELECT shardid FROM tessera.pg_dist_shard WHERE logicalrelid::oid = {relid});\n\
+                 DELETE FROM tessera.pg_dist_shard WHERE logicalrelid::oid = {relid};\n\
+                 DELETE FROM tessera.pg_dist_partition WHERE logicalrelid::oid = {relid};\n"
+            )
+        })
+        .collect();
+    if session.in_block() {
+        let tag = {
+            let conn = session.coordinator_for_statement(exec).await?;
+            if !catalog_cleanup.is_empty() {
+                conn.simple_query(&catalog_cleanup).await?;
+            }
+            conn.execute(&ddl.shell, &[], &[], &[]).await?.tag
+        };
+        for t in &ddl.per_shard {
+            let conn = session.worker(exec, snapshot, t.group_id).await?;
+            let address = conn.address().to_string();
+            conn.simple_query(&t.sql)
+                .await
+                .map_err(|e| ExecError::from(e).on_node(&address))?;
+        }
+        return Ok(tag);
+    }
+    // Outside a block: coordinator and workers in one distributed transaction.
+    let tag = {
+        let conn = session.coordinator(exec).await?;
+        conn.simple_query("BEGIN").await?;
+        let r = async {
+            if !catalog_cleanup.is_empty() {
+                conn.simple_query(&catalog_cleanup).await?;
+            }
+            Ok::<_, ExecError>(conn.execute(&ddl.shell, &[], &[], &[]).await?.tag)
+        }
+        .await;
+        match r {
+            Ok(tag) => tag,
+            Err(e) => {
+                let _ = conn.simple_query("ROLLBACK").await;
+                return Err(e);
+            }
+        }
+    };
+    let mut by_group: BTreeMap<i32, Vec<&Task>> = BTreeMap::new();
+    for t in &ddl.per_shard {
+        by_group.entry(t.group_id).or_default().push(t);
+    }
+    let mut conns: Vec<(i32, PooledConnection)> = Vec::new();
+    let mut error = None;
+    for (group, tasks) in by_group {
+        let mut conn = match exec.worker_connection(snapshot, group).await {
+            Ok(c) => c,
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+        };
+        let address = conn.address().to_string();
+        let sql = std::iter::once("BEGIN".to_string())
+            .chain(tasks.iter().map(|t| t.sql.clone()))
+            .collect::<Vec<_>>()
+            .join(";\n");
+        let r = conn.simple_query(&sql).await;
+        conns.push((group, conn));
+        if let Err(e) = r {
+            error = Some(ExecError::from(e).on_node(&address));
+            break;
+        }
+    }
+    if let Some(e) = error {
+        for (_, c) in conns.iter_mut() {
+            let _ = c.simple_query("ROLLBACK").await;
+        }
+        let conn = session.coordinator(exec).await?;
+        let _ = conn.simple_query("ROLLBACK").await;
+        return Err(e);
+    }
+    let mut participants: Vec<(i32, &mut WireConnection)> =
+        conns.iter_mut().map(|(g, c)| (*g, &mut **c)).collect();
+    let coordinator = session.coordinator(exec).await?;
+    commit_participants(exec, &mut participants, Some(coordinator)).await?;
+    Ok(tag)
+}
+
+/// Sends each shard's routed COPY rows as one COPY into that shard, atomically.
+pub async fn run_copy(exec: &Executor, session: &mut Session, router: &CopyRouter) -> Result<(), ExecError> {
+    let snapshot = exec.snapshot();
+    let plan = router.plan();
+    let table = &plan.table;
+    let columns = plan
+        .columns
+        .iter()
+        .map(|c| quote_ident(c))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // (group, COPY statement, data) for every placement that receives rows.
+    let mut work: BTreeMap<i32, Vec<(String, &[u8])>> = BTreeMap::new();
+    for (index, data) in &router.buffers {
+        let shard = table.shards.get(*index).ok_or_else(|| ExecError::Internal("shard index out of range".into()))?;
+        let name = quoted_name(&table.schema, &shard_name(&table.name, shard.shard_id));
+        let sql = format!("COPY {name} ({columns}) FROM STDIN {}", plan.shard_options);
+        for p in &shard.placements {
+            work.entry(p.group_id).or_default().push((sql.clone(), data.as_slice()));
+        }
+    }
+    async fn copy_into(conn: &mut WireConnection, items: &[(String, &[u8])]) -> Result<(), ExecError> {
+        let address = conn.address().to_string();
+        for (sql, data) in items {
+            let r = async {
+                conn.copy_in_start(sql).await?;
+                for chunk in data.chunks(1 << 20) {
+                    conn.copy_data(chunk).await?;
+                }
+                conn.copy_done().await
+            }
+            .await;
+            r.map_err(|e| ExecError::from(e).on_node(&address))?;
+        }
+        Ok(())
+    }
+    if session.in_block() {
+        for (group, items) in &work {
+            let conn = session.worker(exec, &snapshot, *group).await?;
+            copy_into(conn, items).await?;
+        }
+        return Ok(());
+    }
+    let snapshot_ref = &snapshot;
+    let futures = work.iter().map(|(group, items)| async move {
+        let mut conn = exec.worker_connection(snapshot_ref, *group).await?;
+        conn.simple_query("BEGIN").await?;
+        match copy_into(&mut conn, items).await {
+            Ok(()) => Ok((*group, conn)),
+            Err(e) => {
+                let _ = conn.simple_query("ROLLBACK").await;
+                Err(e)
+            }
+        }
+    });
+    let mut conns = Vec::new();
+    let mut error = None;
+    for r in join_all(futures).await {
+        match r {
+            Ok(c) => conns.push(c),
+            Err(e) => error = Some(e),
+        }
+    }
+    if let Some(e) = error {
+        for (_, c) in conns.iter_mut() {
+            let _ = c.simple_query("ROLLBACK").await;
+        }
+        return Err(e);
+    }
+    let mut participants: Vec<(i32, &mut WireConnection)> =
+        conns.iter_mut().map(|(g, c)| (*g, &mut **c)).collect();
+    commit_participants(exec, &mut participants, None).await
+}
+
+/// Resolves prepared transactions Tessera left on the workers: COMMIT PREPARED when the
+/// decision record exists, ROLLBACK PREPARED otherwise. Runs at startup; errors are logged.
+pub async fn recover_prepared(exec: &Executor) {
+    let snapshot = exec.snapshot();
+    let Ok(client) = exec.catalog_client().await else {
+        return;
+    };
+    for node in &snapshot.nodes {
+        let mut conn = match exec.worker_connection(&snapshot, node.group_id).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("recovery: cannot reach {}:{}: {e}", node.host, node.port);
+                continue;
+            }
+        };
+        let Ok(results) = conn
+            .simple_query(
+                "SELECT gid FROM pg_prepared_xacts WHERE gid LIKE 'tessera\\_%' AND database = current_database()",
+            )
+            .await
+        else {
+            continue;
+        };
+        let gids: Vec<String> = results
+            .first()
+            .map(|r| {
+                r.rows
+                    .iter()
+                    .filter_map(|row| {
+                        crate::wire::row_values(row)
+                            .first()
+                            .copied()
+                            .flatten()
+                            .map(|v| String::from_utf8_lossy(v).into_owned())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for gid in gids {
+            let committed = client
+                .query_opt("SELECT 1 FROM tessera.pg_dist_transaction WHERE gid = $1", &[&gid])
+                .await
+                .map(|r| r.is_some())
+                .unwrap_or(false);
+            let verb = if committed { "COMMIT" } else { "ROLLBACK" };
+            match conn.simple_query(&format!("{verb} PREPARED {}", quote_literal(&gid))).await {
+                Ok(_) => tracing::info!("recovery: {verb} PREPARED {gid} on {}:{}", node.host, node.port),
+                Err(e) => tracing::warn!("recovery: {verb} PREPARED {gid} failed: {e}"),
+            }
+        }
+    }
+    let _ = client
+        .batch_execute("DELETE FROM tessera.pg_dist_transaction")
+        .await;
+}

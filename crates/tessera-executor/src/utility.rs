@@ -1,0 +1,737 @@
+//! Tessera's SQL functions, with Citus' names and behaviour: `create_distributed_table`,
+//! `create_reference_table`, `citus_add_node`, `citus_remove_node`.
+//!
+//! Order of work in create_distributed_table, chosen so that a failure at any step loses
+//! nothing: create the shards on the workers and copy the shell's existing rows into them
+//! (committed on the workers), then in one coordinator transaction write the catalog rows,
+//! empty the shell and install its write-refusing trigger. If that last transaction fails, the
+//! rows are still in the shell and the new shards are dropped.
+
+use std::collections::BTreeMap;
+
+use futures::StreamExt;
+use tessera_catalog::model::oid;
+use tessera_catalog::shard_range::shard_range;
+use tessera_catalog::{shard_name, CatalogSnapshot, DistributionColumnType, Table, TableKind};
+use tessera_planner::rewrite::{quote_ident, quoted_name};
+use tessera_planner::{CopyFormat, CopyPlan, UtilityCall};
+
+use crate::wire::{encode_row, FieldDescription, StatementResult, WireConnection};
+use crate::{pg_error, CopyRouter, ExecError, Executor};
+
+fn sql_error(code: &str, message: impl Into<String>) -> ExecError {
+    ExecError::Sql {
+        code: code.into(),
+        message: message.into(),
+    }
+}
+
+/// Runs a utility call; returns its one-row result.
+pub async fn run(exec: &Executor, call: &UtilityCall) -> Result<StatementResult, ExecError> {
+    let name = call.function_name();
+    let (type_oid, value): (u32, Vec<u8>) = match call {
+        UtilityCall::CreateDistributedTable {
+            table,
+            column,
+            colocate_with,
+            shard_count,
+        } => {
+            distribute(exec, table, Some((column, colocate_with, *shard_count))).await?;
+            (2278, Vec::new())
+        }
+        UtilityCall::CreateReferenceTable { table } => {
+            distribute(exec, table, None).await?;
+            (2278, Vec::new())
+        }
+        UtilityCall::AddNode { host, port } => {
+            let id = add_node(exec, host, *port).await?;
+            (oid::INT4, id.to_string().into_bytes())
+        }
+        UtilityCall::RemoveNode { host, port } => {
+            remove_node(exec, host, *port).await?;
+            (2278, Vec::new())
+        }
+    };
+    Ok(StatementResult {
+        fields: vec![FieldDescription {
+            name: name.into(),
+            table_oid: 0,
+            column_id: 0,
+            type_oid,
+            type_size: 4,
+            type_modifier: -1,
+            format: 0,
+        }],
+        rows: vec![encode_row([Some(value.as_slice())])],
+        tag: "SELECT 1".into(),
+    })
+}
+
+/// Column of the shell as the catalog query returns it.
+struct ShellColumn {
+    name: String,
+    type_oid: u32,
+    type_name: String,
+    not_null: bool,
+    default: Option<String>,
+}
+
+/// The DDL that recreates the shell's structure for one shard: CREATE TABLE plus constraints
+/// and indexes with shard-suffixed names.
+async fn shard_ddl(
+    client: &tokio_postgres::Client,
+    relid: u32,
+    columns: &[ShellColumn],
+    dist_column: Option<&str>,
+) -> Result<impl Fn(&str, &str, i64) -> String, ExecError> {
+    let constraints = client
+        .query(
+            "SELECT conname::text, pg_get_constraintdef(oid), contype::text,
+                    (SELECT array_agg(attname::text) FROM pg_attribute WHERE attrelid = conrelid AND attnum = ANY(conkey))
+             FROM pg_constraint WHERE conrelid = $1 AND contype IN ('p', 'u', 'c') ORDER BY conname",
+            &[&relid],
+        )
+        .await
+        .map_err(pg_error)?;
+    let mut constraint_defs = Vec::new();
+    for r in &constraints {
+        let name: String = r.get(0);
+        let def: String = r.get(1);
+        let kind: String = r.get(2);
+        let cols: Option<Vec<String>> = r.get(3);
+        if let Some(dist) = dist_column {
+            if (kind == "p" || kind == "u") && !cols.unwrap_or_default().iter().any(|c| c == dist) {
+                return Err(sql_error(
+                    "0A000",
+                    format!(
+                        "cannot create constraint \"{name}\": unique constraints and primary keys on distributed tables must include the distribution column \"{dist}\""
+                    ),
+                ));
+            }
+        }
+        constraint_defs.push((name, def));
+    }
+    let indexes = client
+        .query(
+            "SELECT c.relname::text, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+             WHERE i.indrelid = $1 AND NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conindid = i.indexrelid)",
+            &[&relid],
+        )
+        .await
+        .map_err(pg_error)?
+        .iter()
+        .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+        .collect::<Vec<_>>();
+    let column_defs: Vec<String> = columns
+        .iter()
+        .map(|c| {
+            let mut s = format!("{} {}", quote_ident(&c.name), c.type_name);
+            if let Some(d) = &c.default {
+                // Sequences live on the coordinator; a nextval() default cannot run on a shard.
+                if !d.contains("nextval(") {
+                    s.push_str(&format!(" DEFAULT {d}"));
+                }
+            }
+            if c.not_null {
+                s.push_str(" NOT NULL");
+            }
+            s
+        })
+        .collect();
+    Ok(move |schema: &str, table: &str, shard_id: i64| {
+        let shard = quoted_name(schema, &shard_name(table, shard_id));
+        let mut sql = format!(
+            "CREATE SCHEMA IF NOT EXISTS {};\nCREATE TABLE {shard} ({});\n",
+            quote_ident(schema),
+            column_defs.join(", ")
+        );
+        for (name, def) in &constraint_defs {
+            sql.push_str(&format!(
+                "ALTER TABLE {shard} ADD CONSTRAINT {} {def};\n",
+                quote_ident(&format!("{name}_{shard_id}"))
+            ));
+        }
+        for (name, def) in &indexes {
+            // pg_get_indexdef: CREATE [UNIQUE] INDEX name ON [ONLY] schema.table USING ...
+            if let Some(pos) = def.find(" USING ") {
+                let head = if def.starts_with("CREATE UNIQUE INDEX") {
+                    "CREATE UNIQUE INDEX"
+                } else {
+                    "CREATE INDEX"
+                };
+                sql.push_str(&format!(
+                    "{head} {} ON {shard}{};\n",
+                    quote_ident(&format!("{name}_{shard_id}")),
+                    &def[pos..]
+                ));
+            }
+        }
+        sql
+    })
+}
+
+/// create_distributed_table (`dist` = Some) or create_reference_table (`dist` = None).
+async fn distribute(
+    exec: &Executor,
+    table_arg: &str,
+    dist: Option<(&String, &String, Option<u32>)>,
+) -> Result<(), ExecError> {
+    let mut client = exec.catalog_client().await?;
+    let row = client
+        .query_one(
+            "SELECT c.oid, n.nspname::text, c.relname::text, c.relkind::text
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::text::regclass",
+            &[&table_arg],
+        )
+        .await
+        .map_err(pg_error)?;
+    let relid: u32 = row.get(0);
+    let schema: String = row.get(1);
+    let name: String = row.get(2);
+    let relkind: String = row.get(3);
+    if relkind != "r" {
+        return Err(sql_error(
+            "0A000",
+            format!("\"{name}\" is not a regular table; only regular tables can be distributed yet"),
+        ));
+    }
+    let snapshot = exec.snapshot();
+    if snapshot.tables.contains_key(&(schema.clone(), name.clone())) {
+        return Err(sql_error("42P16", format!("table \"{name}\" is already distributed")));
+    }
+    let columns: Vec<ShellColumn> = client
+        .query(
+            "SELECT a.attname::text, a.atttypid, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+                    pg_get_expr(d.adbin, d.adrelid)
+             FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+             WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+            &[&relid],
+        )
+        .await
+        .map_err(pg_error)?
+        .iter()
+        .map(|r| ShellColumn {
+            name: r.get(0),
+            type_oid: r.get(1),
+            type_name: r.get(2),
+            not_null: r.get(3),
+            default: r.get(4),
+        })
+        .collect();
+    let nodes: Vec<_> = snapshot.nodes.iter().filter(|n| n.is_active).cloned().collect();
+    if nodes.is_empty() {
+        return Err(sql_error(
+            "55000",
+            "there are no active worker nodes; add one with SELECT citus_add_node('host', port)",
+        ));
+    }
+
+    // Where the shards go.
+    let (kind, shard_count, colocation, placements): (TableKind, u32, Colocation, Vec<Vec<i32>>) = match dist {
+        Some((column, colocate_with, shard_count)) => {
+            let index = columns.iter().position(|c| &c.name == column).ok_or_else(|| {
+                sql_error("42703", format!("column \"{column}\" of relation \"{name}\" does not exist"))
+            })?;
+            let col_type = DistributionColumnType::from_type_oid(columns[index].type_oid).ok_or_else(|| {
+                sql_error(
+                    "0A000",
+                    format!(
+                        "distribution column \"{column}\" has type {}, which Tessera cannot hash yet \
+                         (supported: smallint, integer, bigint, text, varchar, char, uuid, date)",
+                        columns[index].type_name
+                    ),
+                )
+            })?;
+            let type_oid = columns[index].type_oid;
+            let (count, colocation, placements) =
+                choose_colocation(&snapshot, colocate_with, shard_count, type_oid, exec.config().default_shard_count, &nodes)?;
+            (
+                TableKind::Distributed {
+                    column_index: index,
+                    column_type: col_type,
+                },
+                count,
+                colocation,
+                placements,
+            )
+        }
+        None => {
+            let existing = snapshot
+                .tables
+                .values()
+                .find(|t| t.is_reference())
+                .map(|t| t.colocation_id);
+            let colocation = match existing {
+                Some(id) => Colocation::Existing(id),
+                None => Colocation::New { shard_count: 1, type_oid: 0 },
+            };
+            (
+                TableKind::Reference,
+                1,
+                colocation,
+                vec![nodes.iter().map(|n| n.group_id).collect()],
+            )
+        }
+    };
+    let dist_name = match &kind {
+        TableKind::Distributed { column_index, .. } => Some(columns[*column_index].name.clone()),
+        TableKind::Reference => None,
+    };
+    let ddl = shard_ddl(&client, relid, &columns, dist_name.as_deref()).await?;
+
+    // Shard ids from the catalog's sequence.
+    let first_shard_id: i64 = client
+        .query_one(
+            "SELECT nextval('tessera.pg_dist_shardid_seq') FROM generate_series(1, $1::int) ORDER BY 1 LIMIT 1",
+            &[&(shard_count as i32)],
+        )
+        .await
+        .map_err(pg_error)?
+        .get(0);
+    let shard_ids: Vec<i64> = (0..shard_count as i64).map(|i| first_shard_id + i).collect();
+
+    // The table as it will be, to route existing rows.
+    let table = Table {
+        relid,
+        schema: schema.clone(),
+        name: name.clone(),
+        kind: kind.clone(),
+        colocation_id: 0,
+        columns: columns
+            .iter()
+            .map(|c| tessera_catalog::Column {
+                name: c.name.clone(),
+                type_oid: c.type_oid,
+                type_name: c.type_name.clone(),
+            })
+            .collect(),
+        shards: shard_ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| tessera_catalog::Shard {
+                shard_id: *id,
+                range: dist.map(|_| shard_range(i as u32, shard_count)),
+                placements: placements[i]
+                    .iter()
+                    .map(|g| tessera_catalog::Placement {
+                        placement_id: 0,
+                        group_id: *g,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    let table = std::sync::Arc::new(table);
+
+    // Existing rows of the shell, routed like COPY data.
+    let mut router = CopyRouter::new(CopyPlan {
+        table: table.clone(),
+        columns: table.columns.iter().map(|c| c.name.clone()).collect(),
+        distribution_field: match &kind {
+            TableKind::Distributed { column_index, .. } => Some(*column_index),
+            TableKind::Reference => None,
+        },
+        format: CopyFormat::Text {
+            delimiter: '\t',
+            null: "\\N".into(),
+        },
+        header: false,
+        shard_options: "WITH (FORMAT text)".into(),
+    });
+    let qualified = quoted_name(&schema, &name).to_string();
+    {
+        let stream = client
+            .copy_out(&format!("COPY {qualified} TO STDOUT"))
+            .await
+            .map_err(pg_error)?;
+        futures::pin_mut!(stream);
+        while let Some(chunk) = stream.next().await {
+            router.feed(&chunk.map_err(pg_error)?)?;
+        }
+        router.finish()?;
+    }
+
+    // Create shards and load rows on each worker, one transaction per worker.
+    let mut per_group: BTreeMap<i32, Vec<usize>> = BTreeMap::new();
+    for (i, groups) in placements.iter().enumerate() {
+        for g in groups {
+            per_group.entry(*g).or_default().push(i);
+        }
+    }
+    let columns_sql = table
+        .columns
+        .iter()
+        .map(|c| quote_ident(&c.name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut done_groups: Vec<i32> = Vec::new();
+    let mut failure = None;
+    for (group, indexes) in &per_group {
+        let r = async {
+            let mut conn = exec.worker_connection(&snapshot, *group).await?;
+            let mut sql = String::from("BEGIN;\n");
+            for i in indexes {
+                sql.push_str(&ddl(&schema, &name, shard_ids[*i]));
+            }
+            conn.simple_query(&sql).await?;
+            for i in indexes {
+                if let Some(data) = router.buffers.get(i) {
+                    let shard = quoted_name(&schema, &shard_name(&name, shard_ids[*i]));
+                    copy_rows(&mut conn, &format!("COPY {shard} ({columns_sql}) FROM STDIN"), data).await?;
+                }
+            }
+            conn.simple_query("COMMIT").await?;
+            Ok::<_, ExecError>(())
+        }
+        .await;
+        match r {
+            Ok(()) => done_groups.push(*group),
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    let cleanup = |groups: Vec<i32>| {
+        let (shard_ids, per_group, schema, name, snapshot) = (&shard_ids, &per_group, &schema, &name, &snapshot);
+        async move {
+        for g in groups {
+            if let Ok(mut conn) = exec.worker_connection(snapshot, g).await {
+                let drops: String = per_group
+                    .get(&g)
+                    .map(|idx| {
+                        idx.iter()
+                            .map(|i| {
+                                format!(
+                                    "DROP TABLE IF EXISTS {};",
+                                    quoted_name(schema, &shard_name(name, shard_ids[*i]))
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let _ = conn.simple_query(&drops).await;
+            }
+        }
+        }
+    };
+    if let Some(e) = failure {
+        cleanup(done_groups).await;
+        return Err(e);
+    }
+
+    // The catalog, the emptied shell and its trigger, in one coordinator transaction.
+    let result = async {
+        let tx = client.transaction().await.map_err(pg_error)?;
+        let colocation_id: i32 = match colocation {
+            Colocation::Existing(id) => id,
+            Colocation::New { shard_count, type_oid } => tx
+                .query_one(
+                    "INSERT INTO tessera.pg_dist_colocation (colocationid, shardcount, replicationfactor, distributioncolumntype)
+                     VALUES (nextval('tessera.pg_dist_colocationid_seq'), $1, 1, $2) RETURNING colocationid",
+                    &[&(shard_count as i32), &type_oid],
+                )
+                .await
+                .map_err(pg_error)?
+                .get(0),
+        };
+        let (method, repmodel) = if dist.is_some() { ("h", "s") } else { ("n", "t") };
+        tx.execute(
+            "INSERT INTO tessera.pg_dist_partition (logicalrelid, partmethod, partkey, colocationid, repmodel)
+             VALUES ($1::oid::regclass, $2::text::\"char\", $3, $4, $5::text::\"char\")",
+            &[&relid, &method, &dist_name, &colocation_id, &repmodel],
+        )
+        .await
+        .map_err(pg_error)?;
+        for (i, shard_id) in shard_ids.iter().enumerate() {
+            let (min, max) = match dist {
+                Some(_) => {
+                    let (lo, hi) = shard_range(i as u32, shard_count);
+                    (Some(lo.to_string()), Some(hi.to_string()))
+                }
+                None => (None, None),
+            };
+            tx.execute(
+                "INSERT INTO tessera.pg_dist_shard (logicalrelid, shardid, shardminvalue, shardmaxvalue)
+                 VALUES ($1::oid::regclass, $2, $3, $4)",
+                &[&relid, shard_id, &min, &max],
+            )
+            .await
+            .map_err(pg_error)?;
+            for g in &placements[i] {
+                tx.execute(
+                    "INSERT INTO tessera.pg_dist_placement (placementid, shardid, shardlength, groupid)
+                     VALUES (nextval('tessera.pg_dist_placement_placementid_seq'), $1, $2, $3)",
+                    &[shard_id, &(router.rows_per_shard.get(&i).copied().unwrap_or(0) as i64), g],
+                )
+                .await
+                .map_err(pg_error)?;
+            }
+        }
+        tx.batch_execute(&format!(
+            "TRUNCATE {qualified};
+             CREATE TRIGGER tessera_refuse_shell_write BEFORE INSERT OR UPDATE OR DELETE ON {qualified}
+             FOR EACH STATEMENT EXECUTE FUNCTION tessera.refuse_shell_write();"
+        ))
+        .await
+        .map_err(pg_error)?;
+        tx.commit().await.map_err(pg_error)?;
+        Ok::<_, ExecError>(())
+    }
+    .await;
+    if let Err(e) = result {
+        cleanup(per_group.keys().copied().collect()).await;
+        return Err(e);
+    }
+    Ok(())
+}
+
+async fn copy_rows(conn: &mut WireConnection, sql: &str, data: &[u8]) -> Result<(), ExecError> {
+    conn.copy_in_start(sql).await?;
+    for chunk in data.chunks(1 << 20) {
+        conn.copy_data(chunk).await?;
+    }
+    conn.copy_done().await?;
+    Ok(())
+}
+
+enum Colocation {
+    Existing(i32),
+    New { shard_count: u32, type_oid: u32 },
+}
+
+/// Picks the co-location group and each shard's placement groups, as Citus does: an existing
+/// group with the same shard count and column type (`'default'`), a new group (`'none'`), or
+/// the group of a named table. Shards of a co-located table sit where the group's shards sit;
+/// a new group places shard i on node i % nodes.
+fn choose_colocation(
+    snapshot: &CatalogSnapshot,
+    colocate_with: &str,
+    shard_count: Option<u32>,
+    type_oid: u32,
+    default_count: u32,
+    nodes: &[tessera_catalog::Node],
+) -> Result<(u32, Colocation, Vec<Vec<i32>>), ExecError> {
+    let layout = |t: &Table| -> Vec<Vec<i32>> {
+        t.shards.iter().map(|s| s.placements.iter().map(|p| p.group_id).collect()).collect()
+    };
+    let dist_type = |t: &Table| t.distribution_column().map(|c| c.type_oid);
+    let new_layout = |count: u32| -> Vec<Vec<i32>> {
+        (0..count as usize).map(|i| vec![nodes[i % nodes.len()].group_id]).collect()
+    };
+    match colocate_with.to_lowercase().as_str() {
+        "none" => {
+            let count = shard_count.unwrap_or(default_count);
+            Ok((count, Colocation::New { shard_count: count, type_oid }, new_layout(count)))
+        }
+        "default" => {
+            let count = shard_count.unwrap_or(default_count);
+            let mut candidates: Vec<&std::sync::Arc<Table>> = snapshot
+                .tables
+                .values()
+                .filter(|t| !t.is_reference() && t.shards.len() == count as usize && dist_type(t) == Some(type_oid))
+                .collect();
+            candidates.sort_by_key(|t| t.colocation_id);
+            match candidates.first() {
+                Some(t) => Ok((count, Colocation::Existing(t.colocation_id), layout(t))),
+                None => Ok((count, Colocation::New { shard_count: count, type_oid }, new_layout(count))),
+            }
+        }
+        _ => {
+            let other = snapshot
+                .tables
+                .values()
+                .find(|t| t.name == colocate_with || format!("{}.{}", t.schema, t.name) == colocate_with)
+                .ok_or_else(|| {
+                    sql_error(
+                        "55000",
+                        format!("cannot colocate with \"{colocate_with}\": it is not a distributed table"),
+                    )
+                })?;
+            if other.is_reference() {
+                return Err(sql_error("55000", format!("cannot colocate with reference table \"{colocate_with}\"")));
+            }
+            if dist_type(other) != Some(type_oid) {
+                return Err(sql_error(
+                    "55000",
+                    format!("cannot colocate tables: distribution column types of \"{colocate_with}\" and the new table differ"),
+                ));
+            }
+            if let Some(c) = shard_count {
+                if c as usize != other.shards.len() {
+                    return Err(sql_error(
+                        "22023",
+                        format!("cannot colocate tables: shard_count {c} differs from {}'s {}", other.name, other.shards.len()),
+                    ));
+                }
+            }
+            Ok((other.shards.len() as u32, Colocation::Existing(other.colocation_id), layout(other)))
+        }
+    }
+}
+
+/// citus_add_node: registers a worker (checking that it answers), copies every reference table
+/// to it. Returns the node id; adding a node twice returns the existing id.
+async fn add_node(exec: &Executor, host: &str, port: u16) -> Result<i32, ExecError> {
+    let client = exec.catalog_client().await?;
+    if let Some(r) = client
+        .query_opt(
+            "SELECT nodeid FROM tessera.pg_dist_node WHERE nodename = $1 AND nodeport = $2",
+            &[&host, &(port as i32)],
+        )
+        .await
+        .map_err(pg_error)?
+    {
+        return Ok(r.get(0));
+    }
+    let mut conn = WireConnection::connect(&exec.pools().params(host, port))
+        .await
+        .map_err(|e| sql_error("08006", format!("cannot connect to node {host}:{port}: {e}")))?;
+    conn.simple_query("SELECT 1").await?;
+    let row = client
+        .query_one(
+            "INSERT INTO tessera.pg_dist_node (nodeid, groupid, nodename, nodeport)
+             VALUES (nextval('tessera.pg_dist_node_nodeid_seq'), nextval('tessera.pg_dist_groupid_seq'), $1, $2)
+             RETURNING nodeid, groupid",
+            &[&host, &(port as i32)],
+        )
+        .await
+        .map_err(pg_error)?;
+    let node_id: i32 = row.get(0);
+    let group_id: i32 = row.get(1);
+    // Replicate reference tables to the new node.
+    let snapshot = exec.snapshot();
+    for table in snapshot.tables.values().filter(|t| t.is_reference()) {
+        let result = replicate_reference_table(exec, &client, &mut conn, &snapshot, table, group_id).await;
+        if let Err(e) = result {
+            let _ = client
+                .execute("DELETE FROM tessera.pg_dist_node WHERE nodeid = $1", &[&node_id])
+                .await;
+            return Err(e);
+        }
+    }
+    Ok(node_id)
+}
+
+async fn replicate_reference_table(
+    exec: &Executor,
+    client: &tokio_postgres::Client,
+    target: &mut WireConnection,
+    snapshot: &CatalogSnapshot,
+    table: &Table,
+    group_id: i32,
+) -> Result<(), ExecError> {
+    let shard = &table.shards[0];
+    let source_group = shard
+        .placements
+        .first()
+        .map(|p| p.group_id)
+        .ok_or_else(|| ExecError::Internal(format!("reference table {} has no placement", table.name)))?;
+    let columns: Vec<ShellColumn> = client
+        .query(
+            "SELECT a.attname::text, a.atttypid, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+                    pg_get_expr(d.adbin, d.adrelid)
+             FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+             WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+            &[&table.relid],
+        )
+        .await
+        .map_err(pg_error)?
+        .iter()
+        .map(|r| ShellColumn {
+            name: r.get(0),
+            type_oid: r.get(1),
+            type_name: r.get(2),
+            not_null: r.get(3),
+            default: r.get(4),
+        })
+        .collect();
+    let ddl = shard_ddl(client, table.relid, &columns, None).await?;
+    let shard_table = quoted_name(&table.schema, &shard_name(&table.name, shard.shard_id));
+    let mut source = exec.worker_connection(snapshot, source_group).await?;
+    let rows = source
+        .execute(&format!("SELECT * FROM {shard_table}"), &[], &[], &[])
+        .await?;
+    let mut data = Vec::new();
+    for row in &rows.rows {
+        let values = crate::wire::row_values(row);
+        let line: Vec<String> = values
+            .iter()
+            .map(|v| match v {
+                None => "\\N".to_string(),
+                Some(b) => String::from_utf8_lossy(b)
+                    .replace('\\', "\\\\")
+                    .replace('\t', "\\t")
+                    .replace('\n', "\\n")
+                    .replace('\r', "\\r"),
+            })
+            .collect();
+        data.extend_from_slice(line.join("\t").as_bytes());
+        data.push(b'\n');
+    }
+    target
+        .simple_query(&format!("BEGIN;\n{}", ddl(&table.schema, &table.name, shard.shard_id)))
+        .await?;
+    copy_rows(target, &format!("COPY {shard_table} FROM STDIN"), &data).await?;
+    target.simple_query("COMMIT").await?;
+    client
+        .execute(
+            "INSERT INTO tessera.pg_dist_placement (placementid, shardid, shardlength, groupid)
+             VALUES (nextval('tessera.pg_dist_placement_placementid_seq'), $1, $2, $3)",
+            &[&shard.shard_id, &(rows.rows.len() as i64), &group_id],
+        )
+        .await
+        .map_err(pg_error)?;
+    Ok(())
+}
+
+/// citus_remove_node: refused while the node holds placements of distributed tables; its
+/// reference table placements are dropped with it.
+async fn remove_node(exec: &Executor, host: &str, port: u16) -> Result<(), ExecError> {
+    let client = exec.catalog_client().await?;
+    let Some(row) = client
+        .query_opt(
+            "SELECT nodeid, groupid FROM tessera.pg_dist_node WHERE nodename = $1 AND nodeport = $2",
+            &[&host, &(port as i32)],
+        )
+        .await
+        .map_err(pg_error)?
+    else {
+        return Err(sql_error("42704", format!("node at \"{host}:{port}\" does not exist")));
+    };
+    let group_id: i32 = row.get(1);
+    let snapshot = exec.snapshot();
+    for t in snapshot.tables.values().filter(|t| !t.is_reference()) {
+        if let Some(s) = t.shards.iter().find(|s| s.placements.iter().any(|p| p.group_id == group_id)) {
+            return Err(sql_error(
+                "55000",
+                format!(
+                    "cannot remove or disable the node {host}:{port} because it contains the only shard placement for shard {} of \"{}\"; move its shards first",
+                    s.shard_id, t.name
+                ),
+            ));
+        }
+    }
+    // Drop reference table placements on the node (best effort on the worker).
+    let refs: Vec<String> = snapshot
+        .tables
+        .values()
+        .filter(|t| t.is_reference())
+        .map(|t| format!("DROP TABLE IF EXISTS {};", quoted_name(&t.schema, &shard_name(&t.name, t.shards[0].shard_id))))
+        .collect();
+    if !refs.is_empty() {
+        if let Ok(mut conn) = WireConnection::connect(&exec.pools().params(host, port)).await {
+            let _ = conn.simple_query(&refs.join("\n")).await;
+        }
+    }
+    client
+        .batch_execute(&format!(
+            "BEGIN;
+             DELETE FROM tessera.pg_dist_placement WHERE groupid = {group_id};
+             DELETE FROM tessera.pg_dist_node WHERE groupid = {group_id};
+             COMMIT;"
+        ))
+        .await
+        .map_err(pg_error)?;
+    Ok(())
+}

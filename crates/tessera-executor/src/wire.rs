@@ -1,0 +1,687 @@
+//! A PostgreSQL frontend connection that hands rows back as the server sent them.
+//!
+//! tokio-postgres decodes every value into Rust types and always asks for binary results; the
+//! router path wants the opposite: send the client's parameters as they came (text or binary),
+//! ask the worker for the result formats the client asked for, and pass RowDescription, DataRow
+//! bodies, command tags and errors back without looking inside. Messages are encoded and parsed
+//! with `postgres-protocol` (the same crate tokio-postgres is built on); this module only owns
+//! the message exchange.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
+use postgres_protocol::message::backend::{self, Message};
+use postgres_protocol::message::frontend;
+use postgres_protocol::IsNull;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Where and as whom to connect.
+#[derive(Debug, Clone)]
+pub struct ConnParams {
+    /// Host name or address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// User name.
+    pub user: String,
+    /// Password, if the server asks for one (never logged).
+    pub password: Option<String>,
+    /// Database name.
+    pub database: String,
+}
+
+impl ConnParams {
+    /// "host:port" for messages (no credentials).
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// One column of a RowDescription, as the server sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldDescription {
+    /// Column name.
+    pub name: String,
+    /// OID of the source table, 0 if none.
+    pub table_oid: u32,
+    /// Attribute number in the source table, 0 if none.
+    pub column_id: i16,
+    /// Type OID.
+    pub type_oid: u32,
+    /// Type size (`pg_type.typlen`).
+    pub type_size: i16,
+    /// Type modifier.
+    pub type_modifier: i32,
+    /// 0 text, 1 binary.
+    pub format: i16,
+}
+
+/// The fields of an ErrorResponse (or NoticeResponse), by PostgreSQL's field codes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerError {
+    /// `S`: ERROR, FATAL, ...
+    pub severity: String,
+    /// `C`: SQLSTATE.
+    pub code: String,
+    /// `M`: primary message.
+    pub message: String,
+    /// `D`.
+    pub detail: Option<String>,
+    /// `H`.
+    pub hint: Option<String>,
+    /// `P`: cursor position in the statement the server saw.
+    pub position: Option<String>,
+    /// `W`.
+    pub context: Option<String>,
+    /// `s`, `t`, `c`, `n`: schema, table, column, constraint.
+    pub schema: Option<String>,
+    /// Table name.
+    pub table: Option<String>,
+    /// Column name.
+    pub column: Option<String>,
+    /// Constraint name.
+    pub constraint: Option<String>,
+}
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {} ({})", self.severity, self.message, self.code)
+    }
+}
+
+/// Errors of a wire connection.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    /// The socket failed; the connection is gone.
+    #[error("connection to {address} failed: {source}")]
+    Io {
+        /// host:port.
+        address: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The server answered with an error; the connection is still usable.
+    #[error("{0}")]
+    Server(ServerError),
+    /// The server said something we did not expect; the connection is closed.
+    #[error("protocol error talking to {address}: {detail}")]
+    Protocol {
+        /// host:port.
+        address: String,
+        /// What went wrong.
+        detail: String,
+    },
+}
+
+/// The result of one statement: row description (empty for statements without rows), the rows'
+/// raw DataRow bodies, and the command tag.
+#[derive(Debug, Clone, Default)]
+pub struct StatementResult {
+    /// Columns; empty when the statement returns no rows (NoData).
+    pub fields: Vec<FieldDescription>,
+    /// DataRow bodies: for each column a 4-byte length (-1 for NULL) and the value bytes.
+    pub rows: Vec<Bytes>,
+    /// CommandComplete tag, e.g. `SELECT 3`, `INSERT 0 1`; empty for an empty query.
+    pub tag: String,
+}
+
+impl StatementResult {
+    /// The row count at the end of the tag (`INSERT 0 5` → 5), 0 if none.
+    pub fn affected_rows(&self) -> u64 {
+        self.tag
+            .rsplit(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+/// A parameter value as the client bound it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoundParam {
+    /// The value's bytes, `None` for NULL.
+    pub value: Option<Bytes>,
+    /// 0 text, 1 binary.
+    pub format: i16,
+}
+
+/// Transaction status from the last ReadyForQuery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxStatus {
+    /// Not in a transaction block.
+    Idle,
+    /// In a transaction block.
+    InTransaction,
+    /// In a failed transaction block.
+    Failed,
+}
+
+/// A connection speaking the PostgreSQL protocol v3 to one server.
+pub struct WireConnection {
+    stream: TcpStream,
+    read_buf: BytesMut,
+    write_buf: BytesMut,
+    address: String,
+    /// `server_version` and other ParameterStatus values.
+    pub parameters: HashMap<String, String>,
+    /// Status reported by the last ReadyForQuery.
+    pub status: TxStatus,
+    broken: bool,
+}
+
+impl std::fmt::Debug for WireConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WireConnection")
+            .field("address", &self.address)
+            .field("status", &self.status)
+            .finish()
+    }
+}
+
+fn server_error(body: &backend::ErrorResponseBody) -> ServerError {
+    use fallible_iterator::FallibleIterator;
+    let mut e = ServerError::default();
+    let mut fields = body.fields();
+    while let Ok(Some(f)) = fields.next() {
+        let v = String::from_utf8_lossy(f.value_bytes()).into_owned();
+        match f.type_() {
+            b'S' => e.severity = v,
+            b'V' if e.severity.is_empty() => e.severity = v,
+            b'C' => e.code = v,
+            b'M' => e.message = v,
+            b'D' => e.detail = Some(v),
+            b'H' => e.hint = Some(v),
+            b'P' => e.position = Some(v),
+            b'W' => e.context = Some(v),
+            b's' => e.schema = Some(v),
+            b't' => e.table = Some(v),
+            b'c' => e.column = Some(v),
+            b'n' => e.constraint = Some(v),
+            _ => {}
+        }
+    }
+    e
+}
+
+fn fields_of(body: &backend::RowDescriptionBody) -> Result<Vec<FieldDescription>, std::io::Error> {
+    use fallible_iterator::FallibleIterator;
+    let mut out = Vec::new();
+    let mut it = body.fields();
+    while let Some(f) = it.next()? {
+        out.push(FieldDescription {
+            name: f.name().to_string(),
+            table_oid: f.table_oid(),
+            column_id: f.column_id(),
+            type_oid: f.type_oid(),
+            type_size: f.type_size(),
+            type_modifier: f.type_modifier(),
+            format: f.format(),
+        });
+    }
+    Ok(out)
+}
+
+impl WireConnection {
+    /// Connects, authenticates (trust, password, md5, SCRAM-SHA-256) and waits for
+    /// ReadyForQuery. Times out after 10 s.
+    pub async fn connect(params: &ConnParams) -> Result<WireConnection, WireError> {
+        let address = params.address();
+        let io = |source| WireError::Io {
+            address: address.clone(),
+            source,
+        };
+        let stream = tokio::time::timeout(
+            Duration::from_secs(10),
+            TcpStream::connect((params.host.as_str(), params.port)),
+        )
+        .await
+        .map_err(|_| io(std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")))?
+        .map_err(io)?;
+        stream.set_nodelay(true).map_err(io)?;
+        let mut conn = WireConnection {
+            stream,
+            read_buf: BytesMut::with_capacity(16 * 1024),
+            write_buf: BytesMut::with_capacity(4096),
+            address: address.clone(),
+            parameters: HashMap::new(),
+            status: TxStatus::Idle,
+            broken: false,
+        };
+        let startup = [
+            ("user", params.user.as_str()),
+            ("database", params.database.as_str()),
+            ("application_name", "tessera"),
+            ("client_encoding", "UTF8"),
+        ];
+        frontend::startup_message(startup, &mut conn.write_buf).map_err(io)?;
+        conn.flush().await?;
+        let mut scram: Option<ScramSha256> = None;
+        loop {
+            match conn.read_message().await? {
+                Message::AuthenticationOk => {}
+                Message::AuthenticationCleartextPassword => {
+                    let pw = conn.password(params)?;
+                    frontend::password_message(pw.as_bytes(), &mut conn.write_buf).map_err(io)?;
+                    conn.flush().await?;
+                }
+                Message::AuthenticationMd5Password(body) => {
+                    let pw = conn.password(params)?;
+                    let hash = postgres_protocol::authentication::md5_hash(
+                        params.user.as_bytes(),
+                        pw.as_bytes(),
+                        body.salt(),
+                    );
+                    frontend::password_message(hash.as_bytes(), &mut conn.write_buf).map_err(io)?;
+                    conn.flush().await?;
+                }
+                Message::AuthenticationSasl(_) => {
+                    let pw = conn.password(params)?;
+                    let s = ScramSha256::new(pw.as_bytes(), ChannelBinding::unsupported());
+                    frontend::sasl_initial_response("SCRAM-SHA-256", s.message(), &mut conn.write_buf)
+                        .map_err(io)?;
+                    conn.flush().await?;
+                    scram = Some(s);
+                }
+                Message::AuthenticationSaslContinue(body) => {
+                    let s = scram.as_mut().ok_or_else(|| conn.protocol("unexpected SASL continue"))?;
+                    s.update(body.data()).map_err(io)?;
+                    frontend::sasl_response(s.message(), &mut conn.write_buf).map_err(io)?;
+                    conn.flush().await?;
+                }
+                Message::AuthenticationSaslFinal(body) => {
+                    let s = scram.as_mut().ok_or_else(|| conn.protocol("unexpected SASL final"))?;
+                    s.finish(body.data()).map_err(io)?;
+                }
+                Message::ParameterStatus(p) => {
+                    if let (Ok(k), Ok(v)) = (p.name(), p.value()) {
+                        conn.parameters.insert(k.to_string(), v.to_string());
+                    }
+                }
+                Message::BackendKeyData(_) | Message::NoticeResponse(_) => {}
+                Message::ReadyForQuery(_) => return Ok(conn),
+                Message::ErrorResponse(body) => return Err(WireError::Server(server_error(&body))),
+                _ => return Err(conn.protocol("unexpected message during startup")),
+            }
+        }
+    }
+
+    fn password(&self, params: &ConnParams) -> Result<String, WireError> {
+        params.password.clone().ok_or_else(|| {
+            WireError::Server(ServerError {
+                severity: "FATAL".into(),
+                code: "28P01".into(),
+                message: format!(
+                    "{} asks for a password, but none is configured for it",
+                    self.address
+                ),
+                ..Default::default()
+            })
+        })
+    }
+
+    fn protocol(&mut self, detail: &str) -> WireError {
+        self.broken = true;
+        WireError::Protocol {
+            address: self.address.clone(),
+            detail: detail.to_string(),
+        }
+    }
+
+    /// Whether the connection hit an I/O or protocol error and must not be reused.
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    /// "host:port" of the server.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    async fn flush(&mut self) -> Result<(), WireError> {
+        let buf = self.write_buf.split();
+        if let Err(source) = self.stream.write_all(&buf).await {
+            self.broken = true;
+            return Err(WireError::Io {
+                address: self.address.clone(),
+                source,
+            });
+        }
+        Ok(())
+    }
+
+    async fn read_message(&mut self) -> Result<Message, WireError> {
+        loop {
+            match Message::parse(&mut self.read_buf) {
+                Ok(Some(m)) => return Ok(m),
+                Ok(None) => {}
+                Err(e) => {
+                    self.broken = true;
+                    return Err(WireError::Io {
+                        address: self.address.clone(),
+                        source: e,
+                    });
+                }
+            }
+            if self.read_buf.capacity() - self.read_buf.len() < 8192 {
+                self.read_buf.reserve(64 * 1024);
+            }
+            match self.stream.read_buf(&mut self.read_buf).await {
+                Ok(0) => {
+                    self.broken = true;
+                    return Err(WireError::Io {
+                        address: self.address.clone(),
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "server closed the connection",
+                        ),
+                    });
+                }
+                Ok(_) => {}
+                Err(source) => {
+                    self.broken = true;
+                    return Err(WireError::Io {
+                        address: self.address.clone(),
+                        source,
+                    });
+                }
+            }
+        }
+    }
+
+    fn ready(&mut self, body: &backend::ReadyForQueryBody) {
+        self.status = match body.status() {
+            b'T' => TxStatus::InTransaction,
+            b'E' => TxStatus::Failed,
+            _ => TxStatus::Idle,
+        };
+    }
+
+    /// Runs one statement with the extended protocol (Parse/Bind/Describe/Execute/Sync in one
+    /// round trip). `param_types` may hold 0 for "let the server infer". `result_formats`
+    /// follows Bind's rules (empty: all text; one: all that; else per column).
+    pub async fn execute(
+        &mut self,
+        sql: &str,
+        param_types: &[u32],
+        params: &[BoundParam],
+        result_formats: &[i16],
+    ) -> Result<StatementResult, WireError> {
+        let address = self.address.clone();
+        let io = |source| WireError::Io {
+            address: address.clone(),
+            source,
+        };
+        frontend::parse("", sql, param_types.iter().copied(), &mut self.write_buf).map_err(io)?;
+        let bind = frontend::bind(
+            "",
+            "",
+            params.iter().map(|p| p.format),
+            params.iter(),
+            |p, buf| match &p.value {
+                Some(v) => {
+                    buf.extend_from_slice(v);
+                    Ok(IsNull::No)
+                }
+                None => Ok(IsNull::Yes),
+            },
+            result_formats.iter().copied(),
+            &mut self.write_buf,
+        );
+        if bind.is_err() {
+            self.write_buf.clear();
+            return Err(self.protocol("could not encode Bind"));
+        }
+        frontend::describe(b'P', "", &mut self.write_buf).map_err(io)?;
+        frontend::execute("", 0, &mut self.write_buf).map_err(io)?;
+        frontend::sync(&mut self.write_buf);
+        self.flush().await?;
+        self.collect_one().await
+    }
+
+    /// Describes a statement without running it: parameter types and result columns.
+    pub async fn describe(
+        &mut self,
+        sql: &str,
+        param_types: &[u32],
+    ) -> Result<(Vec<u32>, Vec<FieldDescription>), WireError> {
+        let address = self.address.clone();
+        let io = |source| WireError::Io {
+            address: address.clone(),
+            source,
+        };
+        frontend::parse("", sql, param_types.iter().copied(), &mut self.write_buf).map_err(io)?;
+        frontend::describe(b'S', "", &mut self.write_buf).map_err(io)?;
+        frontend::sync(&mut self.write_buf);
+        self.flush().await?;
+        let mut error = None;
+        let mut types = Vec::new();
+        let mut fields = Vec::new();
+        loop {
+            match self.read_message().await? {
+                Message::ParseComplete | Message::NoData | Message::NoticeResponse(_) => {}
+                Message::ParameterStatus(_) => {}
+                Message::ParameterDescription(body) => {
+                    use fallible_iterator::FallibleIterator;
+                    types = body.parameters().collect().map_err(io)?;
+                }
+                Message::RowDescription(body) => fields = fields_of(&body).map_err(io)?,
+                Message::ErrorResponse(body) => error = Some(server_error(&body)),
+                Message::ReadyForQuery(body) => {
+                    self.ready(&body);
+                    return match error {
+                        Some(e) => Err(WireError::Server(e)),
+                        None => Ok((types, fields)),
+                    };
+                }
+                _ => return Err(self.protocol("unexpected message answering Describe")),
+            }
+        }
+    }
+
+    /// Runs SQL with the simple protocol (may hold several statements); returns one result
+    /// per statement, or the first error.
+    pub async fn simple_query(&mut self, sql: &str) -> Result<Vec<StatementResult>, WireError> {
+        let address = self.address.clone();
+        frontend::query(sql, &mut self.write_buf).map_err(|source| WireError::Io { address, source })?;
+        self.flush().await?;
+        let mut results = Vec::new();
+        let mut current = StatementResult::default();
+        let mut error = None;
+        loop {
+            match self.read_message().await? {
+                Message::RowDescription(body) => {
+                    current.fields = fields_of(&body).map_err(|source| WireError::Io {
+                        address: self.address.clone(),
+                        source,
+                    })?
+                }
+                Message::DataRow(body) => current.rows.push(body.buffer_bytes().clone()),
+                Message::CommandComplete(body) => {
+                    current.tag = body.tag().unwrap_or_default().to_string();
+                    results.push(std::mem::take(&mut current));
+                }
+                Message::EmptyQueryResponse => results.push(std::mem::take(&mut current)),
+                Message::ErrorResponse(body) => error = Some(server_error(&body)),
+                Message::NoticeResponse(_) | Message::ParameterStatus(_) => {}
+                Message::CopyInResponse(_) => {
+                    frontend::copy_fail("COPY FROM STDIN is not allowed here", &mut self.write_buf)
+                        .map_err(|source| WireError::Io {
+                            address: self.address.clone(),
+                            source,
+                        })?;
+                    self.flush().await?;
+                }
+                Message::CopyOutResponse(_) | Message::CopyData(_) | Message::CopyDone => {}
+                Message::ReadyForQuery(body) => {
+                    self.ready(&body);
+                    return match error {
+                        Some(e) => Err(WireError::Server(e)),
+                        None => Ok(results),
+                    };
+                }
+                _ => return Err(self.protocol("unexpected message answering Query")),
+            }
+        }
+    }
+
+    /// Reads the answer to Parse/Bind/Describe/Execute/Sync.
+    async fn collect_one(&mut self) -> Result<StatementResult, WireError> {
+        let mut result = StatementResult::default();
+        let mut error = None;
+        loop {
+            match self.read_message().await? {
+                Message::ParseComplete
+                | Message::BindComplete
+                | Message::NoData
+                | Message::NoticeResponse(_)
+                | Message::ParameterStatus(_)
+                | Message::EmptyQueryResponse
+                | Message::PortalSuspended => {}
+                Message::RowDescription(body) => {
+                    result.fields = fields_of(&body).map_err(|source| WireError::Io {
+                        address: self.address.clone(),
+                        source,
+                    })?
+                }
+                Message::DataRow(body) => result.rows.push(body.buffer_bytes().clone()),
+                Message::CommandComplete(body) => {
+                    result.tag = body.tag().unwrap_or_default().to_string()
+                }
+                Message::ErrorResponse(body) => error = Some(server_error(&body)),
+                Message::CopyInResponse(_) => {
+                    frontend::copy_fail("COPY FROM STDIN is not allowed here", &mut self.write_buf)
+                        .map_err(|source| WireError::Io {
+                            address: self.address.clone(),
+                            source,
+                        })?;
+                    self.flush().await?;
+                }
+                Message::CopyOutResponse(_) | Message::CopyData(_) | Message::CopyDone => {}
+                Message::ReadyForQuery(body) => {
+                    self.ready(&body);
+                    return match error {
+                        Some(e) => Err(WireError::Server(e)),
+                        None => Ok(result),
+                    };
+                }
+                _ => return Err(self.protocol("unexpected message answering Execute")),
+            }
+        }
+    }
+
+    /// Starts `COPY ... FROM STDIN` (simple protocol); afterwards call [`Self::copy_data`] and
+    /// [`Self::copy_done`].
+    pub async fn copy_in_start(&mut self, sql: &str) -> Result<(), WireError> {
+        let address = self.address.clone();
+        frontend::query(sql, &mut self.write_buf).map_err(|source| WireError::Io { address, source })?;
+        self.flush().await?;
+        let mut error = None;
+        loop {
+            match self.read_message().await? {
+                Message::CopyInResponse(_) => return Ok(()),
+                Message::NoticeResponse(_) | Message::ParameterStatus(_) => {}
+                Message::ErrorResponse(body) => error = Some(server_error(&body)),
+                Message::ReadyForQuery(body) => {
+                    self.ready(&body);
+                    return Err(match error {
+                        Some(e) => WireError::Server(e),
+                        None => self.protocol("COPY did not start"),
+                    });
+                }
+                _ => return Err(self.protocol("unexpected message starting COPY")),
+            }
+        }
+    }
+
+    /// Sends COPY data (buffered; flushed every 256 KiB).
+    pub async fn copy_data(&mut self, data: &[u8]) -> Result<(), WireError> {
+        let address = self.address.clone();
+        let msg = frontend::CopyData::new(data).map_err(|source| WireError::Io { address, source })?;
+        msg.write(&mut self.write_buf);
+        if self.write_buf.len() > 256 * 1024 {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Ends COPY; returns the row count from the `COPY n` tag.
+    pub async fn copy_done(&mut self) -> Result<u64, WireError> {
+        frontend::copy_done(&mut self.write_buf);
+        self.flush().await?;
+        let mut error = None;
+        let mut count = 0;
+        loop {
+            match self.read_message().await? {
+                Message::CommandComplete(body) => {
+                    count = body
+                        .tag()
+                        .ok()
+                        .and_then(|t| t.rsplit(' ').next().and_then(|n| n.parse().ok()))
+                        .unwrap_or(0)
+                }
+                Message::NoticeResponse(_) | Message::ParameterStatus(_) => {}
+                Message::ErrorResponse(body) => error = Some(server_error(&body)),
+                Message::ReadyForQuery(body) => {
+                    self.ready(&body);
+                    return match error {
+                        Some(e) => Err(WireError::Server(e)),
+                        None => Ok(count),
+                    };
+                }
+                _ => return Err(self.protocol("unexpected message ending COPY")),
+            }
+        }
+    }
+
+    /// Aborts COPY with a message (the server rolls the COPY back).
+    pub async fn copy_fail(&mut self, message: &str) -> Result<(), WireError> {
+        let address = self.address.clone();
+        frontend::copy_fail(message, &mut self.write_buf).map_err(|source| WireError::Io { address, source })?;
+        self.flush().await?;
+        loop {
+            match self.read_message().await? {
+                Message::ReadyForQuery(body) => {
+                    self.ready(&body);
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Splits a DataRow body into its column values (`None` for NULL).
+pub fn row_values(row: &[u8]) -> Vec<Option<&[u8]>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i + 4 <= row.len() {
+        let len = i32::from_be_bytes([row[i], row[i + 1], row[i + 2], row[i + 3]]);
+        i += 4;
+        if len < 0 {
+            out.push(None);
+        } else {
+            let end = (i + len as usize).min(row.len());
+            out.push(Some(&row[i..end]));
+            i = end;
+        }
+    }
+    out
+}
+
+/// Builds a DataRow body from column values.
+pub fn encode_row<'a>(values: impl IntoIterator<Item = Option<&'a [u8]>>) -> Bytes {
+    let mut buf = BytesMut::new();
+    for v in values {
+        match v {
+            Some(b) => {
+                buf.extend_from_slice(&(b.len() as i32).to_be_bytes());
+                buf.extend_from_slice(b);
+            }
+            None => buf.extend_from_slice(&(-1i32).to_be_bytes()),
+        }
+    }
+    buf.freeze()
+}
