@@ -1,1 +1,157 @@
-fn main() {}
+//! The `tessera` command: `up` (a local cluster for development, tests and demos), `serve`
+//! (a coordinator for existing PostgreSQL servers) and `status`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tessera::{start_coordinator, Config};
+use tessera_cluster::{InstanceOptions, LocalCluster};
+
+#[derive(Parser)]
+#[command(name = "tessera", version, about = "A distributed SQL coordinator for PostgreSQL")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a coordinator PostgreSQL, worker PostgreSQL servers and the coordinator on this
+    /// machine; Ctrl-C stops them all. Data stays in --data-dir for the next run.
+    Up {
+        /// Number of worker PostgreSQL servers.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Directory for all data directories.
+        #[arg(long, default_value = ".tessera")]
+        data_dir: PathBuf,
+        /// Port clients connect to; PostgreSQL servers use the ports after it.
+        #[arg(long, default_value_t = 6432)]
+        port: u16,
+    },
+    /// Run the coordinator against existing PostgreSQL servers.
+    Serve {
+        /// TOML configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Show nodes and distributed tables of a running coordinator.
+    Status {
+        /// Coordinator port.
+        #[arg(long, default_value_t = 6432)]
+        port: u16,
+    },
+}
+
+async fn wait_for_ctrl_c() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn up(workers: usize, data_dir: PathBuf, port: u16) -> anyhow::Result<()> {
+    let data_dir = if data_dir.is_absolute() {
+        data_dir
+    } else {
+        std::env::current_dir()?.join(data_dir)
+    };
+    let pg_port = port + 1;
+    let worker_ports: Vec<u16> = (0..workers as u16).map(|i| port + 2 + i).collect();
+    eprintln!(
+        "starting PostgreSQL: coordinator on {pg_port}, {workers} worker(s) on {:?}, data in {}",
+        worker_ports,
+        data_dir.display()
+    );
+    let cluster = tokio::task::spawn_blocking({
+        let data_dir = data_dir.clone();
+        let worker_ports = worker_ports.clone();
+        move || LocalCluster::start(&data_dir, pg_port, &worker_ports, &InstanceOptions::default())
+    })
+    .await??;
+    let config = Config::local(format!("127.0.0.1:{port}"), pg_port, worker_ports);
+    let coordinator = match start_coordinator(&config).await {
+        Ok(c) => c,
+        Err(e) => {
+            drop(cluster);
+            return Err(e);
+        }
+    };
+    println!(
+        "tessera is ready: psql \"host=127.0.0.1 port={} user=postgres dbname=postgres\"  (Ctrl-C stops everything)",
+        coordinator.addr.port()
+    );
+    wait_for_ctrl_c().await;
+    eprintln!("stopping");
+    coordinator.shutdown();
+    drop(coordinator);
+    tokio::task::spawn_blocking(move || drop(cluster)).await?;
+    Ok(())
+}
+
+async fn status(port: u16) -> anyhow::Result<()> {
+    let (client, conn) = tokio_postgres::connect(
+        &format!("host=127.0.0.1 port={port} user=postgres dbname=postgres"),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .with_context(|| format!("cannot connect to the coordinator on port {port}"))?;
+    tokio::spawn(conn);
+    println!("nodes:");
+    for m in client.simple_query("SELECT nodeid, nodename, nodeport, isactive FROM pg_dist_node ORDER BY nodeid").await? {
+        if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
+            println!(
+                "  {} {}:{} active={}",
+                r.get(0).unwrap_or(""),
+                r.get(1).unwrap_or(""),
+                r.get(2).unwrap_or(""),
+                r.get(3).unwrap_or("")
+            );
+        }
+    }
+    println!("tables:");
+    for m in client
+        .simple_query("SELECT table_name, citus_table_type, distribution_column, shard_count FROM citus_tables")
+        .await?
+    {
+        if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
+            println!(
+                "  {} {} {} shards={}",
+                r.get(0).unwrap_or(""),
+                r.get(1).unwrap_or(""),
+                r.get(2).unwrap_or(""),
+                r.get(3).unwrap_or("")
+            );
+        }
+    }
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Up {
+                workers,
+                data_dir,
+                port,
+            } => up(workers, data_dir, port).await,
+            Command::Serve { config } => {
+                let text = std::fs::read_to_string(&config)
+                    .with_context(|| format!("cannot read {}", config.display()))?;
+                let config = Config::from_toml(&text)?;
+                let coordinator = start_coordinator(&config).await?;
+                println!("tessera is serving on {}", coordinator.addr);
+                wait_for_ctrl_c().await;
+                Ok(())
+            }
+            Command::Status { port } => status(port).await,
+        }
+    })
+}

@@ -1,0 +1,508 @@
+//! The pgwire handlers: startup, simple query, extended query and COPY.
+//!
+//! Per-session state (the executor's [`Session`] and an open COPY) lives in pgwire's session
+//! extensions, behind a mutex that a session only ever contends with itself.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::{Sink, SinkExt};
+use pgwire::api::auth::{
+    finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata,
+    ServerParameterProvider, StartupHandler,
+};
+use pgwire::api::copy::CopyHandler;
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{CopyResponse, FieldInfo, Response, Tag};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type,
+    METADATA_DATABASE,
+};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
+use pgwire::messages::response::CommandComplete;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use tokio::net::TcpListener;
+use tokio::sync::Mutex;
+
+use tessera_executor::wire::{BoundParam, FieldDescription};
+use tessera_executor::{CopyRouter, Executor, Outcome, Request, Session};
+use tessera_planner::{split_statements, DistributedPlan, ParamValue};
+
+use crate::convert::{exec_error, field_info, param_value, pg_type, plan_error, result_response, user_error};
+
+/// Front-end settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// `server_version` reported to clients (the coordinator PostgreSQL's, so that psql picks
+    /// catalog queries that fit it).
+    pub server_version: String,
+    /// The one database Tessera serves.
+    pub database: String,
+}
+
+struct SessionState {
+    session: Session,
+    copy: Option<Box<CopyRouter>>,
+    copy_error: Option<ErrorInfo>,
+}
+
+type SharedSession = Arc<Mutex<SessionState>>;
+
+fn session_of<C: ClientInfo + ?Sized>(client: &C) -> SharedSession {
+    client
+        .session_extensions()
+        .get_or_insert_with::<SharedSession>(|| {
+            Arc::new(Mutex::new(SessionState {
+                session: Session::default(),
+                copy: None,
+                copy_error: None,
+            }))
+        })
+        .as_ref()
+        .clone()
+}
+
+/// A prepared statement: its text and what the coordinator PostgreSQL said about it.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    sql: String,
+    param_types: Vec<u32>,
+    fields: Vec<FieldDescription>,
+}
+
+/// Everything the handlers share: the executor and the front-end settings.
+pub struct Backend {
+    executor: Arc<Executor>,
+    config: ServerConfig,
+    parser: Arc<StatementDescriber>,
+}
+
+impl Backend {
+    /// A backend running statements with `executor`.
+    pub fn new(executor: Arc<Executor>, config: ServerConfig) -> Arc<Backend> {
+        Arc::new(Backend {
+            parser: Arc::new(StatementDescriber {
+                executor: executor.clone(),
+            }),
+            executor,
+            config,
+        })
+    }
+
+    /// Plans and runs one statement.
+    async fn run_statement(
+        &self,
+        state: &mut SessionState,
+        sql: &str,
+        planner_params: &[ParamValue],
+        req: Request<'_>,
+    ) -> Response {
+        let snapshot = self.executor.snapshot();
+        let plan = match tessera_planner::plan_sql(sql, planner_params, &snapshot) {
+            Ok(p) => p,
+            Err(e) => {
+                state.session.mark_failed();
+                return Response::Error(Box::new(plan_error(e)));
+            }
+        };
+        let req = Request { sql, ..req };
+        match self.executor.run(&mut state.session, plan, req).await {
+            Ok(Outcome::Result(r)) => result_response(r),
+            Ok(Outcome::CopyIn(router)) => {
+                let columns = router.plan().columns.len();
+                state.copy = Some(router);
+                state.copy_error = None;
+                Response::CopyIn(CopyResponse::new(0, columns, futures::stream::empty()))
+            }
+            Ok(Outcome::TransactionStarted) => Response::TransactionStart(Tag::new("BEGIN")),
+            Ok(Outcome::TransactionEnded(tag)) => Response::TransactionEnd(Tag::new(&tag)),
+            Err(e) => Response::Error(Box::new(exec_error(e))),
+        }
+    }
+}
+
+/// Answers Parse/Describe by asking the coordinator PostgreSQL (shells have the same columns
+/// as the distributed tables), except for Tessera's own functions and transaction control.
+pub struct StatementDescriber {
+    executor: Arc<Executor>,
+}
+
+fn utility_fields(name: &str) -> Vec<FieldDescription> {
+    vec![FieldDescription {
+        name: name.into(),
+        table_oid: 0,
+        column_id: 0,
+        type_oid: if name == "citus_add_node" { 23 } else { 2278 },
+        type_size: 4,
+        type_modifier: -1,
+        format: 0,
+    }]
+}
+
+#[async_trait]
+impl QueryParser for StatementDescriber {
+    type Statement = Prepared;
+
+    async fn parse_sql<C>(
+        &self,
+        client: &C,
+        sql: &str,
+        types: &[Option<Type>],
+    ) -> PgWireResult<Option<Prepared>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let statements = split_statements(sql);
+        if statements.len() > 1 {
+            return Err(user_error(ErrorInfo::new(
+                "ERROR".into(),
+                "42601".into(),
+                "cannot insert multiple commands into a prepared statement".into(),
+            )));
+        }
+        let given: Vec<u32> = types.iter().map(|t| t.as_ref().map(|t| t.oid()).unwrap_or(0)).collect();
+        let snapshot = self.executor.snapshot();
+        let describe_sql = match tessera_planner::plan_sql(sql, &[], &snapshot) {
+            Ok(DistributedPlan::Utility(call)) => {
+                return Ok(Some(Prepared {
+                    sql: sql.to_string(),
+                    param_types: given,
+                    fields: utility_fields(call.function_name()),
+                }))
+            }
+            Ok(DistributedPlan::Transaction(_)) | Ok(DistributedPlan::Copy(_)) => {
+                return Ok(Some(Prepared {
+                    sql: sql.to_string(),
+                    param_types: given,
+                    fields: vec![],
+                }))
+            }
+            Ok(DistributedPlan::Local(local)) => local,
+            // Distributed statements are described against the shells; planning errors that
+            // depend on parameter values surface at Execute.
+            _ => sql.to_string(),
+        };
+        let shared = session_of(client);
+        let mut state = shared.lock().await;
+        let (param_types, fields) = self
+            .executor
+            .describe(&mut state.session, &describe_sql, &given)
+            .await
+            .map_err(|e| user_error(exec_error(e)))?;
+        Ok(Some(Prepared {
+            sql: sql.to_string(),
+            param_types,
+            fields,
+        }))
+    }
+
+    fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
+        Ok(stmt.param_types.iter().map(|t| pg_type(*t)).collect())
+    }
+
+    fn get_result_schema(&self, stmt: &Prepared, column_format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+        Ok(stmt
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let format = column_format.map(|cf| format_code(cf, i)).unwrap_or(0);
+                field_info(&FieldDescription { format, ..f.clone() })
+            })
+            .collect())
+    }
+}
+
+fn format_code(format: &Format, i: usize) -> i16 {
+    match format {
+        Format::UnifiedText => 0,
+        Format::UnifiedBinary => 1,
+        Format::Individual(v) => v.get(i).copied().unwrap_or(0),
+    }
+}
+
+fn format_codes(format: &Format) -> Vec<i16> {
+    match format {
+        Format::UnifiedText => vec![],
+        Format::UnifiedBinary => vec![1],
+        Format::Individual(v) => v.clone(),
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Backend {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let shared = session_of(client);
+        let mut state = shared.lock().await;
+        let statements = split_statements(query);
+        if statements.is_empty() {
+            return Ok(vec![Response::EmptyQuery]);
+        }
+        let mut responses = Vec::with_capacity(statements.len());
+        for sql in statements {
+            let response = self
+                .run_statement(
+                    &mut state,
+                    sql,
+                    &[],
+                    Request {
+                        sql,
+                        param_types: &[],
+                        params: &[],
+                        result_formats: &[],
+                    },
+                )
+                .await;
+            let stop = matches!(response, Response::Error(_) | Response::CopyIn(_));
+            responses.push(response);
+            if stop {
+                break;
+            }
+        }
+        Ok(responses)
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Backend {
+    type Statement = Prepared;
+    type QueryParser = StatementDescriber;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Prepared>, _max_rows: usize) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let stmt = &portal.statement.statement;
+        let params: Vec<BoundParam> = portal
+            .parameters
+            .iter()
+            .enumerate()
+            .map(|(i, v)| BoundParam {
+                value: v.clone(),
+                format: format_code(&portal.parameter_format, i),
+            })
+            .collect();
+        let planner_params: Vec<ParamValue> = params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| param_value(p.value.as_deref(), p.format, stmt.param_types.get(i).copied().unwrap_or(0)))
+            .collect();
+        let result_formats = format_codes(&portal.result_column_format);
+        let shared = session_of(client);
+        let mut state = shared.lock().await;
+        let response = self
+            .run_statement(
+                &mut state,
+                &stmt.sql,
+                &planner_params,
+                Request {
+                    sql: &stmt.sql,
+                    param_types: &stmt.param_types,
+                    params: &params,
+                    result_formats: &result_formats,
+                },
+            )
+            .await;
+        Ok(response)
+    }
+}
+
+#[async_trait]
+impl CopyHandler for Backend {
+    async fn on_copy_data<C>(&self, client: &mut C, copy_data: CopyData) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let shared = session_of(client);
+        let mut state = shared.lock().await;
+        if state.copy_error.is_some() {
+            return Ok(());
+        }
+        if let Some(router) = state.copy.as_mut() {
+            if let Err(e) = router.feed(&copy_data.data) {
+                state.copy_error = Some(exec_error(e));
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let shared = session_of(client);
+        let mut state = shared.lock().await;
+        let router = state.copy.take();
+        if let Some(e) = state.copy_error.take() {
+            state.session.mark_failed();
+            return Err(user_error(e));
+        }
+        let Some(router) = router else {
+            return Err(user_error(ErrorInfo::new("ERROR".into(), "08P01".into(), "CopyDone without COPY".into())));
+        };
+        match self.executor.finish_copy(&mut state.session, router).await {
+            Ok(tag) => {
+                drop(state);
+                client
+                    .send(PgWireBackendMessage::CommandComplete(CommandComplete::new(tag)))
+                    .await?;
+                Ok(())
+            }
+            Err(e) => Err(user_error(exec_error(e))),
+        }
+    }
+
+    async fn on_copy_fail<C>(&self, client: &mut C, fail: CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let shared = session_of(client);
+        let mut state = shared.lock().await;
+        state.copy = None;
+        state.copy_error = None;
+        state.session.mark_failed();
+        user_error(ErrorInfo::new(
+            "ERROR".into(),
+            "57014".into(),
+            format!("COPY from stdin failed: {}", fail.message),
+        ))
+    }
+}
+
+struct Parameters {
+    server_version: String,
+}
+
+impl ServerParameterProvider for Parameters {
+    fn server_parameters<C>(&self, client: &C) -> Option<HashMap<String, String>>
+    where
+        C: ClientInfo,
+    {
+        let mut p = HashMap::new();
+        p.insert("server_version".into(), self.server_version.clone());
+        p.insert("server_encoding".into(), "UTF8".into());
+        p.insert("client_encoding".into(), "UTF8".into());
+        p.insert("DateStyle".into(), "ISO, MDY".into());
+        p.insert("IntervalStyle".into(), "postgres".into());
+        p.insert("TimeZone".into(), "UTC".into());
+        p.insert("integer_datetimes".into(), "on".into());
+        p.insert("standard_conforming_strings".into(), "on".into());
+        p.insert("is_superuser".into(), "on".into());
+        p.insert("in_hot_standby".into(), "off".into());
+        p.insert("default_transaction_read_only".into(), "off".into());
+        if let Some(app) = client.metadata().get("application_name") {
+            p.insert("application_name".into(), app.clone());
+        }
+        if let Some(user) = client.metadata().get("user") {
+            p.insert("session_authorization".into(), user.clone());
+        }
+        Some(p)
+    }
+}
+
+#[async_trait]
+impl StartupHandler for Backend {
+    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if let PgWireFrontendMessage::Startup(ref startup) = message {
+            protocol_negotiation(client, startup).await?;
+            save_startup_parameters_to_metadata(client, startup);
+            let database = client
+                .metadata()
+                .get(METADATA_DATABASE)
+                .cloned()
+                .or_else(|| client.metadata().get("user").cloned())
+                .unwrap_or_default();
+            if database != self.config.database {
+                let info = ErrorInfo::new(
+                    "FATAL".into(),
+                    "3D000".into(),
+                    format!(
+                        "database \"{database}\" does not exist; this Tessera coordinator serves database \"{}\"",
+                        self.config.database
+                    ),
+                );
+                client
+                    .send(PgWireBackendMessage::ErrorResponse(info.into()))
+                    .await?;
+                client.close().await?;
+                return Ok(());
+            }
+            static NEXT_PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(1000);
+            let pid = NEXT_PID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            client.set_pid_and_secret_key(pid, pgwire::messages::startup::SecretKey::I32(pid.wrapping_mul(7919)));
+            finish_authentication(
+                client,
+                &Parameters {
+                    server_version: self.config.server_version.clone(),
+                },
+            )
+            .await?;
+            client.set_state(PgWireConnectionState::ReadyForQuery);
+        }
+        Ok(())
+    }
+}
+
+struct Handlers(Arc<Backend>);
+
+impl PgWireServerHandlers for Handlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.0.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.0.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.0.clone()
+    }
+
+    fn copy_handler(&self) -> Arc<impl CopyHandler> {
+        self.0.clone()
+    }
+}
+
+/// Accepts clients on `listener` forever, one task per connection.
+pub async fn serve(listener: TcpListener, backend: Arc<Backend>) -> std::io::Result<()> {
+    loop {
+        let (socket, _) = listener.accept().await?;
+        let _ = socket.set_nodelay(true);
+        let handlers = Handlers(backend.clone());
+        tokio::spawn(async move {
+            if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
+                tracing::debug!("client connection ended: {e}");
+            }
+        });
+    }
+}

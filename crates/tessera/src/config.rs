@@ -1,0 +1,112 @@
+//! `tessera serve --config FILE`: the coordinator's settings as TOML.
+//!
+//! ```toml
+//! listen = "127.0.0.1:6432"
+//! pool_size = 64        # connections per worker
+//! shard_count = 32      # default for create_distributed_table
+//!
+//! [coordinator]         # the coordinator PostgreSQL (catalog and shells)
+//! host = "127.0.0.1"
+//! port = 5432
+//! user = "postgres"
+//! database = "postgres"
+//! # password = "..."   # also used for the workers; never logged
+//!
+//! [[workers]]           # registered at start (citus_add_node), optional
+//! host = "10.0.0.2"
+//! port = 5432
+//! ```
+
+use serde::Deserialize;
+
+/// The coordinator PostgreSQL to use.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CoordinatorPg {
+    /// Host.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// User (also used on the workers).
+    #[serde(default = "default_user")]
+    pub user: String,
+    /// Password, if the servers ask for one.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Database (the one database Tessera serves; shards live in the same database on workers).
+    #[serde(default = "default_user")]
+    pub database: String,
+}
+
+/// A worker to register at start.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WorkerAddress {
+    /// Host.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+/// Coordinator settings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    /// Address clients connect to.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Maximum connections per worker.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+    /// Default shard count of create_distributed_table (Citus' `citus.shard_count`).
+    #[serde(default = "default_shard_count")]
+    pub shard_count: u32,
+    /// The coordinator PostgreSQL.
+    pub coordinator: CoordinatorPg,
+    /// Workers to register at start.
+    #[serde(default)]
+    pub workers: Vec<WorkerAddress>,
+}
+
+fn default_user() -> String {
+    "postgres".into()
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:6432".into()
+}
+
+fn default_pool_size() -> usize {
+    64
+}
+
+fn default_shard_count() -> u32 {
+    32
+}
+
+impl Config {
+    /// Settings for a coordinator PostgreSQL on 127.0.0.1:`pg_port` with defaults elsewhere.
+    pub fn local(listen: String, pg_port: u16, workers: Vec<u16>) -> Config {
+        Config {
+            listen,
+            pool_size: default_pool_size(),
+            shard_count: default_shard_count(),
+            coordinator: CoordinatorPg {
+                host: "127.0.0.1".into(),
+                port: pg_port,
+                user: default_user(),
+                password: None,
+                database: default_user(),
+            },
+            workers: workers
+                .into_iter()
+                .map(|port| WorkerAddress {
+                    host: "127.0.0.1".into(),
+                    port,
+                })
+                .collect(),
+        }
+    }
+
+    /// Parses TOML.
+    pub fn from_toml(text: &str) -> anyhow::Result<Config> {
+        Ok(toml::from_str(text)?)
+    }
+}

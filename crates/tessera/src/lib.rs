@@ -1,0 +1,109 @@
+//! The Tessera coordinator as a library: start the front end on a listener, backed by an
+//! executor connected to the coordinator PostgreSQL. The `tessera` binary (`up`, `serve`,
+//! `status`) and the end-to-end tests both use it.
+
+pub mod config;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tessera_executor::wire::ConnParams;
+use tessera_executor::{Executor, ExecutorConfig, Outcome, Request, Session};
+use tessera_planner::{DistributedPlan, UtilityCall};
+use tessera_server::{Backend, ServerConfig};
+use tokio::net::TcpListener;
+
+pub use config::Config;
+
+/// A coordinator running in this process.
+pub struct RunningCoordinator {
+    /// Where clients connect.
+    pub addr: SocketAddr,
+    /// The executor (catalog, pools).
+    pub executor: Arc<Executor>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningCoordinator {
+    /// Stops accepting clients.
+    pub fn shutdown(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for RunningCoordinator {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts the coordinator: connects to the coordinator PostgreSQL, prepares the catalog, and
+/// serves clients on `config.listen`.
+pub async fn start_coordinator(config: &Config) -> anyhow::Result<RunningCoordinator> {
+    let coordinator = ConnParams {
+        host: config.coordinator.host.clone(),
+        port: config.coordinator.port,
+        user: config.coordinator.user.clone(),
+        password: config.coordinator.password.clone(),
+        database: config.coordinator.database.clone(),
+    };
+    let executor = Executor::start(ExecutorConfig {
+        coordinator: coordinator.clone(),
+        pool_size: config.pool_size,
+        default_shard_count: config.shard_count,
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("cannot start the executor: {e}"))?;
+    let server_version = {
+        let client = executor.catalog_client().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let row = client.query_one("SHOW server_version", &[]).await?;
+        row.get::<_, String>(0)
+    };
+    for w in &config.workers {
+        add_node(&executor, &w.host, w.port).await?;
+    }
+    let listener = TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let backend = Backend::new(
+        executor.clone(),
+        ServerConfig {
+            server_version,
+            database: config.coordinator.database.clone(),
+        },
+    );
+    let task = tokio::spawn(tessera_server::serve(listener, backend));
+    Ok(RunningCoordinator {
+        addr,
+        executor,
+        task,
+    })
+}
+
+/// Registers a worker (like `SELECT citus_add_node(host, port)`); a no-op if it is registered.
+pub async fn add_node(executor: &Executor, host: &str, port: u16) -> anyhow::Result<()> {
+    let mut session = Session::default();
+    let plan = DistributedPlan::Utility(UtilityCall::AddNode {
+        host: host.to_string(),
+        port,
+    });
+    match executor
+        .run(
+            &mut session,
+            plan,
+            Request {
+                sql: "",
+                param_types: &[],
+                params: &[],
+                result_formats: &[],
+            },
+        )
+        .await
+    {
+        Ok(Outcome::Result(_)) => Ok(()),
+        Ok(_) => Ok(()),
+        Err(e) => Err(anyhow::anyhow!("cannot add worker {host}:{port}: {e}")),
+    }
+}
