@@ -69,14 +69,20 @@ fn table_data(table: &str) -> Vec<u8> {
 
 async fn copy_in(client: &Client, table: &str, data: &[u8]) -> u64 {
     let sink = client
-        .copy_in(&format!("COPY {table} FROM STDIN WITH (FORMAT csv, DELIMITER '|')"))
+        .copy_in(&format!(
+            "COPY {table} FROM STDIN WITH (FORMAT csv, DELIMITER '|')"
+        ))
         .await
         .unwrap_or_else(|e| panic!("COPY {table}: {e:?}"));
     futures::pin_mut!(sink);
     for chunk in data.chunks(64 * 1024) {
-        sink.send(Bytes::copy_from_slice(chunk)).await.expect("COPY data");
+        sink.send(Bytes::copy_from_slice(chunk))
+            .await
+            .expect("COPY data");
     }
-    sink.finish().await.unwrap_or_else(|e| panic!("COPY {table} finish: {e:?}"))
+    sink.finish()
+        .await
+        .unwrap_or_else(|e| panic!("COPY {table} finish: {e:?}"))
 }
 
 /// The specification's validation parameters (TPC-H 3.0.1, clause 2.4.x.4), substituted into
@@ -98,7 +104,18 @@ fn query(n: usize) -> Vec<String> {
         13 => &["special", "requests"],
         14 => &["1995-09-01"],
         15 => &["1996-01-01"],
-        16 => &["Brand#45", "MEDIUM POLISHED", "49", "14", "23", "45", "19", "3", "36", "9"],
+        16 => &[
+            "Brand#45",
+            "MEDIUM POLISHED",
+            "49",
+            "14",
+            "23",
+            "45",
+            "19",
+            "3",
+            "36",
+            "9",
+        ],
         17 => &["Brand#23", "MED BOX"],
         18 => &["300"],
         19 => &["Brand#12", "Brand#23", "Brand#34", "1", "10", "20"],
@@ -107,7 +124,9 @@ fn query(n: usize) -> Vec<String> {
         22 => &["13", "31", "23", "29", "30", "18", "17"],
         _ => unreachable!(),
     };
-    let mut text = tpchgen::q_and_a::queries::query(n as i32).expect("query").to_string();
+    let mut text = tpchgen::q_and_a::queries::query(n as i32)
+        .expect("query")
+        .to_string();
     for (i, p) in params.iter().enumerate().rev() {
         text = text.replace(&format!(":{}", i + 1), p);
     }
@@ -129,11 +148,22 @@ fn tpch_matches_postgres() {
         let env = common::TestEnv::start(32).await;
         let tessera = env.tessera().await;
         let baseline = env.baseline_client().await;
-        tessera.batch_execute(SCHEMA).await.expect("schema on tessera");
-        baseline.batch_execute(SCHEMA).await.expect("schema on baseline");
-        tessera.batch_execute(DISTRIBUTION).await.expect("distribute tables");
+        tessera
+            .batch_execute(SCHEMA)
+            .await
+            .expect("schema on tessera");
+        baseline
+            .batch_execute(SCHEMA)
+            .await
+            .expect("schema on baseline");
+        tessera
+            .batch_execute(DISTRIBUTION)
+            .await
+            .expect("distribute tables");
 
-        for table in ["nation", "region", "part", "supplier", "partsupp", "customer", "orders", "lineitem"] {
+        for table in [
+            "nation", "region", "part", "supplier", "partsupp", "customer", "orders", "lineitem",
+        ] {
             let data = table_data(table);
             let n_tessera = copy_in(&tessera, table, &data).await;
             let n_baseline = copy_in(&baseline, table, &data).await;
@@ -180,6 +210,10 @@ fn tpch_matches_postgres() {
         println!("{report}");
         let _ = std::fs::create_dir_all("../../target");
         let _ = std::fs::write("../../target/tpch-outcomes.txt", &report);
-        assert!(failures.is_empty(), "TPC-H differences:\n{}", failures.join("\n"));
+        assert!(
+            failures.is_empty(),
+            "TPC-H differences:\n{}",
+            failures.join("\n")
+        );
     });
 }

@@ -28,7 +28,8 @@ impl TestEnv {
     /// Starts everything: 2 workers, shard count `shard_count` by default.
     pub async fn start(shard_count: u32) -> TestEnv {
         let (cluster, baseline) = tokio::task::spawn_blocking(|| {
-            let cluster = LocalCluster::start_temporary(2).expect("start Tessera's PostgreSQL servers");
+            let cluster =
+                LocalCluster::start_temporary(2).expect("start Tessera's PostgreSQL servers");
             let baseline = LocalCluster::start_temporary(0).expect("start the baseline PostgreSQL");
             (cluster, baseline)
         })
@@ -40,7 +41,9 @@ impl TestEnv {
             cluster.workers.iter().map(|w| w.port).collect(),
         );
         config.shard_count = shard_count;
-        let coordinator = start_coordinator(&config).await.expect("start the coordinator");
+        let coordinator = start_coordinator(&config)
+            .await
+            .expect("start the coordinator");
         TestEnv {
             coordinator,
             cluster,
@@ -74,10 +77,11 @@ impl TestEnv {
 
 /// Connects with tokio-postgres and drives the connection in the background.
 pub async fn connect(url: &str) -> Client {
-    let (client, conn) = tokio::time::timeout(Duration::from_secs(20), tokio_postgres::connect(url, NoTls))
-        .await
-        .expect("connect timed out")
-        .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
+    let (client, conn) =
+        tokio::time::timeout(Duration::from_secs(20), tokio_postgres::connect(url, NoTls))
+            .await
+            .expect("connect timed out")
+            .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
     tokio::spawn(async move {
         let _ = conn.await;
     });
@@ -136,7 +140,11 @@ pub async fn run(client: &Client, sql: &str) -> Outcome {
     for m in messages {
         match m {
             SimpleQueryMessage::RowDescription(cols) => {
-                names = Some(cols.iter().map(|c| c.name().to_string()).collect::<Vec<_>>())
+                names = Some(
+                    cols.iter()
+                        .map(|c| c.name().to_string())
+                        .collect::<Vec<_>>(),
+                )
             }
             SimpleQueryMessage::Row(r) => {
                 if names.is_none() {
@@ -179,10 +187,13 @@ impl<'a> FromSql<'a> for Raw {
 
 /// Runs a query with the extended protocol and binary results; rows as raw bytes.
 pub async fn run_binary(client: &Client, sql: &str) -> Result<Vec<Vec<Option<Vec<u8>>>>, String> {
-    let rows = client.query(sql, &[]).await.map_err(|e| match e.as_db_error() {
-        Some(db) => format!("{}: {}", db.code().code(), db.message()),
-        None => e.to_string(),
-    })?;
+    let rows = client
+        .query(sql, &[])
+        .await
+        .map_err(|e| match e.as_db_error() {
+            Some(db) => format!("{}: {}", db.code().code(), db.message()),
+            None => e.to_string(),
+        })?;
     Ok(rows
         .iter()
         .map(|r| {
@@ -197,7 +208,12 @@ pub async fn run_binary(client: &Client, sql: &str) -> Result<Vec<Vec<Option<Vec
 /// order (the query has ORDER BY); otherwise they are compared as multisets.
 /// Returns `Ok(true)` when they match, `Ok(false)` when Tessera refused with 0A000, `Err`
 /// with a description when they differ.
-pub async fn compare(tessera: &Client, baseline: &Client, sql: &str, ordered: bool) -> Result<bool, String> {
+pub async fn compare(
+    tessera: &Client,
+    baseline: &Client,
+    sql: &str,
+    ordered: bool,
+) -> Result<bool, String> {
     let mut t = run(tessera, sql).await;
     let mut b = run(baseline, sql).await;
     if t.code() == Some("0A000") && b.code().is_none() {
@@ -211,17 +227,28 @@ pub async fn compare(tessera: &Client, baseline: &Client, sql: &str, ordered: bo
         }
     }
     match (&t, &b) {
-        (Outcome::Error { code: tc, message: tm }, Outcome::Error { code: bc, .. }) => {
+        (
+            Outcome::Error {
+                code: tc,
+                message: tm,
+            },
+            Outcome::Error { code: bc, .. },
+        ) => {
             if tc == bc {
                 Ok(true)
             } else {
-                Err(format!("error codes differ: tessera {tc} ({tm}), postgres {bc}"))
+                Err(format!(
+                    "error codes differ: tessera {tc} ({tm}), postgres {bc}"
+                ))
             }
         }
         _ if t == b => {
             // Same statement once more over the extended protocol with binary results.
             if let Outcome::Rows { .. } = t {
-                let (mut tb, mut bb) = (run_binary(tessera, sql).await?, run_binary(baseline, sql).await?);
+                let (mut tb, mut bb) = (
+                    run_binary(tessera, sql).await?,
+                    run_binary(baseline, sql).await?,
+                );
                 if !ordered {
                     tb.sort();
                     bb.sort();
@@ -234,7 +261,9 @@ pub async fn compare(tessera: &Client, baseline: &Client, sql: &str, ordered: bo
                         tb.iter()
                             .zip(&bb)
                             .find(|(x, y)| x != y)
-                            .map(|(x, y)| format!(": first difference tessera {x:?} postgres {y:?}"))
+                            .map(|(x, y)| format!(
+                                ": first difference tessera {x:?} postgres {y:?}"
+                            ))
                             .unwrap_or_default()
                     ));
                 }
@@ -248,8 +277,18 @@ pub async fn compare(tessera: &Client, baseline: &Client, sql: &str, ordered: bo
 fn describe_difference(t: &Outcome, b: &Outcome) -> String {
     match (t, b) {
         (
-            Outcome::Rows { names: tn, types: tt, rows: tr, .. },
-            Outcome::Rows { names: bn, types: bt, rows: br, .. },
+            Outcome::Rows {
+                names: tn,
+                types: tt,
+                rows: tr,
+                ..
+            },
+            Outcome::Rows {
+                names: bn,
+                types: bt,
+                rows: br,
+                ..
+            },
         ) => {
             if tn != bn {
                 return format!("column names differ: tessera {tn:?}, postgres {bn:?}");
@@ -258,14 +297,17 @@ fn describe_difference(t: &Outcome, b: &Outcome) -> String {
                 return format!("column types differ: tessera {tt:?}, postgres {bt:?}");
             }
             if tr.len() != br.len() {
-                return format!("row counts differ: tessera {}, postgres {}", tr.len(), br.len());
+                return format!(
+                    "row counts differ: tessera {}, postgres {}",
+                    tr.len(),
+                    br.len()
+                );
             }
             let (i, (x, y)) = tr
                 .iter()
                 .zip(br)
                 .enumerate()
                 .find(|(_, (x, y))| x != y)
-                .map(|(i, p)| (i, p))
                 .unwrap_or((0, (&tr[0], &br[0])));
             format!("row {i} differs: tessera {x:?}, postgres {y:?}")
         }

@@ -167,7 +167,7 @@ pub fn parse_uuid(text: &str) -> Option<[u8; 16]> {
     let mut since_hyphen_ok = 0usize;
     for (i, ch) in inner.chars().enumerate() {
         if ch == '-' {
-            if i == 0 || since_hyphen_ok % 4 != 0 || digits == 32 {
+            if i == 0 || !since_hyphen_ok.is_multiple_of(4) || digits == 32 {
                 return None;
             }
             continue;
@@ -176,7 +176,7 @@ pub fn parse_uuid(text: &str) -> Option<[u8; 16]> {
         if digits >= 32 {
             return None;
         }
-        out[digits / 2] |= if digits % 2 == 0 { v << 4 } else { v };
+        out[digits / 2] |= if digits.is_multiple_of(2) { v << 4 } else { v };
         digits += 1;
         since_hyphen_ok += 1;
     }

@@ -54,7 +54,16 @@ mod tests {
     #[test]
     fn index_agrees_with_ranges() {
         for n in [1u32, 3, 32] {
-            for h in [i32::MIN, -1, 0, 1, 12345, i32::MAX, -2013265921, -2013265920] {
+            for h in [
+                i32::MIN,
+                -1,
+                0,
+                1,
+                12345,
+                i32::MAX,
+                -2013265921,
+                -2013265920,
+            ] {
                 let i = shard_index(h, n);
                 let (lo, hi) = shard_range(i, n);
                 assert!(lo <= h && h <= hi, "{h} in shard {i} of {n}");

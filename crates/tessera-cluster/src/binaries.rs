@@ -37,7 +37,7 @@ impl PgBinaries {
                     .collect()
             })
             .unwrap_or_default();
-        versions.sort_by(|a, b| b.0.cmp(&a.0));
+        versions.sort_by_key(|v| std::cmp::Reverse(v.0));
         candidates.extend(versions.into_iter().map(|(_, p)| p));
         candidates.push(PathBuf::from("/usr/local/pgsql/bin"));
         if let Some(path) = std::env::var_os("PATH") {

@@ -153,7 +153,10 @@ impl Instance {
                 self.running = true;
                 Ok(())
             }
-            Err(ClusterError::Command { command, mut detail }) => {
+            Err(ClusterError::Command {
+                command,
+                mut detail,
+            }) => {
                 if let Ok(text) = std::fs::read_to_string(&log) {
                     let tail: Vec<&str> = text.lines().rev().take(10).collect();
                     detail.push_str("\nserver log:\n");

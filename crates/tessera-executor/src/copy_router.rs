@@ -53,8 +53,7 @@ impl CopyRouter {
     pub fn feed(&mut self, chunk: &[u8]) -> Result<(), ExecError> {
         self.pending.extend_from_slice(chunk);
         let mut start = 0;
-        loop {
-            let Some(end) = self.row_end(start) else { break };
+        while let Some(end) = self.row_end(start) {
             let row = self.pending[start..end].to_vec();
             start = end;
             self.route_row(row)?;
@@ -88,7 +87,11 @@ impl CopyRouter {
                 while i < data.len() {
                     let b = data[i];
                     if in_quotes {
-                        if b == e && e != q && i + 1 < data.len() && (data[i + 1] == q || data[i + 1] == e) {
+                        if b == e
+                            && e != q
+                            && i + 1 < data.len()
+                            && (data[i + 1] == q || data[i + 1] == e)
+                        {
                             i += 2;
                             continue;
                         }
@@ -129,16 +132,23 @@ impl CopyRouter {
                 let Some(value) = value else {
                     return Err(ExecError::Sql {
                         code: "23502".into(),
-                        message: "cannot perform an INSERT with NULL in the partition column".into(),
+                        message: "cannot perform an INSERT with NULL in the partition column"
+                            .into(),
                     });
                 };
-                let tessera_catalog::TableKind::Distributed { column_type, .. } = self.plan.table.kind else {
-                    return Err(ExecError::Internal("distribution field on a reference table".into()));
+                let tessera_catalog::TableKind::Distributed { column_type, .. } =
+                    self.plan.table.kind
+                else {
+                    return Err(ExecError::Internal(
+                        "distribution field on a reference table".into(),
+                    ));
                 };
-                let hash = column_type.hash_text_value(&value).map_err(|e| ExecError::Sql {
-                    code: "22P02".into(),
-                    message: e.to_string(),
-                })?;
+                let hash = column_type
+                    .hash_text_value(&value)
+                    .map_err(|e| ExecError::Sql {
+                        code: "22P02".into(),
+                        message: e.to_string(),
+                    })?;
                 self.plan.table.shard_index_for_hash(hash)
             }
         };
@@ -186,7 +196,9 @@ impl CopyRouter {
                         i += 1;
                     }
                 }
-                String::from_utf8(out).map(Some).map_err(|_| malformed("invalid UTF-8"))
+                String::from_utf8(out)
+                    .map(Some)
+                    .map_err(|_| malformed("invalid UTF-8"))
             }
             CopyFormat::Csv {
                 delimiter,
@@ -205,7 +217,11 @@ impl CopyRouter {
                         quoted = true;
                         i += 1;
                         while i < row.len() {
-                            if row[i] == e && i + 1 < row.len() && (row[i + 1] == q || row[i + 1] == e) && (e != q || row[i + 1] == q) {
+                            if row[i] == e
+                                && i + 1 < row.len()
+                                && (row[i + 1] == q || row[i + 1] == e)
+                                && (e != q || row[i + 1] == q)
+                            {
                                 value.push(row[i + 1]);
                                 i += 2;
                                 continue;
@@ -231,7 +247,9 @@ impl CopyRouter {
                         if !quoted && value == null.as_bytes() {
                             return Ok(None);
                         }
-                        return String::from_utf8(value).map(Some).map_err(|_| malformed("invalid UTF-8"));
+                        return String::from_utf8(value)
+                            .map(Some)
+                            .map_err(|_| malformed("invalid UTF-8"));
                     }
                     if i >= row.len() {
                         return Err(malformed("missing data for the distribution column"));

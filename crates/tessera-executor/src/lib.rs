@@ -23,7 +23,9 @@ use std::sync::Arc;
 
 use futures::future::join_all;
 use tessera_catalog::{CatalogSnapshot, SnapshotCell};
-use tessera_planner::{DistributedPlan, MergePlan, PlanError, RowCountFrom, Task, TransactionCommand};
+use tessera_planner::{
+    DistributedPlan, MergePlan, PlanError, RowCountFrom, Task, TransactionCommand,
+};
 
 pub use copy_router::CopyRouter;
 use pool::{PooledConnection, Pools};
@@ -37,7 +39,7 @@ pub enum ExecError {
     #[error("{}", .error.message)]
     Server {
         /// The server's error fields.
-        error: ServerError,
+        error: Box<ServerError>,
         /// Which worker, if not the coordinator PostgreSQL.
         node: Option<String>,
     },
@@ -118,14 +120,14 @@ impl From<tessera_catalog::CatalogError> for ExecError {
 pub fn pg_error(e: tokio_postgres::Error) -> ExecError {
     if let Some(db) = e.as_db_error() {
         return ExecError::Server {
-            error: ServerError {
+            error: Box::new(ServerError {
                 severity: db.severity().to_string(),
                 code: db.code().code().to_string(),
                 message: db.message().to_string(),
                 detail: db.detail().map(str::to_string),
                 hint: db.hint().map(str::to_string),
                 ..Default::default()
-            },
+            }),
             node: None,
         };
     }
@@ -272,11 +274,19 @@ impl Executor {
         format!("tessera_{}_{}_{}", self.gid_prefix, n, group_id)
     }
 
-    fn node_address(&self, snapshot: &CatalogSnapshot, group_id: i32) -> Result<(String, u16), ExecError> {
-        let node = snapshot.node_for_group(group_id).ok_or_else(|| ExecError::Sql {
-            code: "55000".into(),
-            message: format!("no worker node for placement group {group_id}; the catalog is incomplete"),
-        })?;
+    fn node_address(
+        &self,
+        snapshot: &CatalogSnapshot,
+        group_id: i32,
+    ) -> Result<(String, u16), ExecError> {
+        let node = snapshot
+            .node_for_group(group_id)
+            .ok_or_else(|| ExecError::Sql {
+                code: "55000".into(),
+                message: format!(
+                    "no worker node for placement group {group_id}; the catalog is incomplete"
+                ),
+            })?;
         if !node.is_active {
             return Err(ExecError::Sql {
                 code: "55000".into(),
@@ -310,7 +320,9 @@ impl Executor {
             .await
             .map_err(|e| match e {
                 WireError::Server(error) => ExecError::Server { error, node: None },
-                other => ExecError::Connection(format!("cannot reach the coordinator PostgreSQL: {other}")),
+                other => ExecError::Connection(format!(
+                    "cannot reach the coordinator PostgreSQL: {other}"
+                )),
             })
     }
 
@@ -381,11 +393,14 @@ impl Executor {
                 ))
             }
             DistributedPlan::Router(task) => {
-                let result = self.run_task(session, &snapshot, &task, req, req.result_formats).await?;
+                let result = self
+                    .run_task(session, &snapshot, &task, req, req.result_formats)
+                    .await?;
                 Ok(Outcome::Result(result))
             }
             DistributedPlan::MultiShard { tasks, merge } => {
-                self.run_multi_shard(session, &snapshot, tasks, merge, req).await
+                self.run_multi_shard(session, &snapshot, tasks, merge, req)
+                    .await
             }
             DistributedPlan::Modify {
                 tasks,
@@ -393,7 +408,8 @@ impl Executor {
                 count,
                 returning,
             } => {
-                let results = transaction::run_writes(self, session, &snapshot, &tasks, req).await?;
+                let results =
+                    transaction::run_writes(self, session, &snapshot, &tasks, req).await?;
                 let mut total = 0u64;
                 let mut rows = Vec::new();
                 let mut fields = Vec::new();
@@ -463,7 +479,11 @@ impl Executor {
         }
     }
 
-    async fn end_transaction(&self, session: &mut Session, commit: bool) -> Result<Outcome, ExecError> {
+    async fn end_transaction(
+        &self,
+        session: &mut Session,
+        commit: bool,
+    ) -> Result<Outcome, ExecError> {
         let tag = transaction::end_block(self, session, commit).await?;
         Ok(Outcome::TransactionEnded(tag))
     }
@@ -506,7 +526,10 @@ impl Executor {
         if session.in_block() {
             let mut out = Vec::with_capacity(tasks.len());
             for t in tasks {
-                out.push(self.run_task(session, snapshot, t, req, result_formats).await?);
+                out.push(
+                    self.run_task(session, snapshot, t, req, result_formats)
+                        .await?,
+                );
             }
             return Ok(out);
         }
@@ -547,7 +570,9 @@ impl Executor {
     ) -> Result<Outcome, ExecError> {
         match merge {
             MergePlan::Concat { limit, offset } => {
-                let results = self.run_reads(session, snapshot, &tasks, req, req.result_formats).await?;
+                let results = self
+                    .run_reads(session, snapshot, &tasks, req, req.result_formats)
+                    .await?;
                 Ok(Outcome::Result(merge::concat(results, limit, offset)))
             }
             MergePlan::Sort {
@@ -560,7 +585,9 @@ impl Executor {
                 // Hidden sort columns come back in text unless the client asked for one format
                 // for all columns; per-column formats only cover the visible ones.
                 let formats: Vec<i16> = req.result_formats.to_vec();
-                let results = self.run_reads(session, snapshot, &tasks, req, &formats).await?;
+                let results = self
+                    .run_reads(session, snapshot, &tasks, req, &formats)
+                    .await?;
                 Ok(Outcome::Result(
                     merge::sort(results, &keys, distinct, limit, offset, visible).await?,
                 ))

@@ -102,14 +102,19 @@ pub async fn sort(
         let mut schema_fields = Vec::new();
         for (k, key) in keys.iter().enumerate() {
             if key.column >= fields.len() {
-                return Err(ExecError::Internal(format!("sort key {} out of range", key.column)));
+                return Err(ExecError::Internal(format!(
+                    "sort key {} out of range",
+                    key.column
+                )));
             }
             let a = column_array(&kept, &fields, key.column)?;
             schema_fields.push(Field::new(format!("k{k}"), a.data_type().clone(), true));
             columns.push(a);
         }
         schema_fields.push(Field::new("row", arrow::datatypes::DataType::UInt32, false));
-        columns.push(Arc::new(UInt32Array::from_iter_values(0..rows.len() as u32)));
+        columns.push(Arc::new(UInt32Array::from_iter_values(
+            0..rows.len() as u32,
+        )));
         let batch = RecordBatch::try_new(Arc::new(Schema::new(schema_fields)), columns)
             .map_err(|e| ExecError::Internal(e.to_string()))?;
         let ctx = SessionContext::new();
@@ -123,7 +128,12 @@ pub async fn sort(
         let df = df
             .limit(offset as usize, limit.map(|l| l as usize))
             .map_err(df_err)?;
-        let batches = df.select(vec![col("row")]).map_err(df_err)?.collect().await.map_err(df_err)?;
+        let batches = df
+            .select(vec![col("row")])
+            .map_err(df_err)?
+            .collect()
+            .await
+            .map_err(df_err)?;
         let mut order = Vec::new();
         for b in batches {
             if let Some(a) = b.column(0).as_any().downcast_ref::<UInt32Array>() {
@@ -188,11 +198,7 @@ pub struct AggregateMerge<'a> {
 /// Collects the distinct final aggregates of outputs and HAVING, in order.
 fn collect_aggregates(expr: &FinalExpr, out: &mut Vec<FinalAggregate>) {
     match expr {
-        FinalExpr::Aggregate(a) => {
-            if !out.contains(a) {
-                out.push(a.clone())
-            }
-        }
+        FinalExpr::Aggregate(a) if !out.contains(a) => out.push(a.clone()),
         FinalExpr::Binary { left, right, .. } => {
             collect_aggregates(left, out);
             collect_aggregates(right, out);
@@ -258,7 +264,11 @@ fn having_expr(
                 "+" => l + r,
                 "-" => l - r,
                 "*" => l * r,
-                other => return Err(ExecError::Unsupported(format!("operator {other} in HAVING"))),
+                other => {
+                    return Err(ExecError::Unsupported(format!(
+                        "operator {other} in HAVING"
+                    )))
+                }
             }
         }
     })
@@ -320,10 +330,16 @@ pub async fn aggregate(
         }
         agg_columns.push(names);
     }
-    let group_exprs: Vec<Expr> = m.group_columns.iter().map(|i| col(format!("c{i}"))).collect();
+    let group_exprs: Vec<Expr> = m
+        .group_columns
+        .iter()
+        .map(|i| col(format!("c{i}")))
+        .collect();
     let mut df = df.aggregate(group_exprs, agg_exprs).map_err(df_err)?;
     if let Some(h) = m.having {
-        df = df.filter(having_expr(h, &aggregates, &agg_columns)?).map_err(df_err)?;
+        df = df
+            .filter(having_expr(h, &aggregates, &agg_columns)?)
+            .map_err(df_err)?;
     }
     // Output columns, in order: o{k} (Avg: o{k}_sum and o{k}_count).
     let mut select = Vec::new();
@@ -353,7 +369,9 @@ pub async fn aggregate(
         let sort_exprs = m
             .keys
             .iter()
-            .map(|key| col(sort_column_names[key.column].clone()).sort(!key.descending, key.nulls_first))
+            .map(|key| {
+                col(sort_column_names[key.column].clone()).sort(!key.descending, key.nulls_first)
+            })
             .collect();
         df = df.sort(sort_exprs).map_err(df_err)?;
     }
@@ -371,7 +389,9 @@ pub async fn aggregate(
             let mut c = 0;
             for (k, o) in m.outputs.iter().enumerate() {
                 let field = m.result_fields.get(k).ok_or_else(|| {
-                    ExecError::Internal("result description has fewer columns than the merge".into())
+                    ExecError::Internal(
+                        "result description has fewer columns than the merge".into(),
+                    )
                 })?;
                 let format = format_for(m.result_formats, k);
                 let value = match o {

@@ -28,7 +28,9 @@ impl Manager for WireManager {
 
     async fn recycle(&self, conn: &mut WireConnection, _: &Metrics) -> RecycleResult<WireError> {
         if conn.is_broken() || conn.status != TxStatus::Idle {
-            return Err(RecycleError::message("connection is broken or inside a transaction"));
+            return Err(RecycleError::message(
+                "connection is broken or inside a transaction",
+            ));
         }
         Ok(())
     }

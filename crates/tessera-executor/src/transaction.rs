@@ -109,7 +109,9 @@ impl Session {
         group_id: i32,
     ) -> Result<&mut WireConnection, ExecError> {
         let Some(block) = &mut self.block else {
-            return Err(ExecError::Internal("worker connection outside a block".into()));
+            return Err(ExecError::Internal(
+                "worker connection outside a block".into(),
+            ));
         };
         if !block.workers.contains_key(&group_id) {
             let mut conn = exec.worker_connection(snapshot, group_id).await?;
@@ -126,10 +128,18 @@ impl Session {
 
 /// Ends the session's block: COMMIT (one participant), two-phase commit (several), or
 /// ROLLBACK. Returns the command tag (`COMMIT` or `ROLLBACK`).
-pub async fn end_block(exec: &Executor, session: &mut Session, commit: bool) -> Result<String, ExecError> {
+pub async fn end_block(
+    exec: &Executor,
+    session: &mut Session,
+    commit: bool,
+) -> Result<String, ExecError> {
     let Some(mut block) = session.block.take() else {
         // PostgreSQL warns "there is no transaction in progress" and carries on.
-        return Ok(if commit { "COMMIT".into() } else { "ROLLBACK".into() });
+        return Ok(if commit {
+            "COMMIT".into()
+        } else {
+            "ROLLBACK".into()
+        });
     };
     let coordinator_begun = block.coordinator_begun;
     if !commit || block.failed {
@@ -142,8 +152,11 @@ pub async fn end_block(exec: &Executor, session: &mut Session, commit: bool) -> 
         }
         return Ok("ROLLBACK".into());
     }
-    let mut workers: Vec<(i32, &mut WireConnection)> =
-        block.workers.iter_mut().map(|(g, c)| (*g, &mut **c)).collect();
+    let mut workers: Vec<(i32, &mut WireConnection)> = block
+        .workers
+        .iter_mut()
+        .map(|(g, c)| (*g, &mut **c))
+        .collect();
     let coordinator = if coordinator_begun {
         Some(session.coordinator(exec).await?)
     } else {
@@ -175,7 +188,9 @@ pub async fn commit_participants(
                 .await
                 .map_err(|e| ExecError::from(e).on_node(&address))?;
             if conn.status != TxStatus::Idle {
-                return Err(ExecError::Internal("worker stayed in a transaction after COMMIT".into()));
+                return Err(ExecError::Internal(
+                    "worker stayed in a transaction after COMMIT".into(),
+                ));
             }
         }
         return Ok(());
@@ -185,10 +200,15 @@ pub async fn commit_participants(
     let mut failure: Option<ExecError> = None;
     for (group, conn) in workers.iter_mut() {
         let gid = exec.next_gid(*group);
-        match conn.simple_query(&format!("PREPARE TRANSACTION {}", quote_literal(&gid))).await {
+        match conn
+            .simple_query(&format!("PREPARE TRANSACTION {}", quote_literal(&gid)))
+            .await
+        {
             Ok(_) if conn.status == TxStatus::Idle => prepared.push((*group, gid)),
             Ok(_) => {
-                failure = Some(ExecError::Internal("PREPARE TRANSACTION left the worker in a transaction".into()));
+                failure = Some(ExecError::Internal(
+                    "PREPARE TRANSACTION left the worker in a transaction".into(),
+                ));
                 break;
             }
             Err(e) => {
@@ -201,7 +221,9 @@ pub async fn commit_participants(
     if let Some(err) = failure {
         for (group, conn) in workers.iter_mut() {
             if let Some((_, gid)) = prepared.iter().find(|(g, _)| g == group) {
-                let _ = conn.simple_query(&format!("ROLLBACK PREPARED {}", quote_literal(gid))).await;
+                let _ = conn
+                    .simple_query(&format!("ROLLBACK PREPARED {}", quote_literal(gid)))
+                    .await;
             } else {
                 let _ = conn.simple_query("ROLLBACK").await;
             }
@@ -220,7 +242,11 @@ pub async fn commit_participants(
     let record = format!("INSERT INTO tessera.pg_dist_transaction (groupid, gid) VALUES {values}");
     let decided = match coordinator {
         Some(c) => match c.simple_query(&record).await {
-            Ok(_) => c.simple_query("COMMIT").await.map(|_| ()).map_err(ExecError::from),
+            Ok(_) => c
+                .simple_query("COMMIT")
+                .await
+                .map(|_| ())
+                .map_err(ExecError::from),
             Err(e) => {
                 let _ = c.simple_query("ROLLBACK").await;
                 Err(ExecError::from(e))
@@ -233,13 +259,18 @@ pub async fn commit_participants(
     };
     if let Err(e) = decided {
         for ((_, conn), (_, gid)) in workers.iter_mut().zip(&prepared) {
-            let _ = conn.simple_query(&format!("ROLLBACK PREPARED {}", quote_literal(gid))).await;
+            let _ = conn
+                .simple_query(&format!("ROLLBACK PREPARED {}", quote_literal(gid)))
+                .await;
         }
         return Err(e);
     }
     // Phase two. A failure here is repaired by recovery; the decision stands.
     for ((_, conn), (_, gid)) in workers.iter_mut().zip(&prepared) {
-        if let Err(e) = conn.simple_query(&format!("COMMIT PREPARED {}", quote_literal(gid))).await {
+        if let Err(e) = conn
+            .simple_query(&format!("COMMIT PREPARED {}", quote_literal(gid)))
+            .await
+        {
             tracing::warn!("COMMIT PREPARED {gid} failed, recovery will finish it: {e}");
         }
     }
@@ -250,7 +281,9 @@ pub async fn commit_participants(
             .collect::<Vec<_>>()
             .join(", ");
         let _ = client
-            .batch_execute(&format!("DELETE FROM tessera.pg_dist_transaction WHERE gid IN ({gids})"))
+            .batch_execute(&format!(
+                "DELETE FROM tessera.pg_dist_transaction WHERE gid IN ({gids})"
+            ))
             .await;
     }
     Ok(())
@@ -290,7 +323,12 @@ pub async fn run_writes(
         let mut out = Vec::new();
         for i in indexes {
             match conn
-                .execute(&tasks[i].sql, req.param_types, req.params, req.result_formats)
+                .execute(
+                    &tasks[i].sql,
+                    req.param_types,
+                    req.params,
+                    req.result_formats,
+                )
                 .await
             {
                 Ok(r) => out.push((i, r)),
@@ -427,7 +465,11 @@ pub async fn run_ddl(
 }
 
 /// Sends each shard's routed COPY rows as one COPY into that shard, atomically.
-pub async fn run_copy(exec: &Executor, session: &mut Session, router: &CopyRouter) -> Result<(), ExecError> {
+pub async fn run_copy(
+    exec: &Executor,
+    session: &mut Session,
+    router: &CopyRouter,
+) -> Result<(), ExecError> {
     let snapshot = exec.snapshot();
     let plan = router.plan();
     let table = &plan.table;
@@ -440,14 +482,22 @@ pub async fn run_copy(exec: &Executor, session: &mut Session, router: &CopyRoute
     // (group, COPY statement, data) for every placement that receives rows.
     let mut work: BTreeMap<i32, Vec<(String, &[u8])>> = BTreeMap::new();
     for (index, data) in &router.buffers {
-        let shard = table.shards.get(*index).ok_or_else(|| ExecError::Internal("shard index out of range".into()))?;
+        let shard = table
+            .shards
+            .get(*index)
+            .ok_or_else(|| ExecError::Internal("shard index out of range".into()))?;
         let name = quoted_name(&table.schema, &shard_name(&table.name, shard.shard_id));
         let sql = format!("COPY {name} ({columns}) FROM STDIN {}", plan.shard_options);
         for p in &shard.placements {
-            work.entry(p.group_id).or_default().push((sql.clone(), data.as_slice()));
+            work.entry(p.group_id)
+                .or_default()
+                .push((sql.clone(), data.as_slice()));
         }
     }
-    async fn copy_into(conn: &mut WireConnection, items: &[(String, &[u8])]) -> Result<(), ExecError> {
+    async fn copy_into(
+        conn: &mut WireConnection,
+        items: &[(String, &[u8])],
+    ) -> Result<(), ExecError> {
         let address = conn.address().to_string();
         for (sql, data) in items {
             let r = async {
@@ -540,13 +590,23 @@ pub async fn recover_prepared(exec: &Executor) {
             .unwrap_or_default();
         for gid in gids {
             let committed = client
-                .query_opt("SELECT 1 FROM tessera.pg_dist_transaction WHERE gid = $1", &[&gid])
+                .query_opt(
+                    "SELECT 1 FROM tessera.pg_dist_transaction WHERE gid = $1",
+                    &[&gid],
+                )
                 .await
                 .map(|r| r.is_some())
                 .unwrap_or(false);
             let verb = if committed { "COMMIT" } else { "ROLLBACK" };
-            match conn.simple_query(&format!("{verb} PREPARED {}", quote_literal(&gid))).await {
-                Ok(_) => tracing::info!("recovery: {verb} PREPARED {gid} on {}:{}", node.host, node.port),
+            match conn
+                .simple_query(&format!("{verb} PREPARED {}", quote_literal(&gid)))
+                .await
+            {
+                Ok(_) => tracing::info!(
+                    "recovery: {verb} PREPARED {gid} on {}:{}",
+                    node.host,
+                    node.port
+                ),
                 Err(e) => tracing::warn!("recovery: {verb} PREPARED {gid} failed: {e}"),
             }
         }

@@ -192,12 +192,20 @@ async fn distribute(
     if relkind != "r" {
         return Err(sql_error(
             "0A000",
-            format!("\"{name}\" is not a regular table; only regular tables can be distributed yet"),
+            format!(
+                "\"{name}\" is not a regular table; only regular tables can be distributed yet"
+            ),
         ));
     }
     let snapshot = exec.snapshot();
-    if snapshot.tables.contains_key(&(schema.clone(), name.clone())) {
-        return Err(sql_error("42P16", format!("table \"{name}\" is already distributed")));
+    if snapshot
+        .tables
+        .contains_key(&(schema.clone(), name.clone()))
+    {
+        return Err(sql_error(
+            "42P16",
+            format!("table \"{name}\" is already distributed"),
+        ));
     }
     let columns: Vec<ShellColumn> = client
         .query(
@@ -218,7 +226,12 @@ async fn distribute(
             default: r.get(4),
         })
         .collect();
-    let nodes: Vec<_> = snapshot.nodes.iter().filter(|n| n.is_active).cloned().collect();
+    let nodes: Vec<_> = snapshot
+        .nodes
+        .iter()
+        .filter(|n| n.is_active)
+        .cloned()
+        .collect();
     if nodes.is_empty() {
         return Err(sql_error(
             "55000",
@@ -227,12 +240,19 @@ async fn distribute(
     }
 
     // Where the shards go.
-    let (kind, shard_count, colocation, placements): (TableKind, u32, Colocation, Vec<Vec<i32>>) = match dist {
-        Some((column, colocate_with, shard_count)) => {
-            let index = columns.iter().position(|c| &c.name == column).ok_or_else(|| {
-                sql_error("42703", format!("column \"{column}\" of relation \"{name}\" does not exist"))
-            })?;
-            let col_type = DistributionColumnType::from_type_oid(columns[index].type_oid).ok_or_else(|| {
+    let (kind, shard_count, colocation, placements): (TableKind, u32, Colocation, Vec<Vec<i32>>) =
+        match dist {
+            Some((column, colocate_with, shard_count)) => {
+                let index = columns
+                    .iter()
+                    .position(|c| &c.name == column)
+                    .ok_or_else(|| {
+                        sql_error(
+                            "42703",
+                            format!("column \"{column}\" of relation \"{name}\" does not exist"),
+                        )
+                    })?;
+                let col_type = DistributionColumnType::from_type_oid(columns[index].type_oid).ok_or_else(|| {
                 sql_error(
                     "0A000",
                     format!(
@@ -242,37 +262,46 @@ async fn distribute(
                     ),
                 )
             })?;
-            let type_oid = columns[index].type_oid;
-            let (count, colocation, placements) =
-                choose_colocation(&snapshot, colocate_with, shard_count, type_oid, exec.config().default_shard_count, &nodes)?;
-            (
-                TableKind::Distributed {
-                    column_index: index,
-                    column_type: col_type,
-                },
-                count,
-                colocation,
-                placements,
-            )
-        }
-        None => {
-            let existing = snapshot
-                .tables
-                .values()
-                .find(|t| t.is_reference())
-                .map(|t| t.colocation_id);
-            let colocation = match existing {
-                Some(id) => Colocation::Existing(id),
-                None => Colocation::New { shard_count: 1, type_oid: 0 },
-            };
-            (
-                TableKind::Reference,
-                1,
-                colocation,
-                vec![nodes.iter().map(|n| n.group_id).collect()],
-            )
-        }
-    };
+                let type_oid = columns[index].type_oid;
+                let (count, colocation, placements) = choose_colocation(
+                    &snapshot,
+                    colocate_with,
+                    shard_count,
+                    type_oid,
+                    exec.config().default_shard_count,
+                    &nodes,
+                )?;
+                (
+                    TableKind::Distributed {
+                        column_index: index,
+                        column_type: col_type,
+                    },
+                    count,
+                    colocation,
+                    placements,
+                )
+            }
+            None => {
+                let existing = snapshot
+                    .tables
+                    .values()
+                    .find(|t| t.is_reference())
+                    .map(|t| t.colocation_id);
+                let colocation = match existing {
+                    Some(id) => Colocation::Existing(id),
+                    None => Colocation::New {
+                        shard_count: 1,
+                        type_oid: 0,
+                    },
+                };
+                (
+                    TableKind::Reference,
+                    1,
+                    colocation,
+                    vec![nodes.iter().map(|n| n.group_id).collect()],
+                )
+            }
+        };
     let dist_name = match &kind {
         TableKind::Distributed { column_index, .. } => Some(columns[*column_index].name.clone()),
         TableKind::Reference => None,
@@ -288,7 +317,9 @@ async fn distribute(
         .await
         .map_err(pg_error)?
         .get(0);
-    let shard_ids: Vec<i64> = (0..shard_count as i64).map(|i| first_shard_id + i).collect();
+    let shard_ids: Vec<i64> = (0..shard_count as i64)
+        .map(|i| first_shard_id + i)
+        .collect();
 
     // The table as it will be, to route existing rows.
     let table = Table {
@@ -377,7 +408,12 @@ async fn distribute(
             for i in indexes {
                 if let Some(data) = router.buffers.get(i) {
                     let shard = quoted_name(&schema, &shard_name(&name, shard_ids[*i]));
-                    copy_rows(&mut conn, &format!("COPY {shard} ({columns_sql}) FROM STDIN"), data).await?;
+                    copy_rows(
+                        &mut conn,
+                        &format!("COPY {shard} ({columns_sql}) FROM STDIN"),
+                        data,
+                    )
+                    .await?;
                 }
             }
             conn.simple_query("COMMIT").await?;
@@ -393,26 +429,27 @@ async fn distribute(
         }
     }
     let cleanup = |groups: Vec<i32>| {
-        let (shard_ids, per_group, schema, name, snapshot) = (&shard_ids, &per_group, &schema, &name, &snapshot);
+        let (shard_ids, per_group, schema, name, snapshot) =
+            (&shard_ids, &per_group, &schema, &name, &snapshot);
         async move {
-        for g in groups {
-            if let Ok(mut conn) = exec.worker_connection(snapshot, g).await {
-                let drops: String = per_group
-                    .get(&g)
-                    .map(|idx| {
-                        idx.iter()
-                            .map(|i| {
-                                format!(
-                                    "DROP TABLE IF EXISTS {};",
-                                    quoted_name(schema, &shard_name(name, shard_ids[*i]))
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let _ = conn.simple_query(&drops).await;
+            for g in groups {
+                if let Ok(mut conn) = exec.worker_connection(snapshot, g).await {
+                    let drops: String = per_group
+                        .get(&g)
+                        .map(|idx| {
+                            idx.iter()
+                                .map(|i| {
+                                    format!(
+                                        "DROP TABLE IF EXISTS {};",
+                                        quoted_name(schema, &shard_name(name, shard_ids[*i]))
+                                    )
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let _ = conn.simple_query(&drops).await;
+                }
             }
-        }
         }
     };
     if let Some(e) = failure {
@@ -513,28 +550,51 @@ fn choose_colocation(
     nodes: &[tessera_catalog::Node],
 ) -> Result<(u32, Colocation, Vec<Vec<i32>>), ExecError> {
     let layout = |t: &Table| -> Vec<Vec<i32>> {
-        t.shards.iter().map(|s| s.placements.iter().map(|p| p.group_id).collect()).collect()
+        t.shards
+            .iter()
+            .map(|s| s.placements.iter().map(|p| p.group_id).collect())
+            .collect()
     };
     let dist_type = |t: &Table| t.distribution_column().map(|c| c.type_oid);
     let new_layout = |count: u32| -> Vec<Vec<i32>> {
-        (0..count as usize).map(|i| vec![nodes[i % nodes.len()].group_id]).collect()
+        (0..count as usize)
+            .map(|i| vec![nodes[i % nodes.len()].group_id])
+            .collect()
     };
     match colocate_with.to_lowercase().as_str() {
         "none" => {
             let count = shard_count.unwrap_or(default_count);
-            Ok((count, Colocation::New { shard_count: count, type_oid }, new_layout(count)))
+            Ok((
+                count,
+                Colocation::New {
+                    shard_count: count,
+                    type_oid,
+                },
+                new_layout(count),
+            ))
         }
         "default" => {
             let count = shard_count.unwrap_or(default_count);
             let mut candidates: Vec<&std::sync::Arc<Table>> = snapshot
                 .tables
                 .values()
-                .filter(|t| !t.is_reference() && t.shards.len() == count as usize && dist_type(t) == Some(type_oid))
+                .filter(|t| {
+                    !t.is_reference()
+                        && t.shards.len() == count as usize
+                        && dist_type(t) == Some(type_oid)
+                })
                 .collect();
             candidates.sort_by_key(|t| t.colocation_id);
             match candidates.first() {
                 Some(t) => Ok((count, Colocation::Existing(t.colocation_id), layout(t))),
-                None => Ok((count, Colocation::New { shard_count: count, type_oid }, new_layout(count))),
+                None => Ok((
+                    count,
+                    Colocation::New {
+                        shard_count: count,
+                        type_oid,
+                    },
+                    new_layout(count),
+                )),
             }
         }
         _ => {
@@ -549,7 +609,10 @@ fn choose_colocation(
                     )
                 })?;
             if other.is_reference() {
-                return Err(sql_error("55000", format!("cannot colocate with reference table \"{colocate_with}\"")));
+                return Err(sql_error(
+                    "55000",
+                    format!("cannot colocate with reference table \"{colocate_with}\""),
+                ));
             }
             if dist_type(other) != Some(type_oid) {
                 return Err(sql_error(
@@ -561,11 +624,19 @@ fn choose_colocation(
                 if c as usize != other.shards.len() {
                     return Err(sql_error(
                         "22023",
-                        format!("cannot colocate tables: shard_count {c} differs from {}'s {}", other.name, other.shards.len()),
+                        format!(
+                            "cannot colocate tables: shard_count {c} differs from {}'s {}",
+                            other.name,
+                            other.shards.len()
+                        ),
                     ));
                 }
             }
-            Ok((other.shards.len() as u32, Colocation::Existing(other.colocation_id), layout(other)))
+            Ok((
+                other.shards.len() as u32,
+                Colocation::Existing(other.colocation_id),
+                layout(other),
+            ))
         }
     }
 }
@@ -586,7 +657,12 @@ async fn add_node(exec: &Executor, host: &str, port: u16) -> Result<i32, ExecErr
     }
     let mut conn = WireConnection::connect(&exec.pools().params(host, port))
         .await
-        .map_err(|e| sql_error("08006", format!("cannot connect to node {host}:{port}: {e}")))?;
+        .map_err(|e| {
+            sql_error(
+                "08006",
+                format!("cannot connect to node {host}:{port}: {e}"),
+            )
+        })?;
     conn.simple_query("SELECT 1").await?;
     let row = client
         .query_one(
@@ -602,10 +678,14 @@ async fn add_node(exec: &Executor, host: &str, port: u16) -> Result<i32, ExecErr
     // Replicate reference tables to the new node.
     let snapshot = exec.snapshot();
     for table in snapshot.tables.values().filter(|t| t.is_reference()) {
-        let result = replicate_reference_table(exec, &client, &mut conn, &snapshot, table, group_id).await;
+        let result =
+            replicate_reference_table(exec, &client, &mut conn, &snapshot, table, group_id).await;
         if let Err(e) = result {
             let _ = client
-                .execute("DELETE FROM tessera.pg_dist_node WHERE nodeid = $1", &[&node_id])
+                .execute(
+                    "DELETE FROM tessera.pg_dist_node WHERE nodeid = $1",
+                    &[&node_id],
+                )
                 .await;
             return Err(e);
         }
@@ -626,7 +706,9 @@ async fn replicate_reference_table(
         .placements
         .first()
         .map(|p| p.group_id)
-        .ok_or_else(|| ExecError::Internal(format!("reference table {} has no placement", table.name)))?;
+        .ok_or_else(|| {
+            ExecError::Internal(format!("reference table {} has no placement", table.name))
+        })?;
     let columns: Vec<ShellColumn> = client
         .query(
             "SELECT a.attname::text, a.atttypid, format_type(a.atttypid, a.atttypmod), a.attnotnull,
@@ -670,7 +752,10 @@ async fn replicate_reference_table(
         data.push(b'\n');
     }
     target
-        .simple_query(&format!("BEGIN;\n{}", ddl(&table.schema, &table.name, shard.shard_id)))
+        .simple_query(&format!(
+            "BEGIN;\n{}",
+            ddl(&table.schema, &table.name, shard.shard_id)
+        ))
         .await?;
     copy_rows(target, &format!("COPY {shard_table} FROM STDIN"), &data).await?;
     target.simple_query("COMMIT").await?;
@@ -702,7 +787,11 @@ async fn remove_node(exec: &Executor, host: &str, port: u16) -> Result<(), ExecE
     let group_id: i32 = row.get(1);
     let snapshot = exec.snapshot();
     for t in snapshot.tables.values().filter(|t| !t.is_reference()) {
-        if let Some(s) = t.shards.iter().find(|s| s.placements.iter().any(|p| p.group_id == group_id)) {
+        if let Some(s) = t
+            .shards
+            .iter()
+            .find(|s| s.placements.iter().any(|p| p.group_id == group_id))
+        {
             return Err(sql_error(
                 "55000",
                 format!(
@@ -717,7 +806,12 @@ async fn remove_node(exec: &Executor, host: &str, port: u16) -> Result<(), ExecE
         .tables
         .values()
         .filter(|t| t.is_reference())
-        .map(|t| format!("DROP TABLE IF EXISTS {};", quoted_name(&t.schema, &shard_name(&t.name, t.shards[0].shard_id))))
+        .map(|t| {
+            format!(
+                "DROP TABLE IF EXISTS {};",
+                quoted_name(&t.schema, &shard_name(&t.name, t.shards[0].shard_id))
+            )
+        })
         .collect();
     if !refs.is_empty() {
         if let Ok(mut conn) = WireConnection::connect(&exec.pools().params(host, port)).await {

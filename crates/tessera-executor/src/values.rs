@@ -32,7 +32,9 @@ fn unsupported_type(type_oid: u32) -> ExecError {
 }
 
 fn bad_value(type_oid: u32) -> ExecError {
-    ExecError::Internal(format!("malformed value of type OID {type_oid} from a worker"))
+    ExecError::Internal(format!(
+        "malformed value of type OID {type_oid} from a worker"
+    ))
 }
 
 /// A numeric value as an integer mantissa and a decimal scale: value = mantissa / 10^scale.
@@ -51,7 +53,8 @@ fn pow10(n: u32) -> Option<i128> {
 impl Decimal {
     /// Rescales to `scale` (≥ self.scale). `None` on overflow.
     pub fn rescale(self, scale: u32) -> Option<i128> {
-        self.mantissa.checked_mul(pow10(scale.checked_sub(self.scale)?)?)
+        self.mantissa
+            .checked_mul(pow10(scale.checked_sub(self.scale)?)?)
     }
 }
 
@@ -74,7 +77,11 @@ pub fn numeric_from_binary(b: &[u8]) -> Result<Decimal, ExecError> {
     if b.len() < 8 + 2 * ndigits {
         return Err(bad_value(oid::NUMERIC));
     }
-    let overflow = || ExecError::Unsupported("numeric value too large to merge across shards (more than 38 digits)".into());
+    let overflow = || {
+        ExecError::Unsupported(
+            "numeric value too large to merge across shards (more than 38 digits)".into(),
+        )
+    };
     let mut v: i128 = 0;
     for i in 0..ndigits {
         v = v
@@ -85,7 +92,8 @@ pub fn numeric_from_binary(b: &[u8]) -> Result<Decimal, ExecError> {
     // v * 10000^(weight - ndigits + 1), expressed at scale dscale.
     let exp10 = 4 * (weight - ndigits as i32 + 1) + dscale as i32;
     let mantissa = if exp10 >= 0 {
-        v.checked_mul(pow10(exp10 as u32).ok_or_else(overflow)?).ok_or_else(overflow)?
+        v.checked_mul(pow10(exp10 as u32).ok_or_else(overflow)?)
+            .ok_or_else(overflow)?
     } else {
         let d = pow10((-exp10) as u32).ok_or_else(overflow)?;
         v / d
@@ -112,7 +120,9 @@ pub fn numeric_from_text(s: &str) -> Result<Decimal, ExecError> {
         v = v
             .checked_mul(10)
             .and_then(|x| x.checked_add(d as i128))
-            .ok_or_else(|| ExecError::Unsupported("numeric value too large to merge across shards".into()))?;
+            .ok_or_else(|| {
+                ExecError::Unsupported("numeric value too large to merge across shards".into())
+            })?;
     }
     Ok(Decimal {
         mantissa: if neg { -v } else { v },
@@ -188,7 +198,14 @@ pub fn numeric_to_binary(d: Decimal) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + 2 * digits.len());
     out.extend_from_slice(&(digits.len() as i16).to_be_bytes());
     out.extend_from_slice(&(weight as i16).to_be_bytes());
-    out.extend_from_slice(&(if neg && !digits.is_empty() { 0x4000u16 } else { 0 }).to_be_bytes());
+    out.extend_from_slice(
+        &(if neg && !digits.is_empty() {
+            0x4000u16
+        } else {
+            0
+        })
+        .to_be_bytes(),
+    );
     out.extend_from_slice(&(scale as u16).to_be_bytes());
     for g in digits {
         out.extend_from_slice(&g.to_be_bytes());
@@ -205,9 +222,15 @@ fn nbase_weight_and_first_digit(d: Decimal) -> (i32, i128) {
     let digits = abs.to_string();
     let scale = d.scale as usize;
     let (int, frac) = if digits.len() > scale {
-        (digits[..digits.len() - scale].to_string(), digits[digits.len() - scale..].to_string())
+        (
+            digits[..digits.len() - scale].to_string(),
+            digits[digits.len() - scale..].to_string(),
+        )
     } else {
-        (String::new(), format!("{}{}", "0".repeat(scale - digits.len()), digits))
+        (
+            String::new(),
+            format!("{}{}", "0".repeat(scale - digits.len()), digits),
+        )
     };
     let int_pad = (4 - int.len() % 4) % 4;
     let int_full = format!("{}{}", "0".repeat(int_pad), int);
@@ -216,7 +239,10 @@ fn nbase_weight_and_first_digit(d: Decimal) -> (i32, i128) {
     let groups_int = int_full.len() / 4;
     let all = format!("{int_full}{frac_full}");
     for (i, chunk) in all.as_bytes().chunks(4).enumerate() {
-        let v: i128 = std::str::from_utf8(chunk).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+        let v: i128 = std::str::from_utf8(chunk)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         if v != 0 {
             return (groups_int as i32 - 1 - i as i32, v);
         }
@@ -241,9 +267,9 @@ pub fn numeric_avg(sum: Decimal, count: i64) -> Result<Decimal, ExecError> {
     }
     let rscale = (NUMERIC_MIN_SIG_DIGITS - qweight * 4)
         .max(sum.scale as i32)
-        .max(0)
-        .min(1000) as u32;
-    let overflow = || ExecError::Unsupported("avg too large to compute exactly across shards".into());
+        .clamp(0, 1000) as u32;
+    let overflow =
+        || ExecError::Unsupported("avg too large to compute exactly across shards".into());
     // result = round(sum.mantissa * 10^(rscale - sum.scale) / count)
     let num = if rscale >= sum.scale {
         sum.mantissa
@@ -281,10 +307,18 @@ pub fn float_to_text(v: f64, shortest_sci: String, precision: i32) -> String {
         return "NaN".into();
     }
     if v.is_infinite() {
-        return if v > 0.0 { "Infinity".into() } else { "-Infinity".into() };
+        return if v > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        };
     }
     if v == 0.0 {
-        return if v.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if v.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     let (mantissa, exp) = shortest_sci.split_once('e').unwrap_or((&shortest_sci, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
@@ -440,29 +474,63 @@ pub fn decode_column(
     let parse_err = |_| bad_value(type_oid);
     Ok(match type_oid {
         oid::INT2 => build!(Int16Builder::new(), |b: &[u8]| -> Result<i16, ExecError> {
-            if binary { Ok(i16::from_be_bytes(be(b, type_oid)?)) } else { text(b, type_oid)?.parse().map_err(parse_err) }
+            if binary {
+                Ok(i16::from_be_bytes(be(b, type_oid)?))
+            } else {
+                text(b, type_oid)?.parse().map_err(parse_err)
+            }
         }),
         oid::INT4 => build!(Int32Builder::new(), |b: &[u8]| -> Result<i32, ExecError> {
-            if binary { Ok(i32::from_be_bytes(be(b, type_oid)?)) } else { text(b, type_oid)?.parse().map_err(parse_err) }
+            if binary {
+                Ok(i32::from_be_bytes(be(b, type_oid)?))
+            } else {
+                text(b, type_oid)?.parse().map_err(parse_err)
+            }
         }),
         oid::INT8 | oid::OID => build!(Int64Builder::new(), |b: &[u8]| -> Result<i64, ExecError> {
             if binary {
-                if b.len() == 4 { Ok(u32::from_be_bytes(be(b, type_oid)?) as i64) } else { Ok(i64::from_be_bytes(be(b, type_oid)?)) }
-            } else { text(b, type_oid)?.parse().map_err(parse_err) }
+                if b.len() == 4 {
+                    Ok(u32::from_be_bytes(be(b, type_oid)?) as i64)
+                } else {
+                    Ok(i64::from_be_bytes(be(b, type_oid)?))
+                }
+            } else {
+                text(b, type_oid)?.parse().map_err(parse_err)
+            }
         }),
-        oid::FLOAT4 => build!(Float32Builder::new(), |b: &[u8]| -> Result<f32, ExecError> {
-            if binary { Ok(f32::from_be_bytes(be(b, type_oid)?)) } else { parse_float(text(b, type_oid)?).map(|f| f as f32).ok_or_else(|| bad_value(type_oid)) }
-        }),
-        oid::FLOAT8 => build!(Float64Builder::new(), |b: &[u8]| -> Result<f64, ExecError> {
-            if binary { Ok(f64::from_be_bytes(be(b, type_oid)?)) } else { parse_float(text(b, type_oid)?).ok_or_else(|| bad_value(type_oid)) }
-        }),
+        oid::FLOAT4 => build!(
+            Float32Builder::new(),
+            |b: &[u8]| -> Result<f32, ExecError> {
+                if binary {
+                    Ok(f32::from_be_bytes(be(b, type_oid)?))
+                } else {
+                    parse_float(text(b, type_oid)?)
+                        .map(|f| f as f32)
+                        .ok_or_else(|| bad_value(type_oid))
+                }
+            }
+        ),
+        oid::FLOAT8 => build!(
+            Float64Builder::new(),
+            |b: &[u8]| -> Result<f64, ExecError> {
+                if binary {
+                    Ok(f64::from_be_bytes(be(b, type_oid)?))
+                } else {
+                    parse_float(text(b, type_oid)?).ok_or_else(|| bad_value(type_oid))
+                }
+            }
+        ),
         oid::NUMERIC => {
             let mut decoded = Vec::with_capacity(values.len());
             let mut scale = 0;
             for v in values {
                 let d = match v {
                     None => None,
-                    Some(b) => Some(if binary { numeric_from_binary(b)? } else { numeric_from_text(text(b, type_oid)?)? }),
+                    Some(b) => Some(if binary {
+                        numeric_from_binary(b)?
+                    } else {
+                        numeric_from_text(text(b, type_oid)?)?
+                    }),
                 };
                 if let Some(d) = d {
                     scale = scale.max(d.scale);
@@ -474,7 +542,9 @@ pub fn decode_column(
                 match d {
                     None => b.append_null(),
                     Some(d) => b.append_value(d.rescale(scale).ok_or_else(|| {
-                        ExecError::Unsupported("numeric value too large to merge across shards".into())
+                        ExecError::Unsupported(
+                            "numeric value too large to merge across shards".into(),
+                        )
                     })?),
                 }
             }
@@ -485,18 +555,37 @@ pub fn decode_column(
             )
         }
         oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME | 705 => {
-            build!(StringBuilder::new(), |b: &[u8]| -> Result<String, ExecError> { Ok(text(b, type_oid)?.to_string()) })
+            build!(
+                StringBuilder::new(),
+                |b: &[u8]| -> Result<String, ExecError> { Ok(text(b, type_oid)?.to_string()) }
+            )
         }
-        oid::BOOL => build!(BooleanBuilder::new(), |b: &[u8]| -> Result<bool, ExecError> {
-            Ok(if binary { b.first() == Some(&1) } else { b == b"t" })
-        }),
+        oid::BOOL => build!(
+            BooleanBuilder::new(),
+            |b: &[u8]| -> Result<bool, ExecError> {
+                Ok(if binary {
+                    b.first() == Some(&1)
+                } else {
+                    b == b"t"
+                })
+            }
+        ),
         oid::DATE => build!(Date32Builder::new(), |b: &[u8]| -> Result<i32, ExecError> {
-            if binary { Ok(i32::from_be_bytes(be(b, type_oid)?) + PG_EPOCH_DAYS) } else {
-                tessera_catalog::model::parse_date(text(b, type_oid)?).map(|d| d + PG_EPOCH_DAYS).ok_or_else(|| bad_value(type_oid))
+            if binary {
+                Ok(i32::from_be_bytes(be(b, type_oid)?) + PG_EPOCH_DAYS)
+            } else {
+                tessera_catalog::model::parse_date(text(b, type_oid)?)
+                    .map(|d| d + PG_EPOCH_DAYS)
+                    .ok_or_else(|| bad_value(type_oid))
             }
         }),
-        oid::TIMESTAMP => build!(TimestampMicrosecondBuilder::new(), |b: &[u8]| -> Result<i64, ExecError> {
-            if binary { Ok(i64::from_be_bytes(be(b, type_oid)?) + PG_EPOCH_MICROS) } else {
+        oid::TIMESTAMP => build!(TimestampMicrosecondBuilder::new(), |b: &[u8]| -> Result<
+            i64,
+            ExecError,
+        > {
+            if binary {
+                Ok(i64::from_be_bytes(be(b, type_oid)?) + PG_EPOCH_MICROS)
+            } else {
                 parse_timestamp_text(text(b, type_oid)?).ok_or_else(|| bad_value(type_oid))
             }
         }),
@@ -542,47 +631,171 @@ pub fn out_value(array: &dyn Array, i: usize) -> Result<OutValue, ExecError> {
     }
     let any = array.as_any();
     Ok(match array.data_type() {
-        DataType::Int16 => OutValue::Int(any.downcast_ref::<Int16Array>().map(|a| a.value(i)).unwrap_or_default() as i64),
-        DataType::Int32 => OutValue::Int(any.downcast_ref::<Int32Array>().map(|a| a.value(i)).unwrap_or_default() as i64),
-        DataType::Int64 => OutValue::Int(any.downcast_ref::<Int64Array>().map(|a| a.value(i)).unwrap_or_default()),
-        DataType::UInt64 => OutValue::Int(any.downcast_ref::<UInt64Array>().map(|a| a.value(i)).unwrap_or_default() as i64),
-        DataType::Float32 => OutValue::Float(any.downcast_ref::<Float32Array>().map(|a| a.value(i)).unwrap_or_default() as f64),
-        DataType::Float64 => OutValue::Float(any.downcast_ref::<Float64Array>().map(|a| a.value(i)).unwrap_or_default()),
+        DataType::Int16 => OutValue::Int(
+            any.downcast_ref::<Int16Array>()
+                .map(|a| a.value(i))
+                .unwrap_or_default() as i64,
+        ),
+        DataType::Int32 => OutValue::Int(
+            any.downcast_ref::<Int32Array>()
+                .map(|a| a.value(i))
+                .unwrap_or_default() as i64,
+        ),
+        DataType::Int64 => OutValue::Int(
+            any.downcast_ref::<Int64Array>()
+                .map(|a| a.value(i))
+                .unwrap_or_default(),
+        ),
+        DataType::UInt64 => OutValue::Int(
+            any.downcast_ref::<UInt64Array>()
+                .map(|a| a.value(i))
+                .unwrap_or_default() as i64,
+        ),
+        DataType::Float32 => OutValue::Float(
+            any.downcast_ref::<Float32Array>()
+                .map(|a| a.value(i))
+                .unwrap_or_default() as f64,
+        ),
+        DataType::Float64 => OutValue::Float(
+            any.downcast_ref::<Float64Array>()
+                .map(|a| a.value(i))
+                .unwrap_or_default(),
+        ),
         DataType::Decimal128(_, s) => OutValue::Decimal(Decimal {
-            mantissa: any.downcast_ref::<Decimal128Array>().map(|a| a.value(i)).unwrap_or_default(),
+            mantissa: any
+                .downcast_ref::<Decimal128Array>()
+                .map(|a| a.value(i))
+                .unwrap_or_default(),
             scale: (*s).max(0) as u32,
         }),
-        DataType::Utf8 => OutValue::Text(any.downcast_ref::<StringArray>().map(|a| a.value(i).to_string()).unwrap_or_default()),
-        DataType::Utf8View => OutValue::Text(any.downcast_ref::<StringViewArray>().map(|a| a.value(i).to_string()).unwrap_or_default()),
-        DataType::LargeUtf8 => OutValue::Text(any.downcast_ref::<LargeStringArray>().map(|a| a.value(i).to_string()).unwrap_or_default()),
-        DataType::Boolean => OutValue::Bool(any.downcast_ref::<BooleanArray>().map(|a| a.value(i)).unwrap_or_default()),
-        DataType::Date32 => OutValue::Date(any.downcast_ref::<Date32Array>().map(|a| a.value(i)).unwrap_or_default()),
-        DataType::Timestamp(_, _) => OutValue::Timestamp(any.downcast_ref::<TimestampMicrosecondArray>().map(|a| a.value(i)).unwrap_or_default()),
-        other => return Err(ExecError::Internal(format!("unexpected merged type {other}"))),
+        DataType::Utf8 => OutValue::Text(
+            any.downcast_ref::<StringArray>()
+                .map(|a| a.value(i).to_string())
+                .unwrap_or_default(),
+        ),
+        DataType::Utf8View => OutValue::Text(
+            any.downcast_ref::<StringViewArray>()
+                .map(|a| a.value(i).to_string())
+                .unwrap_or_default(),
+        ),
+        DataType::LargeUtf8 => OutValue::Text(
+            any.downcast_ref::<LargeStringArray>()
+                .map(|a| a.value(i).to_string())
+                .unwrap_or_default(),
+        ),
+        DataType::Boolean => OutValue::Bool(
+            any.downcast_ref::<BooleanArray>()
+                .map(|a| a.value(i))
+                .unwrap_or_default(),
+        ),
+        DataType::Date32 => OutValue::Date(
+            any.downcast_ref::<Date32Array>()
+                .map(|a| a.value(i))
+                .unwrap_or_default(),
+        ),
+        DataType::Timestamp(_, _) => OutValue::Timestamp(
+            any.downcast_ref::<TimestampMicrosecondArray>()
+                .map(|a| a.value(i))
+                .unwrap_or_default(),
+        ),
+        other => {
+            return Err(ExecError::Internal(format!(
+                "unexpected merged type {other}"
+            )))
+        }
     })
 }
 
 /// Encodes a computed value as PostgreSQL type `type_oid` in wire `format` (0 text, 1 binary).
 /// `None` for NULL.
-pub fn encode_value(v: &OutValue, type_oid: u32, format: i16) -> Result<Option<Vec<u8>>, ExecError> {
+pub fn encode_value(
+    v: &OutValue,
+    type_oid: u32,
+    format: i16,
+) -> Result<Option<Vec<u8>>, ExecError> {
     let binary = format == 1;
     let mismatch = || ExecError::Internal(format!("cannot encode {v:?} as type OID {type_oid}"));
     Ok(Some(match (v, type_oid) {
         (OutValue::Null, _) => return Ok(None),
-        (OutValue::Int(i), oid::INT8) => if binary { i.to_be_bytes().to_vec() } else { i.to_string().into_bytes() },
-        (OutValue::Int(i), oid::INT4) => if binary { (*i as i32).to_be_bytes().to_vec() } else { i.to_string().into_bytes() },
-        (OutValue::Int(i), oid::INT2) => if binary { (*i as i16).to_be_bytes().to_vec() } else { i.to_string().into_bytes() },
-        (OutValue::Int(i), oid::NUMERIC) => {
-            let d = Decimal { mantissa: *i as i128, scale: 0 };
-            if binary { numeric_to_binary(d) } else { numeric_to_text(d).into_bytes() }
+        (OutValue::Int(i), oid::INT8) => {
+            if binary {
+                i.to_be_bytes().to_vec()
+            } else {
+                i.to_string().into_bytes()
+            }
         }
-        (OutValue::Decimal(d), oid::NUMERIC) => if binary { numeric_to_binary(*d) } else { numeric_to_text(*d).into_bytes() },
-        (OutValue::Float(f), oid::FLOAT8) => if binary { f.to_be_bytes().to_vec() } else { float8_to_text(*f).into_bytes() },
-        (OutValue::Float(f), oid::FLOAT4) => if binary { (*f as f32).to_be_bytes().to_vec() } else { float4_to_text(*f as f32).into_bytes() },
+        (OutValue::Int(i), oid::INT4) => {
+            if binary {
+                (*i as i32).to_be_bytes().to_vec()
+            } else {
+                i.to_string().into_bytes()
+            }
+        }
+        (OutValue::Int(i), oid::INT2) => {
+            if binary {
+                (*i as i16).to_be_bytes().to_vec()
+            } else {
+                i.to_string().into_bytes()
+            }
+        }
+        (OutValue::Int(i), oid::NUMERIC) => {
+            let d = Decimal {
+                mantissa: *i as i128,
+                scale: 0,
+            };
+            if binary {
+                numeric_to_binary(d)
+            } else {
+                numeric_to_text(d).into_bytes()
+            }
+        }
+        (OutValue::Decimal(d), oid::NUMERIC) => {
+            if binary {
+                numeric_to_binary(*d)
+            } else {
+                numeric_to_text(*d).into_bytes()
+            }
+        }
+        (OutValue::Float(f), oid::FLOAT8) => {
+            if binary {
+                f.to_be_bytes().to_vec()
+            } else {
+                float8_to_text(*f).into_bytes()
+            }
+        }
+        (OutValue::Float(f), oid::FLOAT4) => {
+            if binary {
+                (*f as f32).to_be_bytes().to_vec()
+            } else {
+                float4_to_text(*f as f32).into_bytes()
+            }
+        }
         (OutValue::Text(s), _) => s.clone().into_bytes(),
-        (OutValue::Bool(b), oid::BOOL) => if binary { vec![*b as u8] } else { if *b { b"t".to_vec() } else { b"f".to_vec() } },
-        (OutValue::Date(d), oid::DATE) => if binary { (d - PG_EPOCH_DAYS).to_be_bytes().to_vec() } else { date_to_text(*d).into_bytes() },
-        (OutValue::Timestamp(t), oid::TIMESTAMP) => if binary { (t - PG_EPOCH_MICROS).to_be_bytes().to_vec() } else { timestamp_to_text(*t).into_bytes() },
+        (OutValue::Bool(b), oid::BOOL) => {
+            if binary {
+                vec![*b as u8]
+            } else {
+                if *b {
+                    b"t".to_vec()
+                } else {
+                    b"f".to_vec()
+                }
+            }
+        }
+        (OutValue::Date(d), oid::DATE) => {
+            if binary {
+                (d - PG_EPOCH_DAYS).to_be_bytes().to_vec()
+            } else {
+                date_to_text(*d).into_bytes()
+            }
+        }
+        (OutValue::Timestamp(t), oid::TIMESTAMP) => {
+            if binary {
+                (t - PG_EPOCH_MICROS).to_be_bytes().to_vec()
+            } else {
+                timestamp_to_text(*t).into_bytes()
+            }
+        }
         _ => return Err(mismatch()),
     }))
 }
@@ -594,10 +807,24 @@ mod tests {
     #[test]
     fn avg_scale_matches_postgres() {
         // SELECT avg(x) FROM (VALUES (1),(2)) t(x) → 1.5000000000000000
-        let d = numeric_avg(Decimal { mantissa: 3, scale: 0 }, 2).unwrap();
+        let d = numeric_avg(
+            Decimal {
+                mantissa: 3,
+                scale: 0,
+            },
+            2,
+        )
+        .unwrap();
         assert_eq!(numeric_to_text(d), "1.5000000000000000");
         // avg of 25.50 and 26.00 → 25.7500000000000000
-        let d = numeric_avg(Decimal { mantissa: 5150, scale: 2 }, 2).unwrap();
+        let d = numeric_avg(
+            Decimal {
+                mantissa: 5150,
+                scale: 2,
+            },
+            2,
+        )
+        .unwrap();
         assert_eq!(numeric_to_text(d), "25.7500000000000000");
     }
 
@@ -613,9 +840,23 @@ mod tests {
 
     #[test]
     fn numeric_binary_round_trip() {
-        for (m, s) in [(0i128, 0u32), (12345, 2), (-1, 4), (100000000, 0), (5, 5), (123456789012345678, 6)] {
-            let d = Decimal { mantissa: m, scale: s };
-            assert_eq!(numeric_from_binary(&numeric_to_binary(d)).unwrap(), d, "{m} {s}");
+        for (m, s) in [
+            (0i128, 0u32),
+            (12345, 2),
+            (-1, 4),
+            (100000000, 0),
+            (5, 5),
+            (123456789012345678, 6),
+        ] {
+            let d = Decimal {
+                mantissa: m,
+                scale: s,
+            };
+            assert_eq!(
+                numeric_from_binary(&numeric_to_binary(d)).unwrap(),
+                d,
+                "{m} {s}"
+            );
         }
     }
 

@@ -105,7 +105,7 @@ pub enum WireError {
     },
     /// The server answered with an error; the connection is still usable.
     #[error("{0}")]
-    Server(ServerError),
+    Server(Box<ServerError>),
     /// The server said something we did not expect; the connection is closed.
     #[error("protocol error talking to {address}: {detail}")]
     Protocol {
@@ -238,7 +238,12 @@ impl WireConnection {
             TcpStream::connect((params.host.as_str(), params.port)),
         )
         .await
-        .map_err(|_| io(std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")))?
+        .map_err(|_| {
+            io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "connect timed out",
+            ))
+        })?
         .map_err(io)?;
         stream.set_nodelay(true).map_err(io)?;
         let mut conn = WireConnection {
@@ -280,19 +285,27 @@ impl WireConnection {
                 Message::AuthenticationSasl(_) => {
                     let pw = conn.password(params)?;
                     let s = ScramSha256::new(pw.as_bytes(), ChannelBinding::unsupported());
-                    frontend::sasl_initial_response("SCRAM-SHA-256", s.message(), &mut conn.write_buf)
-                        .map_err(io)?;
+                    frontend::sasl_initial_response(
+                        "SCRAM-SHA-256",
+                        s.message(),
+                        &mut conn.write_buf,
+                    )
+                    .map_err(io)?;
                     conn.flush().await?;
                     scram = Some(s);
                 }
                 Message::AuthenticationSaslContinue(body) => {
-                    let s = scram.as_mut().ok_or_else(|| conn.protocol("unexpected SASL continue"))?;
+                    let s = scram
+                        .as_mut()
+                        .ok_or_else(|| conn.protocol("unexpected SASL continue"))?;
                     s.update(body.data()).map_err(io)?;
                     frontend::sasl_response(s.message(), &mut conn.write_buf).map_err(io)?;
                     conn.flush().await?;
                 }
                 Message::AuthenticationSaslFinal(body) => {
-                    let s = scram.as_mut().ok_or_else(|| conn.protocol("unexpected SASL final"))?;
+                    let s = scram
+                        .as_mut()
+                        .ok_or_else(|| conn.protocol("unexpected SASL final"))?;
                     s.finish(body.data()).map_err(io)?;
                 }
                 Message::ParameterStatus(p) => {
@@ -302,7 +315,9 @@ impl WireConnection {
                 }
                 Message::BackendKeyData(_) | Message::NoticeResponse(_) => {}
                 Message::ReadyForQuery(_) => return Ok(conn),
-                Message::ErrorResponse(body) => return Err(WireError::Server(server_error(&body))),
+                Message::ErrorResponse(body) => {
+                    return Err(WireError::Server(Box::new(server_error(&body))))
+                }
                 _ => return Err(conn.protocol("unexpected message during startup")),
             }
         }
@@ -310,7 +325,7 @@ impl WireConnection {
 
     fn password(&self, params: &ConnParams) -> Result<String, WireError> {
         params.password.clone().ok_or_else(|| {
-            WireError::Server(ServerError {
+            WireError::Server(Box::new(ServerError {
                 severity: "FATAL".into(),
                 code: "28P01".into(),
                 message: format!(
@@ -318,7 +333,7 @@ impl WireConnection {
                     self.address
                 ),
                 ..Default::default()
-            })
+            }))
         })
     }
 
@@ -472,7 +487,7 @@ impl WireConnection {
                 Message::ReadyForQuery(body) => {
                     self.ready(&body);
                     return match error {
-                        Some(e) => Err(WireError::Server(e)),
+                        Some(e) => Err(WireError::Server(Box::new(e))),
                         None => Ok((types, fields)),
                     };
                 }
@@ -485,7 +500,8 @@ impl WireConnection {
     /// per statement, or the first error.
     pub async fn simple_query(&mut self, sql: &str) -> Result<Vec<StatementResult>, WireError> {
         let address = self.address.clone();
-        frontend::query(sql, &mut self.write_buf).map_err(|source| WireError::Io { address, source })?;
+        frontend::query(sql, &mut self.write_buf)
+            .map_err(|source| WireError::Io { address, source })?;
         self.flush().await?;
         let mut results = Vec::new();
         let mut current = StatementResult::default();
@@ -518,7 +534,7 @@ impl WireConnection {
                 Message::ReadyForQuery(body) => {
                     self.ready(&body);
                     return match error {
-                        Some(e) => Err(WireError::Server(e)),
+                        Some(e) => Err(WireError::Server(Box::new(e))),
                         None => Ok(results),
                     };
                 }
@@ -563,7 +579,7 @@ impl WireConnection {
                 Message::ReadyForQuery(body) => {
                     self.ready(&body);
                     return match error {
-                        Some(e) => Err(WireError::Server(e)),
+                        Some(e) => Err(WireError::Server(Box::new(e))),
                         None => Ok(result),
                     };
                 }
@@ -576,7 +592,8 @@ impl WireConnection {
     /// [`Self::copy_done`].
     pub async fn copy_in_start(&mut self, sql: &str) -> Result<(), WireError> {
         let address = self.address.clone();
-        frontend::query(sql, &mut self.write_buf).map_err(|source| WireError::Io { address, source })?;
+        frontend::query(sql, &mut self.write_buf)
+            .map_err(|source| WireError::Io { address, source })?;
         self.flush().await?;
         let mut error = None;
         loop {
@@ -587,7 +604,7 @@ impl WireConnection {
                 Message::ReadyForQuery(body) => {
                     self.ready(&body);
                     return Err(match error {
-                        Some(e) => WireError::Server(e),
+                        Some(e) => WireError::Server(Box::new(e)),
                         None => self.protocol("COPY did not start"),
                     });
                 }
@@ -599,7 +616,8 @@ impl WireConnection {
     /// Sends COPY data (buffered; flushed every 256 KiB).
     pub async fn copy_data(&mut self, data: &[u8]) -> Result<(), WireError> {
         let address = self.address.clone();
-        let msg = frontend::CopyData::new(data).map_err(|source| WireError::Io { address, source })?;
+        let msg =
+            frontend::CopyData::new(data).map_err(|source| WireError::Io { address, source })?;
         msg.write(&mut self.write_buf);
         if self.write_buf.len() > 256 * 1024 {
             self.flush().await?;
@@ -627,7 +645,7 @@ impl WireConnection {
                 Message::ReadyForQuery(body) => {
                     self.ready(&body);
                     return match error {
-                        Some(e) => Err(WireError::Server(e)),
+                        Some(e) => Err(WireError::Server(Box::new(e))),
                         None => Ok(count),
                     };
                 }
@@ -639,15 +657,13 @@ impl WireConnection {
     /// Aborts COPY with a message (the server rolls the COPY back).
     pub async fn copy_fail(&mut self, message: &str) -> Result<(), WireError> {
         let address = self.address.clone();
-        frontend::copy_fail(message, &mut self.write_buf).map_err(|source| WireError::Io { address, source })?;
+        frontend::copy_fail(message, &mut self.write_buf)
+            .map_err(|source| WireError::Io { address, source })?;
         self.flush().await?;
         loop {
-            match self.read_message().await? {
-                Message::ReadyForQuery(body) => {
-                    self.ready(&body);
-                    return Ok(());
-                }
-                _ => {}
+            if let Message::ReadyForQuery(body) = self.read_message().await? {
+                self.ready(&body);
+                return Ok(());
             }
         }
     }

@@ -263,11 +263,7 @@ impl Analysis {
 }
 
 /// Analyses a query (SELECT, or the source of INSERT ... SELECT).
-pub fn analyze_query(
-    query: &Query,
-    params: &[ParamValue],
-    catalog: &CatalogSnapshot,
-) -> Analysis {
+pub fn analyze_query(query: &Query, params: &[ParamValue], catalog: &CatalogSnapshot) -> Analysis {
     let mut w = Walker {
         a: Analysis::default(),
         params,
@@ -477,7 +473,10 @@ impl<'a> Walker<'a> {
             return;
         }
         if CATALOG_RELATIONS.contains(&table.as_str())
-            && matches!(schema.as_deref(), None | Some("pg_catalog") | Some("tessera"))
+            && matches!(
+                schema.as_deref(),
+                None | Some("pg_catalog") | Some("tessera")
+            )
         {
             self.a.catalog_relations = true;
             self.add_instance(None, shown, scope);
@@ -501,7 +500,10 @@ impl<'a> Walker<'a> {
             } => {
                 if args.is_some() {
                     self.a.other_from_item = true;
-                    let shown = alias.as_ref().map(|a| ident_name(&a.name)).unwrap_or_default();
+                    let shown = alias
+                        .as_ref()
+                        .map(|a| ident_name(&a.name))
+                        .unwrap_or_default();
                     self.add_instance(None, shown, scope);
                 } else {
                     self.relation(name, alias.as_ref().map(|a| &a.name), scope);
@@ -523,7 +525,10 @@ impl<'a> Walker<'a> {
                 if self.a.distributed().len() > before {
                     self.a.nested_distributed = true;
                 }
-                let shown = alias.as_ref().map(|a| ident_name(&a.name)).unwrap_or_default();
+                let shown = alias
+                    .as_ref()
+                    .map(|a| ident_name(&a.name))
+                    .unwrap_or_default();
                 self.add_instance(None, shown, scope);
             }
             TableFactor::NestedJoin {

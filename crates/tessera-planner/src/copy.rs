@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use sqlparser::ast::{CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Statement};
+use sqlparser::ast::{
+    CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Statement,
+};
 use tessera_catalog::{CatalogSnapshot, Table, TableKind};
 
 use crate::analyze::{ident_name, object_name_parts};
@@ -113,7 +115,11 @@ pub fn plan_copy(
             CopyOption::Format(f) => match ident_name(f).as_str() {
                 "csv" => csv = true,
                 "text" => csv = false,
-                other => return Err(unsupported(format!("COPY FORMAT {other} is not supported for distributed tables yet"))),
+                other => {
+                    return Err(unsupported(format!(
+                        "COPY FORMAT {other} is not supported for distributed tables yet"
+                    )))
+                }
             },
             CopyOption::Delimiter(c) => delimiter = Some(*c),
             CopyOption::Null(s) => null = Some(s.clone()),
@@ -121,7 +127,11 @@ pub fn plan_copy(
             CopyOption::Quote(c) => quote = *c,
             CopyOption::Escape(c) => escape = Some(*c),
             CopyOption::Encoding(_) | CopyOption::Freeze(_) => {}
-            other => return Err(unsupported(format!("COPY option {other} is not supported for distributed tables yet"))),
+            other => {
+                return Err(unsupported(format!(
+                    "COPY option {other} is not supported for distributed tables yet"
+                )))
+            }
         }
     }
     for o in legacy_options {
@@ -133,18 +143,32 @@ pub fn plan_copy(
                         CopyLegacyCsvOption::Header => header = true,
                         CopyLegacyCsvOption::Quote(q) => quote = *q,
                         CopyLegacyCsvOption::Escape(e) => escape = Some(*e),
-                        other => return Err(unsupported(format!("COPY option {other} is not supported for distributed tables yet"))),
+                        other => {
+                            return Err(unsupported(format!(
+                                "COPY option {other} is not supported for distributed tables yet"
+                            )))
+                        }
                     }
                 }
             }
             CopyLegacyOption::Delimiter(c) => delimiter = Some(*c),
             CopyLegacyOption::Null(s) => null = Some(s.clone()),
-            CopyLegacyOption::Binary => return Err(unsupported("COPY BINARY is not supported for distributed tables yet")),
-            other => return Err(unsupported(format!("COPY option {other} is not supported for distributed tables yet"))),
+            CopyLegacyOption::Binary => {
+                return Err(unsupported(
+                    "COPY BINARY is not supported for distributed tables yet",
+                ))
+            }
+            other => {
+                return Err(unsupported(format!(
+                    "COPY option {other} is not supported for distributed tables yet"
+                )))
+            }
         }
     }
     if header && !csv {
-        return Err(PlanError::Unsupported("COPY HEADER available only in CSV mode".into()));
+        return Err(PlanError::Unsupported(
+            "COPY HEADER available only in CSV mode".into(),
+        ));
     }
     let columns: Vec<String> = if columns.is_empty() {
         table.columns.iter().map(|c| c.name.clone()).collect()

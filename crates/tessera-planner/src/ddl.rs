@@ -58,7 +58,9 @@ pub fn plan_ddl(
     original: &str,
     catalog: &CatalogSnapshot,
 ) -> Result<DistributedPlan, PlanError> {
-    let local = || DistributedPlan::Local(rewrite_catalog_names(stmt).unwrap_or_else(|| original.to_string()));
+    let local = || {
+        DistributedPlan::Local(rewrite_catalog_names(stmt).unwrap_or_else(|| original.to_string()))
+    };
     match stmt {
         Statement::CreateIndex(ci) => {
             let Some(table) = lookup(catalog, &ci.table_name) else {
@@ -72,10 +74,9 @@ pub fn plan_ddl(
                         ObjectNamePart::Identifier(i) => ident_name(i),
                         ObjectNamePart::Function(f) => f.name.value.clone(),
                     });
-                    c.name = Some(ObjectName(vec![ObjectNamePart::Identifier(Ident::with_quote(
-                        '"',
-                        format!("{}_{shard_id}", base.unwrap_or_default()),
-                    ))]));
+                    c.name = Some(ObjectName(vec![ObjectNamePart::Identifier(
+                        Ident::with_quote('"', format!("{}_{shard_id}", base.unwrap_or_default())),
+                    )]));
                 }
                 // CONCURRENTLY cannot run inside the transaction block the executor uses.
                 c.concurrently = false;
@@ -98,40 +99,57 @@ pub fn plan_ddl(
                         if column_def.options.iter().any(|o| {
                             matches!(o.option, sqlparser::ast::ColumnOption::ForeignKey { .. })
                         }) {
-                            return Err(unsupported("foreign keys on distributed tables are not supported yet"));
+                            return Err(unsupported(
+                                "foreign keys on distributed tables are not supported yet",
+                            ));
                         }
                     }
                     AlterTableOperation::DropColumn { column_names, .. } => {
                         if column_names.iter().any(|c| Some(ident_name(c)) == dist) {
-                            return Err(unsupported("cannot drop the distribution column of a distributed table"));
+                            return Err(unsupported(
+                                "cannot drop the distribution column of a distributed table",
+                            ));
                         }
                     }
                     AlterTableOperation::AlterColumn { column_name, op } => {
                         if Some(ident_name(column_name)) == dist
-                            && matches!(op, sqlparser::ast::AlterColumnOperation::SetDataType { .. })
+                            && matches!(
+                                op,
+                                sqlparser::ast::AlterColumnOperation::SetDataType { .. }
+                            )
                         {
-                            return Err(unsupported("cannot change the type of the distribution column"));
+                            return Err(unsupported(
+                                "cannot change the type of the distribution column",
+                            ));
                         }
                     }
                     AlterTableOperation::AddConstraint { .. }
                     | AlterTableOperation::DropConstraint { .. }
                     | AlterTableOperation::RenameColumn { .. } => {
-                        if let AlterTableOperation::RenameColumn { old_column_name, .. } = op {
+                        if let AlterTableOperation::RenameColumn {
+                            old_column_name, ..
+                        } = op
+                        {
                             if Some(ident_name(old_column_name)) == dist {
-                                return Err(unsupported("renaming the distribution column is not supported yet"));
+                                return Err(unsupported(
+                                    "renaming the distribution column is not supported yet",
+                                ));
                             }
                         }
                         if let AlterTableOperation::AddConstraint { constraint, .. } = op {
-                            if matches!(constraint, sqlparser::ast::TableConstraint::ForeignKey(..)) {
-                                return Err(unsupported("foreign keys on distributed tables are not supported yet"));
+                            if matches!(constraint, sqlparser::ast::TableConstraint::ForeignKey(..))
+                            {
+                                return Err(unsupported(
+                                    "foreign keys on distributed tables are not supported yet",
+                                ));
                             }
                         }
                     }
                     other => {
                         return Err(unsupported(format!(
-                            "ALTER TABLE ... {other} on distributed table \"{}\" is not supported yet",
-                            table.name
-                        )))
+                        "ALTER TABLE ... {other} on distributed table \"{}\" is not supported yet",
+                        table.name
+                    )))
                     }
                 }
             }
@@ -177,7 +195,9 @@ pub fn plan_ddl(
             let mut tasks = Vec::new();
             for target in &tr.table_names {
                 if let Some(t) = lookup(catalog, &target.name) {
-                    tasks.extend(per_placement(&t, |shard, _| format!("TRUNCATE TABLE {shard}")));
+                    tasks.extend(per_placement(&t, |shard, _| {
+                        format!("TRUNCATE TABLE {shard}")
+                    }));
                 }
             }
             if tasks.is_empty() {

@@ -29,7 +29,9 @@ pub fn describe(plan: &DistributedPlan) -> Vec<String> {
             out.push(format!("Custom Scan (Tessera Multi-Shard, merge: {what})"));
             tasks(&mut out, ts);
         }
-        DistributedPlan::Modify { tasks: ts, command, .. } => {
+        DistributedPlan::Modify {
+            tasks: ts, command, ..
+        } => {
             out.push(format!("Custom Scan (Tessera Modify {command})"));
             tasks(&mut out, ts);
         }

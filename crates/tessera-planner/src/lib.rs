@@ -247,6 +247,3 @@ fn mentions_distributed_table(sql: &str, catalog: &CatalogSnapshot) -> Option<St
         .find(|t| words.contains(t.name.as_str()))
         .map(|t| t.name.clone())
 }
-
-#[cfg(test)]
-pub(crate) mod test_catalog;

@@ -58,9 +58,10 @@ pub fn plan_modify(
                             AssignmentTarget::ColumnName(n) => vec![n],
                             AssignmentTarget::Tuple(v) => v.iter().collect(),
                         };
-                        if targets.iter().any(|n| {
-                            object_name_parts(n).is_some_and(|(_, c)| c == col.name)
-                        }) {
+                        if targets
+                            .iter()
+                            .any(|n| object_name_parts(n).is_some_and(|(_, c)| c == col.name))
+                        {
                             return Err(PlanError::Unsupported(format!(
                                 "modifying the partition value of rows is not allowed (column \"{}\" of \"{}\")",
                                 col.name, table.name
@@ -79,17 +80,25 @@ pub fn plan_modify(
                 })
                 .collect();
             match &update.from {
-                Some(UpdateTableFromKind::BeforeSet(v)) | Some(UpdateTableFromKind::AfterSet(v)) => {
-                    from.extend(v.iter().cloned())
-                }
+                Some(UpdateTableFromKind::BeforeSet(v))
+                | Some(UpdateTableFromKind::AfterSet(v)) => from.extend(v.iter().cloned()),
                 None => {}
             }
             let mut extra: Vec<&Expr> = update.assignments.iter().map(|a| &a.value).collect();
             let returning_exprs = returning_exprs(update.returning.as_deref());
             extra.extend(returning_exprs.iter());
             plan_update_delete(
-                stmt, original, "UPDATE", &name, alias.as_ref(), &from,
-                update.selection.as_ref(), &extra, update.returning.is_some(), params, catalog,
+                stmt,
+                original,
+                "UPDATE",
+                &name,
+                alias.as_ref(),
+                &from,
+                update.selection.as_ref(),
+                &extra,
+                update.returning.is_some(),
+                params,
+                catalog,
             )
         }
         Statement::Delete(delete) => {
@@ -119,8 +128,17 @@ pub fn plan_modify(
             let returning_exprs = returning_exprs(delete.returning.as_deref());
             let extra: Vec<&Expr> = returning_exprs.iter().collect();
             plan_update_delete(
-                stmt, original, "DELETE", &name, alias.as_ref(), &from,
-                delete.selection.as_ref(), &extra, delete.returning.is_some(), params, catalog,
+                stmt,
+                original,
+                "DELETE",
+                &name,
+                alias.as_ref(),
+                &from,
+                delete.selection.as_ref(),
+                &extra,
+                delete.returning.is_some(),
+                params,
+                catalog,
             )
         }
         _ => Ok(local(stmt, original)),
@@ -143,7 +161,10 @@ fn local(stmt: &Statement, original: &str) -> DistributedPlan {
     DistributedPlan::Local(rewrite_catalog_names(stmt).unwrap_or_else(|| original.to_string()))
 }
 
-fn lookup<'a>(catalog: &'a CatalogSnapshot, name: &ObjectName) -> Option<&'a std::sync::Arc<Table>> {
+fn lookup<'a>(
+    catalog: &'a CatalogSnapshot,
+    name: &ObjectName,
+) -> Option<&'a std::sync::Arc<Table>> {
     let (schema, table) = object_name_parts(name)?;
     catalog.table(schema.as_deref(), &table)
 }
@@ -190,7 +211,13 @@ fn plan_update_delete(
             )));
         }
         analysis.placement()?;
-        return Ok(reference_write(stmt, &target_table, command, returning, catalog));
+        return Ok(reference_write(
+            stmt,
+            &target_table,
+            command,
+            returning,
+            catalog,
+        ));
     }
     match analysis.placement()? {
         Placement::ShardGroup(index) => {
@@ -205,9 +232,16 @@ fn plan_update_delete(
         Placement::AllShardGroups => {
             let mut tasks = Vec::new();
             for (index, shard) in target_table.shards.iter().enumerate() {
-                let group_id = shard.placements.first().map(|p| p.group_id).ok_or_else(|| {
-                    PlanError::ObjectNotInPrerequisiteState(format!("shard {} has no placement", shard.shard_id))
-                })?;
+                let group_id = shard
+                    .placements
+                    .first()
+                    .map(|p| p.group_id)
+                    .ok_or_else(|| {
+                        PlanError::ObjectNotInPrerequisiteState(format!(
+                            "shard {} has no placement",
+                            shard.shard_id
+                        ))
+                    })?;
                 let (rewritten, shard_ids) = rewrite_for_shard(stmt, catalog, index);
                 tasks.push(Task {
                     group_id,
@@ -265,7 +299,9 @@ fn plan_insert(
     catalog: &CatalogSnapshot,
 ) -> Result<DistributedPlan, PlanError> {
     let Some(source) = &insert.source else {
-        return Err(PlanError::Unsupported("INSERT without VALUES is not supported".into()));
+        return Err(PlanError::Unsupported(
+            "INSERT without VALUES is not supported".into(),
+        ));
     };
     if source.with.is_some() || source.order_by.is_some() || source.limit_clause.is_some() {
         return Err(PlanError::Unsupported(format!(
@@ -288,7 +324,13 @@ fn plan_insert(
         ));
     }
     if table.is_reference() {
-        return Ok(reference_write(stmt, table, "INSERT", insert.returning.is_some(), catalog));
+        return Ok(reference_write(
+            stmt,
+            table,
+            "INSERT",
+            insert.returning.is_some(),
+            catalog,
+        ));
     }
     let TableKind::Distributed { column_index, .. } = table.kind else {
         return Err(PlanError::Unsupported("internal: not distributed".into()));
@@ -297,9 +339,10 @@ fn plan_insert(
     let position = if insert.columns.is_empty() {
         Some(column_index)
     } else {
-        insert.columns.iter().position(|c| {
-            object_name_parts(c).is_some_and(|(_, n)| &n == dist_name)
-        })
+        insert
+            .columns
+            .iter()
+            .position(|c| object_name_parts(c).is_some_and(|(_, n)| &n == dist_name))
     };
     let Some(position) = position else {
         return Err(PlanError::NotNullViolation(format!(
@@ -310,10 +353,13 @@ fn plan_insert(
     let TableKind::Distributed { column_type, .. } = table.kind else {
         unreachable!()
     };
-    let mut by_shard: std::collections::BTreeMap<usize, Vec<sqlparser::ast::Parens<Vec<Expr>>>> = Default::default();
+    let mut by_shard: std::collections::BTreeMap<usize, Vec<sqlparser::ast::Parens<Vec<Expr>>>> =
+        Default::default();
     for row in &values.rows {
         let Some(value) = row.content.get(position) else {
-            return Err(PlanError::Syntax("INSERT has more target columns than expressions".into()));
+            return Err(PlanError::Syntax(
+                "INSERT has more target columns than expressions".into(),
+            ));
         };
         if is_null_literal(value, params) {
             return Err(PlanError::NotNullViolation(
@@ -330,9 +376,9 @@ fn plan_insert(
                 "the value of distribution column \"{dist_name}\" must be a constant or a parameter in INSERT, not {value}"
             )));
         };
-        let hash = column_type.hash_text_value(&text).map_err(|e| {
-            PlanError::InvalidParameter(e.to_string())
-        })?;
+        let hash = column_type
+            .hash_text_value(&text)
+            .map_err(|e| PlanError::InvalidParameter(e.to_string()))?;
         by_shard
             .entry(table.shard_index_for_hash(hash))
             .or_default()
@@ -349,9 +395,16 @@ fn plan_insert(
             }
         }
         let shard = &table.shards[index];
-        let group_id = shard.placements.first().map(|p| p.group_id).ok_or_else(|| {
-            PlanError::ObjectNotInPrerequisiteState(format!("shard {} has no placement", shard.shard_id))
-        })?;
+        let group_id = shard
+            .placements
+            .first()
+            .map(|p| p.group_id)
+            .ok_or_else(|| {
+                PlanError::ObjectNotInPrerequisiteState(format!(
+                    "shard {} has no placement",
+                    shard.shard_id
+                ))
+            })?;
         let (rewritten, shard_ids) = rewrite_for_shard(&piece, catalog, index);
         tasks.push(Task {
             group_id,

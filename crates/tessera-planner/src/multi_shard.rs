@@ -15,8 +15,8 @@
 
 use sqlparser::ast::{
     BinaryOperator, DuplicateTreatment, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
-    GroupByExpr, Ident, LimitClause, ObjectNamePart, Offset, OrderByKind, Query,
-    Select, SelectItem, SetExpr, Statement, Value,
+    GroupByExpr, Ident, LimitClause, ObjectNamePart, Offset, OrderByKind, Query, Select,
+    SelectItem, SetExpr, Statement, Value,
 };
 use tessera_catalog::CatalogSnapshot;
 
@@ -226,10 +226,14 @@ fn plan_multi_shard(
         ));
     }
     if select.into.is_some() {
-        return Err(unsupported("SELECT INTO a table is not supported for distributed tables"));
+        return Err(unsupported(
+            "SELECT INTO a table is not supported for distributed tables",
+        ));
     }
     if query.fetch.is_some() {
-        return Err(unsupported("FETCH FIRST across shards is not supported yet; use LIMIT"));
+        return Err(unsupported(
+            "FETCH FIRST across shards is not supported yet; use LIMIT",
+        ));
     }
     let (limit, offset) = limit_offset(query, params)?;
     let order_by: Vec<sqlparser::ast::OrderByExpr> = match &query.order_by {
@@ -251,7 +255,9 @@ fn plan_multi_shard(
         .iter()
         .any(|g| is_distribution_column_ref(g, analysis));
     if matches!(select.distinct, Some(sqlparser::ast::Distinct::On(_))) {
-        return Err(unsupported("SELECT DISTINCT ON across shards is not supported yet"));
+        return Err(unsupported(
+            "SELECT DISTINCT ON across shards is not supported yet",
+        ));
     }
 
     if !grouped || groups_by_distribution_column {
@@ -262,14 +268,24 @@ fn plan_multi_shard(
             "SELECT DISTINCT with aggregates across shards is not supported yet",
         ));
     }
-    plan_aggregate(query, select, &group_exprs, order_by, limit, offset, catalog)
+    plan_aggregate(
+        query,
+        select,
+        &group_exprs,
+        order_by,
+        limit,
+        offset,
+        catalog,
+    )
 }
 
 fn limit_offset(query: &Query, params: &[ParamValue]) -> Result<(Option<u64>, u64), PlanError> {
     let number = |e: &Expr| -> Result<u64, PlanError> {
         crate::analyze::constant_text(e, params)
             .and_then(|t| t.parse::<u64>().ok())
-            .ok_or_else(|| unsupported(format!("LIMIT/OFFSET must be constants across shards: {e}")))
+            .ok_or_else(|| {
+                unsupported(format!("LIMIT/OFFSET must be constants across shards: {e}"))
+            })
     };
     match &query.limit_clause {
         None => Ok((None, 0)),
@@ -303,7 +319,9 @@ fn group_by_exprs(select: &Select) -> Result<Vec<Expr>, PlanError> {
         GroupByExpr::All(_) => Err(unsupported("GROUP BY ALL is not supported")),
         GroupByExpr::Expressions(exprs, modifiers) => {
             if !modifiers.is_empty() {
-                return Err(unsupported("GROUP BY ROLLUP/CUBE/GROUPING SETS across shards is not supported yet"));
+                return Err(unsupported(
+                    "GROUP BY ROLLUP/CUBE/GROUPING SETS across shards is not supported yet",
+                ));
             }
             let mut out = Vec::new();
             for e in exprs {
@@ -330,9 +348,8 @@ fn resolve_output_reference(e: &Expr, select: &Select) -> Result<Expr, PlanError
                 .parse()
                 .map_err(|_| unsupported(format!("bad position {n}")))?;
             return match select.projection.get(pos.wrapping_sub(1)) {
-                Some(SelectItem::UnnamedExpr(x)) | Some(SelectItem::ExprWithAlias { expr: x, .. }) => {
-                    Ok(x.clone())
-                }
+                Some(SelectItem::UnnamedExpr(x))
+                | Some(SelectItem::ExprWithAlias { expr: x, .. }) => Ok(x.clone()),
                 _ => Err(unsupported(format!(
                     "position {pos} does not name a select-list expression"
                 ))),
@@ -393,7 +410,26 @@ fn aggregate_name(e: &Expr) -> Option<String> {
     let name = ident_name(id);
     matches!(
         name.as_str(),
-        "count" | "sum" | "avg" | "min" | "max" | "stddev" | "variance" | "array_agg" | "string_agg" | "bool_and" | "bool_or" | "every" | "stddev_samp" | "stddev_pop" | "var_samp" | "var_pop" | "bit_and" | "bit_or" | "json_agg" | "jsonb_agg"
+        "count"
+            | "sum"
+            | "avg"
+            | "min"
+            | "max"
+            | "stddev"
+            | "variance"
+            | "array_agg"
+            | "string_agg"
+            | "bool_and"
+            | "bool_or"
+            | "every"
+            | "stddev_samp"
+            | "stddev_pop"
+            | "var_samp"
+            | "var_pop"
+            | "bit_and"
+            | "bit_or"
+            | "json_agg"
+            | "jsonb_agg"
     )
     .then_some(name)
 }
@@ -513,7 +549,9 @@ fn split_aggregate(
     };
     if let Some(a) = &arg {
         if contains_aggregate(a) {
-            return Err(PlanError::Syntax(format!("aggregate function calls cannot be nested: {e}")));
+            return Err(PlanError::Syntax(format!(
+                "aggregate function calls cannot be nested: {e}"
+            )));
         }
     }
     match (name.as_str(), distinct, arg) {
@@ -557,7 +595,10 @@ fn plan_aggregate(
     catalog: &CatalogSnapshot,
 ) -> Result<DistributedPlan, PlanError> {
     let mut fragment = Fragment::default();
-    let group_columns: Vec<usize> = group_exprs.iter().map(|g| fragment.add(g.clone())).collect();
+    let group_columns: Vec<usize> = group_exprs
+        .iter()
+        .map(|g| fragment.add(g.clone()))
+        .collect();
     let mut distinct_args = Vec::new();
     let mut outputs = Vec::new();
     let mut output_exprs: Vec<(Option<String>, Expr)> = Vec::new();
@@ -624,7 +665,10 @@ fn plan_aggregate(
                 ob.expr
             )));
         };
-        if matches!(outputs.get(column), Some(OutputColumn::Aggregate(FinalAggregate::Avg { .. }))) {
+        if matches!(
+            outputs.get(column),
+            Some(OutputColumn::Aggregate(FinalAggregate::Avg { .. }))
+        ) {
             return Err(unsupported(
                 "ORDER BY avg(...) across shards is not supported yet; order by sum and count instead",
             ));
@@ -686,16 +730,22 @@ fn final_expr(
     if aggregate_name(e).is_some() {
         let agg = split_aggregate(e, fragment, distinct_args)?;
         if matches!(agg, FinalAggregate::Avg { .. }) {
-            return Err(unsupported("HAVING avg(...) across shards is not supported yet"));
+            return Err(unsupported(
+                "HAVING avg(...) across shards is not supported yet",
+            ));
         }
         return Ok(FinalExpr::Aggregate(agg));
     }
     match e {
-        Expr::Nested(inner) => final_expr(inner, group_exprs, group_columns, fragment, distinct_args),
+        Expr::Nested(inner) => {
+            final_expr(inner, group_exprs, group_columns, fragment, distinct_args)
+        }
         Expr::Value(v) => match &v.value {
             Value::Number(n, _) => Ok(FinalExpr::Number(n.to_string())),
             Value::SingleQuotedString(s) => Ok(FinalExpr::String(s.clone())),
-            _ => Err(unsupported(format!("HAVING with {e} across shards is not supported yet"))),
+            _ => Err(unsupported(format!(
+                "HAVING with {e} across shards is not supported yet"
+            ))),
         },
         Expr::UnaryOp {
             op: sqlparser::ast::UnaryOperator::Not,
@@ -728,8 +778,20 @@ fn final_expr(
             };
             Ok(FinalExpr::Binary {
                 op: op.to_string(),
-                left: Box::new(final_expr(left, group_exprs, group_columns, fragment, distinct_args)?),
-                right: Box::new(final_expr(right, group_exprs, group_columns, fragment, distinct_args)?),
+                left: Box::new(final_expr(
+                    left,
+                    group_exprs,
+                    group_columns,
+                    fragment,
+                    distinct_args,
+                )?),
+                right: Box::new(final_expr(
+                    right,
+                    group_exprs,
+                    group_columns,
+                    fragment,
+                    distinct_args,
+                )?),
             })
         }
         _ => Err(unsupported(format!(
@@ -804,11 +866,12 @@ fn plan_pushdown(
                 _ => false,
             });
             // Positions count wildcard-expanded columns, so only use them without wildcards.
-            if select
-                .projection
-                .iter()
-                .any(|i| matches!(i, SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)))
-            {
+            if select.projection.iter().any(|i| {
+                matches!(
+                    i,
+                    SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+                )
+            }) {
                 column = None;
             }
         }
@@ -822,7 +885,8 @@ fn plan_pushdown(
             None => {
                 if distinct {
                     return Err(PlanError::Unsupported(
-                        "for SELECT DISTINCT, ORDER BY expressions must appear in select list".into(),
+                        "for SELECT DISTINCT, ORDER BY expressions must appear in select list"
+                            .into(),
                     ));
                 }
                 let Some(width) = visible else {
@@ -847,10 +911,7 @@ fn plan_pushdown(
     task_query.body = Box::new(SetExpr::Select(Box::new(task_select)));
     // Each task returns at most offset+limit rows; OFFSET is applied once, on the coordinator.
     task_query.limit_clause = limit.map(|l| LimitClause::LimitOffset {
-        limit: Some(Expr::value(Value::Number(
-            (l + offset).to_string(),
-            false,
-        ))),
+        limit: Some(Expr::value(Value::Number((l + offset).to_string(), false))),
         offset: None,
         limit_by: vec![],
     });
@@ -879,8 +940,13 @@ pub(crate) fn tasks_for_all_shard_groups(
         _ => return Err(unsupported("internal: tasks for a non-query")),
     };
     let dist = analysis.distributed();
-    let Some(table) = dist.first().and_then(|i| analysis.instances[*i].table.clone()) else {
-        return Err(unsupported("internal: multi-shard plan without distributed table"));
+    let Some(table) = dist
+        .first()
+        .and_then(|i| analysis.instances[*i].table.clone())
+    else {
+        return Err(unsupported(
+            "internal: multi-shard plan without distributed table",
+        ));
     };
     let mut tasks = Vec::with_capacity(table.shards.len());
     for (index, shard) in table.shards.iter().enumerate() {

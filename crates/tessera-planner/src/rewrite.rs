@@ -50,7 +50,10 @@ impl VisitorMut for ShardRewriter<'_> {
 
     fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
         if let TableFactor::Table {
-            name, alias, args: None, ..
+            name,
+            alias,
+            args: None,
+            ..
         } = factor
         {
             if let Some((schema, table_name)) = object_name_parts(name) {

@@ -77,7 +77,8 @@ pub fn split_statements(sql: &str) -> Vec<&str> {
                 let tag_ok = j < bytes.len()
                     && bytes[j] == b'$'
                     && !bytes.get(i + 1).is_some_and(|b| b.is_ascii_digit());
-                let prev_ident = i > 0 && (bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
+                let prev_ident =
+                    i > 0 && (bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
                 if tag_ok && !prev_ident {
                     let tag = &sql[i..=j];
                     if let Some(end) = sql[j + 1..].find(tag) {
@@ -117,7 +118,11 @@ mod tests {
         let s = "select 'a;b'; select \"x;\" from t; -- c;\n select $$;$$, $1; ;";
         assert_eq!(
             split_statements(s),
-            vec!["select 'a;b'", "select \"x;\" from t", "-- c;\n select $$;$$, $1"]
+            vec![
+                "select 'a;b'",
+                "select \"x;\" from t",
+                "-- c;\n select $$;$$, $1"
+            ]
         );
     }
 

@@ -2,8 +2,8 @@
 //! with Citus' signatures, defaults and named arguments (`shard_count => 32`).
 
 use sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, FunctionArgOperator, FunctionArguments, Query,
-    SelectItem, SetExpr,
+    Expr, FunctionArg, FunctionArgExpr, FunctionArgOperator, FunctionArguments, Query, SelectItem,
+    SetExpr,
 };
 
 use crate::analyze::{constant_text, ident_name};
@@ -123,26 +123,49 @@ pub fn recognize(query: &Query, params: &[ParamValue]) -> Result<Option<UtilityC
         match arg {
             FunctionArg::Unnamed(e) => {
                 if !named.is_empty() {
-                    return Err(PlanError::Syntax("positional argument cannot follow named argument".into()));
+                    return Err(PlanError::Syntax(
+                        "positional argument cannot follow named argument".into(),
+                    ));
                 }
                 positional.push(value(e)?)
             }
-            FunctionArg::Named { name: n, arg, operator } => {
-                if !matches!(operator, FunctionArgOperator::RightArrow | FunctionArgOperator::Assignment) {
-                    return Err(PlanError::Syntax(format!("use name => value for named arguments of {name}")));
+            FunctionArg::Named {
+                name: n,
+                arg,
+                operator,
+            } => {
+                if !matches!(
+                    operator,
+                    FunctionArgOperator::RightArrow | FunctionArgOperator::Assignment
+                ) {
+                    return Err(PlanError::Syntax(format!(
+                        "use name => value for named arguments of {name}"
+                    )));
                 }
                 named.push((ident_name(n), value(arg)?))
             }
-            FunctionArg::ExprNamed { name: Expr::Identifier(n), arg, .. } => {
-                named.push((ident_name(n), value(arg)?))
+            FunctionArg::ExprNamed {
+                name: Expr::Identifier(n),
+                arg,
+                ..
+            } => named.push((ident_name(n), value(arg)?)),
+            FunctionArg::ExprNamed { .. } => {
+                return Err(invalid(format!("bad argument to {name}")))
             }
-            FunctionArg::ExprNamed { .. } => return Err(invalid(format!("bad argument to {name}"))),
         }
     }
     let signature: &[&str] = match name.as_str() {
-        "create_distributed_table" => &["table_name", "distribution_column", "distribution_type", "colocate_with", "shard_count"],
+        "create_distributed_table" => &[
+            "table_name",
+            "distribution_column",
+            "distribution_type",
+            "colocate_with",
+            "shard_count",
+        ],
         "create_reference_table" => &["table_name"],
-        "citus_add_node" | "master_add_node" => &["nodename", "nodeport", "groupid", "noderole", "nodecluster"],
+        "citus_add_node" | "master_add_node" => {
+            &["nodename", "nodeport", "groupid", "noderole", "nodecluster"]
+        }
         _ => &["nodename", "nodeport"],
     };
     if positional.len() > signature.len() {
@@ -156,16 +179,22 @@ pub fn recognize(query: &Query, params: &[ParamValue]) -> Result<Option<UtilityC
     }
     for (n, v) in named {
         let Some(i) = signature.iter().position(|s| *s == n) else {
-            return Err(invalid(format!("function {name} has no parameter named \"{n}\"")));
+            return Err(invalid(format!(
+                "function {name} has no parameter named \"{n}\""
+            )));
         };
         args[i] = v;
         given[i] = true;
     }
     let required = |i: usize| -> Result<String, PlanError> {
-        args[i].clone().ok_or_else(|| invalid(format!("{} of {name} must not be NULL", signature[i])))
+        args[i]
+            .clone()
+            .ok_or_else(|| invalid(format!("{} of {name} must not be NULL", signature[i])))
     };
     let port = |i: usize| -> Result<u16, PlanError> {
-        required(i)?.parse::<u16>().map_err(|_| invalid(format!("invalid port for {name}")))
+        required(i)?
+            .parse::<u16>()
+            .map_err(|_| invalid(format!("invalid port for {name}")))
     };
     let call = match name.as_str() {
         "create_distributed_table" => {
@@ -181,7 +210,9 @@ pub fn recognize(query: &Query, params: &[ParamValue]) -> Result<Option<UtilityC
             let shard_count = match &args[4] {
                 None => None,
                 Some(s) => {
-                    let n: i64 = s.parse().map_err(|_| invalid(format!("invalid shard_count: {s}")))?;
+                    let n: i64 = s
+                        .parse()
+                        .map_err(|_| invalid(format!("invalid shard_count: {s}")))?;
                     if !(1..=64000).contains(&n) {
                         return Err(invalid(format!("{n} is outside the valid range for parameter \"shard_count\" (1 .. 64000)")));
                     }
@@ -195,16 +226,26 @@ pub fn recognize(query: &Query, params: &[ParamValue]) -> Result<Option<UtilityC
                 shard_count,
             }
         }
-        "create_reference_table" => UtilityCall::CreateReferenceTable { table: required(0)? },
+        "create_reference_table" => UtilityCall::CreateReferenceTable {
+            table: required(0)?,
+        },
         "citus_add_node" | "master_add_node" => {
             if let Some(role) = &args[3] {
                 if role != "primary" {
-                    return Err(PlanError::Unsupported("only primary nodes can be added yet".into()));
+                    return Err(PlanError::Unsupported(
+                        "only primary nodes can be added yet".into(),
+                    ));
                 }
             }
-            UtilityCall::AddNode { host: required(0)?, port: port(1)? }
+            UtilityCall::AddNode {
+                host: required(0)?,
+                port: port(1)?,
+            }
         }
-        _ => UtilityCall::RemoveNode { host: required(0)?, port: port(1)? },
+        _ => UtilityCall::RemoveNode {
+            host: required(0)?,
+            port: port(1)?,
+        },
     };
     Ok(Some(call))
 }

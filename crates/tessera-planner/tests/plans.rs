@@ -1,6 +1,6 @@
 //! Planner decisions on SQL text (no I/O).
 
-#[path = "../src/test_catalog.rs"]
+#[path = "test_catalog.rs"]
 mod test_catalog;
 
 use tessera_catalog::hash::hash_int8;
@@ -12,11 +12,16 @@ fn plan(sql: &str) -> Result<DistributedPlan, PlanError> {
 
 #[test]
 fn router_select_names_the_shard() {
-    let DistributedPlan::Router(task) = plan("SELECT * FROM orders WHERE o_orderkey = 5").unwrap() else {
+    let DistributedPlan::Router(task) = plan("SELECT * FROM orders WHERE o_orderkey = 5").unwrap()
+    else {
         panic!("not a router plan")
     };
     let index = tessera_catalog::shard_range::shard_index(hash_int8(5), 4) as i64;
-    assert!(task.sql.contains(&format!("\"orders_{}\"", 102008 + index)), "{}", task.sql);
+    assert!(
+        task.sql.contains(&format!("\"orders_{}\"", 102008 + index)),
+        "{}",
+        task.sql
+    );
     assert_eq!(task.group_id, 1 + (index as i32 % 2));
 }
 
@@ -45,7 +50,9 @@ fn q4_shape_is_multi_shard_aggregate() {
          group by o_orderpriority order by o_orderpriority",
     )
     .unwrap();
-    let DistributedPlan::MultiShard { tasks, merge } = p else { panic!("{p:?}") };
+    let DistributedPlan::MultiShard { tasks, merge } = p else {
+        panic!("{p:?}")
+    };
     assert_eq!(tasks.len(), 4);
     assert!(tasks[0].sql.contains("lineitem_102012"), "{}", tasks[0].sql);
     assert!(matches!(merge, MergePlan::Aggregate { .. }));
@@ -59,13 +66,26 @@ fn join_on_non_distribution_column_is_refused() {
 
 #[test]
 fn reference_join_is_pushed_down() {
-    let p = plan("SELECT o_orderkey, n_name FROM orders JOIN nation ON o_custkey = n_nationkey").unwrap();
-    assert!(matches!(p, DistributedPlan::MultiShard { merge: MergePlan::Concat { .. }, .. }), "{p:?}");
+    let p = plan("SELECT o_orderkey, n_name FROM orders JOIN nation ON o_custkey = n_nationkey")
+        .unwrap();
+    assert!(
+        matches!(
+            p,
+            DistributedPlan::MultiShard {
+                merge: MergePlan::Concat { .. },
+                ..
+            }
+        ),
+        "{p:?}"
+    );
 }
 
 #[test]
 fn insert_rows_split_by_shard() {
-    let p = plan("INSERT INTO orders (o_orderkey, o_custkey) VALUES (1, 1), (2, 2), (3, 3), (4, 4), (5, 5)").unwrap();
+    let p = plan(
+        "INSERT INTO orders (o_orderkey, o_custkey) VALUES (1, 1), (2, 2), (3, 3), (4, 4), (5, 5)",
+    )
+    .unwrap();
     match p {
         DistributedPlan::Modify { tasks, .. } => assert!(tasks.len() > 1),
         DistributedPlan::Router(_) => {}
@@ -81,24 +101,52 @@ fn insert_null_distribution_value_is_refused() {
 
 #[test]
 fn local_statements_are_forwarded() {
-    assert_eq!(plan("SELECT 1").unwrap(), DistributedPlan::Local("SELECT 1".into()));
-    let DistributedPlan::Local(sql) = plan("SELECT * FROM pg_dist_node").unwrap() else { panic!() };
+    assert_eq!(
+        plan("SELECT 1").unwrap(),
+        DistributedPlan::Local("SELECT 1".into())
+    );
+    let DistributedPlan::Local(sql) = plan("SELECT * FROM pg_dist_node").unwrap() else {
+        panic!()
+    };
     assert!(sql.contains("\"tessera\".\"pg_dist_node\""));
 }
 
 #[test]
 fn update_of_distribution_column_is_refused() {
-    assert_eq!(plan("UPDATE orders SET o_orderkey = 3").unwrap_err().sqlstate(), "0A000");
+    assert_eq!(
+        plan("UPDATE orders SET o_orderkey = 3")
+            .unwrap_err()
+            .sqlstate(),
+        "0A000"
+    );
 }
 
 #[test]
 fn avg_is_split_into_sum_and_count() {
-    let DistributedPlan::MultiShard { tasks, .. } = plan("SELECT avg(l_quantity) FROM lineitem").unwrap() else { panic!() };
-    assert!(tasks[0].sql.contains("sum(l_quantity)") && tasks[0].sql.contains("count(l_quantity)"), "{}", tasks[0].sql);
+    let DistributedPlan::MultiShard { tasks, .. } =
+        plan("SELECT avg(l_quantity) FROM lineitem").unwrap()
+    else {
+        panic!()
+    };
+    assert!(
+        tasks[0].sql.contains("sum(l_quantity)") && tasks[0].sql.contains("count(l_quantity)"),
+        "{}",
+        tasks[0].sql
+    );
 }
 
 #[test]
 fn utility_call_with_named_arguments() {
-    let p = plan("SELECT create_distributed_table('orders', 'o_orderkey', shard_count => 8)").unwrap();
-    assert!(matches!(p, DistributedPlan::Utility(tessera_planner::UtilityCall::CreateDistributedTable { shard_count: Some(8), .. })), "{p:?}");
+    let p =
+        plan("SELECT create_distributed_table('orders', 'o_orderkey', shard_count => 8)").unwrap();
+    assert!(
+        matches!(
+            p,
+            DistributedPlan::Utility(tessera_planner::UtilityCall::CreateDistributedTable {
+                shard_count: Some(8),
+                ..
+            })
+        ),
+        "{p:?}"
+    );
 }

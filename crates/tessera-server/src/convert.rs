@@ -47,9 +47,10 @@ pub fn result_response(r: StatementResult) -> Response {
     }
     let schema: Arc<Vec<FieldInfo>> = Arc::new(r.fields.iter().map(field_info).collect());
     let field_count = r.fields.len() as i16;
-    let rows = r.rows.into_iter().map(move |row: Bytes| {
-        Ok(DataRow::new(BytesMut::from(&row[..]), field_count))
-    });
+    let rows = r
+        .rows
+        .into_iter()
+        .map(move |row: Bytes| Ok(DataRow::new(BytesMut::from(&row[..]), field_count)));
     let mut response = QueryResponse::new(schema, stream::iter(rows));
     // pgwire appends the number of rows it sent to the tag: keep the command words only.
     let words = match r.tag.rsplit_once(' ') {
@@ -70,9 +71,17 @@ pub fn plan_error(e: PlanError) -> ErrorInfo {
 pub fn exec_error(e: ExecError) -> ErrorInfo {
     match e {
         ExecError::Server { error, node } => {
-            let severity = if error.severity.is_empty() { "ERROR".to_string() } else { error.severity.clone() };
+            let severity = if error.severity.is_empty() {
+                "ERROR".to_string()
+            } else {
+                error.severity.clone()
+            };
             // A worker's FATAL ends the worker connection, not the client's session.
-            let severity = if node.is_some() && severity != "ERROR" { "ERROR".to_string() } else { severity };
+            let severity = if node.is_some() && severity != "ERROR" {
+                "ERROR".to_string()
+            } else {
+                severity
+            };
             let mut info = ErrorInfo::new(severity, error.code.clone(), error.message.clone());
             info.detail = error.detail.clone();
             info.hint = error.hint.clone();
@@ -124,7 +133,8 @@ pub fn param_value(value: Option<&[u8]>, format: i16, type_oid: u32) -> ParamVal
             b.copy_from_slice(bytes);
             i64::from_be_bytes(b).to_string()
         }
-        (oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME, _) => match std::str::from_utf8(bytes) {
+        (oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME, _) => match std::str::from_utf8(bytes)
+        {
             Ok(s) => s.to_string(),
             Err(_) => return ParamValue::Opaque,
         },

@@ -34,7 +34,9 @@ use tessera_executor::wire::{BoundParam, FieldDescription};
 use tessera_executor::{CopyRouter, Executor, Outcome, Request, Session};
 use tessera_planner::{split_statements, DistributedPlan, ParamValue};
 
-use crate::convert::{exec_error, field_info, param_value, pg_type, plan_error, result_response, user_error};
+use crate::convert::{
+    exec_error, field_info, param_value, pg_type, plan_error, result_response, user_error,
+};
 
 /// Front-end settings.
 #[derive(Debug, Clone)]
@@ -166,7 +168,10 @@ impl QueryParser for StatementDescriber {
                 "cannot insert multiple commands into a prepared statement".into(),
             )));
         }
-        let given: Vec<u32> = types.iter().map(|t| t.as_ref().map(|t| t.oid()).unwrap_or(0)).collect();
+        let given: Vec<u32> = types
+            .iter()
+            .map(|t| t.as_ref().map(|t| t.oid()).unwrap_or(0))
+            .collect();
         let snapshot = self.executor.snapshot();
         let describe_sql = match tessera_planner::plan_sql(sql, &[], &snapshot) {
             Ok(DistributedPlan::Utility(call)) => {
@@ -206,14 +211,21 @@ impl QueryParser for StatementDescriber {
         Ok(stmt.param_types.iter().map(|t| pg_type(*t)).collect())
     }
 
-    fn get_result_schema(&self, stmt: &Prepared, column_format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+    fn get_result_schema(
+        &self,
+        stmt: &Prepared,
+        column_format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
         Ok(stmt
             .fields
             .iter()
             .enumerate()
             .map(|(i, f)| {
                 let format = column_format.map(|cf| format_code(cf, i)).unwrap_or(0);
-                field_info(&FieldDescription { format, ..f.clone() })
+                field_info(&FieldDescription {
+                    format,
+                    ..f.clone()
+                })
             })
             .collect())
     }
@@ -284,7 +296,12 @@ impl ExtendedQueryHandler for Backend {
         self.parser.clone()
     }
 
-    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Prepared>, _max_rows: usize) -> PgWireResult<Response>
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Prepared>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore<Statement = Prepared>,
@@ -304,7 +321,13 @@ impl ExtendedQueryHandler for Backend {
         let planner_params: Vec<ParamValue> = params
             .iter()
             .enumerate()
-            .map(|(i, p)| param_value(p.value.as_deref(), p.format, stmt.param_types.get(i).copied().unwrap_or(0)))
+            .map(|(i, p)| {
+                param_value(
+                    p.value.as_deref(),
+                    p.format,
+                    stmt.param_types.get(i).copied().unwrap_or(0),
+                )
+            })
             .collect();
         let result_formats = format_codes(&portal.result_column_format);
         let shared = session_of(client);
@@ -361,13 +384,19 @@ impl CopyHandler for Backend {
             return Err(user_error(e));
         }
         let Some(router) = router else {
-            return Err(user_error(ErrorInfo::new("ERROR".into(), "08P01".into(), "CopyDone without COPY".into())));
+            return Err(user_error(ErrorInfo::new(
+                "ERROR".into(),
+                "08P01".into(),
+                "CopyDone without COPY".into(),
+            )));
         };
         match self.executor.finish_copy(&mut state.session, router).await {
             Ok(tag) => {
                 drop(state);
                 client
-                    .send(PgWireBackendMessage::CommandComplete(CommandComplete::new(tag)))
+                    .send(PgWireBackendMessage::CommandComplete(CommandComplete::new(
+                        tag,
+                    )))
                     .await?;
                 Ok(())
             }
@@ -427,7 +456,11 @@ impl ServerParameterProvider for Parameters {
 
 #[async_trait]
 impl StartupHandler for Backend {
-    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
         C::Error: Debug,
@@ -459,7 +492,10 @@ impl StartupHandler for Backend {
             }
             static NEXT_PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(1000);
             let pid = NEXT_PID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            client.set_pid_and_secret_key(pid, pgwire::messages::startup::SecretKey::I32(pid.wrapping_mul(7919)));
+            client.set_pid_and_secret_key(
+                pid,
+                pgwire::messages::startup::SecretKey::I32(pid.wrapping_mul(7919)),
+            );
             finish_authentication(
                 client,
                 &Parameters {

@@ -56,7 +56,10 @@ pub async fn start_coordinator(config: &Config) -> anyhow::Result<RunningCoordin
     .await
     .map_err(|e| anyhow::anyhow!("cannot start the executor: {e}"))?;
     let server_version = {
-        let client = executor.catalog_client().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let client = executor
+            .catalog_client()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let row = client.query_one("SHOW server_version", &[]).await?;
         row.get::<_, String>(0)
     };

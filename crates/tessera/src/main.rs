@@ -9,7 +9,11 @@ use tessera::{start_coordinator, Config};
 use tessera_cluster::{InstanceOptions, LocalCluster};
 
 #[derive(Parser)]
-#[command(name = "tessera", version, about = "A distributed SQL coordinator for PostgreSQL")]
+#[command(
+    name = "tessera",
+    version,
+    about = "A distributed SQL coordinator for PostgreSQL"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -64,7 +68,14 @@ async fn up(workers: usize, data_dir: PathBuf, port: u16) -> anyhow::Result<()> 
     let cluster = tokio::task::spawn_blocking({
         let data_dir = data_dir.clone();
         let worker_ports = worker_ports.clone();
-        move || LocalCluster::start(&data_dir, pg_port, &worker_ports, &InstanceOptions::default())
+        move || {
+            LocalCluster::start(
+                &data_dir,
+                pg_port,
+                &worker_ports,
+                &InstanceOptions::default(),
+            )
+        }
     })
     .await??;
     let config = Config::local(format!("127.0.0.1:{port}"), pg_port, worker_ports);
@@ -96,7 +107,12 @@ async fn status(port: u16) -> anyhow::Result<()> {
     .with_context(|| format!("cannot connect to the coordinator on port {port}"))?;
     tokio::spawn(conn);
     println!("nodes:");
-    for m in client.simple_query("SELECT nodeid, nodename, nodeport, isactive FROM pg_dist_node ORDER BY nodeid").await? {
+    for m in client
+        .simple_query(
+            "SELECT nodeid, nodename, nodeport, isactive FROM pg_dist_node ORDER BY nodeid",
+        )
+        .await?
+    {
         if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
             println!(
                 "  {} {}:{} active={}",
@@ -134,7 +150,9 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         match cli.command {
             Command::Up {
