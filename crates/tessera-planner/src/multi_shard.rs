@@ -117,7 +117,8 @@ pub enum MergePlan {
     },
     /// Final aggregation in DataFusion over partial rows (tasks return binary values).
     Aggregate {
-        /// Task columns holding GROUP BY values (plus count(DISTINCT) arguments).
+        /// Task columns holding GROUP BY values (count(DISTINCT) arguments are grouped on the
+        /// workers only).
         group_columns: Vec<usize>,
         /// What the client sees, in order.
         outputs: Vec<OutputColumn>,
@@ -693,12 +694,6 @@ fn plan_aggregate(
     }
     task_select.group_by = GroupByExpr::Expressions(task_group, vec![]);
     task_select.having = None;
-    let mut group_columns = group_columns;
-    for col in distinct_args {
-        if !group_columns.contains(&col) {
-            group_columns.push(col);
-        }
-    }
     let mut task_query = query.clone();
     task_query.body = Box::new(SetExpr::Select(Box::new(task_select)));
     task_query.order_by = None;

@@ -1,0 +1,35 @@
+-- DDL on distributed tables reaches the shell and every shard.
+CREATE TABLE d_events (id bigint, kind text, amount int);
+-- tessera-only
+SELECT create_distributed_table('d_events', 'id');
+INSERT INTO d_events VALUES (1, 'a', 10), (2, 'b', 20), (3, 'a', 30);
+ALTER TABLE d_events ADD COLUMN note text;
+INSERT INTO d_events VALUES (4, 'c', 40, 'fourth');
+SELECT * FROM d_events ORDER BY id;
+ALTER TABLE d_events DROP COLUMN amount;
+SELECT * FROM d_events ORDER BY id;
+CREATE INDEX d_events_kind ON d_events (kind);
+SELECT id FROM d_events WHERE kind = 'a' ORDER BY id;
+ALTER TABLE d_events ADD COLUMN score numeric(6,2) DEFAULT 1.25;
+SELECT id, score FROM d_events ORDER BY id;
+INSERT INTO d_events (id, kind) VALUES (5, 'e');
+SELECT id, kind, score FROM d_events WHERE id = 5;
+TRUNCATE d_events;
+SELECT count(*) FROM d_events;
+INSERT INTO d_events (id, kind) VALUES (6, 'f');
+SELECT id, kind FROM d_events;
+-- error 0A000
+ALTER TABLE d_events DROP COLUMN id;
+DROP TABLE d_events;
+-- error 42P01
+SELECT * FROM d_events;
+-- existing rows move into the shards
+CREATE TABLE d_moved (k int PRIMARY KEY, v text);
+INSERT INTO d_moved SELECT g, 'v' || g FROM generate_series(1, 50) g;
+-- tessera-only
+SELECT create_distributed_table('d_moved', 'k');
+SELECT count(*), min(k), max(k) FROM d_moved;
+SELECT v FROM d_moved WHERE k = 42;
+-- error 23505
+INSERT INTO d_moved VALUES (42, 'duplicate');
+DROP TABLE d_moved;
