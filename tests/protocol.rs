@@ -1,1 +1,450 @@
-//! placeholder
+//! The wire protocol end to end: psql (`\d`, `\dt`, `\l`, `\copy`), the extended protocol with
+//! named and unnamed statements, parameters and binary results, transaction status, errors that
+//! leave the session usable, concurrent sessions, and hashing that agrees with PostgreSQL's.
+
+mod common;
+
+use std::process::Command;
+
+use tessera_cluster::PgBinaries;
+use tokio_postgres::types::Type;
+
+fn psql(env: &common::TestEnv, args: &[&str], stdin: Option<&str>) -> (bool, String) {
+    let bin = PgBinaries::locate()
+        .expect("PostgreSQL binaries")
+        .client("psql");
+    let mut cmd = Command::new(bin);
+    cmd.args([
+        "-X",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-h",
+        "127.0.0.1",
+        "-U",
+        "postgres",
+        "-d",
+        "postgres",
+    ])
+    .args(["-p", &env.coordinator.addr.port().to_string()])
+    .args(args)
+    .env("PGCONNECT_TIMEOUT", "10");
+    let out = match stdin {
+        Some(input) => {
+            use std::io::Write;
+            cmd.stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            let mut child = cmd.spawn().expect("run psql");
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(input.as_bytes())
+                .expect("write stdin");
+            child.wait_with_output().expect("psql output")
+        }
+        None => cmd.output().expect("run psql"),
+    };
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+#[test]
+fn protocol_end_to_end() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let env = common::TestEnv::start(8).await;
+        let client = env.tessera().await;
+        let baseline = env.baseline_client().await;
+
+        // Hashing agrees with the real server's hash functions, value by value.
+        let ints: Vec<i64> = vec![
+            0,
+            1,
+            -1,
+            42,
+            123,
+            i32::MAX as i64,
+            i32::MIN as i64,
+            1 << 40,
+            -(1 << 40),
+            i64::MAX,
+            i64::MIN,
+        ];
+        for v in &ints {
+            let row = baseline
+                .query_one(
+                    "SELECT hashint8($1::int8), hashint4(($1::int8 % 2147483647)::int4)",
+                    &[v],
+                )
+                .await
+                .expect("hash on postgres");
+            assert_eq!(
+                row.get::<_, i32>(0),
+                tessera_catalog::hash::hash_int8(*v),
+                "hashint8({v})"
+            );
+            let as4 = (*v % 2147483647) as i32;
+            assert_eq!(
+                row.get::<_, i32>(1),
+                tessera_catalog::hash::hash_int4(as4),
+                "hashint4({as4})"
+            );
+            let small = (*v % 32767) as i16;
+            let h2: i32 = baseline
+                .query_one("SELECT hashint2($1)", &[&small])
+                .await
+                .expect("hashint2")
+                .get(0);
+            assert_eq!(
+                h2,
+                tessera_catalog::hash::hash_int2(small),
+                "hashint2({small})"
+            );
+        }
+        for s in [
+            "",
+            "a",
+            "abc",
+            "hello world",
+            "ünïcødé",
+            "a somewhat longer string that spans several lookup3 blocks",
+        ] {
+            let row = baseline
+                .query_one(
+                    "SELECT hashtext($1), hashbpchar(($1 || '   ')::bpchar)",
+                    &[&s],
+                )
+                .await
+                .expect("hashtext");
+            assert_eq!(
+                row.get::<_, i32>(0),
+                tessera_catalog::hash::hash_text(s),
+                "hashtext({s:?})"
+            );
+            assert_eq!(
+                row.get::<_, i32>(1),
+                tessera_catalog::hash::hash_bpchar(s),
+                "hashbpchar({s:?})"
+            );
+        }
+        for u in [
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+            "00000000-0000-0000-0000-000000000000",
+        ] {
+            let h: i32 = baseline
+                .query_one("SELECT uuid_hash($1::text::uuid)", &[&u])
+                .await
+                .expect("uuid_hash")
+                .get(0);
+            let bytes = tessera_catalog::model::parse_uuid(u).expect("uuid");
+            assert_eq!(
+                h,
+                tessera_catalog::hash::hash_uuid(&bytes),
+                "uuid_hash({u})"
+            );
+        }
+        let h: i32 = baseline
+            .query_one(
+                "SELECT hashint4('2024-02-29'::date - '2000-01-01'::date)",
+                &[],
+            )
+            .await
+            .expect("date hash")
+            .get(0);
+        assert_eq!(
+            h,
+            tessera_catalog::hash::hash_date(
+                tessera_catalog::model::parse_date("2024-02-29").expect("date")
+            )
+        );
+
+        // psql: DDL, distribution, \copy, catalog commands.
+        let (ok, out) = psql(
+            &env,
+            &[
+                "-c",
+                "CREATE TABLE p_orders (id bigint PRIMARY KEY, note text, amount numeric(10,2))",
+            ],
+            None,
+        );
+        assert!(ok, "{out}");
+        let (ok, out) = psql(
+            &env,
+            &["-c", "SELECT create_distributed_table('p_orders', 'id')"],
+            None,
+        );
+        assert!(ok, "{out}");
+        let csv: String = (1..=500)
+            .map(|i| format!("{i},\"note, {i}\",{}.{:02}\n", i * 3, i % 100))
+            .collect();
+        let (ok, out) = psql(
+            &env,
+            &["-c", "\\copy p_orders FROM STDIN (FORMAT csv)"],
+            Some(&csv),
+        );
+        assert!(ok && out.contains("COPY 500"), "{out}");
+        let text: String = (501..=600)
+            .map(|i| format!("{i}\ttab\\tseparated {i}\t\\N\n"))
+            .collect();
+        let (ok, out) = psql(&env, &["-c", "\\copy p_orders FROM STDIN"], Some(&text));
+        assert!(ok && out.contains("COPY 100"), "{out}");
+        let (ok, out) = psql(
+            &env,
+            &[
+                "-At",
+                "-c",
+                "SELECT count(*), count(amount), sum(id) FROM p_orders",
+            ],
+            None,
+        );
+        assert!(ok && out.trim() == "600|500|180300", "{out}");
+        let (ok, out) = psql(
+            &env,
+            &["-At", "-c", "SELECT note FROM p_orders WHERE id = 550"],
+            None,
+        );
+        assert!(ok && out.trim() == "tab\tseparated 550", "{out:?}");
+        for cmd in [
+            "\\d",
+            "\\dt",
+            "\\d+ p_orders",
+            "\\l",
+            "\\dn",
+            "\\df create_distributed_table",
+        ] {
+            let (ok, out) = psql(&env, &["-c", cmd], None);
+            assert!(ok, "{cmd}: {out}");
+        }
+        let (_, out) = psql(&env, &["-c", "\\d p_orders"], None);
+        assert!(
+            out.contains("amount") && out.contains("numeric(10,2)"),
+            "{out}"
+        );
+        let (ok, out) = psql(
+            &env,
+            &[
+                "-At",
+                "-c",
+                "SELECT count(*) FROM citus_shards WHERE table_name = 'p_orders'::regclass",
+            ],
+            None,
+        );
+        assert!(ok && out.trim() == "8", "{out}");
+        // A bad row fails the whole COPY; nothing is written.
+        let (ok, out) = psql(
+            &env,
+            &["-c", "\\copy p_orders FROM STDIN (FORMAT csv)"],
+            Some("601,x,1\n,y,2\n"),
+        );
+        assert!(!ok && out.contains("partition column"), "{out}");
+        let (_, out) = psql(&env, &["-At", "-c", "SELECT count(*) FROM p_orders"], None);
+        assert_eq!(out.trim(), "600");
+
+        // Extended protocol: parameters (text and binary), named statements, binary results.
+        let stmt = client
+            .prepare("SELECT id, note, amount FROM p_orders WHERE id = $1")
+            .await
+            .expect("prepare");
+        assert_eq!(stmt.params(), &[Type::INT8]);
+        for id in [1i64, 17, 499] {
+            let row = client
+                .query_one(&stmt, &[&id])
+                .await
+                .expect("router by parameter");
+            assert_eq!(row.get::<_, i64>(0), id);
+            assert_eq!(row.get::<_, String>(1), format!("note, {id}"));
+        }
+        let rows = client
+            .query(
+                "SELECT count(*) FROM p_orders WHERE id <= $1 AND note LIKE $2",
+                &[&100i64, &"note%"],
+            )
+            .await
+            .expect("multi-shard with parameters");
+        assert_eq!(rows[0].get::<_, i64>(0), 100);
+        let rows = client
+            .query(
+                "INSERT INTO p_orders (id, note) VALUES ($1, $2), ($3, $4) RETURNING id",
+                &[&1001i64, &"a", &1002i64, &"b"],
+            )
+            .await
+            .expect("insert with parameters");
+        assert_eq!(rows.len(), 2);
+        let n = client
+            .execute(
+                "UPDATE p_orders SET note = $2 WHERE id = $1",
+                &[&1001i64, &"updated"],
+            )
+            .await
+            .expect("update");
+        assert_eq!(n, 1);
+        let n = client
+            .execute("DELETE FROM p_orders WHERE id > $1", &[&1000i64])
+            .await
+            .expect("delete");
+        assert_eq!(n, 2);
+
+        // Errors carry SQLSTATEs and leave the session usable.
+        let e = client
+            .simple_query("SELECT * FROM no_such_table")
+            .await
+            .expect_err("missing table");
+        assert_eq!(e.code().map(|c| c.code()), Some("42P01"));
+        let e = client
+            .simple_query("SELEC 1")
+            .await
+            .expect_err("syntax error");
+        assert_eq!(e.code().map(|c| c.code()), Some("42601"));
+        let e = client
+            .simple_query("INSERT INTO p_orders VALUES (1, 'dup', 1)")
+            .await
+            .expect_err("duplicate key");
+        assert_eq!(e.code().map(|c| c.code()), Some("23505"));
+        let e = client
+            .simple_query("SELECT create_distributed_table('p_orders', 'nope')")
+            .await
+            .expect_err("bad call");
+        assert!(e.code().is_some());
+        let rows = client
+            .simple_query("SELECT 1; SELECT count(*) FROM p_orders WHERE id = 5")
+            .await
+            .expect("still usable");
+        assert!(rows.len() >= 2);
+
+        // Transaction blocks and the status the client sees.
+        let mut tx_client = env.tessera().await;
+        let tx = tx_client.transaction().await.expect("begin");
+        tx.execute("UPDATE p_orders SET note = 'in tx' WHERE id = 7", &[])
+            .await
+            .expect("update in tx");
+        let row = tx
+            .query_one("SELECT note FROM p_orders WHERE id = 7", &[])
+            .await
+            .expect("read own write");
+        assert_eq!(row.get::<_, String>(0), "in tx");
+        tx.rollback().await.expect("rollback");
+        let row = client
+            .query_one("SELECT note FROM p_orders WHERE id = 7", &[])
+            .await
+            .expect("after rollback");
+        assert_eq!(row.get::<_, String>(0), "note, 7");
+        let tx = tx_client.transaction().await.expect("begin");
+        tx.execute(
+            "UPDATE p_orders SET amount = 0 WHERE id IN (1, 2, 3, 4, 5, 6)",
+            &[],
+        )
+        .await
+        .expect("multi-shard update in tx");
+        tx.commit().await.expect("2PC commit");
+        let row = client
+            .query_one("SELECT count(*) FROM p_orders WHERE amount = 0", &[])
+            .await
+            .expect("after commit");
+        assert_eq!(row.get::<_, i64>(0), 6);
+        let prepared: i64 = env
+            .baseline_client()
+            .await
+            .query_one("SELECT 0::bigint", &[])
+            .await
+            .expect("baseline")
+            .get(0);
+        assert_eq!(prepared, 0);
+        let (ok, out) = psql(
+            &env,
+            &[],
+            Some("BEGIN;\nSELECT 1/0;\nSELECT 1;\nROLLBACK;\nSELECT 2;\n"),
+        );
+        assert!(!ok && out.contains("division by zero"), "{out}");
+        let (ok, out) = psql(
+            &env,
+            &["-v", "ON_ERROR_STOP=0"],
+            Some("BEGIN;\nSELECT 1/0;\nSELECT 1;\nROLLBACK;\nSELECT 2 AS two;\n"),
+        );
+        assert!(
+            ok && out.contains("current transaction is aborted") && out.contains("two"),
+            "{out}"
+        );
+
+        // Concurrent sessions.
+        let mut handles = Vec::new();
+        for s in 0..8i64 {
+            let url = env.tessera_url();
+            handles.push(tokio::spawn(async move {
+                let c = common::connect(&url).await;
+                for i in 0..25i64 {
+                    let id = 10_000 + s * 100 + i;
+                    c.execute(
+                        "INSERT INTO p_orders (id, note) VALUES ($1, 'concurrent')",
+                        &[&id],
+                    )
+                    .await
+                    .expect("concurrent insert");
+                    let row = c
+                        .query_one("SELECT note FROM p_orders WHERE id = $1", &[&id])
+                        .await
+                        .expect("concurrent read");
+                    assert_eq!(row.get::<_, String>(0), "concurrent");
+                }
+            }));
+        }
+        for h in handles {
+            h.await.expect("session task");
+        }
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM p_orders WHERE note = 'concurrent'",
+                &[],
+            )
+            .await
+            .expect("count");
+        assert_eq!(row.get::<_, i64>(0), 200);
+
+        // No prepared transaction is left behind on any worker.
+        for w in &env.cluster.workers {
+            let c = common::connect(&w.connection_string("postgres")).await;
+            let n: i64 = c
+                .query_one("SELECT count(*) FROM pg_prepared_xacts", &[])
+                .await
+                .expect("prepared xacts")
+                .get(0);
+            assert_eq!(n, 0, "prepared transactions left on worker {}", w.port);
+        }
+        // The shell refuses writes that bypass the coordinator.
+        let shell = common::connect(&env.cluster.coordinator.connection_string("postgres")).await;
+        let e = shell
+            .simple_query("INSERT INTO p_orders VALUES (99999, 'bypass', 1)")
+            .await
+            .expect_err("shell write");
+        assert_eq!(e.code().map(|c| c.code()), Some("0A000"));
+
+        // citus_remove_node is refused while the node holds shards.
+        let w = &env.cluster.workers[0];
+        let e = client
+            .simple_query(&format!(
+                "SELECT citus_remove_node('127.0.0.1', {})",
+                w.port
+            ))
+            .await
+            .expect_err("remove node with shards");
+        assert_eq!(e.code().map(|c| c.code()), Some("55000"));
+        // EXPLAIN shows the distributed plan.
+        let rows = client
+            .simple_query("EXPLAIN SELECT * FROM p_orders WHERE id = 1")
+            .await
+            .expect("explain");
+        let text: Vec<String> = rows
+            .iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                _ => None,
+            })
+            .collect();
+        assert!(text.iter().any(|l| l.contains("Router")), "{text:?}");
+    });
+}
