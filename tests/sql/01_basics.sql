@@ -58,5 +58,13 @@ INSERT INTO b_orders (o_id, o_cust) VALUES (NULL, 1);
 -- error 0A000
 UPDATE b_orders SET o_id = 99 WHERE o_id = 1;
 SELECT o_id FROM b_orders WHERE o_id = 1;
+-- unsupported
+INSERT INTO b_orders (o_id) VALUES (1) ON CONFLICT (o_id) DO UPDATE SET o_id = 2;
+-- tessera-only
+SELECT logicalrelid, partmethod, partkey, colocationid, repmodel FROM pg_dist_partition ORDER BY logicalrelid::text;
+-- tessera-only
+SELECT count(*) FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid);
+-- tessera-only
+SELECT table_name, citus_table_type, distribution_column, shard_count FROM citus_tables;
 DROP TABLE b_items;
 DROP TABLE b_orders, b_status;

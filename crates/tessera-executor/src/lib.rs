@@ -183,6 +183,8 @@ pub struct Executor {
     catalog_lock: tokio::sync::Mutex<()>,
     gid_prefix: String,
     gid_counter: std::sync::atomic::AtomicU64,
+    /// Whether the database sorts text by bytes (C/POSIX collation).
+    byte_order_text: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Executor {
@@ -224,10 +226,23 @@ impl Executor {
                     .unwrap_or(0)
             ),
             gid_counter: std::sync::atomic::AtomicU64::new(0),
+            byte_order_text: std::sync::atomic::AtomicBool::new(false),
         });
         {
             let client = executor.catalog_client().await?;
             tessera_catalog::store::ensure_schema(&**client).await?;
+            let collation: String = client
+                .query_one(
+                    "SELECT datcollate::text FROM pg_database WHERE datname = current_database()",
+                    &[],
+                )
+                .await
+                .map_err(pg_error)?
+                .get(0);
+            executor.byte_order_text.store(
+                matches!(collation.as_str(), "C" | "POSIX"),
+                std::sync::atomic::Ordering::Relaxed,
+            );
         }
         executor.reload_catalog().await?;
         transaction::recover_prepared(&executor).await;
@@ -588,8 +603,12 @@ impl Executor {
                 let results = self
                     .run_reads(session, snapshot, &tasks, req, &formats)
                     .await?;
+                let byte_order = self
+                    .byte_order_text
+                    .load(std::sync::atomic::Ordering::Relaxed);
                 Ok(Outcome::Result(
-                    merge::sort(results, &keys, distinct, limit, offset, visible).await?,
+                    merge::sort(results, &keys, distinct, limit, offset, visible, byte_order)
+                        .await?,
                 ))
             }
             MergePlan::Aggregate {
@@ -613,6 +632,9 @@ impl Executor {
                         offset,
                         result_fields: &result_fields,
                         result_formats: req.result_formats,
+                        byte_order_text: self
+                            .byte_order_text
+                            .load(std::sync::atomic::Ordering::Relaxed),
                     },
                 )
                 .await?;

@@ -69,6 +69,7 @@ pub fn concat(results: Vec<StatementResult>, limit: Option<u64>, offset: u64) ->
 
 /// Sorts rows by the given task columns in DataFusion, removes duplicates for DISTINCT,
 /// applies OFFSET/LIMIT, and keeps the first `visible` columns.
+#[allow(clippy::too_many_arguments)]
 pub async fn sort(
     results: Vec<StatementResult>,
     keys: &[SortKey],
@@ -76,6 +77,7 @@ pub async fn sort(
     limit: Option<u64>,
     offset: u64,
     visible: usize,
+    byte_order_text: bool,
 ) -> Result<StatementResult, ExecError> {
     let fields = nonempty_fields(&results);
     let mut rows: Vec<Bytes> = Vec::new();
@@ -108,6 +110,9 @@ pub async fn sort(
                 )));
             }
             let a = column_array(&kept, &fields, key.column)?;
+            if !byte_order_text && a.data_type() == &arrow::datatypes::DataType::Utf8 {
+                return Err(text_order_unsupported());
+            }
             schema_fields.push(Field::new(format!("k{k}"), a.data_type().clone(), true));
             columns.push(a);
         }
@@ -175,6 +180,14 @@ fn finish_sorted(
     }
 }
 
+fn text_order_unsupported() -> ExecError {
+    ExecError::Unsupported(
+        "ordering text across shards (ORDER BY, min, max) needs the C collation on the coordinator's database; \
+         this database uses another collation"
+            .into(),
+    )
+}
+
 /// Everything the final aggregation needs.
 pub struct AggregateMerge<'a> {
     /// Task columns holding group values.
@@ -193,6 +206,9 @@ pub struct AggregateMerge<'a> {
     pub result_fields: &'a [FieldDescription],
     /// Formats the client asked for, per Bind's rules.
     pub result_formats: &'a [i16],
+    /// Whether text compares by bytes on the servers (C collation), so that the coordinator's
+    /// byte-wise min/max and ORDER BY agree with PostgreSQL's.
+    pub byte_order_text: bool,
 }
 
 /// Collects the distinct final aggregates of outputs and HAVING, in order.
@@ -297,6 +313,22 @@ pub async fn aggregate(
         let a = column_array(&results, &fields, i)?;
         schema_fields.push(Field::new(format!("c{i}"), a.data_type().clone(), true));
         columns.push(a);
+    }
+    if !m.byte_order_text {
+        let text_column = |i: &usize| {
+            columns
+                .get(*i)
+                .is_some_and(|a| a.data_type() == &arrow::datatypes::DataType::Utf8)
+        };
+        let text_min_max = m.outputs.iter().any(|o| {
+            matches!(o, OutputColumn::Aggregate(FinalAggregate::Min(i) | FinalAggregate::Max(i)) if text_column(i))
+        });
+        let text_key = m.keys.iter().any(
+            |k| matches!(m.outputs.get(k.column), Some(OutputColumn::Group(i)) if text_column(i)),
+        );
+        if text_min_max || text_key {
+            return Err(text_order_unsupported());
+        }
     }
     let row_count: usize = results.iter().map(|r| r.rows.len()).sum();
     let batch = RecordBatch::try_new_with_options(

@@ -336,6 +336,23 @@ fn plan_insert(
         return Err(PlanError::Unsupported("internal: not distributed".into()));
     };
     let dist_name = &table.columns[column_index].name;
+    if let Some(sqlparser::ast::OnInsert::OnConflict(oc)) = &insert.on {
+        if let sqlparser::ast::OnConflictAction::DoUpdate(du) = &oc.action {
+            let touches = du.assignments.iter().any(|a| match &a.target {
+                AssignmentTarget::ColumnName(n) => {
+                    object_name_parts(n).is_some_and(|(_, c)| &c == dist_name)
+                }
+                AssignmentTarget::Tuple(v) => v
+                    .iter()
+                    .any(|n| object_name_parts(n).is_some_and(|(_, c)| &c == dist_name)),
+            });
+            if touches {
+                return Err(PlanError::Unsupported(format!(
+                    "modifying the partition value of rows is not allowed (ON CONFLICT DO UPDATE SET \"{dist_name}\")"
+                )));
+            }
+        }
+    }
     let position = if insert.columns.is_empty() {
         Some(column_index)
     } else {

@@ -1,0 +1,149 @@
+//! The macro benchmark: pgbench through Tessera beside the same pgbench on one plain
+//! PostgreSQL with the same data, measured in the same run (the machine is shared and noisy, so
+//! the ratio is the number that matters).
+//!
+//! Initializes pgbench at scale 10 through Tessera (`pgbench_accounts` distributed by `aid`,
+//! the small tables local), the same directly on the baseline, then runs
+//! `pgbench -S -n -c 16 -j 2 -T 20` (select-only, the router path) against both and prints
+//! both TPS figures and their ratio.
+//!
+//! `cargo bench -p tessera --bench pgbench`
+//! Environment: `TESSERA_BENCH_SCALE` (10), `TESSERA_BENCH_SECONDS` (20),
+//! `TESSERA_BENCH_CLIENTS` (16).
+
+use std::process::Command;
+use std::time::Instant;
+
+use tessera::{start_coordinator, Config};
+use tessera_cluster::{LocalCluster, PgBinaries};
+
+fn env_or(name: &str, default: u32) -> u32 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn run(binaries: &PgBinaries, program: &str, port: u16, args: &[&str]) -> String {
+    let out = Command::new(binaries.client(program))
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{program} {args:?} failed:\n{text}");
+    text
+}
+
+fn tps(output: &str) -> f64 {
+    output
+        .lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l.trim_start_matches("tps = ").split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no tps in pgbench output:\n{output}"))
+}
+
+fn main() {
+    // `cargo bench` passes --bench; nothing else is expected.
+    let scale = env_or("TESSERA_BENCH_SCALE", 10).to_string();
+    let seconds = env_or("TESSERA_BENCH_SECONDS", 20).to_string();
+    let clients = env_or("TESSERA_BENCH_CLIENTS", 16).to_string();
+    let binaries = PgBinaries::locate().expect("PostgreSQL binaries");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let cluster = LocalCluster::start_temporary(2).expect("Tessera's PostgreSQL servers");
+    let baseline = LocalCluster::start_temporary(0).expect("baseline PostgreSQL");
+    let config = Config::local(
+        "127.0.0.1:0".into(),
+        cluster.coordinator.port,
+        cluster.workers.iter().map(|w| w.port).collect(),
+    );
+    let coordinator = runtime
+        .block_on(start_coordinator(&config))
+        .expect("coordinator");
+    let tessera_port = coordinator.addr.port();
+    let baseline_port = baseline.coordinator.port;
+
+    let t = Instant::now();
+    run(
+        &binaries,
+        "pgbench",
+        baseline_port,
+        &["-i", "-q", "-s", &scale, "postgres"],
+    );
+    let baseline_init = t.elapsed();
+
+    let t = Instant::now();
+    run(
+        &binaries,
+        "pgbench",
+        tessera_port,
+        &["-i", "-q", "-I", "dt", "-s", &scale, "postgres"],
+    );
+    run(
+        &binaries,
+        "psql",
+        tessera_port,
+        &[
+            "-X",
+            "-q",
+            "-c",
+            "SELECT create_distributed_table('pgbench_accounts', 'aid')",
+            "postgres",
+        ],
+    );
+    run(
+        &binaries,
+        "pgbench",
+        tessera_port,
+        &["-i", "-q", "-I", "gp", "-s", &scale, "postgres"],
+    );
+    let tessera_init = t.elapsed();
+
+    let count = |port: u16| {
+        run(
+            &binaries,
+            "psql",
+            port,
+            &[
+                "-X",
+                "-At",
+                "-c",
+                "SELECT count(*), sum(abalance) FROM pgbench_accounts",
+                "postgres",
+            ],
+        )
+        .trim()
+        .to_string()
+    };
+    assert_eq!(
+        count(tessera_port),
+        count(baseline_port),
+        "same data on both"
+    );
+
+    let bench_args = [
+        "-S", "-n", "-c", &clients, "-j", "2", "-T", &seconds, "postgres",
+    ];
+    let baseline_out = run(&binaries, "pgbench", baseline_port, &bench_args);
+    let tessera_out = run(&binaries, "pgbench", tessera_port, &bench_args);
+    let (b, t) = (tps(&baseline_out), tps(&tessera_out));
+    println!("pgbench -S -c {clients} -j 2 -T {seconds}, scale {scale}");
+    println!(
+        "  initialization: postgres {:.1}s, tessera {:.1}s",
+        baseline_init.as_secs_f64(),
+        tessera_init.as_secs_f64()
+    );
+    println!("  postgres  tps = {b:.0}");
+    println!("  tessera   tps = {t:.0}");
+    println!("  ratio tessera/postgres = {:.2}", t / b);
+    drop(coordinator);
+    drop(runtime);
+    drop(cluster);
+    drop(baseline);
+}
