@@ -310,14 +310,31 @@ struct Walker<'a> {
     catalog: &'a CatalogSnapshot,
 }
 
-/// Finds any subquery inside an expression we do not walk ourselves.
-struct HasQuery(bool);
-impl Visitor for HasQuery {
+/// Finds subqueries and table names inside parts of a statement the walker does not analyse
+/// itself; any table found there makes the statement "opaque" (allowed only if pinned).
+#[derive(Default)]
+struct Opaque {
+    has_query: bool,
+    relations: Vec<ObjectName>,
+}
+
+impl Visitor for Opaque {
     type Break = ();
     fn pre_visit_query(&mut self, _q: &Query) -> std::ops::ControlFlow<()> {
-        self.0 = true;
-        std::ops::ControlFlow::Break(())
+        self.has_query = true;
+        std::ops::ControlFlow::Continue(())
     }
+    fn pre_visit_relation(&mut self, relation: &ObjectName) -> std::ops::ControlFlow<()> {
+        self.relations.push(relation.clone());
+        std::ops::ControlFlow::Continue(())
+    }
+}
+
+/// Every relation name in a statement (tables in FROM, INSERT/UPDATE/DELETE targets, ...).
+pub fn relations_in(stmt: &sqlparser::ast::Statement) -> Vec<ObjectName> {
+    let mut v = Opaque::default();
+    let _ = stmt.visit(&mut v);
+    v.relations
 }
 
 impl<'a> Walker<'a> {
@@ -327,6 +344,14 @@ impl<'a> Walker<'a> {
             instances: Vec::new(),
         });
         self.a.scopes.len() - 1
+    }
+
+    /// Registers tables found in parts the walker does not understand.
+    fn opaque(&mut self, found: Opaque, scope: usize) {
+        self.a.opaque_subquery |= found.has_query || !found.relations.is_empty();
+        for name in &found.relations {
+            self.relation(name, None, scope);
+        }
     }
 
     fn add_instance(&mut self, table: Option<Arc<Table>>, name: String, scope: usize) -> usize {
@@ -376,9 +401,9 @@ impl<'a> Walker<'a> {
                 }
             }
             other => {
-                let mut v = HasQuery(false);
+                let mut v = Opaque::default();
                 let _ = other.visit(&mut v);
-                self.a.opaque_subquery |= v.0;
+                self.opaque(v, scope);
             }
         }
     }
@@ -743,9 +768,9 @@ impl<'a> Walker<'a> {
             | Expr::TypedString(_)
             | Expr::Interval(_) => {}
             other => {
-                let mut v = HasQuery(false);
+                let mut v = Opaque::default();
                 let _ = other.visit(&mut v);
-                self.a.opaque_subquery |= v.0;
+                self.opaque(v, scope);
             }
         }
     }

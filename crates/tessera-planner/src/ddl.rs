@@ -230,6 +230,24 @@ pub fn plan_ddl(
             }
             Ok(local())
         }
-        _ => Ok(local()),
+        Statement::Analyze(_)
+        | Statement::Vacuum(_)
+        | Statement::Comment { .. }
+        | Statement::Grant(_)
+        | Statement::Revoke(_)
+        | Statement::Lock(_) => Ok(local()),
+        other => {
+            // Anything else that names a distributed or reference table would act on the
+            // (empty) shell only: refuse instead of answering from it.
+            for name in crate::analyze::relations_in(other) {
+                if let Some(t) = lookup(catalog, &name) {
+                    return Err(unsupported(format!(
+                        "this statement is not supported on distributed or reference table \"{}\" yet",
+                        t.name
+                    )));
+                }
+            }
+            Ok(local())
+        }
     }
 }

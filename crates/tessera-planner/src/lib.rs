@@ -209,6 +209,15 @@ pub fn plan(
             chain: false,
             savepoint: None,
         } => Ok(DistributedPlan::Transaction(TransactionCommand::Rollback)),
+        Statement::Savepoint { .. }
+        | Statement::ReleaseSavepoint { .. }
+        | Statement::Rollback {
+            savepoint: Some(_), ..
+        }
+        | Statement::Rollback { chain: true, .. }
+        | Statement::Commit { chain: true, .. } => Err(PlanError::Unsupported(
+            "savepoints and AND CHAIN are not supported by Tessera yet".into(),
+        )),
         Statement::Explain {
             statement,
             analyze: false,

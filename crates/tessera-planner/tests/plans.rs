@@ -150,3 +150,26 @@ fn utility_call_with_named_arguments() {
         "{p:?}"
     );
 }
+
+#[test]
+fn statements_that_would_read_the_shell_are_refused() {
+    for sql in [
+        "SAVEPOINT s1",
+        "DECLARE c CURSOR FOR SELECT * FROM orders",
+        "PREPARE q AS SELECT * FROM orders",
+        "EXPLAIN ANALYZE SELECT * FROM orders",
+        "WITH moved AS (DELETE FROM orders RETURNING *) SELECT count(*) FROM moved",
+        "SELECT * FROM orders WHERE o_orderkey IN (SELECT l_orderkey FROM lineitem LIMIT 3)",
+    ] {
+        let e = plan(sql).expect_err(sql);
+        assert_eq!(e.sqlstate(), "0A000", "{sql}: {e}");
+    }
+    assert!(matches!(
+        plan("VACUUM orders"),
+        Ok(DistributedPlan::Local(_)) | Err(_)
+    ));
+    assert!(matches!(
+        plan("PREPARE q AS SELECT 1"),
+        Ok(DistributedPlan::Local(_))
+    ));
+}

@@ -1,0 +1,10 @@
+-- psql -h 127.0.0.1 -p 6432 -U postgres -f docs/tpch/load.sql   (run from the data directory)
+\timing on
+\copy nation FROM 'nation.tbl' (FORMAT csv, DELIMITER '|')
+\copy region FROM 'region.tbl' (FORMAT csv, DELIMITER '|')
+\copy part FROM 'part.tbl' (FORMAT csv, DELIMITER '|')
+\copy supplier FROM 'supplier.tbl' (FORMAT csv, DELIMITER '|')
+\copy partsupp FROM 'partsupp.tbl' (FORMAT csv, DELIMITER '|')
+\copy customer FROM 'customer.tbl' (FORMAT csv, DELIMITER '|')
+\copy orders FROM 'orders.tbl' (FORMAT csv, DELIMITER '|')
+\copy lineitem FROM 'lineitem.tbl' (FORMAT csv, DELIMITER '|')
