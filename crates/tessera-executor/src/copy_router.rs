@@ -261,3 +261,108 @@ impl CopyRouter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tessera_catalog::model::oid;
+    use tessera_catalog::shard_range::shard_range;
+    use tessera_catalog::{Column, DistributionColumnType, Placement, Shard, Table, TableKind};
+    use tessera_planner::{CopyFormat, CopyPlan};
+
+    use super::CopyRouter;
+
+    fn plan(format: CopyFormat, header: bool) -> CopyPlan {
+        let table = Table {
+            relid: 1,
+            schema: "public".into(),
+            name: "t".into(),
+            kind: TableKind::Distributed {
+                column_index: 1,
+                column_type: DistributionColumnType::Text,
+            },
+            colocation_id: 1,
+            columns: ["a", "k"]
+                .iter()
+                .map(|n| Column {
+                    name: n.to_string(),
+                    type_oid: oid::TEXT,
+                    type_name: "text".into(),
+                })
+                .collect(),
+            shards: (0..4)
+                .map(|i| Shard {
+                    shard_id: i as i64,
+                    range: Some(shard_range(i, 4)),
+                    placements: vec![Placement {
+                        placement_id: 0,
+                        group_id: 1,
+                    }],
+                })
+                .collect(),
+        };
+        CopyPlan {
+            table: Arc::new(table),
+            columns: vec!["a".into(), "k".into()],
+            distribution_field: Some(1),
+            format,
+            header,
+            shard_options: String::new(),
+        }
+    }
+
+    fn shard_of(key: &str) -> usize {
+        tessera_catalog::shard_range::shard_index(tessera_catalog::hash::hash_text(key), 4) as usize
+    }
+
+    #[test]
+    fn csv_rows_with_quoted_newlines_and_header() {
+        let mut r = CopyRouter::new(plan(
+            CopyFormat::Csv {
+                delimiter: ',',
+                quote: '"',
+                escape: '"',
+                null: String::new(),
+            },
+            true,
+        ));
+        // Fed in awkward chunks: the row with a quoted newline spans two chunks.
+        r.feed(b"a,k\n\"x\ny\",\"key, one\"\n\"q\"\"").expect("feed");
+        r.feed(b"uote\",two\n").expect("feed");
+        r.finish().expect("finish");
+        assert_eq!(r.rows, 2);
+        let one = &r.buffers[&shard_of("key, one")];
+        assert!(String::from_utf8_lossy(one).contains("\"x\ny\",\"key, one\"\n"));
+        assert!(r.buffers[&shard_of("two")].ends_with(b"\"q\"\"uote\",two\n"));
+    }
+
+    #[test]
+    fn text_rows_unescape_the_distribution_value() {
+        let mut r = CopyRouter::new(plan(
+            CopyFormat::Text {
+                delimiter: '\t',
+                null: "\\N".into(),
+            },
+            false,
+        ));
+        r.feed(b"1\ttab\\there\n2\tplain").expect("feed");
+        r.finish().expect("finish");
+        assert_eq!(r.rows, 2);
+        assert!(r.buffers.contains_key(&shard_of("tab\there")));
+        assert!(r.buffers.contains_key(&shard_of("plain")));
+    }
+
+    #[test]
+    fn null_distribution_value_is_refused() {
+        let mut r = CopyRouter::new(plan(
+            CopyFormat::Text {
+                delimiter: '\t',
+                null: "\\N".into(),
+            },
+            false,
+        ));
+        let e = r.feed(b"1\t\\N\n").expect_err("null");
+        assert_eq!(e.sqlstate(), "23502");
+    }
+}

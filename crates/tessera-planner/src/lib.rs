@@ -176,7 +176,11 @@ pub fn plan_sql(
     params: &[ParamValue],
     catalog: &CatalogSnapshot,
 ) -> Result<DistributedPlan, PlanError> {
-    match parse_statement(sql) {
+    let parsed = parse_statement(sql).or_else(|e| match copy_with_boolean_words(sql) {
+        Some(fixed) => parse_statement(&fixed),
+        None => Err(e),
+    });
+    match parsed {
         Ok(stmt) => plan(&stmt, sql, params, catalog),
         Err(e) => {
             if let Some(table) = mentions_distributed_table(sql, catalog) {
@@ -241,6 +245,38 @@ pub fn plan(
         Statement::Copy { .. } => copy::plan_copy(stmt, original, catalog),
         _ => ddl::plan_ddl(stmt, original, catalog),
     }
+}
+
+/// PostgreSQL accepts `on`/`off` for boolean COPY options (`WITH (freeze on)`, as pgbench
+/// sends it); sqlparser only takes `true`/`false`. Returns the COPY statement with the option
+/// list spelled that way, or `None` for other statements.
+fn copy_with_boolean_words(sql: &str) -> Option<String> {
+    let trimmed = sql.trim_start();
+    if !trimmed.get(..4)?.eq_ignore_ascii_case("copy") {
+        return None;
+    }
+    let open = sql.rfind('(')?;
+    let (head, options) = sql.split_at(open);
+    let mut out = String::from(head);
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        match word.to_ascii_lowercase().as_str() {
+            "on" => out.push_str("true"),
+            "off" => out.push_str("false"),
+            _ => out.push_str(word),
+        }
+        word.clear();
+    };
+    for ch in options.chars() {
+        if ch.is_alphanumeric() || ch == '_' {
+            word.push(ch);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(ch);
+        }
+    }
+    flush(&mut word, &mut out);
+    Some(out)
 }
 
 /// A distributed or reference table whose name appears as a word in `sql` (used only when the

@@ -173,3 +173,9 @@ fn statements_that_would_read_the_shell_are_refused() {
         Ok(DistributedPlan::Local(_))
     ));
 }
+
+#[test]
+fn copy_with_freeze_on_is_routed() {
+    let p = plan("copy orders from stdin with (freeze on)").unwrap();
+    assert!(matches!(p, DistributedPlan::Copy(_)), "{p:?}");
+}

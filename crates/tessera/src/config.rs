@@ -110,3 +110,25 @@ impl Config {
         Ok(toml::from_str(text)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Config;
+
+    #[test]
+    fn example_config_parses() {
+        let c = Config::from_toml(include_str!("../../../docs/tessera.example.toml")).expect("parse");
+        assert_eq!(c.listen, "127.0.0.1:6432");
+        assert_eq!(c.coordinator.port, 6433);
+        assert_eq!(c.workers.len(), 2);
+        assert_eq!(c.shard_count, 32);
+    }
+
+    #[test]
+    fn defaults_fill_in() {
+        let c = Config::from_toml("[coordinator]\nhost = \"db\"\nport = 5432\n").expect("parse");
+        assert_eq!(c.coordinator.user, "postgres");
+        assert_eq!(c.pool_size, 64);
+        assert!(c.workers.is_empty());
+    }
+}
