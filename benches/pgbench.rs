@@ -17,6 +17,10 @@ use std::time::Instant;
 use tessera::{start_coordinator, Config};
 use tessera_cluster::{LocalCluster, PgBinaries};
 
+/// The same allocator as the `tessera` binary, since the coordinator runs in this process.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn env_or(name: &str, default: u32) -> u32 {
     std::env::var(name)
         .ok()
@@ -58,11 +62,12 @@ fn main() {
         .expect("runtime");
     let cluster = LocalCluster::start_temporary(2).expect("Tessera's PostgreSQL servers");
     let baseline = LocalCluster::start_temporary(0).expect("baseline PostgreSQL");
-    let config = Config::local(
+    let mut config = Config::local(
         "127.0.0.1:0".into(),
         cluster.coordinator.port,
         cluster.workers.iter().map(|w| w.port).collect(),
     );
+    config.socket_dir = Some(cluster.socket_dir());
     let coordinator = runtime
         .block_on(start_coordinator(&config))
         .expect("coordinator");

@@ -41,6 +41,7 @@ impl TestEnv {
             cluster.workers.iter().map(|w| w.port).collect(),
         );
         config.shard_count = shard_count;
+        config.socket_dir = Some(cluster.socket_dir());
         let coordinator = start_coordinator(&config)
             .await
             .expect("start the coordinator");

@@ -38,6 +38,7 @@ pub struct Instance {
     /// The TCP port on 127.0.0.1.
     pub port: u16,
     options: InstanceOptions,
+    socket_dir: Option<PathBuf>,
     running: bool,
 }
 
@@ -110,8 +111,16 @@ impl Instance {
             data_dir,
             port,
             options: options.clone(),
+            socket_dir: None,
             running: false,
         }
+    }
+
+    /// Also listens on a Unix-domain socket `.s.PGSQL.<port>` in `dir` (shared by the servers
+    /// of one cluster: socket names differ by port).
+    pub fn with_socket_dir(mut self, dir: PathBuf) -> Instance {
+        self.socket_dir = Some(dir);
+        self
     }
 
     /// A libpq-style connection string for user `postgres`, database `dbname`.
@@ -177,7 +186,7 @@ impl Instance {
             "# written by tessera-cluster on every start; edit InstanceOptions instead\n\
              listen_addresses = '127.0.0.1'\n\
              port = {port}\n\
-             unix_socket_directories = ''\n\
+             unix_socket_directories = '{sockets}'\n\
              wal_level = logical\n\
              max_prepared_transactions = {mpt}\n\
              max_connections = {mc}\n\
@@ -192,6 +201,11 @@ impl Instance {
              datestyle = 'iso, mdy'\n\
              lc_messages = 'C'\n",
             port = self.port,
+            sockets = self
+                .socket_dir
+                .as_ref()
+                .map(|d| d.display().to_string().replace('\'', "''"))
+                .unwrap_or_default(),
             mpt = o.max_prepared_transactions,
             mc = o.max_connections,
             sb = o.shared_buffers,

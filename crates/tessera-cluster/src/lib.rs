@@ -83,13 +83,20 @@ impl LocalCluster {
     ) -> Result<LocalCluster, ClusterError> {
         let binaries = PgBinaries::locate()?;
         instance::prepare_base_dir(base_dir, &binaries)?;
+        let sockets = base_dir.join("sockets");
+        std::fs::create_dir_all(&sockets).map_err(|source| ClusterError::Io {
+            path: sockets.display().to_string(),
+            source,
+        })?;
+        binaries.give_to_server_user(&sockets)?;
         let mut cluster = LocalCluster {
             coordinator: Instance::new(
                 &binaries,
                 base_dir.join("coordinator"),
                 coordinator_port,
                 options,
-            ),
+            )
+            .with_socket_dir(sockets.clone()),
             workers: Vec::new(),
             base_dir: base_dir.to_path_buf(),
             remove_on_drop: false,
@@ -101,7 +108,8 @@ impl LocalCluster {
                 base_dir.join(format!("worker{}", i + 1)),
                 *port,
                 options,
-            );
+            )
+            .with_socket_dir(sockets.clone());
             // Servers started so far are stopped by Drop if this one fails.
             worker.init_and_start()?;
             cluster.workers.push(worker);
@@ -133,6 +141,11 @@ impl LocalCluster {
                 Err(e)
             }
         }
+    }
+
+    /// The directory of the servers' Unix-domain sockets (`.s.PGSQL.<port>`).
+    pub fn socket_dir(&self) -> PathBuf {
+        self.base_dir.join("sockets")
     }
 
     /// The directory holding every data directory of this cluster.

@@ -328,7 +328,8 @@ mod tests {
             true,
         ));
         // Fed in awkward chunks: the row with a quoted newline spans two chunks.
-        r.feed(b"a,k\n\"x\ny\",\"key, one\"\n\"q\"\"").expect("feed");
+        r.feed(b"a,k\n\"x\ny\",\"key, one\"\n\"q\"\"")
+            .expect("feed");
         r.feed(b"uote\",two\n").expect("feed");
         r.finish().expect("finish");
         assert_eq!(r.rows, 2);

@@ -173,6 +173,23 @@ pub struct Request<'a> {
     pub result_formats: &'a [i16],
 }
 
+/// Runs one statement on a worker connection. Without parameters and with text results the
+/// simple protocol does (one message each way, the cheapest path for the worker); otherwise
+/// Parse/Bind/Describe/Execute/Sync pass the client's parameters and formats through.
+async fn run_on(
+    conn: &mut WireConnection,
+    sql: &str,
+    req: Request<'_>,
+    result_formats: &[i16],
+) -> Result<StatementResult, WireError> {
+    if req.params.is_empty() && result_formats.iter().all(|f| *f == 0) {
+        let mut results = conn.simple_query(sql).await?;
+        return Ok(results.pop().unwrap_or_default());
+    }
+    conn.execute(sql, req.param_types, req.params, result_formats)
+        .await
+}
+
 /// Runs plans. One per coordinator process, shared by all sessions.
 pub struct Executor {
     config: ExecutorConfig,
@@ -517,13 +534,12 @@ impl Executor {
         let address = format!("{host}:{port}");
         if session.in_block() {
             let conn = session.worker(self, snapshot, task.group_id).await?;
-            return conn
-                .execute(&task.sql, req.param_types, req.params, result_formats)
+            return run_on(conn, &task.sql, req, result_formats)
                 .await
                 .map_err(|e| ExecError::from(e).on_node(&address));
         }
         let mut conn = self.worker_connection(snapshot, task.group_id).await?;
-        conn.execute(&task.sql, req.param_types, req.params, result_formats)
+        run_on(&mut conn, &task.sql, req, result_formats)
             .await
             .map_err(|e| ExecError::from(e).on_node(&address))
     }
@@ -558,8 +574,7 @@ impl Executor {
             let mut conn = self.worker_connection(snapshot, group).await?;
             let mut out = Vec::with_capacity(indexes.len());
             for i in indexes {
-                let r = conn
-                    .execute(&tasks[i].sql, req.param_types, req.params, result_formats)
+                let r = run_on(&mut conn, &tasks[i].sql, req, result_formats)
                     .await
                     .map_err(|e| ExecError::from(e).on_node(&address))?;
                 out.push((i, r));

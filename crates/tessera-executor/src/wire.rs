@@ -16,11 +16,41 @@ use postgres_protocol::message::backend::{self, Message};
 use postgres_protocol::message::frontend;
 use postgres_protocol::IsNull;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
+
+/// A TCP or Unix-domain socket.
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    async fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.write_all(buf).await,
+            Stream::Unix(s) => s.write_all(buf).await,
+        }
+    }
+
+    async fn read_buf(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read_buf(buf).await,
+            Stream::Unix(s) => s.read_buf(buf).await,
+        }
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    matches!(host, "127.0.0.1" | "localhost" | "::1")
+}
 
 /// Where and as whom to connect.
 #[derive(Debug, Clone)]
 pub struct ConnParams {
+    /// Directory of the servers' Unix-domain sockets (`.s.PGSQL.<port>`), for servers on this
+    /// machine: a socket there is used instead of loopback TCP, which costs the sender the
+    /// receiver's TCP processing on every message.
+    pub socket_dir: Option<std::path::PathBuf>,
     /// Host name or address.
     pub host: String,
     /// TCP port.
@@ -161,7 +191,7 @@ pub enum TxStatus {
 
 /// A connection speaking the PostgreSQL protocol v3 to one server.
 pub struct WireConnection {
-    stream: TcpStream,
+    stream: Stream,
     read_buf: BytesMut,
     write_buf: BytesMut,
     address: String,
@@ -233,19 +263,32 @@ impl WireConnection {
             address: address.clone(),
             source,
         };
-        let stream = tokio::time::timeout(
-            Duration::from_secs(10),
-            TcpStream::connect((params.host.as_str(), params.port)),
-        )
-        .await
-        .map_err(|_| {
-            io(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "connect timed out",
-            ))
-        })?
-        .map_err(io)?;
-        stream.set_nodelay(true).map_err(io)?;
+        let socket = params
+            .socket_dir
+            .as_ref()
+            .filter(|_| is_loopback(&params.host))
+            .map(|dir| dir.join(format!(".s.PGSQL.{}", params.port)))
+            .filter(|path| path.exists());
+        let timed_out = || std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
+        let stream = match socket {
+            Some(path) => Stream::Unix(
+                tokio::time::timeout(Duration::from_secs(10), UnixStream::connect(path))
+                    .await
+                    .map_err(|_| io(timed_out()))?
+                    .map_err(io)?,
+            ),
+            None => {
+                let tcp = tokio::time::timeout(
+                    Duration::from_secs(10),
+                    TcpStream::connect((params.host.as_str(), params.port)),
+                )
+                .await
+                .map_err(|_| io(timed_out()))?
+                .map_err(io)?;
+                tcp.set_nodelay(true).map_err(io)?;
+                Stream::Tcp(tcp)
+            }
+        };
         let mut conn = WireConnection {
             stream,
             read_buf: BytesMut::with_capacity(16 * 1024),

@@ -70,6 +70,8 @@ pub struct Analysis {
     parent: Vec<usize>,
     /// Pinned hash values: (instance, hash of the constant).
     pub pins: Vec<(usize, i32)>,
+    /// For each pin, the `$n` parameter (1-based) its value came from, if any.
+    pub pin_params: Vec<Option<usize>>,
     /// Plain PostgreSQL tables (not distributed, not reference) that the statement reads.
     pub local_tables: Vec<String>,
     /// Tessera catalog relations (`pg_dist_*`, `citus_*`) referenced.
@@ -608,6 +610,7 @@ impl<'a> Walker<'a> {
             // then evaluate (and reject or coerce) it exactly as PostgreSQL would.
             if let Ok(hash) = column_type.hash_text_value(&text) {
                 self.a.pins.push((instance, hash));
+                self.a.pin_params.push(placeholder_index(value));
             }
         }
     }
@@ -806,6 +809,18 @@ pub fn constant_text(e: &Expr, params: &[ParamValue]) -> Option<String> {
                 Value::Number(n, _) => Some(format!("-{n}")),
                 _ => None,
             },
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The 1-based index of a bare `$n` placeholder.
+pub fn placeholder_index(e: &Expr) -> Option<usize> {
+    match e {
+        Expr::Nested(inner) => placeholder_index(inner),
+        Expr::Value(v) => match &v.value {
+            Value::Placeholder(p) => p.strip_prefix('$')?.parse().ok(),
             _ => None,
         },
         _ => None,

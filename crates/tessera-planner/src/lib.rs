@@ -19,6 +19,7 @@ pub mod modify;
 pub mod multi_shard;
 pub mod rewrite;
 pub mod split;
+pub mod template;
 pub mod utility;
 
 use sqlparser::ast::Statement;
@@ -30,6 +31,7 @@ pub use copy::{CopyFormat, CopyPlan};
 pub use ddl::DdlPlan;
 pub use multi_shard::{FinalAggregate, FinalExpr, MergePlan, OutputColumn, SortKey};
 pub use split::split_statements;
+pub use template::RouterTemplate;
 pub use utility::UtilityCall;
 
 /// Errors of planning; each maps to a PostgreSQL SQLSTATE ([`PlanError::sqlstate`]).

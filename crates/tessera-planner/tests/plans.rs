@@ -179,3 +179,31 @@ fn copy_with_freeze_on_is_routed() {
     let p = plan("copy orders from stdin with (freeze on)").unwrap();
     assert!(matches!(p, DistributedPlan::Copy(_)), "{p:?}");
 }
+
+#[test]
+fn router_template_matches_full_planning() {
+    let catalog = test_catalog::catalog();
+    let sql = "SELECT o_totalprice FROM orders WHERE o_orderkey = 1 AND o_custkey = 'x'";
+    let template = tessera_planner::RouterTemplate::build(sql, &catalog).expect("template");
+    for key in [1i64, 2, 3, 17, 123456789] {
+        let sql =
+            format!("SELECT o_totalprice FROM orders WHERE o_orderkey = {key} AND o_custkey = 'x'");
+        let (_, literals) = tessera_planner::template::shape(&sql).expect("shape");
+        let fast = template.instantiate(&sql, &literals).expect("instantiate");
+        let DistributedPlan::Router(full) = plan(&sql).unwrap() else {
+            panic!()
+        };
+        assert_eq!(fast, full, "{sql}");
+    }
+    // Not a router shape: no template.
+    assert!(tessera_planner::RouterTemplate::build(
+        "SELECT count(*) FROM orders WHERE o_custkey = 1",
+        &catalog
+    )
+    .is_none());
+    assert!(tessera_planner::RouterTemplate::build(
+        "UPDATE orders SET o_orderkey = 2 WHERE o_orderkey = 1",
+        &catalog
+    )
+    .is_none());
+}

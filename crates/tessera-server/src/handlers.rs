@@ -32,7 +32,7 @@ use tokio::sync::Mutex;
 
 use tessera_executor::wire::{BoundParam, FieldDescription};
 use tessera_executor::{CopyRouter, Executor, Outcome, Request, Session};
-use tessera_planner::{split_statements, DistributedPlan, ParamValue};
+use tessera_planner::{split_statements, DistributedPlan, ParamValue, RouterTemplate};
 
 use crate::convert::{
     exec_error, field_info, param_value, pg_type, plan_error, result_response, user_error,
@@ -78,11 +78,22 @@ pub struct Prepared {
     fields: Vec<FieldDescription>,
 }
 
+/// Router templates by statement shape, valid for one catalog snapshot.
+#[derive(Default)]
+struct TemplateCache {
+    snapshot: Option<Arc<tessera_catalog::CatalogSnapshot>>,
+    by_shape: HashMap<String, Option<Arc<RouterTemplate>>>,
+}
+
+/// Shapes kept at most; the cache starts over when full.
+const TEMPLATE_CACHE_SIZE: usize = 4096;
+
 /// Everything the handlers share: the executor and the front-end settings.
 pub struct Backend {
     executor: Arc<Executor>,
     config: ServerConfig,
     parser: Arc<StatementDescriber>,
+    templates: std::sync::Mutex<TemplateCache>,
 }
 
 impl Backend {
@@ -94,7 +105,43 @@ impl Backend {
             }),
             executor,
             config,
+            templates: std::sync::Mutex::new(TemplateCache::default()),
         })
+    }
+
+    /// The router task for a statement with inline literals whose shape was planned before
+    /// (see `tessera_planner::template`); `None` to plan it in full.
+    fn templated(
+        &self,
+        sql: &str,
+        snapshot: &Arc<tessera_catalog::CatalogSnapshot>,
+    ) -> Option<DistributedPlan> {
+        let (shape, literals) = tessera_planner::template::shape(sql)?;
+        let mut cache = match self.templates.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if !cache
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| Arc::ptr_eq(s, snapshot))
+            || cache.by_shape.len() >= TEMPLATE_CACHE_SIZE
+        {
+            cache.by_shape.clear();
+            cache.snapshot = Some(snapshot.clone());
+        }
+        let template = match cache.by_shape.get(&shape) {
+            Some(t) => t.clone(),
+            None => {
+                let t = RouterTemplate::build(sql, snapshot).map(Arc::new);
+                cache.by_shape.insert(shape, t.clone());
+                t
+            }
+        }?;
+        drop(cache);
+        template
+            .instantiate(sql, &literals)
+            .map(DistributedPlan::Router)
     }
 
     /// Plans and runs one statement.
@@ -106,12 +153,20 @@ impl Backend {
         req: Request<'_>,
     ) -> Response {
         let snapshot = self.executor.snapshot();
-        let plan = match tessera_planner::plan_sql(sql, planner_params, &snapshot) {
-            Ok(p) => p,
-            Err(e) => {
-                state.session.mark_failed();
-                return Response::Error(Box::new(plan_error(e)));
-            }
+        let templated = if planner_params.is_empty() {
+            self.templated(sql, &snapshot)
+        } else {
+            None
+        };
+        let plan = match templated {
+            Some(p) => p,
+            None => match tessera_planner::plan_sql(sql, planner_params, &snapshot) {
+                Ok(p) => p,
+                Err(e) => {
+                    state.session.mark_failed();
+                    return Response::Error(Box::new(plan_error(e)));
+                }
+            },
         };
         let req = Request { sql, ..req };
         match self.executor.run(&mut state.session, plan, req).await {

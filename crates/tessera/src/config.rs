@@ -12,6 +12,8 @@
 //! database = "postgres"
 //! # password = "..."   # also used for the workers; never logged
 //!
+//! # socket_dir = "/var/run/postgresql"  # Unix sockets of servers on this machine
+//!
 //! [[workers]]           # registered at start (citus_add_node), optional
 //! host = "10.0.0.2"
 //! port = 5432
@@ -63,6 +65,10 @@ pub struct Config {
     /// Workers to register at start.
     #[serde(default)]
     pub workers: Vec<WorkerAddress>,
+    /// Directory of Unix-domain sockets of PostgreSQL servers on this machine (used instead of
+    /// loopback TCP when the socket exists).
+    #[serde(default)]
+    pub socket_dir: Option<std::path::PathBuf>,
 }
 
 fn default_user() -> String {
@@ -102,6 +108,7 @@ impl Config {
                     port,
                 })
                 .collect(),
+            socket_dir: None,
         }
     }
 
@@ -117,7 +124,8 @@ mod tests {
 
     #[test]
     fn example_config_parses() {
-        let c = Config::from_toml(include_str!("../../../docs/tessera.example.toml")).expect("parse");
+        let c =
+            Config::from_toml(include_str!("../../../docs/tessera.example.toml")).expect("parse");
         assert_eq!(c.listen, "127.0.0.1:6432");
         assert_eq!(c.coordinator.port, 6433);
         assert_eq!(c.workers.len(), 2);

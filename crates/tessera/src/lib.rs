@@ -47,6 +47,7 @@ pub async fn start_coordinator(config: &Config) -> anyhow::Result<RunningCoordin
         user: config.coordinator.user.clone(),
         password: config.coordinator.password.clone(),
         database: config.coordinator.database.clone(),
+        socket_dir: config.socket_dir.clone(),
     };
     let executor = Executor::start(ExecutorConfig {
         coordinator: coordinator.clone(),

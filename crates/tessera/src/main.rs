@@ -8,6 +8,11 @@ use clap::{Parser, Subcommand};
 use tessera::{start_coordinator, Config};
 use tessera_cluster::{InstanceOptions, LocalCluster};
 
+/// mimalloc: the coordinator allocates many short-lived buffers per statement; glibc malloc's
+/// arena locking and consolidation showed up in profiles of the router path.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "tessera",
@@ -78,7 +83,8 @@ async fn up(workers: usize, data_dir: PathBuf, port: u16) -> anyhow::Result<()> 
         }
     })
     .await??;
-    let config = Config::local(format!("127.0.0.1:{port}"), pg_port, worker_ports);
+    let mut config = Config::local(format!("127.0.0.1:{port}"), pg_port, worker_ports);
+    config.socket_dir = Some(cluster.socket_dir());
     let coordinator = match start_coordinator(&config).await {
         Ok(c) => c,
         Err(e) => {
