@@ -423,8 +423,8 @@ impl WireConnection {
                     });
                 }
             }
-            if self.read_buf.capacity() - self.read_buf.len() < 8192 {
-                self.read_buf.reserve(64 * 1024);
+            if self.read_buf.capacity() - self.read_buf.len() < 4096 {
+                self.read_buf.reserve(16 * 1024);
             }
             match self.stream.read_buf(&mut self.read_buf).await {
                 Ok(0) => {
