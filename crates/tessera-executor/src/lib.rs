@@ -12,6 +12,7 @@
 
 pub mod copy_router;
 pub mod merge;
+pub mod pipeline;
 pub mod pool;
 pub mod transaction;
 pub mod utility;
@@ -144,6 +145,9 @@ pub struct ExecutorConfig {
     pub pool_size: usize,
     /// Shard count when create_distributed_table is not given one (Citus: 32).
     pub default_shard_count: u32,
+    /// Pipelined connections per worker for single-statement router queries outside
+    /// transaction blocks ([`pipeline`]); 0 sends every statement on its own pooled connection.
+    pub pipeline_lanes: usize,
 }
 
 /// What running one statement produced.
@@ -202,6 +206,7 @@ pub struct Executor {
     gid_counter: std::sync::atomic::AtomicU64,
     /// Whether the database sorts text by bytes (C/POSIX collation).
     byte_order_text: std::sync::atomic::AtomicBool,
+    pipelines: std::sync::Mutex<std::collections::HashMap<(String, u16), Arc<pipeline::Pipeline>>>,
 }
 
 impl std::fmt::Debug for Executor {
@@ -244,6 +249,7 @@ impl Executor {
             ),
             gid_counter: std::sync::atomic::AtomicU64::new(0),
             byte_order_text: std::sync::atomic::AtomicBool::new(false),
+            pipelines: std::sync::Mutex::new(std::collections::HashMap::new()),
         });
         {
             let client = executor.catalog_client().await?;
@@ -535,6 +541,30 @@ impl Executor {
         if session.in_block() {
             let conn = session.worker(self, snapshot, task.group_id).await?;
             return run_on(conn, &task.sql, req, result_formats)
+                .await
+                .map_err(|e| ExecError::from(e).on_node(&address));
+        }
+        if self.config.pipeline_lanes > 0
+            && req.params.is_empty()
+            && result_formats.iter().all(|f| *f == 0)
+        {
+            let lanes = {
+                let mut pipelines = match self.pipelines.lock() {
+                    Ok(p) => p,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                pipelines
+                    .entry((host.clone(), port))
+                    .or_insert_with(|| {
+                        Arc::new(pipeline::Pipeline::new(
+                            self.pools.params(&host, port),
+                            self.config.pipeline_lanes,
+                        ))
+                    })
+                    .clone()
+            };
+            return lanes
+                .query(task.sql.clone())
                 .await
                 .map_err(|e| ExecError::from(e).on_node(&address));
         }

@@ -542,10 +542,26 @@ impl WireConnection {
     /// Runs SQL with the simple protocol (may hold several statements); returns one result
     /// per statement, or the first error.
     pub async fn simple_query(&mut self, sql: &str) -> Result<Vec<StatementResult>, WireError> {
+        self.queue_query(sql)?;
+        self.flush().await?;
+        self.read_query_results().await
+    }
+
+    /// Buffers a Query message without sending it (pipelining: several queued queries go out
+    /// in one write, see [`Self::send_queued`]).
+    pub fn queue_query(&mut self, sql: &str) -> Result<(), WireError> {
         let address = self.address.clone();
         frontend::query(sql, &mut self.write_buf)
-            .map_err(|source| WireError::Io { address, source })?;
-        self.flush().await?;
+            .map_err(|source| WireError::Io { address, source })
+    }
+
+    /// Sends everything queued.
+    pub async fn send_queued(&mut self) -> Result<(), WireError> {
+        self.flush().await
+    }
+
+    /// Reads the answer to one Query message: one result per statement, or the error.
+    pub async fn read_query_results(&mut self) -> Result<Vec<StatementResult>, WireError> {
         let mut results = Vec::new();
         let mut current = StatementResult::default();
         let mut error = None;

@@ -4,6 +4,7 @@
 //! listen = "127.0.0.1:6432"
 //! pool_size = 64        # connections per worker
 //! shard_count = 32      # default for create_distributed_table
+//! pipeline_lanes = 2    # pipelined connections per worker for router queries (0: off)
 //!
 //! [coordinator]         # the coordinator PostgreSQL (catalog and shells)
 //! host = "127.0.0.1"
@@ -60,6 +61,9 @@ pub struct Config {
     /// Default shard count of create_distributed_table (Citus' `citus.shard_count`).
     #[serde(default = "default_shard_count")]
     pub shard_count: u32,
+    /// Pipelined connections per worker for single-statement router queries (0: off).
+    #[serde(default = "default_pipeline_lanes")]
+    pub pipeline_lanes: usize,
     /// The coordinator PostgreSQL.
     pub coordinator: CoordinatorPg,
     /// Workers to register at start.
@@ -87,6 +91,10 @@ fn default_shard_count() -> u32 {
     32
 }
 
+fn default_pipeline_lanes() -> usize {
+    2
+}
+
 impl Config {
     /// Settings for a coordinator PostgreSQL on 127.0.0.1:`pg_port` with defaults elsewhere.
     pub fn local(listen: String, pg_port: u16, workers: Vec<u16>) -> Config {
@@ -94,6 +102,7 @@ impl Config {
             listen,
             pool_size: default_pool_size(),
             shard_count: default_shard_count(),
+            pipeline_lanes: default_pipeline_lanes(),
             coordinator: CoordinatorPg {
                 host: "127.0.0.1".into(),
                 port: pg_port,

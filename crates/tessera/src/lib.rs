@@ -53,6 +53,7 @@ pub async fn start_coordinator(config: &Config) -> anyhow::Result<RunningCoordin
         coordinator: coordinator.clone(),
         pool_size: config.pool_size,
         default_shard_count: config.shard_count,
+        pipeline_lanes: config.pipeline_lanes,
     })
     .await
     .map_err(|e| anyhow::anyhow!("cannot start the executor: {e}"))?;
