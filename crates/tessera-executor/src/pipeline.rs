@@ -67,7 +67,7 @@ impl Pipeline {
             .lanes
             .iter()
             .min_by_key(|l| l.in_flight.load(Ordering::Relaxed))
-            .ok_or_else(|| closed())?;
+            .ok_or_else(closed)?;
         let (reply, answer) = oneshot::channel();
         lane.in_flight.fetch_add(1, Ordering::Relaxed);
         if lane.jobs.send(Job { sql, reply }).is_err() {
