@@ -347,14 +347,6 @@ fn protocol_end_to_end() {
             .await
             .expect("after commit");
         assert_eq!(row.get::<_, i64>(0), 6);
-        let prepared: i64 = env
-            .baseline_client()
-            .await
-            .query_one("SELECT 0::bigint", &[])
-            .await
-            .expect("baseline")
-            .get(0);
-        assert_eq!(prepared, 0);
         let (ok, out) = psql(
             &env,
             &[],
