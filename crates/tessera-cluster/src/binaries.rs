@@ -49,11 +49,22 @@ impl PgBinaries {
                 .all(|b| dir.join(b).is_file())
         });
         let Some(bin_dir) = found else {
-            let searched = candidates
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ");
+            let mut seen: Vec<String> = Vec::new();
+            for p in &candidates {
+                let p = p.display().to_string();
+                if !seen.contains(&p) {
+                    seen.push(p);
+                }
+            }
+            let searched = if seen.len() > 4 {
+                format!(
+                    "{} and {} directories on PATH",
+                    seen[..3].join(", "),
+                    seen.len() - 3
+                )
+            } else {
+                seen.join(", ")
+            };
             return Err(ClusterError::BinariesNotFound { searched });
         };
         let run_as_postgres = is_root();
