@@ -33,3 +33,13 @@ SELECT v FROM d_moved WHERE k = 42;
 -- error 23505
 INSERT INTO d_moved VALUES (42, 'duplicate');
 DROP TABLE d_moved;
+-- sequence defaults cannot be evaluated per shard: refused, not silently NULL
+CREATE TABLE d_serial (id bigserial, k int);
+-- error 0A000
+SELECT create_distributed_table('d_serial', 'k');
+CREATE TABLE d_plain (k int);
+-- tessera-only
+SELECT create_distributed_table('d_plain', 'k');
+-- error 0A000
+ALTER TABLE d_plain ADD COLUMN id bigserial;
+DROP TABLE d_serial, d_plain;

@@ -127,10 +127,8 @@ async fn shard_ddl(
         .map(|c| {
             let mut s = format!("{} {}", quote_ident(&c.name), c.type_name);
             if let Some(d) = &c.default {
-                // Sequences live on the coordinator; a nextval() default cannot run on a shard.
-                if !d.contains("nextval(") {
-                    s.push_str(&format!(" DEFAULT {d}"));
-                }
+                // Sequence defaults are refused before this point.
+                s.push_str(&format!(" DEFAULT {d}"));
             }
             if c.not_null {
                 s.push_str(" NOT NULL");
@@ -226,6 +224,19 @@ async fn distribute(
             default: r.get(4),
         })
         .collect();
+    if let Some(c) = columns
+        .iter()
+        .find(|c| c.default.as_deref().is_some_and(|d| d.contains("nextval(")))
+    {
+        return Err(sql_error(
+            "0A000",
+            format!(
+                "column \"{}\" of \"{name}\" takes its default from a sequence (serial/identity), which Tessera cannot \
+                 evaluate for distributed or reference tables yet; drop the default and supply the values",
+                c.name
+            ),
+        ));
+    }
     let nodes: Vec<_> = snapshot
         .nodes
         .iter()

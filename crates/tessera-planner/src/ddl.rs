@@ -95,6 +95,20 @@ pub fn plan_ddl(
             let dist = table.distribution_column().map(|c| c.name.clone());
             for op in &at.operations {
                 match op {
+                    AlterTableOperation::AddColumn { column_def, .. }
+                        if column_def
+                            .data_type
+                            .to_string()
+                            .to_lowercase()
+                            .contains("serial")
+                            || column_def.to_string().to_lowercase().contains("nextval(")
+                            || column_def.to_string().to_lowercase().contains("generated") =>
+                    {
+                        return Err(unsupported(format!(
+                            "columns with sequence defaults (serial, identity, nextval) or generated columns on distributed table \"{}\" are not supported yet",
+                            table.name
+                        )));
+                    }
                     AlterTableOperation::AddColumn { column_def, .. } => {
                         if column_def.options.iter().any(|o| {
                             matches!(o.option, sqlparser::ast::ColumnOption::ForeignKey { .. })
