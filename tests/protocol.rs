@@ -52,12 +52,7 @@ fn psql(env: &common::TestEnv, args: &[&str], stdin: Option<&str>) -> (bool, Str
 
 #[test]
 fn protocol_end_to_end() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
+    common::runtime().block_on(async {
         let env = common::TestEnv::start(8).await;
         let client = env.tessera().await;
         let baseline = env.baseline_client().await;

@@ -5,7 +5,7 @@
 //! Directives are comment lines right before a statement:
 //! - `-- tessera-only`: run on Tessera only (e.g. `create_distributed_table`); must succeed.
 //! - `-- baseline-only`: run on PostgreSQL only.
-//! - `-- error XXXXX`: Tessera must fail with SQLSTATE XXXXX (PostgreSQL is not asked).
+//! - `-- error <sqlstate>`: Tessera must fail with that SQLSTATE (PostgreSQL is not asked).
 //! - `-- unsupported`: Tessera must refuse with 0A000.
 //! - `-- unordered`: compare rows as multisets even though the query has ORDER BY.
 //!
@@ -53,12 +53,7 @@ fn directives(sql: &str) -> (Directive, bool) {
 
 #[test]
 fn sql_cases_match_postgres() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
+    common::runtime().block_on(async {
         let env = common::TestEnv::start(4).await;
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/sql");
         let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)

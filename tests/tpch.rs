@@ -121,12 +121,7 @@ fn query(n: usize) -> Vec<String> {
 
 #[test]
 fn tpch_matches_postgres() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
+    common::runtime().block_on(async {
         let env = common::TestEnv::start(32).await;
         let tessera = env.tessera().await;
         let baseline = env.baseline_client().await;

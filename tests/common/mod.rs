@@ -14,6 +14,15 @@ use tessera_cluster::LocalCluster;
 use tokio_postgres::types::{FromSql, Type};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
+/// The runtime every suite runs in: two worker threads, like the 2-core machines CI uses.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// A Tessera cluster and a plain PostgreSQL to compare it with.
 pub struct TestEnv {
     /// The coordinator (front end) running in this process.

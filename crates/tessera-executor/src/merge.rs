@@ -290,7 +290,9 @@ fn having_expr(
     })
 }
 
-fn format_for(formats: &[i16], i: usize) -> i16 {
+/// The wire format (0 text, 1 binary) of column or parameter `i` under Bind's rules: no codes
+/// means all text, one code applies to all, otherwise one code each.
+pub fn format_for(formats: &[i16], i: usize) -> i16 {
     match formats.len() {
         0 => 0,
         1 => formats[0],

@@ -76,6 +76,32 @@ struct ShellColumn {
     default: Option<String>,
 }
 
+/// The shell's columns in attribute order, with types, NOT NULL and defaults.
+async fn shell_columns(
+    client: &tokio_postgres::Client,
+    relid: u32,
+) -> Result<Vec<ShellColumn>, ExecError> {
+    Ok(client
+        .query(
+            "SELECT a.attname::text, a.atttypid, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+                    pg_get_expr(d.adbin, d.adrelid)
+             FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+             WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+            &[&relid],
+        )
+        .await
+        .map_err(pg_error)?
+        .iter()
+        .map(|r| ShellColumn {
+            name: r.get(0),
+            type_oid: r.get(1),
+            type_name: r.get(2),
+            not_null: r.get(3),
+            default: r.get(4),
+        })
+        .collect())
+}
+
 /// The DDL that recreates the shell's structure for one shard: CREATE TABLE plus constraints
 /// and indexes with shard-suffixed names.
 async fn shard_ddl(
@@ -205,25 +231,7 @@ async fn distribute(
             format!("table \"{name}\" is already distributed"),
         ));
     }
-    let columns: Vec<ShellColumn> = client
-        .query(
-            "SELECT a.attname::text, a.atttypid, format_type(a.atttypid, a.atttypmod), a.attnotnull,
-                    pg_get_expr(d.adbin, d.adrelid)
-             FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-             WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-            &[&relid],
-        )
-        .await
-        .map_err(pg_error)?
-        .iter()
-        .map(|r| ShellColumn {
-            name: r.get(0),
-            type_oid: r.get(1),
-            type_name: r.get(2),
-            not_null: r.get(3),
-            default: r.get(4),
-        })
-        .collect();
+    let columns = shell_columns(&client, relid).await?;
     if let Some(c) = columns
         .iter()
         .find(|c| c.default.as_deref().is_some_and(|d| d.contains("nextval(")))
@@ -720,25 +728,7 @@ async fn replicate_reference_table(
         .ok_or_else(|| {
             ExecError::Internal(format!("reference table {} has no placement", table.name))
         })?;
-    let columns: Vec<ShellColumn> = client
-        .query(
-            "SELECT a.attname::text, a.atttypid, format_type(a.atttypid, a.atttypmod), a.attnotnull,
-                    pg_get_expr(d.adbin, d.adrelid)
-             FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-             WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-            &[&table.relid],
-        )
-        .await
-        .map_err(pg_error)?
-        .iter()
-        .map(|r| ShellColumn {
-            name: r.get(0),
-            type_oid: r.get(1),
-            type_name: r.get(2),
-            not_null: r.get(3),
-            default: r.get(4),
-        })
-        .collect();
+    let columns = shell_columns(client, table.relid).await?;
     let ddl = shard_ddl(client, table.relid, &columns, None).await?;
     let shard_table = quoted_name(&table.schema, &shard_name(&table.name, shard.shard_id));
     let mut source = exec.worker_connection(snapshot, source_group).await?;

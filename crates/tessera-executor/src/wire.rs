@@ -560,7 +560,8 @@ impl WireConnection {
         self.flush().await
     }
 
-    /// Reads the answer to one Query message: one result per statement, or the error.
+    /// Reads the answer to one Query message (one result per statement) or to one extended
+    /// Parse/Bind/Describe/Execute/Sync round, up to ReadyForQuery; or the error.
     pub async fn read_query_results(&mut self) -> Result<Vec<StatementResult>, WireError> {
         let mut results = Vec::new();
         let mut current = StatementResult::default();
@@ -580,7 +581,13 @@ impl WireConnection {
                 }
                 Message::EmptyQueryResponse => results.push(std::mem::take(&mut current)),
                 Message::ErrorResponse(body) => error = Some(server_error(&body)),
-                Message::NoticeResponse(_) | Message::ParameterStatus(_) => {}
+                // Extended-protocol acknowledgements carry nothing to return.
+                Message::ParseComplete
+                | Message::BindComplete
+                | Message::NoData
+                | Message::PortalSuspended
+                | Message::NoticeResponse(_)
+                | Message::ParameterStatus(_) => {}
                 Message::CopyInResponse(_) => {
                     frontend::copy_fail("COPY FROM STDIN is not allowed here", &mut self.write_buf)
                         .map_err(|source| WireError::Io {
@@ -602,49 +609,10 @@ impl WireConnection {
         }
     }
 
-    /// Reads the answer to Parse/Bind/Describe/Execute/Sync.
+    /// Reads the answer to Parse/Bind/Describe/Execute/Sync: the statement's result.
     async fn collect_one(&mut self) -> Result<StatementResult, WireError> {
-        let mut result = StatementResult::default();
-        let mut error = None;
-        loop {
-            match self.read_message().await? {
-                Message::ParseComplete
-                | Message::BindComplete
-                | Message::NoData
-                | Message::NoticeResponse(_)
-                | Message::ParameterStatus(_)
-                | Message::EmptyQueryResponse
-                | Message::PortalSuspended => {}
-                Message::RowDescription(body) => {
-                    result.fields = fields_of(&body).map_err(|source| WireError::Io {
-                        address: self.address.clone(),
-                        source,
-                    })?
-                }
-                Message::DataRow(body) => result.rows.push(body.buffer_bytes().clone()),
-                Message::CommandComplete(body) => {
-                    result.tag = body.tag().unwrap_or_default().to_string()
-                }
-                Message::ErrorResponse(body) => error = Some(server_error(&body)),
-                Message::CopyInResponse(_) => {
-                    frontend::copy_fail("COPY FROM STDIN is not allowed here", &mut self.write_buf)
-                        .map_err(|source| WireError::Io {
-                            address: self.address.clone(),
-                            source,
-                        })?;
-                    self.flush().await?;
-                }
-                Message::CopyOutResponse(_) | Message::CopyData(_) | Message::CopyDone => {}
-                Message::ReadyForQuery(body) => {
-                    self.ready(&body);
-                    return match error {
-                        Some(e) => Err(WireError::Server(Box::new(e))),
-                        None => Ok(result),
-                    };
-                }
-                _ => return Err(self.protocol("unexpected message answering Execute")),
-            }
-        }
+        let mut results = self.read_query_results().await?;
+        Ok(results.pop().unwrap_or_default())
     }
 
     /// Starts `COPY ... FROM STDIN` (simple protocol); afterwards call [`Self::copy_data`] and

@@ -16,8 +16,8 @@ use crate::analyze::{
     analyze_modify, analyze_query, constant_text, ident_name, is_null_literal, object_name_parts,
     Placement,
 };
-use crate::multi_shard::shard_group_placement;
-use crate::rewrite::{rewrite_catalog_names, rewrite_for_shard};
+use crate::multi_shard::first_distributed;
+use crate::rewrite::{rewrite_catalog_names, rewrite_for_shard, shard_task, shard_tasks};
 use crate::{DistributedPlan, ParamValue, PlanError, RowCountFrom, Task};
 
 /// Plans an INSERT, UPDATE or DELETE statement.
@@ -220,42 +220,18 @@ fn plan_update_delete(
         ));
     }
     match analysis.placement()? {
-        Placement::ShardGroup(index) => {
-            let group_id = shard_group_placement(&analysis, index)?;
-            let (rewritten, shard_ids) = rewrite_for_shard(stmt, catalog, index);
-            Ok(DistributedPlan::Router(Task {
-                group_id,
-                sql: rewritten.to_string(),
-                shard_ids,
-            }))
-        }
-        Placement::AllShardGroups => {
-            let mut tasks = Vec::new();
-            for (index, shard) in target_table.shards.iter().enumerate() {
-                let group_id = shard
-                    .placements
-                    .first()
-                    .map(|p| p.group_id)
-                    .ok_or_else(|| {
-                        PlanError::ObjectNotInPrerequisiteState(format!(
-                            "shard {} has no placement",
-                            shard.shard_id
-                        ))
-                    })?;
-                let (rewritten, shard_ids) = rewrite_for_shard(stmt, catalog, index);
-                tasks.push(Task {
-                    group_id,
-                    sql: rewritten.to_string(),
-                    shard_ids,
-                });
-            }
-            Ok(DistributedPlan::Modify {
-                tasks,
-                command,
-                count: RowCountFrom::Sum,
-                returning,
-            })
-        }
+        Placement::ShardGroup(index) => Ok(DistributedPlan::Router(shard_task(
+            stmt,
+            first_distributed(&analysis)?.as_ref(),
+            catalog,
+            index,
+        )?)),
+        Placement::AllShardGroups => Ok(DistributedPlan::Modify {
+            tasks: shard_tasks(stmt, &target_table, catalog)?,
+            command,
+            count: RowCountFrom::Sum,
+            returning,
+        }),
         Placement::Local | Placement::ReferenceOnly => Err(PlanError::Unsupported(
             "internal: distributed write without distributed table".into(),
         )),
@@ -411,23 +387,7 @@ fn plan_insert(
                 }
             }
         }
-        let shard = &table.shards[index];
-        let group_id = shard
-            .placements
-            .first()
-            .map(|p| p.group_id)
-            .ok_or_else(|| {
-                PlanError::ObjectNotInPrerequisiteState(format!(
-                    "shard {} has no placement",
-                    shard.shard_id
-                ))
-            })?;
-        let (rewritten, shard_ids) = rewrite_for_shard(&piece, catalog, index);
-        tasks.push(Task {
-            group_id,
-            sql: rewritten.to_string(),
-            shard_ids,
-        });
+        tasks.push(shard_task(&piece, table, catalog, index)?);
     }
     if tasks.len() == 1 {
         return Ok(DistributedPlan::Router(tasks.remove(0)));

@@ -18,10 +18,12 @@ use sqlparser::ast::{
     GroupByExpr, Ident, LimitClause, ObjectNamePart, Offset, OrderByKind, Query, Select,
     SelectItem, SetExpr, Statement, Value,
 };
-use tessera_catalog::CatalogSnapshot;
+use std::sync::Arc;
+
+use tessera_catalog::{CatalogSnapshot, Table};
 
 use crate::analyze::{analyze_query, ident_name, Analysis, Placement};
-use crate::rewrite::{rewrite_catalog_names, rewrite_for_shard};
+use crate::rewrite::{rewrite_catalog_names, rewrite_for_shard, shard_task, shard_tasks};
 use crate::{DistributedPlan, ParamValue, PlanError, Task};
 
 /// An output column's position in the sort order.
@@ -156,15 +158,12 @@ pub fn plan_select(
                 shard_ids,
             }))
         }
-        Placement::ShardGroup(index) => {
-            let group_id = shard_group_placement(&analysis, index)?;
-            let (rewritten, shard_ids) = rewrite_for_shard(stmt, catalog, index);
-            Ok(DistributedPlan::Router(Task {
-                group_id,
-                sql: rewritten.to_string(),
-                shard_ids,
-            }))
-        }
+        Placement::ShardGroup(index) => Ok(DistributedPlan::Router(shard_task(
+            stmt,
+            first_distributed(&analysis)?.as_ref(),
+            catalog,
+            index,
+        )?)),
         Placement::AllShardGroups => plan_multi_shard(query, &analysis, params, catalog),
     }
 }
@@ -190,20 +189,13 @@ pub(crate) fn reference_group(
     ))
 }
 
-/// The placement group of shard index `index` of the statement's distributed tables.
-pub(crate) fn shard_group_placement(analysis: &Analysis, index: usize) -> Result<i32, PlanError> {
+/// The first distributed table of a statement (all of them are co-located when this is used).
+pub(crate) fn first_distributed(analysis: &Analysis) -> Result<Arc<Table>, PlanError> {
     analysis
         .distributed()
         .first()
-        .and_then(|i| analysis.instances[*i].table.as_ref())
-        .and_then(|t| t.shards.get(index))
-        .and_then(|s| s.placements.first())
-        .map(|p| p.group_id)
-        .ok_or_else(|| {
-            PlanError::ObjectNotInPrerequisiteState(format!(
-                "shard index {index} has no placement; the catalog is incomplete"
-            ))
-        })
+        .and_then(|i| analysis.instances[*i].table.clone())
+        .ok_or_else(|| unsupported("internal: distributed plan without distributed table"))
 }
 
 fn unsupported(what: impl Into<String>) -> PlanError {
@@ -276,6 +268,7 @@ fn plan_multi_shard(
         order_by,
         limit,
         offset,
+        first_distributed(analysis)?.as_ref(),
         catalog,
     )
 }
@@ -593,6 +586,7 @@ fn plan_aggregate(
     order_by: Vec<sqlparser::ast::OrderByExpr>,
     limit: Option<u64>,
     offset: u64,
+    table: &Table,
     catalog: &CatalogSnapshot,
 ) -> Result<DistributedPlan, PlanError> {
     let mut fragment = Fragment::default();
@@ -698,7 +692,7 @@ fn plan_aggregate(
     task_query.body = Box::new(SetExpr::Select(Box::new(task_select)));
     task_query.order_by = None;
     task_query.limit_clause = None;
-    let tasks = tasks_for_all_shard_groups(&Statement::Query(Box::new(task_query)), catalog)?;
+    let tasks = shard_tasks(&Statement::Query(Box::new(task_query)), table, catalog)?;
     Ok(DistributedPlan::MultiShard {
         tasks,
         merge: MergePlan::Aggregate {
@@ -910,7 +904,11 @@ fn plan_pushdown(
         offset: None,
         limit_by: vec![],
     });
-    let tasks = tasks_for_all_shard_groups(&Statement::Query(Box::new(task_query)), catalog)?;
+    let tasks = shard_tasks(
+        &Statement::Query(Box::new(task_query)),
+        first_distributed(analysis)?.as_ref(),
+        catalog,
+    )?;
     let merge = if keys.is_empty() && !distinct {
         MergePlan::Concat { limit, offset }
     } else {
@@ -923,44 +921,4 @@ fn plan_pushdown(
         }
     };
     Ok(DistributedPlan::MultiShard { tasks, merge })
-}
-
-/// One task per shard group of the statement's distributed tables.
-pub(crate) fn tasks_for_all_shard_groups(
-    stmt: &Statement,
-    catalog: &CatalogSnapshot,
-) -> Result<Vec<Task>, PlanError> {
-    let analysis = match stmt {
-        Statement::Query(q) => analyze_query(q, &[], catalog),
-        _ => return Err(unsupported("internal: tasks for a non-query")),
-    };
-    let dist = analysis.distributed();
-    let Some(table) = dist
-        .first()
-        .and_then(|i| analysis.instances[*i].table.clone())
-    else {
-        return Err(unsupported(
-            "internal: multi-shard plan without distributed table",
-        ));
-    };
-    let mut tasks = Vec::with_capacity(table.shards.len());
-    for (index, shard) in table.shards.iter().enumerate() {
-        let group_id = shard
-            .placements
-            .first()
-            .map(|p| p.group_id)
-            .ok_or_else(|| {
-                PlanError::ObjectNotInPrerequisiteState(format!(
-                    "shard {} has no placement",
-                    shard.shard_id
-                ))
-            })?;
-        let (rewritten, shard_ids) = rewrite_for_shard(stmt, catalog, index);
-        tasks.push(Task {
-            group_id,
-            sql: rewritten.to_string(),
-            shard_ids,
-        });
-    }
-    Ok(tasks)
 }

@@ -9,6 +9,8 @@ use sqlparser::ast::{
 };
 use tessera_catalog::{shard_name, store::CATALOG_RELATIONS, CatalogSnapshot, Table};
 
+use crate::{PlanError, Task};
+
 use crate::analyze::object_name_parts;
 
 /// A quoted, schema-qualified object name for `schema.name`.
@@ -110,6 +112,50 @@ pub fn rewrite_for_shard(
     rewriter.shard_ids.sort_unstable();
     rewriter.shard_ids.dedup();
     (copy, rewriter.shard_ids)
+}
+
+/// The placement group holding shard index `index` of `table` (its first placement).
+///
+/// Errors: 55000 when the catalog has no placement for that shard.
+pub fn placement_group(table: &Table, index: usize) -> Result<i32, PlanError> {
+    table
+        .shards
+        .get(index)
+        .and_then(|s| s.placements.first())
+        .map(|p| p.group_id)
+        .ok_or_else(|| {
+            PlanError::ObjectNotInPrerequisiteState(format!(
+                "shard index {index} of \"{}\" has no placement; the catalog is incomplete",
+                table.name
+            ))
+        })
+}
+
+/// `stmt` rewritten for shard index `index` of `table`, as a task on that shard's placement.
+pub fn shard_task(
+    stmt: &Statement,
+    table: &Table,
+    catalog: &CatalogSnapshot,
+    index: usize,
+) -> Result<Task, PlanError> {
+    let group_id = placement_group(table, index)?;
+    let (rewritten, shard_ids) = rewrite_for_shard(stmt, catalog, index);
+    Ok(Task {
+        group_id,
+        sql: rewritten.to_string(),
+        shard_ids,
+    })
+}
+
+/// One task per shard of `table` (per shard group of its co-location group).
+pub fn shard_tasks(
+    stmt: &Statement,
+    table: &Table,
+    catalog: &CatalogSnapshot,
+) -> Result<Vec<Task>, PlanError> {
+    (0..table.shards.len())
+        .map(|index| shard_task(stmt, table, catalog, index))
+        .collect()
 }
 
 struct CatalogRewriter {

@@ -17,9 +17,9 @@ use std::sync::Arc;
 use sqlparser::ast::Statement;
 use tessera_catalog::{CatalogSnapshot, Table, TableKind};
 
-use crate::analyze::{analyze_modify, analyze_query, object_name_parts, Analysis, Placement};
+use crate::analyze::{analyze_modify, analyze_query, Analysis, Placement};
 use crate::rewrite::rewrite_for_shard;
-use crate::{parse_statement, ParamValue, Task};
+use crate::{parse_statement, DistributedPlan, ParamValue, Task};
 
 /// A literal in a statement's text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +44,8 @@ pub fn shape(sql: &str) -> Option<(String, Vec<Literal>)> {
     while i < b.len() {
         let c = b[i];
         match c {
-            b'$' | b'\\' => return None,
+            // `?` would make shapes ambiguous (jsonb operators); `$` and `\\` need a real lexer.
+            b'$' | b'\\' | b'?' => return None,
             b'-' if b.get(i + 1) == Some(&b'-') => return None,
             b'/' if b.get(i + 1) == Some(&b'*') => return None,
             b'"' => {
@@ -206,6 +207,14 @@ impl RouterTemplate {
             .iter()
             .map(|l| ParamValue::Text(l.value.clone()))
             .collect();
+        // The full planner decides, with all its checks; the template only reuses a router
+        // decision, and the analysis below only says which literal pinned it.
+        if !matches!(
+            crate::plan(&stmt, &marked, &params, catalog),
+            Ok(DistributedPlan::Router(_))
+        ) {
+            return None;
+        }
         let mut analysis = analyze(&stmt, &params, catalog)?;
         if !matches!(analysis.placement().ok()?, Placement::ShardGroup(_)) {
             return None;
@@ -269,12 +278,7 @@ impl RouterTemplate {
 
 fn analyze(stmt: &Statement, params: &[ParamValue], catalog: &CatalogSnapshot) -> Option<Analysis> {
     match stmt {
-        Statement::Query(q) => {
-            if crate::utility::is_utility_call(q) {
-                return None;
-            }
-            Some(analyze_query(q, params, catalog))
-        }
+        Statement::Query(q) => Some(analyze_query(q, params, catalog)),
         Statement::Update(u) => {
             let sqlparser::ast::TableFactor::Table { name, alias, .. } = &u.table.relation else {
                 return None;
@@ -282,20 +286,15 @@ fn analyze(stmt: &Statement, params: &[ParamValue], catalog: &CatalogSnapshot) -
             if !u.table.joins.is_empty() || u.from.is_some() {
                 return None;
             }
-            let table = catalog.table(
-                object_name_parts(name)?.0.as_deref(),
-                &object_name_parts(name)?.1,
-            )?;
-            // Never template an update that might touch the distribution column.
-            let dist = table.distribution_column()?.name.clone();
-            if u.assignments
-                .iter()
-                .any(|a| a.target.to_string().to_lowercase().contains(&dist))
-            {
-                return None;
-            }
-            let extra: Vec<&sqlparser::ast::Expr> =
+            let mut extra: Vec<&sqlparser::ast::Expr> =
                 u.assignments.iter().map(|a| &a.value).collect();
+            for item in u.returning.iter().flatten() {
+                match item {
+                    sqlparser::ast::SelectItem::UnnamedExpr(e)
+                    | sqlparser::ast::SelectItem::ExprWithAlias { expr: e, .. } => extra.push(e),
+                    _ => {}
+                }
+            }
             Some(analyze_modify(
                 name,
                 alias.as_ref().map(|a| &a.name),

@@ -30,6 +30,7 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 
+use tessera_executor::merge::format_for;
 use tessera_executor::wire::{BoundParam, FieldDescription};
 use tessera_executor::{CopyRouter, Executor, Outcome, Request, Session};
 use tessera_planner::{split_statements, DistributedPlan, ParamValue, RouterTemplate};
@@ -271,26 +272,19 @@ impl QueryParser for StatementDescriber {
         stmt: &Prepared,
         column_format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
+        let codes = column_format.map(format_codes).unwrap_or_default();
         Ok(stmt
             .fields
             .iter()
             .enumerate()
             .map(|(i, f)| {
-                let format = column_format.map(|cf| format_code(cf, i)).unwrap_or(0);
+                let format = format_for(&codes, i);
                 field_info(&FieldDescription {
                     format,
                     ..f.clone()
                 })
             })
             .collect())
-    }
-}
-
-fn format_code(format: &Format, i: usize) -> i16 {
-    match format {
-        Format::UnifiedText => 0,
-        Format::UnifiedBinary => 1,
-        Format::Individual(v) => v.get(i).copied().unwrap_or(0),
     }
 }
 
@@ -364,13 +358,14 @@ impl ExtendedQueryHandler for Backend {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let stmt = &portal.statement.statement;
+        let param_formats = format_codes(&portal.parameter_format);
         let params: Vec<BoundParam> = portal
             .parameters
             .iter()
             .enumerate()
             .map(|(i, v)| BoundParam {
                 value: v.clone(),
-                format: format_code(&portal.parameter_format, i),
+                format: format_for(&param_formats, i),
             })
             .collect();
         let planner_params: Vec<ParamValue> = params
