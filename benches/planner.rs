@@ -40,6 +40,7 @@ fn catalog() -> CatalogSnapshot {
                 name: n.to_string(),
                 type_oid: t,
                 type_name: String::new(),
+                collation: None,
             })
             .collect(),
         shards,

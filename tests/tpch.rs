@@ -2,9 +2,9 @@
 //! with COPY (lineitem and orders co-located on the order key, customer, part/partsupp and
 //! supplier distributed, nation and region as reference tables), load the same rows into a
 //! plain PostgreSQL, and run the 22 queries with the specification's validation parameters on
-//! both. Q1, Q4, Q6 and Q12 must match exactly; every other query must match or be refused
-//! with SQLSTATE 0A000. The table of outcomes is printed and written to
-//! `target/tpch-outcomes.txt`.
+//! both. All 22 must match exactly (rows, names, type OIDs, text and binary). Q15 is run in
+//! its CTE form (views over distributed tables are not planned yet). The table of outcomes is
+//! printed and written to `target/tpch-outcomes.txt`.
 
 mod common;
 
@@ -113,6 +113,22 @@ fn query(n: usize) -> Vec<String> {
         text = text.replace(&format!(":{}", i + 1), p);
     }
     text = text.replace(" day (3)", " day").replace(":s", "0");
+    if n == 15 {
+        // The specification's Q15 creates a view; views over distributed tables come with
+        // session support (they are refused until then). This is the same query with the
+        // view written as a CTE (the form the specification's variants use).
+        text = format!(
+            "with revenue0 (supplier_no, total_revenue) as (\n\
+             \tselect l_suppkey, sum(l_extendedprice * (1 - l_discount)) from lineitem\n\
+             \twhere l_shipdate >= date '{d}' and l_shipdate < date '{d}' + interval '3' month\n\
+             \tgroup by l_suppkey)\n\
+             select s_suppkey, s_name, s_address, s_phone, total_revenue\n\
+             from supplier, revenue0\n\
+             where s_suppkey = supplier_no and total_revenue = (select max(total_revenue) from revenue0)\n\
+             order by s_suppkey",
+            d = params[0]
+        );
+    }
     tessera_planner::split_statements(&text)
         .into_iter()
         .map(str::to_string)
@@ -180,7 +196,7 @@ fn tpch_matches_postgres() {
                 let _ = baseline.batch_execute("DROP VIEW IF EXISTS revenue0").await;
             }
             writeln!(report, "Q{n} | {outcome}").ok();
-            if [1, 4, 6, 12].contains(&n) && outcome != "identical" {
+            if outcome != "identical" {
                 failures.push(format!("Q{n} must be identical but was {outcome}"));
             }
         }

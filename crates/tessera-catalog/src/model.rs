@@ -220,6 +220,9 @@ pub struct Column {
     pub type_oid: u32,
     /// `format_type(atttypid, atttypmod)`, e.g. `numeric(15,2)`.
     pub type_name: String,
+    /// A collation declared on the column other than the database default and "C"
+    /// (e.g. `"und-x-icu"`); `None` otherwise. Merges that compare text refuse such columns.
+    pub collation: Option<String>,
 }
 
 /// How a table is spread over the workers.

@@ -145,7 +145,8 @@ pub async fn load_snapshot(client: &impl GenericClient) -> Result<CatalogSnapsho
     let mut columns: HashMap<u32, Vec<Column>> = HashMap::new();
     for r in client
         .query(
-            "SELECT a.attrelid::oid, a.attname::text, a.atttypid::oid, format_type(a.atttypid, a.atttypmod)
+            "SELECT a.attrelid::oid, a.attname::text, a.atttypid::oid, format_type(a.atttypid, a.atttypmod),
+                    CASE WHEN a.attcollation IN (0, 100, 950) THEN NULL ELSE a.attcollation::regcollation::text END
              FROM pg_attribute a JOIN tessera.pg_dist_partition p ON p.logicalrelid::oid = a.attrelid
              WHERE a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attrelid, a.attnum",
             &[],
@@ -156,6 +157,7 @@ pub async fn load_snapshot(client: &impl GenericClient) -> Result<CatalogSnapsho
             name: r.get(1),
             type_oid: r.get(2),
             type_name: r.get(3),
+            collation: r.get(4),
         });
     }
 

@@ -289,6 +289,7 @@ mod tests {
                     name: n.to_string(),
                     type_oid: oid::TEXT,
                     type_name: "text".into(),
+                    collation: None,
                 })
                 .collect(),
             shards: (0..4)

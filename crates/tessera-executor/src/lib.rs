@@ -14,6 +14,7 @@ pub mod copy_router;
 pub mod merge;
 pub mod pipeline;
 pub mod pool;
+pub mod pull;
 pub mod transaction;
 pub mod utility;
 pub mod values;
@@ -192,6 +193,31 @@ async fn run_on(
     }
     conn.execute(sql, req.param_types, req.params, result_formats)
         .await
+}
+
+/// Reorders the RETURNING rows of a multi-row INSERT split over shards into VALUES order:
+/// `row_tasks[i]` is the task that inserted VALUES row `i`, and each task returns its rows in
+/// the order they were given. The result holds everything in its first element.
+fn returning_in_values_order(
+    mut results: Vec<StatementResult>,
+    row_tasks: &[usize],
+) -> Result<Vec<StatementResult>, ExecError> {
+    let mut iters: Vec<std::vec::IntoIter<bytes::Bytes>> = results
+        .iter_mut()
+        .map(|r| std::mem::take(&mut r.rows).into_iter())
+        .collect();
+    let mut rows = Vec::with_capacity(row_tasks.len());
+    for &t in row_tasks {
+        let row = iters
+            .get_mut(t)
+            .and_then(|it| it.next())
+            .ok_or_else(|| ExecError::Internal("RETURNING rows do not match the VALUES rows".into()))?;
+        rows.push(row);
+    }
+    if let Some(first) = results.first_mut() {
+        first.rows = rows;
+    }
+    Ok(results)
 }
 
 /// Runs plans. One per coordinator process, shared by all sessions.
@@ -436,18 +462,37 @@ impl Executor {
                     .await?;
                 Ok(Outcome::Result(result))
             }
-            DistributedPlan::MultiShard { tasks, merge } => {
-                self.run_multi_shard(session, &snapshot, tasks, merge, req)
-                    .await
+            DistributedPlan::MultiShard {
+                tasks,
+                merge,
+                fallback,
+            } => {
+                let merged = self
+                    .run_multi_shard(session, &snapshot, tasks, merge, req)
+                    .await;
+                match (merged, fallback) {
+                    // The merge met values it cannot combine exactly: PostgreSQL does it.
+                    (Err(ExecError::Unsupported(_)), Some(plan)) => Ok(Outcome::Result(
+                        pull::run_pull(self, session, &snapshot, &plan, req).await?,
+                    )),
+                    (other, _) => other,
+                }
             }
+            DistributedPlan::Pull(plan) => Ok(Outcome::Result(
+                pull::run_pull(self, session, &snapshot, &plan, req).await?,
+            )),
             DistributedPlan::Modify {
                 tasks,
                 command,
                 count,
                 returning,
+                row_tasks,
             } => {
-                let results =
+                let mut results =
                     transaction::run_writes(self, session, &snapshot, &tasks, req).await?;
+                if returning && !row_tasks.is_empty() {
+                    results = returning_in_values_order(results, &row_tasks)?;
+                }
                 let mut total = 0u64;
                 let mut rows = Vec::new();
                 let mut fields = Vec::new();

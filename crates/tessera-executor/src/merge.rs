@@ -22,6 +22,7 @@ use tessera_planner::{FinalAggregate, FinalExpr, OutputColumn, SortKey};
 use crate::values::{self, decode_column, encode_value, out_value, Decimal, OutValue};
 use crate::wire::{encode_row, row_values, FieldDescription, StatementResult};
 use crate::ExecError;
+use tessera_catalog::model::oid;
 
 fn df_err(e: datafusion::error::DataFusionError) -> ExecError {
     ExecError::Internal(format!("merge failed: {e}"))
@@ -308,6 +309,42 @@ pub async fn aggregate(
     let fields = nonempty_fields(&results);
     if fields.is_empty() {
         return Err(ExecError::Internal("no partial results".into()));
+    }
+    // Grouping and min/max decode values into Arrow; only types whose Arrow form keeps
+    // PostgreSQL's equality, order and the value's own text are merged here. Numeric loses
+    // each value's scale (1.5 vs 1.50), floats have -0/NaN rules of their own: those are
+    // finished by PostgreSQL (the general tier) instead.
+    let exact = |i: usize| {
+        fields.get(i).is_some_and(|f| {
+            matches!(
+                f.type_oid,
+                oid::INT2
+                    | oid::INT4
+                    | oid::INT8
+                    | oid::BOOL
+                    | oid::DATE
+                    | oid::TIMESTAMP
+                    | oid::TEXT
+                    | oid::VARCHAR
+                    | oid::BPCHAR
+            )
+        })
+    };
+    let compared: Vec<usize> = m
+        .group_columns
+        .iter()
+        .copied()
+        .chain(m.outputs.iter().filter_map(|o| match o {
+            OutputColumn::Aggregate(FinalAggregate::Min(i) | FinalAggregate::Max(i)) => Some(*i),
+            OutputColumn::Aggregate(FinalAggregate::CountDistinct(i)) => Some(*i),
+            _ => None,
+        }))
+        .collect();
+    if let Some(i) = compared.iter().find(|i| !exact(**i)) {
+        return Err(ExecError::Unsupported(format!(
+            "values of type {} are grouped or compared by PostgreSQL, not by the merge",
+            fields.get(*i).map(|f| f.type_oid).unwrap_or(0)
+        )));
     }
     let mut columns = Vec::new();
     let mut schema_fields = Vec::new();

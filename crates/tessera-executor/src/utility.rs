@@ -72,6 +72,8 @@ struct ShellColumn {
     name: String,
     type_oid: u32,
     type_name: String,
+    /// `COLLATE "..."` when the column's collation differs from its type's default.
+    collate: Option<String>,
     not_null: bool,
     default: Option<String>,
 }
@@ -84,8 +86,11 @@ async fn shell_columns(
     Ok(client
         .query(
             "SELECT a.attname::text, a.atttypid, format_type(a.atttypid, a.atttypmod), a.attnotnull,
-                    pg_get_expr(d.adbin, d.adrelid)
-             FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+                    pg_get_expr(d.adbin, d.adrelid),
+                    CASE WHEN a.attcollation <> t.typcollation
+                         THEN 'COLLATE ' || a.attcollation::regcollation::text END
+             FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+                  LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
              WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
             &[&relid],
         )
@@ -98,6 +103,7 @@ async fn shell_columns(
             type_name: r.get(2),
             not_null: r.get(3),
             default: r.get(4),
+            collate: r.get(5),
         })
         .collect())
 }
@@ -152,6 +158,10 @@ async fn shard_ddl(
         .iter()
         .map(|c| {
             let mut s = format!("{} {}", quote_ident(&c.name), c.type_name);
+            if let Some(collate) = &c.collate {
+                s.push(' ');
+                s.push_str(collate);
+            }
             if let Some(d) = &c.default {
                 // Sequence defaults are refused before this point.
                 s.push_str(&format!(" DEFAULT {d}"));
@@ -353,6 +363,7 @@ async fn distribute(
                 name: c.name.clone(),
                 type_oid: c.type_oid,
                 type_name: c.type_name.clone(),
+                collation: None,
             })
             .collect(),
         shards: shard_ids

@@ -681,6 +681,58 @@ impl WireConnection {
         }
     }
 
+    /// Starts `COPY ... TO STDOUT` (simple protocol); then call [`Self::copy_out_next`] until
+    /// it returns `None`.
+    pub async fn copy_out_start(&mut self, sql: &str) -> Result<(), WireError> {
+        let address = self.address.clone();
+        frontend::query(sql, &mut self.write_buf)
+            .map_err(|source| WireError::Io { address, source })?;
+        self.flush().await?;
+        let mut error = None;
+        loop {
+            match self.read_message().await? {
+                Message::CopyOutResponse(_) => return Ok(()),
+                Message::NoticeResponse(_) | Message::ParameterStatus(_) => {}
+                Message::ErrorResponse(body) => error = Some(server_error(&body)),
+                Message::ReadyForQuery(body) => {
+                    self.ready(&body);
+                    return Err(match error {
+                        Some(e) => WireError::Server(Box::new(e)),
+                        None => self.protocol("COPY TO STDOUT did not start"),
+                    });
+                }
+                _ => return Err(self.protocol("unexpected message starting COPY TO STDOUT")),
+            }
+        }
+    }
+
+    /// The next CopyData payload of a running `COPY ... TO STDOUT` (one row in text format),
+    /// or `None` once the server has finished (after ReadyForQuery).
+    pub async fn copy_out_next(&mut self) -> Result<Option<Bytes>, WireError> {
+        let mut error = None;
+        loop {
+            match self.read_message().await? {
+                Message::CopyData(body) if error.is_none() => {
+                    return Ok(Some(body.into_bytes()));
+                }
+                Message::CopyData(_)
+                | Message::CopyDone
+                | Message::CommandComplete(_)
+                | Message::NoticeResponse(_)
+                | Message::ParameterStatus(_) => {}
+                Message::ErrorResponse(body) => error = Some(server_error(&body)),
+                Message::ReadyForQuery(body) => {
+                    self.ready(&body);
+                    return match error {
+                        Some(e) => Err(WireError::Server(Box::new(e))),
+                        None => Ok(None),
+                    };
+                }
+                _ => return Err(self.protocol("unexpected message during COPY TO STDOUT")),
+            }
+        }
+    }
+
     /// Aborts COPY with a message (the server rolls the COPY back).
     pub async fn copy_fail(&mut self, message: &str) -> Result<(), WireError> {
         let address = self.address.clone();

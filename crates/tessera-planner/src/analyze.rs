@@ -86,6 +86,12 @@ pub struct Analysis {
     pub opaque_subquery: bool,
     /// A table function or other FROM item the analysis does not understand.
     pub other_from_item: bool,
+    /// The outermost query level has a distributed table in its FROM that every result row
+    /// comes from (not on the nullable side of an outer join): each row then belongs to
+    /// exactly one shard group, which a per-shard-group fragment needs.
+    pub anchored: bool,
+    /// The scope of the outermost query level.
+    pub top_scope: usize,
     scopes: Vec<Scope>,
     cte_names: Vec<String>,
 }
@@ -270,6 +276,7 @@ pub fn analyze_query(query: &Query, params: &[ParamValue], catalog: &CatalogSnap
         a: Analysis::default(),
         params,
         catalog,
+        depth: 0,
     };
     w.query(query, None);
     w.a
@@ -290,14 +297,16 @@ pub fn analyze_modify(
         a: Analysis::default(),
         params,
         catalog,
+        depth: 1,
     };
     let scope = w.new_scope(None);
+    w.a.top_scope = scope;
     w.relation(target, alias, scope);
     for twj in from {
         w.table_with_joins(twj, scope);
     }
     if let Some(sel) = selection {
-        w.conjuncts(sel, scope);
+        w.conjuncts(sel, scope, true);
         w.expr(sel, scope);
     }
     for e in extra_exprs {
@@ -310,6 +319,8 @@ struct Walker<'a> {
     a: Analysis,
     params: &'a [ParamValue],
     catalog: &'a CatalogSnapshot,
+    /// Query nesting depth while walking (1 = the statement's own query).
+    depth: usize,
 }
 
 /// Finds subqueries and table names inside parts of a statement the walker does not analyse
@@ -365,6 +376,12 @@ impl<'a> Walker<'a> {
     }
 
     fn query(&mut self, q: &Query, parent: Option<usize>) {
+        self.depth += 1;
+        self.query_inner(q, parent);
+        self.depth -= 1;
+    }
+
+    fn query_inner(&mut self, q: &Query, parent: Option<usize>) {
         if let Some(with) = &q.with {
             for cte in &with.cte_tables {
                 let before = self.a.distributed().len();
@@ -376,6 +393,9 @@ impl<'a> Walker<'a> {
             }
         }
         let scope = self.new_scope(parent);
+        if self.depth == 1 {
+            self.a.top_scope = scope;
+        }
         self.set_expr(&q.body, scope);
         if let Some(order_by) = &q.order_by {
             if let sqlparser::ast::OrderByKind::Expressions(exprs) = &order_by.kind {
@@ -411,11 +431,16 @@ impl<'a> Walker<'a> {
     }
 
     fn select(&mut self, s: &Select, scope: usize) {
+        let top = self.depth == 1;
         for twj in &s.from {
             self.table_with_joins(twj, scope);
+            if top && self.anchors(twj) {
+                self.a.anchored = true;
+            }
         }
         if let Some(sel) = &s.selection {
-            self.conjuncts(sel, scope);
+            // Only the outermost WHERE filters the whole result: a constant there may route.
+            self.conjuncts(sel, scope, top);
             self.expr(sel, scope);
         }
         for item in &s.projection {
@@ -438,7 +463,43 @@ impl<'a> Walker<'a> {
         }
     }
 
+    /// Whether every row produced by `twj` carries a row of a distributed table: the base
+    /// relation or an inner-joined one is a distributed table, and no RIGHT/FULL join can add
+    /// rows without one.
+    fn anchors(&self, twj: &TableWithJoins) -> bool {
+        use sqlparser::ast::JoinOperator as J;
+        let is_distributed = |f: &TableFactor| match f {
+            TableFactor::Table {
+                name, args: None, ..
+            } => object_name_parts(name)
+                .and_then(|(schema, table)| self.catalog.table(schema.as_deref(), &table))
+                .is_some_and(|t| !t.is_reference()),
+            _ => false,
+        };
+        let mut anchored = is_distributed(&twj.relation);
+        for join in &twj.joins {
+            match &join.join_operator {
+                J::Join(_) | J::Inner(_) | J::CrossJoin(_) => {
+                    anchored |= is_distributed(&join.relation)
+                }
+                J::Left(_) | J::LeftOuter(_) => {}
+                _ => return false,
+            }
+        }
+        anchored
+    }
+
     fn table_with_joins(&mut self, twj: &TableWithJoins, scope: usize) {
+        use sqlparser::ast::JoinOperator as JO;
+        // ON clauses filter the whole result only when every join of the list is an inner
+        // join at the outermost level.
+        let inner_only = self.depth == 1
+            && twj.joins.iter().all(|j| {
+                matches!(
+                    j.join_operator,
+                    JO::Join(_) | JO::Inner(_) | JO::CrossJoin(_)
+                )
+            });
         self.factor(&twj.relation, scope);
         for join in &twj.joins {
             self.factor(&join.relation, scope);
@@ -462,7 +523,7 @@ impl<'a> Walker<'a> {
             };
             match constraint {
                 Some(JoinConstraint::On(e)) => {
-                    self.conjuncts(e, scope);
+                    self.conjuncts(e, scope, inner_only);
                     self.expr(e, scope);
                 }
                 Some(JoinConstraint::Using(cols)) => self.using(cols, scope),
@@ -560,7 +621,12 @@ impl<'a> Walker<'a> {
             }
             TableFactor::NestedJoin {
                 table_with_joins, ..
-            } => self.table_with_joins(table_with_joins, scope),
+            } => {
+                // ON clauses inside parentheses may sit under an outer join: never route on them.
+                self.depth += 1;
+                self.table_with_joins(table_with_joins, scope);
+                self.depth -= 1;
+            }
             _ => {
                 self.a.other_from_item = true;
                 self.add_instance(None, String::new(), scope);
@@ -568,18 +634,24 @@ impl<'a> Walker<'a> {
         }
     }
 
-    /// Records distribution-column equalities and pins from the AND-conjuncts of `e`.
-    fn conjuncts(&mut self, e: &Expr, scope: usize) {
+    /// Records distribution-column equalities and, where `filtering` (the conjunct filters the
+    /// whole result: outermost WHERE or inner-join ON), pins from the AND-conjuncts of `e`.
+    ///
+    /// An equality `a.k = b.k` anywhere among a level's conjuncts means the rows that matter
+    /// for each other share a shard group, whatever the position of that level. A constant
+    /// elsewhere (outer-join ON, under OR or NOT, in a subquery) does not restrict the result,
+    /// so it never routes the statement.
+    fn conjuncts(&mut self, e: &Expr, scope: usize, filtering: bool) {
         match e {
             Expr::BinaryOp {
                 left,
                 op: BinaryOperator::And,
                 right,
             } => {
-                self.conjuncts(left, scope);
-                self.conjuncts(right, scope);
+                self.conjuncts(left, scope, filtering);
+                self.conjuncts(right, scope, filtering);
             }
-            Expr::Nested(inner) => self.conjuncts(inner, scope),
+            Expr::Nested(inner) => self.conjuncts(inner, scope, filtering),
             Expr::BinaryOp {
                 left,
                 op: BinaryOperator::Eq,
@@ -589,9 +661,9 @@ impl<'a> Walker<'a> {
                 let r = self.resolve_dist_column(right, scope);
                 match (l, r) {
                     (Some(a), Some(b)) => self.a.union(a, b),
-                    (Some(a), None) => self.pin(a, right),
-                    (None, Some(b)) => self.pin(b, left),
-                    (None, None) => {}
+                    (Some(a), None) if filtering => self.pin(a, right),
+                    (None, Some(b)) if filtering => self.pin(b, left),
+                    _ => {}
                 }
             }
             _ => {}
@@ -599,13 +671,13 @@ impl<'a> Walker<'a> {
     }
 
     fn pin(&mut self, instance: usize, value: &Expr) {
-        let Some(text) = constant_text(value, self.params) else {
-            return;
-        };
         let Some(table) = self.a.instances[instance].table.clone() else {
             return;
         };
         if let TableKind::Distributed { column_type, .. } = table.kind {
+            let Some(text) = pin_value(value, column_type, self.params) else {
+                return;
+            };
             // A value that does not parse as the column's type is not pinned: the workers
             // then evaluate (and reject or coerce) it exactly as PostgreSQL would.
             if let Ok(hash) = column_type.hash_text_value(&text) {
@@ -812,6 +884,75 @@ pub fn constant_text(e: &Expr, params: &[ParamValue]) -> Option<String> {
             _ => None,
         },
         _ => None,
+    }
+}
+
+/// The value PostgreSQL compares a distribution column of type `column_type` with, when `e`
+/// is a constant whose text is that value: a bare literal, a `$n` parameter, or one cast of
+/// those to the column's own type (without a type modifier). `None` for everything else —
+/// casts that truncate or pad (`'abcdef'::varchar(3)`), chains of casts, function calls —
+/// whose value only PostgreSQL can compute; such a filter then does not route the statement.
+pub fn pin_value(
+    e: &Expr,
+    column_type: tessera_catalog::DistributionColumnType,
+    params: &[ParamValue],
+) -> Option<String> {
+    use sqlparser::ast::DataType;
+    use tessera_catalog::DistributionColumnType as T;
+    let same_type = |dt: &DataType| -> bool {
+        let name = dt.to_string().to_ascii_lowercase();
+        let names: &[&str] = match column_type {
+            T::Int2 => &["smallint", "int2"],
+            T::Int4 => &["int", "integer", "int4"],
+            T::Int8 => &["bigint", "int8"],
+            T::Text => &["text"],
+            T::Bpchar => &[],
+            T::Uuid => &["uuid"],
+            T::Date => &["date"],
+        };
+        names.contains(&name.as_str())
+    };
+    let bare = |e: &Expr| -> Option<String> {
+        match e {
+            Expr::Value(v) => match &v.value {
+                Value::Number(..) | Value::SingleQuotedString(_) | Value::Placeholder(_) => {
+                    constant_text(e, params)
+                }
+                _ => None,
+            },
+            Expr::UnaryOp {
+                op: UnaryOperator::Minus,
+                ..
+            } => constant_text(e, params),
+            _ => None,
+        }
+    };
+    match e {
+        Expr::Nested(inner) => pin_value(inner, column_type, params),
+        Expr::Cast {
+            expr, data_type, ..
+        } if same_type(data_type) => bare(strip_nested(expr)),
+        Expr::TypedString(ts) if same_type(&ts.data_type) => match &ts.value.value {
+            Value::SingleQuotedString(s) => Some(s.clone()),
+            _ => None,
+        },
+        other => {
+            let text = bare(other)?;
+            // A number compared with a text column is an error in PostgreSQL; let it say so.
+            let numeric_literal = matches!(other, Expr::Value(v) if matches!(v.value, Value::Number(..)))
+                || matches!(other, Expr::UnaryOp { .. });
+            if numeric_literal && matches!(column_type, T::Text | T::Bpchar | T::Uuid | T::Date) {
+                return None;
+            }
+            Some(text)
+        }
+    }
+}
+
+fn strip_nested(e: &Expr) -> &Expr {
+    match e {
+        Expr::Nested(inner) => strip_nested(inner),
+        other => other,
     }
 }
 

@@ -1,7 +1,7 @@
 //! EXPLAIN for distributed plans: task count, where each task runs and the SQL it runs, in the
 //! spirit of Citus' `Custom Scan (Citus Adaptive)` output.
 
-use crate::{DistributedPlan, MergePlan};
+use crate::{DistributedPlan, MergePlan, PullPlan};
 
 /// Text lines describing `plan`, one row of EXPLAIN output each.
 pub fn describe(plan: &DistributedPlan) -> Vec<String> {
@@ -20,7 +20,12 @@ pub fn describe(plan: &DistributedPlan) -> Vec<String> {
             out.push("Custom Scan (Tessera Router)".into());
             tasks(&mut out, std::slice::from_ref(t));
         }
-        DistributedPlan::MultiShard { tasks: ts, merge } => {
+        DistributedPlan::Pull(p) => describe_pull(&mut out, p, ""),
+        DistributedPlan::MultiShard {
+            tasks: ts,
+            merge,
+            fallback,
+        } => {
             let what = match merge {
                 MergePlan::Concat { .. } => "Concat",
                 MergePlan::Sort { .. } => "Sort",
@@ -28,6 +33,10 @@ pub fn describe(plan: &DistributedPlan) -> Vec<String> {
             };
             out.push(format!("Custom Scan (Tessera Multi-Shard, merge: {what})"));
             tasks(&mut out, ts);
+            if let Some(p) = fallback {
+                out.push("  Fallback when the merge cannot compare these types exactly:".into());
+                describe_pull(&mut out, p, "  ");
+            }
         }
         DistributedPlan::Modify {
             tasks: ts, command, ..
@@ -47,4 +56,24 @@ pub fn describe(plan: &DistributedPlan) -> Vec<String> {
         DistributedPlan::Explain(lines) => out.extend(lines.iter().cloned()),
     }
     out
+}
+
+/// The general tier: each intermediate result with its tasks, then the coordinator's query.
+fn describe_pull(out: &mut Vec<String>, plan: &PullPlan, indent: &str) {
+    out.push(format!(
+        "{indent}Custom Scan (Tessera General: intermediate results on the coordinator)"
+    ));
+    for input in &plan.inputs {
+        out.push(format!(
+            "{indent}  ->  Intermediate Result {} from {} ({} tasks)",
+            input.temp_table,
+            input.table,
+            input.tasks.len()
+        ));
+        for t in &input.tasks {
+            out.push(format!("{indent}        Node: group={}", t.group_id));
+            out.push(format!("{indent}        Query: {}", t.sql));
+        }
+    }
+    out.push(format!("{indent}  Coordinator Query: {}", plan.query));
 }

@@ -17,7 +17,9 @@ pub mod ddl;
 pub mod explain;
 pub mod modify;
 pub mod multi_shard;
+pub mod pull;
 pub mod rewrite;
+pub mod safety;
 pub mod split;
 pub mod template;
 pub mod utility;
@@ -30,6 +32,7 @@ use tessera_catalog::CatalogSnapshot;
 pub use copy::{CopyFormat, CopyPlan};
 pub use ddl::DdlPlan;
 pub use multi_shard::{FinalAggregate, FinalExpr, MergePlan, OutputColumn, SortKey};
+pub use pull::{PullInput, PullPlan};
 pub use split::split_statements;
 pub use template::RouterTemplate;
 pub use utility::UtilityCall;
@@ -130,7 +133,13 @@ pub enum DistributedPlan {
         tasks: Vec<Task>,
         /// How the tasks' rows are combined.
         merge: MergePlan,
+        /// The same statement in the general tier, for when the merge finds at run time that
+        /// it cannot combine the values exactly (types it cannot compare as PostgreSQL does).
+        fallback: Option<Box<PullPlan>>,
     },
+    /// The general tier: intermediate results pulled from the shards into temporary tables
+    /// on the coordinator PostgreSQL, which runs the statement over them ([`pull`]).
+    Pull(PullPlan),
     /// A write over several shards or placements, applied atomically (2PC across workers).
     Modify {
         /// One task per shard (or per placement for reference tables).
@@ -141,6 +150,9 @@ pub enum DistributedPlan {
         count: RowCountFrom,
         /// Whether RETURNING rows come back.
         returning: bool,
+        /// For a multi-row INSERT: the task each VALUES row went to, in VALUES order, so that
+        /// RETURNING rows come back in that order (empty otherwise).
+        row_tasks: Vec<usize>,
     },
     /// DDL on distributed/reference tables: the shell, then every shard.
     Ddl(DdlPlan),
@@ -178,6 +190,8 @@ pub fn plan_sql(
     params: &[ParamValue],
     catalog: &CatalogSnapshot,
 ) -> Result<DistributedPlan, PlanError> {
+    let only_stripped = strip_only(sql, catalog);
+    let sql = only_stripped.as_deref().unwrap_or(sql);
     let parsed = parse_statement(sql).or_else(|e| match copy_with_boolean_words(sql) {
         Some(fixed) => parse_statement(&fixed),
         None => Err(e),
@@ -278,6 +292,74 @@ fn copy_with_boolean_words(sql: &str) -> Option<String> {
         }
     }
     flush(&mut word, &mut out);
+    Some(out)
+}
+
+/// `FROM ONLY t` means "t without its inheritance children". sqlparser reads `ONLY` as a table
+/// name (and `t` as its alias), which would send the statement to the empty shell. For
+/// distributed and reference tables, whose shards have no children, `ONLY t` reads the same
+/// rows as `t`: returns the text with such `ONLY` keywords removed, or `None` when there are
+/// none (`ONLY` before a local table is kept, and the statement goes to PostgreSQL as written).
+fn strip_only(sql: &str, catalog: &CatalogSnapshot) -> Option<String> {
+    use sqlparser::tokenizer::{Token, Tokenizer, Word};
+    if !sql.to_ascii_lowercase().contains("only") {
+        return None;
+    }
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql)
+        .tokenize_with_location()
+        .ok()?;
+    let significant: Vec<&sqlparser::tokenizer::TokenWithSpan> = tokens
+        .iter()
+        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
+        .collect();
+    let fold = |w: &Word| {
+        if w.quote_style.is_some() {
+            w.value.clone()
+        } else {
+            w.value.to_lowercase()
+        }
+    };
+    // (line, column) of each ONLY to remove; columns count characters from 1.
+    let mut cut: Vec<(u64, u64)> = Vec::new();
+    for (i, t) in significant.iter().enumerate() {
+        let Token::Word(w) = &t.token else { continue };
+        if w.quote_style.is_some() || !w.value.eq_ignore_ascii_case("only") {
+            continue;
+        }
+        let token = |k: usize| significant.get(i + k).map(|t| &t.token);
+        let name = match (token(1), token(2), token(3)) {
+            (Some(Token::Word(s)), Some(Token::Period), Some(Token::Word(n))) => {
+                (Some(fold(s)), fold(n))
+            }
+            (Some(Token::Word(n)), _, _) => (None, fold(n)),
+            _ => continue,
+        };
+        if catalog.table(name.0.as_deref(), &name.1).is_some() {
+            cut.push((t.span.start.line, t.span.start.column));
+        }
+    }
+    if cut.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(sql.len());
+    let (mut line, mut column) = (1u64, 1u64);
+    let mut skip = 0usize;
+    for ch in sql.chars() {
+        if skip == 0 && cut.contains(&(line, column)) {
+            skip = 4;
+        }
+        if skip > 0 {
+            skip -= 1;
+        } else {
+            out.push(ch);
+        }
+        if ch == '\n' {
+            line += 1;
+            column = 1;
+        } else {
+            column += 1;
+        }
+    }
     Some(out)
 }
 

@@ -13,7 +13,7 @@ use sqlparser::ast::{
 use tessera_catalog::{CatalogSnapshot, Table, TableKind};
 
 use crate::analyze::{
-    analyze_modify, analyze_query, constant_text, ident_name, is_null_literal, object_name_parts,
+    analyze_modify, analyze_query, constant_text, pin_value, ident_name, is_null_literal, object_name_parts,
     Placement,
 };
 use crate::multi_shard::first_distributed;
@@ -231,6 +231,7 @@ fn plan_update_delete(
             command,
             count: RowCountFrom::Sum,
             returning,
+            row_tasks: Vec::new(),
         }),
         Placement::Local | Placement::ReferenceOnly => Err(PlanError::Unsupported(
             "internal: distributed write without distributed table".into(),
@@ -264,6 +265,7 @@ fn reference_write(
         command,
         count: RowCountFrom::First,
         returning,
+        row_tasks: Vec::new(),
     }
 }
 
@@ -348,6 +350,7 @@ fn plan_insert(
     };
     let mut by_shard: std::collections::BTreeMap<usize, Vec<sqlparser::ast::Parens<Vec<Expr>>>> =
         Default::default();
+    let mut row_shards: Vec<usize> = Vec::with_capacity(values.rows.len());
     for row in &values.rows {
         let Some(value) = row.content.get(position) else {
             return Err(PlanError::Syntax(
@@ -364,7 +367,12 @@ fn plan_insert(
                 "the distribution column \"{dist_name}\" needs an explicit value in INSERT"
             )));
         }
-        let Some(text) = constant_text(value, params) else {
+        // The value stored is the one PostgreSQL computes; only a plain constant (or one cast
+        // to the column's type) is known here without asking PostgreSQL.
+        let plain_number = matches!(value, Expr::Value(v) if matches!(v.value, sqlparser::ast::Value::Number(..)));
+        let Some(text) = pin_value(value, column_type, params)
+            .or_else(|| plain_number.then(|| constant_text(value, params)).flatten())
+        else {
             return Err(PlanError::Unsupported(format!(
                 "the value of distribution column \"{dist_name}\" must be a constant or a parameter in INSERT, not {value}"
             )));
@@ -372,11 +380,21 @@ fn plan_insert(
         let hash = column_type
             .hash_text_value(&text)
             .map_err(|e| PlanError::InvalidParameter(e.to_string()))?;
-        by_shard
-            .entry(table.shard_index_for_hash(hash))
-            .or_default()
-            .push(row.clone());
+        let index = table.shard_index_for_hash(hash);
+        row_shards.push(index);
+        by_shard.entry(index).or_default().push(row.clone());
     }
+    if by_shard.len() > 1 && insert.returning.is_some() && insert.on.is_some() {
+        return Err(PlanError::Unsupported(
+            "INSERT ... ON CONFLICT ... RETURNING of rows for several shards is not supported yet; \
+             insert the rows one statement per distribution value"
+                .into(),
+        ));
+    }
+    // RETURNING rows come back in VALUES order: which task each row went to.
+    let task_of_shard: std::collections::BTreeMap<usize, usize> =
+        by_shard.keys().enumerate().map(|(t, s)| (*s, t)).collect();
+    let row_tasks: Vec<usize> = row_shards.iter().map(|s| task_of_shard[s]).collect();
     let mut tasks = Vec::new();
     for (index, rows) in by_shard {
         let mut piece = stmt.clone();
@@ -397,5 +415,6 @@ fn plan_insert(
         command: "INSERT",
         count: RowCountFrom::Sum,
         returning: insert.returning.is_some(),
+        row_tasks,
     })
 }

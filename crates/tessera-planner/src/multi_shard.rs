@@ -136,6 +136,11 @@ pub enum MergePlan {
 }
 
 /// Plans a SELECT (or VALUES / set operation) statement.
+///
+/// Tiers, fastest first; each accepts the statement only when it can show the answer is
+/// PostgreSQL's (DESIGN.md, "deny by default"): local, reference-only router, router (one
+/// shard group), multi-shard pushdown with a merge, and the general tier ([`crate::pull`]),
+/// which any SELECT reaches. Only what the general tier cannot run is refused (0A000).
 pub fn plan_select(
     stmt: &Statement,
     query: &Query,
@@ -144,7 +149,11 @@ pub fn plan_select(
     catalog: &CatalogSnapshot,
 ) -> Result<DistributedPlan, PlanError> {
     let mut analysis = analyze_query(query, params, catalog);
-    let placement = analysis.placement()?;
+    let placement = match analysis.placement() {
+        Ok(p) => p,
+        Err(PlanError::Unsupported(_)) => return general(stmt, original, catalog),
+        Err(e) => return Err(e),
+    };
     match placement {
         Placement::Local => Ok(DistributedPlan::Local(
             rewrite_catalog_names(stmt).unwrap_or_else(|| original.to_string()),
@@ -164,8 +173,36 @@ pub fn plan_select(
             catalog,
             index,
         )?)),
-        Placement::AllShardGroups => plan_multi_shard(query, &analysis, params, catalog),
+        Placement::AllShardGroups => {
+            match plan_multi_shard(query, &analysis, params, catalog) {
+                Ok(DistributedPlan::MultiShard { tasks, merge, .. }) => {
+                    // Merges that compare values may meet types they cannot compare exactly;
+                    // they then hand over to the general tier.
+                    let fallback = match merge {
+                        MergePlan::Concat { .. } => None,
+                        _ => Some(Box::new(crate::pull::plan_pull(stmt, original, catalog)?)),
+                    };
+                    Ok(DistributedPlan::MultiShard {
+                        tasks,
+                        merge,
+                        fallback,
+                    })
+                }
+                Ok(other) => Ok(other),
+                Err(PlanError::Unsupported(_)) => general(stmt, original, catalog),
+                Err(e) => Err(e),
+            }
+        }
     }
+}
+
+/// The general tier for a statement no faster tier can prove.
+fn general(
+    stmt: &Statement,
+    original: &str,
+    catalog: &CatalogSnapshot,
+) -> Result<DistributedPlan, PlanError> {
+    crate::pull::plan_pull(stmt, original, catalog).map(DistributedPlan::Pull)
 }
 
 /// A placement group holding every reference table of the statement.
@@ -213,6 +250,19 @@ fn plan_multi_shard(
             "this form of query over distributed tables is not supported across shards",
         ));
     };
+    // Every result row must come from one shard group's rows, or per-shard-group fragments
+    // would repeat rows (a reference table or a subquery outside the distributed tables).
+    if !analysis.anchored {
+        return Err(unsupported(
+            "the outermost query does not read a distributed table on every row",
+        ));
+    }
+    let facts = crate::safety::facts(query);
+    if facts.collate || collated_columns(analysis) {
+        return Err(unsupported(
+            "text compared under a non-default collation is merged by the general tier",
+        ));
+    }
     if !query.locks.is_empty() {
         return Err(unsupported(
             "SELECT ... FOR UPDATE/SHARE across shards is not supported; filter on the distribution column",
@@ -239,10 +289,13 @@ fn plan_multi_shard(
     let group_exprs = group_by_exprs(select)?;
     let has_aggregates = select.projection.iter().any(|item| match item {
         SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
-            contains_aggregate(e)
+            crate::safety::facts(e).aggregate
         }
         _ => false,
-    }) || select.having.as_ref().is_some_and(contains_aggregate);
+    }) || select
+        .having
+        .as_ref()
+        .is_some_and(|h| crate::safety::facts(h).aggregate);
     let grouped = !group_exprs.is_empty() || has_aggregates || select.having.is_some();
     let groups_by_distribution_column = group_exprs
         .iter()
@@ -253,6 +306,19 @@ fn plan_multi_shard(
         ));
     }
 
+    if !groups_by_distribution_column {
+        // Per shard group, an unknown function could be an aggregate (user-defined, mode(),
+        // corr, ...) or could differ between servers: only known ones are proven.
+        if let Some(f) = &facts.unknown_function {
+            return Err(unsupported(format!(
+                "{f} is not proven to give the same answer per shard"
+            )));
+        }
+    }
+    if select.distinct.is_some() && !groups_by_distribution_column {
+        // Duplicates are only known to PostgreSQL's equality (numeric scales, collations).
+        return Err(unsupported("DISTINCT across shards runs in the general tier"));
+    }
     if !grouped || groups_by_distribution_column {
         return plan_pushdown(query, select, order_by, limit, offset, analysis, catalog);
     }
@@ -392,16 +458,21 @@ fn is_distribution_column_ref(e: &Expr, analysis: &Analysis) -> bool {
 }
 
 fn top_scope(analysis: &Analysis) -> usize {
-    analysis.instances.first().map(|i| i.scope).unwrap_or(0)
+    analysis.top_scope
 }
 
-/// Name of an aggregate this module knows how to split, lower-cased.
+/// Whether a table of the statement has a column with a non-default collation.
+fn collated_columns(analysis: &Analysis) -> bool {
+    analysis
+        .tables()
+        .iter()
+        .any(|t| t.columns.iter().any(|c| c.collation.is_some()))
+}
+
+/// Name of an aggregate this module knows how to split, lower-cased (`pg_catalog.` allowed).
 fn aggregate_name(e: &Expr) -> Option<String> {
     let Expr::Function(f) = e else { return None };
-    let [ObjectNamePart::Identifier(id)] = f.name.0.as_slice() else {
-        return None;
-    };
-    let name = ident_name(id);
+    let name = crate::safety::builtin_name(&f.name)?;
     matches!(
         name.as_str(),
         "count"
@@ -694,6 +765,7 @@ fn plan_aggregate(
     task_query.limit_clause = None;
     let tasks = shard_tasks(&Statement::Query(Box::new(task_query)), table, catalog)?;
     Ok(DistributedPlan::MultiShard {
+        fallback: None,
         tasks,
         merge: MergePlan::Aggregate {
             group_columns,
@@ -920,5 +992,9 @@ fn plan_pushdown(
             visible: visible.unwrap_or(usize::MAX),
         }
     };
-    Ok(DistributedPlan::MultiShard { tasks, merge })
+    Ok(DistributedPlan::MultiShard {
+        tasks,
+        merge,
+        fallback: None,
+    })
 }

@@ -23,6 +23,7 @@ fn table(
             name: n.to_string(),
             type_oid: *t,
             type_name: String::new(),
+            collation: None,
         })
         .collect();
     let (kind, shards) = match dist {

@@ -1,0 +1,306 @@
+//! Running the general tier ([`tessera_planner::pull`]): intermediate results copied from the
+//! shards into temporary tables on the session's coordinator PostgreSQL connection, then the
+//! statement run there over them.
+//!
+//! Outside a transaction block the whole thing is one transaction on the coordinator
+//! (`BEGIN` … `COMMIT`, temporary tables `ON COMMIT DROP`), so nothing is left behind after an
+//! error. Rows stream from the workers (one connection per worker, in parallel) through a
+//! bounded channel into one `COPY ... FROM STDIN`, so coordinator memory stays bounded by the
+//! channel, not by the table. Inside a block the reads use the block's worker connections (and
+//! so see its uncommitted writes); the temporary tables are dropped after the statement.
+//!
+//! Binary COPY streams are spliced: each worker's stream loses its 19-byte header and 2-byte
+//! trailer, and the coordinator's stream gets one of each (PostgreSQL's binary COPY format,
+//! src/backend/commands/copyto.c).
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use futures::future::join_all;
+use tessera_catalog::CatalogSnapshot;
+use tessera_planner::rewrite::quote_ident;
+use tessera_planner::{PullInput, PullPlan, Task};
+use tokio::sync::mpsc;
+
+use crate::wire::{StatementResult, WireConnection};
+use crate::{ExecError, Executor, Request, Session};
+
+/// Binary COPY header: signature, flags, header extension length (all PostgreSQL writes).
+const BINARY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+/// Binary COPY trailer: a tuple field count of -1.
+const BINARY_TRAILER: &[u8] = b"\xff\xff";
+
+/// Rows in flight between the workers and the coordinator per intermediate result.
+const CHANNEL_CHUNKS: usize = 256;
+
+/// Runs a general-tier plan for `session`; returns the statement's result as the coordinator
+/// PostgreSQL produced it (names, types, rows, tag).
+pub async fn run_pull(
+    exec: &Executor,
+    session: &mut Session,
+    snapshot: &CatalogSnapshot,
+    plan: &PullPlan,
+    req: Request<'_>,
+) -> Result<StatementResult, ExecError> {
+    if session.in_block() {
+        return run_in_block(exec, session, snapshot, plan, req).await;
+    }
+    let conn = session.coordinator_for_statement(exec).await?;
+    conn.simple_query("BEGIN").await?;
+    let result = fill_and_run(exec, conn, snapshot, plan, req).await;
+    match result {
+        Ok(r) => {
+            conn.simple_query("COMMIT").await?;
+            Ok(r)
+        }
+        Err(e) => {
+            if !conn.is_broken() {
+                let _ = conn.simple_query("ROLLBACK").await;
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn fill_and_run(
+    exec: &Executor,
+    conn: &mut WireConnection,
+    snapshot: &CatalogSnapshot,
+    plan: &PullPlan,
+    req: Request<'_>,
+) -> Result<StatementResult, ExecError> {
+    for input in &plan.inputs {
+        conn.simple_query(&create_sql(input, true)).await?;
+        conn.copy_in_start(&copy_in_sql(input)).await?;
+        if let Err(e) = stream_into(exec, conn, snapshot, input).await {
+            if !conn.is_broken() {
+                let _ = conn.copy_fail("intermediate result failed").await;
+            }
+            return Err(e);
+        }
+        conn.copy_done().await?;
+        conn.simple_query(&format!("ANALYZE pg_temp.{}", quote_ident(&input.temp_table)))
+            .await?;
+    }
+    Ok(conn
+        .execute(&plan.query, req.param_types, req.params, req.result_formats)
+        .await?)
+}
+
+fn create_sql(input: &PullInput, on_commit_drop: bool) -> String {
+    format!(
+        "CREATE TEMP TABLE {}{} AS {} WITH NO DATA",
+        quote_ident(&input.temp_table),
+        if on_commit_drop { " ON COMMIT DROP" } else { "" },
+        input.shape_sql
+    )
+}
+
+fn copy_in_sql(input: &PullInput) -> String {
+    format!(
+        "COPY pg_temp.{} FROM STDIN{}",
+        quote_ident(&input.temp_table),
+        if input.binary { " (FORMAT binary)" } else { "" }
+    )
+}
+
+/// Strips a worker's binary COPY header and trailer as its chunks pass by.
+struct Splicer {
+    binary: bool,
+    header_left: usize,
+    held: Option<Bytes>,
+}
+
+impl Splicer {
+    fn new(binary: bool) -> Splicer {
+        Splicer {
+            binary,
+            header_left: if binary { BINARY_HEADER.len() } else { 0 },
+            held: None,
+        }
+    }
+
+    /// Takes the next chunk; returns what may be forwarded now.
+    fn push(&mut self, mut chunk: Bytes) -> Option<Bytes> {
+        if !self.binary {
+            return Some(chunk);
+        }
+        if self.header_left > 0 {
+            let cut = self.header_left.min(chunk.len());
+            self.header_left -= cut;
+            chunk = chunk.slice(cut..);
+        }
+        // Hold one chunk back: the trailer is at the end of the last one.
+        self.held.replace(chunk).filter(|c| !c.is_empty())
+    }
+
+    /// The end of the stream: the held chunk without the trailer.
+    fn finish(&mut self) -> Result<Option<Bytes>, ExecError> {
+        let Some(last) = self.held.take() else {
+            return if self.binary {
+                Err(ExecError::Internal("binary COPY stream without trailer".into()))
+            } else {
+                Ok(None)
+            };
+        };
+        if !self.binary {
+            return Ok(Some(last));
+        }
+        if !last.ends_with(BINARY_TRAILER) {
+            return Err(ExecError::Internal(
+                "binary COPY stream did not end with its trailer".into(),
+            ));
+        }
+        let body = last.slice(..last.len() - BINARY_TRAILER.len());
+        Ok((!body.is_empty()).then_some(body))
+    }
+}
+
+/// Where a COPY task's chunks go.
+enum Sink<'a> {
+    /// Streamed to the coordinator's COPY (bounded channel).
+    Channel(&'a mpsc::Sender<Bytes>),
+    /// Kept in memory (transaction blocks).
+    Buffer(&'a mut Vec<Bytes>),
+}
+
+impl Sink<'_> {
+    async fn put(&mut self, chunk: Bytes) {
+        match self {
+            // A closed channel means the coordinator side failed; it reports why.
+            Sink::Channel(tx) => {
+                let _ = tx.send(chunk).await;
+            }
+            Sink::Buffer(v) => v.push(chunk),
+        }
+    }
+}
+
+/// Runs one worker's tasks in order, sending their rows down `tx`.
+async fn read_group(
+    exec: &Executor,
+    snapshot: &CatalogSnapshot,
+    group: i32,
+    tasks: Vec<&Task>,
+    binary: bool,
+    tx: mpsc::Sender<Bytes>,
+) -> Result<(), ExecError> {
+    let (host, port) = exec.node_address(snapshot, group)?;
+    let address = format!("{host}:{port}");
+    let mut conn = exec.worker_connection(snapshot, group).await?;
+    for task in tasks {
+        read_task(&mut conn, task, binary, Sink::Channel(&tx))
+            .await
+            .map_err(|e| e.on_node(&address))?;
+    }
+    Ok(())
+}
+
+/// Runs one COPY task, handing each forwardable chunk to `sink`.
+async fn read_task(
+    conn: &mut WireConnection,
+    task: &Task,
+    binary: bool,
+    mut sink: Sink<'_>,
+) -> Result<(), ExecError> {
+    let mut splicer = Splicer::new(binary);
+    conn.copy_out_start(&task.sql).await?;
+    while let Some(chunk) = conn.copy_out_next().await? {
+        if let Some(out) = splicer.push(chunk) {
+            sink.put(out).await;
+        }
+    }
+    if let Some(out) = splicer.finish()? {
+        sink.put(out).await;
+    }
+    Ok(())
+}
+
+/// Streams every task of `input` into the coordinator's running COPY.
+async fn stream_into(
+    exec: &Executor,
+    conn: &mut WireConnection,
+    snapshot: &CatalogSnapshot,
+    input: &PullInput,
+) -> Result<(), ExecError> {
+    let mut by_group: BTreeMap<i32, Vec<&Task>> = BTreeMap::new();
+    for t in &input.tasks {
+        by_group.entry(t.group_id).or_default().push(t);
+    }
+    let (tx, mut rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
+    let readers = join_all(
+        by_group
+            .into_iter()
+            .map(|(group, tasks)| read_group(exec, snapshot, group, tasks, input.binary, tx.clone())),
+    );
+    drop(tx);
+    let writer = async {
+        if input.binary {
+            conn.copy_data(BINARY_HEADER).await?;
+        }
+        while let Some(chunk) = rx.recv().await {
+            conn.copy_data(&chunk).await?;
+        }
+        if input.binary {
+            conn.copy_data(BINARY_TRAILER).await?;
+        }
+        Ok::<_, ExecError>(())
+    };
+    let (read_results, written) = tokio::join!(readers, writer);
+    for r in read_results {
+        r?;
+    }
+    written
+}
+
+/// Inside a transaction block: reads through the block's worker connections (buffered, since
+/// the session owns both those and the coordinator connection), then the same steps.
+async fn run_in_block(
+    exec: &Executor,
+    session: &mut Session,
+    snapshot: &CatalogSnapshot,
+    plan: &PullPlan,
+    req: Request<'_>,
+) -> Result<StatementResult, ExecError> {
+    let mut data: Vec<Vec<Bytes>> = Vec::with_capacity(plan.inputs.len());
+    for input in &plan.inputs {
+        let mut chunks = Vec::new();
+        for task in &input.tasks {
+            let (host, port) = exec.node_address(snapshot, task.group_id)?;
+            let address = format!("{host}:{port}");
+            let conn = session.worker(exec, snapshot, task.group_id).await?;
+            read_task(conn, task, input.binary, Sink::Buffer(&mut chunks))
+                .await
+                .map_err(|e| e.on_node(&address))?;
+        }
+        data.push(chunks);
+    }
+    let conn = session.coordinator_for_statement(exec).await?;
+    for (input, chunks) in plan.inputs.iter().zip(data) {
+        conn.simple_query(&create_sql(input, false)).await?;
+        conn.copy_in_start(&copy_in_sql(input)).await?;
+        if input.binary {
+            conn.copy_data(BINARY_HEADER).await?;
+        }
+        for c in &chunks {
+            conn.copy_data(c).await?;
+        }
+        if input.binary {
+            conn.copy_data(BINARY_TRAILER).await?;
+        }
+        conn.copy_done().await?;
+        conn.simple_query(&format!("ANALYZE pg_temp.{}", quote_ident(&input.temp_table)))
+            .await?;
+    }
+    let result = conn
+        .execute(&plan.query, req.param_types, req.params, req.result_formats)
+        .await?;
+    let drops = plan
+        .inputs
+        .iter()
+        .map(|i| format!("pg_temp.{}", quote_ident(&i.temp_table)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    conn.simple_query(&format!("DROP TABLE {drops}")).await?;
+    Ok(result)
+}

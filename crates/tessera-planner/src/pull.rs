@@ -1,0 +1,770 @@
+//! The general tier: any SELECT, answered by PostgreSQL itself over rows pulled from the shards.
+//!
+//! When no faster tier can prove its answer identical to PostgreSQL's, every read of a
+//! distributed or reference table in the statement becomes an *intermediate result*: the rows
+//! the statement can need from that table (only the columns it names, only the rows that pass
+//! the filters that belong to that table alone) are copied from every shard into a temporary
+//! table on the coordinator PostgreSQL, and the statement itself — with each table reference
+//! replaced by its temporary table — runs there. This is Citus' recursive planning taken to
+//! its end: the coordinator PostgreSQL is the engine for the rest, so every join, subquery,
+//! window function, aggregate, collation, type and error is PostgreSQL's own.
+//!
+//! Pushed filters only ever remove rows the statement's own WHERE would remove: a conjunct is
+//! pushed only when it is a top-level AND of the WHERE of the level that reads the table,
+//! refers to that table alone, sits on a side of the joins that no outer join null-extends,
+//! and is built from constructs that evaluate the same way on every server and cannot raise
+//! an error (no division, no casts of columns, no subqueries, no parameters). The statement
+//! keeps its WHERE, so the coordinator applies every filter again.
+
+use std::collections::HashSet;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use sqlparser::ast::{
+    BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, JoinOperator,
+    Query, Select, SelectItem, SetExpr, Statement, TableAlias, TableFactor, TableWithJoins,
+    UnaryOperator, Value, Visit, VisitMut, Visitor, VisitorMut,
+};
+use tessera_catalog::{shard_name, store::CATALOG_RELATIONS, CatalogSnapshot, Table};
+
+use crate::analyze::{ident_name, object_name_parts};
+use crate::rewrite::{quote_ident, quoted_name};
+use crate::safety::builtin_name;
+use crate::{PlanError, Task};
+
+/// Rows of one table read, copied from its shards into a temporary table on the coordinator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullInput {
+    /// The table read (`schema.name`), for EXPLAIN and errors.
+    pub table: String,
+    /// Name of the temporary table (unqualified; created in `pg_temp`).
+    pub temp_table: String,
+    /// `SELECT <columns> FROM ONLY <shell>`: run with `WITH NO DATA` on the coordinator to
+    /// create the temporary table with the shell's exact column types, typmods, collations.
+    pub shape_sql: String,
+    /// One `COPY (SELECT ...) TO STDOUT` per shard (one for a reference table).
+    pub tasks: Vec<Task>,
+    /// The tasks copy in binary format (exact for every built-in type and independent of
+    /// DateStyle and friends); text only when a column is an array of a user-defined type,
+    /// whose binary form names the type's OID, which differs between servers.
+    pub binary: bool,
+}
+
+/// A statement run on the coordinator PostgreSQL over intermediate results.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullPlan {
+    /// The intermediate results, created and filled in this order.
+    pub inputs: Vec<PullInput>,
+    /// The statement over the temporary tables; parameters `$n` are the client's.
+    pub query: String,
+}
+
+fn unsupported(what: impl Into<String>) -> PlanError {
+    PlanError::Unsupported(what.into())
+}
+
+/// Plans `stmt` (a query) for the general tier. `original` is its text (used to find the
+/// column names it can refer to).
+///
+/// Errors: 0A000 for statements that lock rows (FOR UPDATE), SELECT INTO, data-modifying
+/// CTEs, and table references in positions this tier does not rewrite.
+pub fn plan_pull(
+    stmt: &Statement,
+    original: &str,
+    catalog: &CatalogSnapshot,
+) -> Result<PullPlan, PlanError> {
+    let Statement::Query(query) = stmt else {
+        return Err(unsupported(
+            "only queries can read distributed tables through the coordinator",
+        ));
+    };
+    if !query.locks.is_empty() {
+        return Err(unsupported(
+            "SELECT ... FOR UPDATE/SHARE over distributed tables is only supported when every distributed table \
+             is filtered to one shard by its distribution column",
+        ));
+    }
+    let mut query = query.clone();
+    let mut builder = Builder {
+        catalog,
+        drafts: Vec::new(),
+        error: None,
+        ctes: Vec::new(),
+        all_ctes: HashSet::new(),
+    };
+    builder.walk_query(&mut query);
+    if let Some(e) = builder.error {
+        return Err(e);
+    }
+    let rewritten = Statement::Query(query);
+    // Deny by default: a distributed or reference table left anywhere would read its shell.
+    if let Some(name) = remaining_table(&rewritten, catalog, &builder.all_ctes) {
+        return Err(unsupported(format!(
+            "reading distributed table \"{name}\" in this position is not supported"
+        )));
+    }
+    let words = words_of(original);
+    let whole_rows = whole_row_references(&rewritten);
+    let mut inputs = Vec::with_capacity(builder.drafts.len());
+    for (i, d) in builder.drafts.iter().enumerate() {
+        let all = d.all_columns || whole_rows.all || whole_rows.names.contains(&d.alias);
+        let mut columns: Vec<&tessera_catalog::Column> = d
+            .table
+            .columns
+            .iter()
+            .filter(|c| all || words.contains(&c.name) || !is_plain_word(&c.name))
+            .collect();
+        if columns.is_empty() {
+            // Keep row counts: a zero-column COPY is awkward; one narrow column is cheap.
+            if let Some(c) = d.table.columns.first() {
+                columns.push(c);
+            }
+        }
+        let binary = !columns
+            .iter()
+            .any(|c| c.type_oid >= 16384 && c.type_name.ends_with("[]"));
+        let format = if binary { " (FORMAT binary)" } else { "" };
+        let column_list = columns
+            .iter()
+            .map(|c| quote_ident(&c.name))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let shell = quoted_name(&d.table.schema, &d.table.name);
+        let filter = if d.filters.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " WHERE {}",
+                d.filters
+                    .iter()
+                    .map(|f| format!("({f})"))
+                    .collect::<Vec<_>>()
+                    .join(" AND ")
+            )
+        };
+        let tasks = shard_reads(&d.table, catalog, |shard| {
+            format!(
+                "COPY (SELECT {column_list} FROM {shard} AS {}{filter}) TO STDOUT{format}",
+                quote_ident(&d.alias)
+            )
+        })?;
+        inputs.push(PullInput {
+            table: format!("{}.{}", d.table.schema, d.table.name),
+            temp_table: temp_name(i),
+            shape_sql: format!("SELECT {column_list} FROM ONLY {shell}"),
+            tasks,
+            binary,
+        });
+    }
+    let final_stmt = match crate::rewrite::rewrite_catalog_names(&rewritten) {
+        Some(text) => text,
+        None => rewritten.to_string(),
+    };
+    Ok(PullPlan {
+        inputs,
+        query: final_stmt,
+    })
+}
+
+fn temp_name(i: usize) -> String {
+    format!("tessera_pull_{i}")
+}
+
+/// One read task per shard of a distributed table, or one on an active placement of a
+/// reference table.
+fn shard_reads(
+    table: &Table,
+    catalog: &CatalogSnapshot,
+    sql_for: impl Fn(&str) -> String,
+) -> Result<Vec<Task>, PlanError> {
+    let shards: Vec<_> = if table.is_reference() {
+        table.shards.iter().take(1).collect()
+    } else {
+        table.shards.iter().collect()
+    };
+    let mut tasks = Vec::with_capacity(shards.len());
+    for shard in shards {
+        let placement = shard
+            .placements
+            .iter()
+            .find(|p| {
+                catalog
+                    .nodes
+                    .iter()
+                    .any(|n| n.group_id == p.group_id && n.is_active)
+            })
+            .ok_or_else(|| {
+                PlanError::ObjectNotInPrerequisiteState(format!(
+                    "shard {} of \"{}\" has no placement on an active worker",
+                    shard.shard_id, table.name
+                ))
+            })?;
+        let name = quoted_name(&table.schema, &shard_name(&table.name, shard.shard_id));
+        tasks.push(Task {
+            group_id: placement.group_id,
+            sql: sql_for(&name.to_string()),
+            shard_ids: vec![shard.shard_id],
+        });
+    }
+    Ok(tasks)
+}
+
+/// A table read being turned into an intermediate result.
+struct Draft {
+    table: Arc<Table>,
+    /// The name the statement qualifies its columns with (alias, else table name), folded.
+    alias: String,
+    /// Conjuncts pushed to the shards.
+    filters: Vec<Expr>,
+    /// `*` or `alias.*` reads every column.
+    all_columns: bool,
+}
+
+/// A FROM item of one query level, as far as filter attribution needs it.
+struct LevelItem {
+    draft: usize,
+    /// Not null-extended by an outer join: filters on it may be pushed.
+    pushable: bool,
+}
+
+struct Builder<'a> {
+    catalog: &'a CatalogSnapshot,
+    drafts: Vec<Draft>,
+    error: Option<PlanError>,
+    /// CTE names visible at the current point of the walk (innermost last): an unqualified
+    /// name among them is the CTE, not a table.
+    ctes: Vec<String>,
+    /// Every CTE name of the statement.
+    all_ctes: HashSet<String>,
+}
+
+/// Calls [`Builder::walk_query`] on every query nested in an expression or clause.
+struct NestedQueries<'b, 'a> {
+    builder: &'b mut Builder<'a>,
+}
+
+impl VisitorMut for NestedQueries<'_, '_> {
+    type Break = ();
+    fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+        self.builder.walk_query(q);
+        ControlFlow::Continue(())
+    }
+}
+
+impl Builder<'_> {
+    fn walk_query(&mut self, q: &mut Query) {
+        let visible = self.ctes.len();
+        if let Some(with) = &mut q.with {
+            for cte in &mut with.cte_tables {
+                let name = ident_name(&cte.alias.name);
+                self.all_ctes.insert(name.clone());
+                if with.recursive {
+                    self.ctes.push(name.clone());
+                }
+                self.walk_query(&mut cte.query);
+                if !with.recursive {
+                    self.ctes.push(name);
+                }
+            }
+        }
+        self.walk_set_expr(&mut q.body);
+        let mut nested = NestedQueries { builder: self };
+        if let Some(ob) = &mut q.order_by {
+            let _ = ob.visit(&mut nested);
+        }
+        if let Some(l) = &mut q.limit_clause {
+            let _ = l.visit(&mut nested);
+        }
+        self.ctes.truncate(visible);
+    }
+
+    fn walk_set_expr(&mut self, body: &mut SetExpr) {
+        match body {
+            SetExpr::Select(s) => self.walk_select(s),
+            SetExpr::Query(q) => self.walk_query(q),
+            SetExpr::SetOperation { left, right, .. } => {
+                self.walk_set_expr(left);
+                self.walk_set_expr(right);
+            }
+            SetExpr::Values(v) => {
+                let _ = v.visit(&mut NestedQueries { builder: self });
+            }
+            _ => {
+                self.error.get_or_insert_with(|| {
+                    unsupported(
+                        "data-modifying statements inside a query over distributed tables are not supported",
+                    )
+                });
+            }
+        }
+    }
+
+    fn walk_select(&mut self, s: &mut Select) {
+        if s.into.is_some() {
+            self.error.get_or_insert_with(|| {
+                unsupported("SELECT INTO from distributed tables is not supported yet")
+            });
+            return;
+        }
+        let mut items: Vec<LevelItem> = Vec::new();
+        let mut all_known = true;
+        for twj in &mut s.from {
+            self.walk_join_list(twj, false, &mut items, &mut all_known);
+        }
+        for item in &s.projection {
+            match item {
+                SelectItem::Wildcard(_) => {
+                    for it in &items {
+                        self.drafts[it.draft].all_columns = true;
+                    }
+                }
+                SelectItem::QualifiedWildcard(..) => {
+                    for it in &items {
+                        self.drafts[it.draft].all_columns = true;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(selection) = &s.selection {
+            let mut conjuncts = Vec::new();
+            split_and(selection, &mut conjuncts);
+            for c in conjuncts {
+                if let Some(draft) = self.attribute(c, &items, all_known) {
+                    self.drafts[draft].filters.push(c.clone());
+                }
+            }
+        }
+        let _ = s.visit(&mut NestedQueries { builder: self });
+    }
+
+    fn walk_join_list(
+        &mut self,
+        twj: &mut TableWithJoins,
+        nullable: bool,
+        items: &mut Vec<LevelItem>,
+        all_known: &mut bool,
+    ) {
+        let extends_left = |op: &JoinOperator| {
+            matches!(
+                op,
+                JoinOperator::Right(_) | JoinOperator::RightOuter(_) | JoinOperator::FullOuter(_)
+            )
+        };
+        let n = twj.joins.len();
+        let later_extends: Vec<bool> = (0..n)
+            .map(|i| twj.joins[i + 1..].iter().any(|j| extends_left(&j.join_operator)))
+            .collect();
+        let base_nullable = nullable || twj.joins.iter().any(|j| extends_left(&j.join_operator));
+        self.walk_factor(&mut twj.relation, base_nullable, items, all_known);
+        for (i, join) in twj.joins.iter_mut().enumerate() {
+            let inner = matches!(
+                join.join_operator,
+                JoinOperator::Join(_) | JoinOperator::Inner(_) | JoinOperator::CrossJoin(_)
+            );
+            let join_nullable = nullable || !inner || later_extends[i];
+            self.walk_factor(&mut join.relation, join_nullable, items, all_known);
+        }
+    }
+
+    fn walk_factor(
+        &mut self,
+        factor: &mut TableFactor,
+        nullable: bool,
+        items: &mut Vec<LevelItem>,
+        all_known: &mut bool,
+    ) {
+        match factor {
+            TableFactor::Table {
+                name,
+                alias,
+                args: None,
+                ..
+            } => {
+                let Some((schema, table_name)) = object_name_parts(name) else {
+                    *all_known = false;
+                    return;
+                };
+                if schema.is_none() && self.ctes.contains(&table_name) {
+                    *all_known = false;
+                    return;
+                }
+                let catalog_view = CATALOG_RELATIONS.contains(&table_name.as_str())
+                    && matches!(schema.as_deref(), None | Some("pg_catalog"));
+                let table = if catalog_view {
+                    None
+                } else {
+                    self.catalog.table(schema.as_deref(), &table_name).cloned()
+                };
+                let Some(table) = table else {
+                    *all_known = false;
+                    return;
+                };
+                let index = self.drafts.len();
+                *name = quoted_name("pg_temp", &temp_name(index));
+                let shown = match alias {
+                    Some(a) => ident_name(&a.name),
+                    None => {
+                        *alias = Some(TableAlias {
+                            explicit: true,
+                            name: Ident::with_quote('"', table_name.clone()),
+                            columns: vec![],
+                            at: None,
+                        });
+                        table_name
+                    }
+                };
+                if alias.as_ref().is_some_and(|a| !a.columns.is_empty()) {
+                    // Columns renamed by the alias: names in the text no longer match the table's.
+                    self.drafts.push(Draft {
+                        table,
+                        alias: shown,
+                        filters: Vec::new(),
+                        all_columns: true,
+                    });
+                    *all_known = false;
+                    return;
+                }
+                self.drafts.push(Draft {
+                    table,
+                    alias: shown,
+                    filters: Vec::new(),
+                    all_columns: false,
+                });
+                items.push(LevelItem {
+                    draft: index,
+                    pushable: !nullable,
+                });
+            }
+            TableFactor::Derived { subquery, .. } => {
+                *all_known = false;
+                self.walk_query(subquery);
+            }
+            TableFactor::NestedJoin {
+                table_with_joins,
+                alias,
+            } => {
+                if alias.is_some() {
+                    *all_known = false;
+                }
+                // Filters are not pushed into parenthesized joins.
+                self.walk_join_list(table_with_joins, true, items, all_known);
+            }
+            other => {
+                *all_known = false;
+                let _ = other.visit(&mut NestedQueries { builder: self });
+            }
+        }
+    }
+
+    /// The draft a WHERE conjunct belongs to alone, if it may be pushed there.
+    fn attribute(&self, e: &Expr, items: &[LevelItem], all_known: bool) -> Option<usize> {
+        let mut refs = Vec::new();
+        if !pushable(e, &mut refs) || refs.is_empty() {
+            return None;
+        }
+        let mut target: Option<usize> = None;
+        for (qualifier, column) in refs {
+            let owner = match qualifier {
+                Some(q) => {
+                    let it = items.iter().find(|it| self.drafts[it.draft].alias == q)?;
+                    self.drafts[it.draft].table.column_index(&column)?;
+                    it
+                }
+                None => {
+                    if !all_known {
+                        return None;
+                    }
+                    let mut holders = items
+                        .iter()
+                        .filter(|it| self.drafts[it.draft].table.column_index(&column).is_some());
+                    let first = holders.next()?;
+                    if holders.next().is_some() {
+                        return None;
+                    }
+                    first
+                }
+            };
+            match target {
+                None => target = Some(owner.draft),
+                Some(t) if t != owner.draft => return None,
+                _ => {}
+            }
+            if !owner.pushable {
+                return None;
+            }
+        }
+        target
+    }
+}
+
+fn split_and<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
+    match e {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
+            split_and(left, out);
+            split_and(right, out);
+        }
+        Expr::Nested(inner) if matches!(inner.as_ref(), Expr::BinaryOp { op: BinaryOperator::And, .. }) => {
+            split_and(inner, out)
+        }
+        other => out.push(other),
+    }
+}
+
+/// Functions a pushed filter may call: immutable, the same on every server, and unable to
+/// fail on any input of the types they accept.
+const FILTER_FUNCTIONS: &[&str] = &[
+    "lower",
+    "upper",
+    "length",
+    "char_length",
+    "character_length",
+    "coalesce",
+    "nullif",
+    "btrim",
+    "ltrim",
+    "rtrim",
+    "concat",
+];
+
+/// Whether `e` may be evaluated on a shard as a filter; collects its column references
+/// `(qualifier, column)` (folded names).
+fn pushable(e: &Expr, refs: &mut Vec<(Option<String>, String)>) -> bool {
+    use BinaryOperator as B;
+    match e {
+        Expr::Identifier(id) => {
+            refs.push((None, ident_name(id)));
+            true
+        }
+        Expr::CompoundIdentifier(parts) => match parts.as_slice() {
+            [q, c] => {
+                refs.push((Some(ident_name(q)), ident_name(c)));
+                true
+            }
+            _ => false,
+        },
+        Expr::Value(v) => matches!(
+            v.value,
+            Value::Number(..) | Value::SingleQuotedString(_) | Value::Boolean(_) | Value::Null
+        ),
+        Expr::TypedString(ts) => matches!(ts.value.value, Value::SingleQuotedString(_)),
+        Expr::Interval(i) => {
+            matches!(i.value.as_ref(), Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_) | Value::Number(..)))
+        }
+        Expr::Nested(inner) => pushable(inner, refs),
+        Expr::UnaryOp { op, expr } => {
+            matches!(op, UnaryOperator::Not | UnaryOperator::Minus | UnaryOperator::Plus)
+                && pushable(expr, refs)
+        }
+        Expr::BinaryOp { left, op, right } => {
+            matches!(
+                op,
+                B::Eq
+                    | B::NotEq
+                    | B::Lt
+                    | B::LtEq
+                    | B::Gt
+                    | B::GtEq
+                    | B::And
+                    | B::Or
+                    | B::Plus
+                    | B::Minus
+                    | B::Multiply
+                    | B::StringConcat
+            ) && pushable(left, refs)
+                && pushable(right, refs)
+        }
+        Expr::IsNull(x)
+        | Expr::IsNotNull(x)
+        | Expr::IsTrue(x)
+        | Expr::IsFalse(x)
+        | Expr::IsNotTrue(x)
+        | Expr::IsNotFalse(x)
+        | Expr::IsUnknown(x)
+        | Expr::IsNotUnknown(x) => pushable(x, refs),
+        Expr::IsDistinctFrom(a, b) | Expr::IsNotDistinctFrom(a, b) => {
+            pushable(a, refs) && pushable(b, refs)
+        }
+        Expr::Between {
+            expr, low, high, ..
+        } => pushable(expr, refs) && pushable(low, refs) && pushable(high, refs),
+        Expr::InList { expr, list, .. } => {
+            pushable(expr, refs) && list.iter().all(|x| pushable(x, refs))
+        }
+        Expr::Like {
+            expr,
+            pattern,
+            any: false,
+            ..
+        }
+        | Expr::ILike {
+            expr,
+            pattern,
+            any: false,
+            ..
+        } => pushable(expr, refs) && pushable(pattern, refs),
+        Expr::Substring {
+            expr,
+            substring_from,
+            substring_for,
+            ..
+        } => {
+            pushable(expr, refs)
+                && substring_from.as_deref().is_none_or(|x| pushable(x, refs))
+                && substring_for.as_deref().is_none_or(|x| pushable(x, refs))
+        }
+        Expr::Extract { expr, .. } => pushable(expr, refs),
+        Expr::Case {
+            operand,
+            conditions,
+            else_result,
+            ..
+        } => {
+            operand.as_deref().is_none_or(|x| pushable(x, refs))
+                && conditions
+                    .iter()
+                    .all(|c| pushable(&c.condition, refs) && pushable(&c.result, refs))
+                && else_result.as_deref().is_none_or(|x| pushable(x, refs))
+        }
+        Expr::Function(f) => {
+            let known = builtin_name(&f.name).is_some_and(|n| FILTER_FUNCTIONS.contains(&n.as_str()));
+            if !known || f.over.is_some() || f.filter.is_some() || !f.within_group.is_empty() {
+                return false;
+            }
+            let FunctionArguments::List(list) = &f.args else {
+                return false;
+            };
+            list.duplicate_treatment.is_none()
+                && list.clauses.is_empty()
+                && list.args.iter().all(|a| match a {
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => pushable(x, refs),
+                    _ => false,
+                })
+        }
+        _ => false,
+    }
+}
+
+/// Identifier-like words of the statement text: unquoted words lower-cased, quoted
+/// identifiers as written. A column the statement names appears among them.
+fn words_of(sql: &str) -> HashSet<String> {
+    let mut out = HashSet::new();
+    let b = sql.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'"' {
+            let mut j = i + 1;
+            let mut word = String::new();
+            while j < b.len() {
+                if b[j] == b'"' {
+                    if b.get(j + 1) == Some(&b'"') {
+                        word.push('"');
+                        j += 2;
+                        continue;
+                    }
+                    break;
+                }
+                let len = utf8_len(b[j]);
+                word.push_str(sql.get(j..j + len).unwrap_or(""));
+                j += len;
+            }
+            out.insert(word);
+            i = j + 1;
+        } else if c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80 {
+            let mut j = i;
+            while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_' || b[j] == b'$' || b[j] >= 0x80) {
+                j += 1;
+            }
+            let word = sql.get(i..j).unwrap_or("");
+            out.insert(word.to_lowercase());
+            out.insert(word.to_string());
+            i = j;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+fn utf8_len(first: u8) -> usize {
+    match first {
+        0xF0..=0xFF => 4,
+        0xE0..=0xEF => 3,
+        0xC0..=0xDF => 2,
+        _ => 1,
+    }
+}
+
+/// Whether a column name is one [`words_of`] can find (otherwise it is always pulled).
+fn is_plain_word(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80)
+}
+
+/// Whole-row references (`SELECT t FROM t`, `row_to_json(t.*)`, `count(t.*)`): their names,
+/// and whether some reference could not be tied to a name.
+#[derive(Default)]
+struct WholeRows {
+    names: HashSet<String>,
+    all: bool,
+}
+
+impl Visitor for WholeRows {
+    type Break = ();
+    fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+        match e {
+            Expr::Identifier(id) => {
+                self.names.insert(ident_name(id));
+            }
+            Expr::QualifiedWildcard(..) | Expr::Wildcard(_) => self.all = true,
+            Expr::Function(f) => {
+                if let FunctionArguments::List(list) = &f.args {
+                    for a in &list.args {
+                        let inner = match a {
+                            FunctionArg::Named { arg, .. }
+                            | FunctionArg::ExprNamed { arg, .. }
+                            | FunctionArg::Unnamed(arg) => arg,
+                        };
+                        if matches!(inner, FunctionArgExpr::QualifiedWildcard(_)) {
+                            self.all = true;
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn whole_row_references(stmt: &Statement) -> WholeRows {
+    let mut w = WholeRows::default();
+    let _ = stmt.visit(&mut w);
+    w
+}
+
+/// A distributed or reference table still named in `stmt` after the rewrite.
+fn remaining_table(
+    stmt: &Statement,
+    catalog: &CatalogSnapshot,
+    ctes: &HashSet<String>,
+) -> Option<String> {
+    crate::analyze::relations_in(stmt)
+        .into_iter()
+        .filter_map(|n| object_name_parts(&n))
+        .find_map(|(schema, name)| {
+            if schema.as_deref() == Some("pg_temp") || (schema.is_none() && ctes.contains(&name)) {
+                return None;
+            }
+            catalog
+                .table(schema.as_deref(), &name)
+                .map(|t| t.name.clone())
+        })
+}
