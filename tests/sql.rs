@@ -8,6 +8,8 @@
 //! - `-- error <sqlstate>`: Tessera must fail with that SQLSTATE (PostgreSQL is not asked).
 //! - `-- unsupported`: Tessera must refuse with 0A000.
 //! - `-- unordered`: compare rows as multisets even though the query has ORDER BY.
+//! - `-- ordered`: compare rows in order although the statement has no ORDER BY (RETURNING
+//!   order, VALUES order).
 //!
 //! Rows are compared in order when the statement has ORDER BY, else as multisets.
 
@@ -24,9 +26,11 @@ enum Directive {
     Unsupported,
 }
 
-fn directives(sql: &str) -> (Directive, bool) {
+/// The directive and the ordering: `Some(true)` ordered, `Some(false)` unordered, `None` by
+/// the statement's ORDER BY.
+fn directives(sql: &str) -> (Directive, Option<bool>) {
     let mut d = Directive::Both;
-    let mut unordered = false;
+    let mut ordering = None;
     for line in sql.lines() {
         let line = line.trim();
         let Some(comment) = line.strip_prefix("--") else {
@@ -43,12 +47,14 @@ fn directives(sql: &str) -> (Directive, bool) {
         } else if comment == "unsupported" {
             d = Directive::Unsupported;
         } else if comment == "unordered" {
-            unordered = true;
+            ordering = Some(false);
+        } else if comment == "ordered" {
+            ordering = Some(true);
         } else if let Some(code) = comment.strip_prefix("error ") {
             d = Directive::Error(code.trim().to_string());
         }
     }
-    (d, unordered)
+    (d, ordering)
 }
 
 #[test]
@@ -76,8 +82,8 @@ fn sql_cases_match_postgres() {
             let tessera = env.tessera().await;
             let baseline = env.baseline_client().await;
             for sql in tessera_planner::split_statements(&text) {
-                let (directive, unordered) = directives(sql);
-                let ordered = !unordered && sql.to_lowercase().contains("order by");
+                let (directive, ordering) = directives(sql);
+                let ordered = ordering.unwrap_or_else(|| sql.to_lowercase().contains("order by"));
                 let short: String = sql
                     .lines()
                     .filter(|l| !l.trim_start().starts_with("--"))

@@ -149,6 +149,7 @@ pub fn plan_select(
     catalog: &CatalogSnapshot,
 ) -> Result<DistributedPlan, PlanError> {
     let mut analysis = analyze_query(query, params, catalog);
+    crate::pull::check_whole_rows(stmt, &analysis.instances)?;
     let placement = match analysis.placement() {
         Ok(p) => p,
         Err(PlanError::Unsupported(_)) => return general(stmt, original, catalog),

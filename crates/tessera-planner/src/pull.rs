@@ -105,9 +105,19 @@ pub fn plan_pull(
     }
     let words = words_of(original);
     let whole_rows = whole_row_references(&rewritten);
+    let tables: Vec<(&str, &Table)> = builder
+        .drafts
+        .iter()
+        .map(|d| (d.alias.as_str(), d.table.as_ref()))
+        .collect();
+    if let Some(alias) = whole_rows.find(&tables) {
+        // The intermediate result's row type is not the table's: `t` or `t.*` as a value
+        // would come back with another type OID.
+        return Err(whole_row_error(&alias));
+    }
     let mut inputs = Vec::with_capacity(builder.drafts.len());
     for (i, d) in builder.drafts.iter().enumerate() {
-        let all = d.all_columns || whole_rows.all || whole_rows.names.contains(&d.alias);
+        let all = d.all_columns;
         let mut columns: Vec<&tessera_catalog::Column> = d
             .table
             .columns
@@ -748,6 +758,48 @@ fn whole_row_references(stmt: &Statement) -> WholeRows {
     let mut w = WholeRows::default();
     let _ = stmt.visit(&mut w);
     w
+}
+
+impl WholeRows {
+    /// The alias of a table among `tables` (alias, table) that the statement uses as a whole
+    /// row: a bare name that is an alias and no column of any of the tables.
+    fn find(&self, tables: &[(&str, &Table)]) -> Option<String> {
+        tables.iter().find_map(|(alias, _)| {
+            let is_column = tables
+                .iter()
+                .any(|(_, t)| t.column_index(alias).is_some());
+            (self.all || (self.names.contains(*alias) && !is_column)).then(|| alias.to_string())
+        })
+    }
+}
+
+fn whole_row_error(alias: &str) -> PlanError {
+    unsupported(format!(
+        "whole-row references to distributed or reference table \"{alias}\" are not supported yet \
+         (the row type differs between servers); name the columns instead"
+    ))
+}
+
+/// Refuses statements that use a distributed or reference table's row as a value (`SELECT t
+/// FROM t`, `count(t.*)`): its type is each server's own row type, so no tier can return
+/// PostgreSQL's type OID for it.
+///
+/// Errors: 0A000 naming the alias.
+pub fn check_whole_rows(
+    stmt: &Statement,
+    instances: &[crate::analyze::Instance],
+) -> Result<(), PlanError> {
+    let tables: Vec<(&str, &Table)> = instances
+        .iter()
+        .filter_map(|i| i.table.as_deref().map(|t| (i.name.as_str(), t)))
+        .collect();
+    if tables.is_empty() {
+        return Ok(());
+    }
+    match whole_row_references(stmt).find(&tables) {
+        Some(alias) => Err(whole_row_error(&alias)),
+        None => Ok(()),
+    }
 }
 
 /// A distributed or reference table still named in `stmt` after the rewrite.
