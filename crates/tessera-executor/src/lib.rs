@@ -208,10 +208,9 @@ fn returning_in_values_order(
         .collect();
     let mut rows = Vec::with_capacity(row_tasks.len());
     for &t in row_tasks {
-        let row = iters
-            .get_mut(t)
-            .and_then(|it| it.next())
-            .ok_or_else(|| ExecError::Internal("RETURNING rows do not match the VALUES rows".into()))?;
+        let row = iters.get_mut(t).and_then(|it| it.next()).ok_or_else(|| {
+            ExecError::Internal("RETURNING rows do not match the VALUES rows".into())
+        })?;
         rows.push(row);
     }
     if let Some(first) = results.first_mut() {

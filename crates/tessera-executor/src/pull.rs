@@ -79,8 +79,11 @@ async fn fill_and_run(
             return Err(e);
         }
         conn.copy_done().await?;
-        conn.simple_query(&format!("ANALYZE pg_temp.{}", quote_ident(&input.temp_table)))
-            .await?;
+        conn.simple_query(&format!(
+            "ANALYZE pg_temp.{}",
+            quote_ident(&input.temp_table)
+        ))
+        .await?;
     }
     Ok(conn
         .execute(&plan.query, req.param_types, req.params, req.result_formats)
@@ -91,7 +94,11 @@ fn create_sql(input: &PullInput, on_commit_drop: bool) -> String {
     format!(
         "CREATE TEMP TABLE {}{} AS {} WITH NO DATA",
         quote_ident(&input.temp_table),
-        if on_commit_drop { " ON COMMIT DROP" } else { "" },
+        if on_commit_drop {
+            " ON COMMIT DROP"
+        } else {
+            ""
+        },
         input.shape_sql
     )
 }
@@ -138,7 +145,9 @@ impl Splicer {
     fn finish(&mut self) -> Result<Option<Bytes>, ExecError> {
         let Some(last) = self.held.take() else {
             return if self.binary {
-                Err(ExecError::Internal("binary COPY stream without trailer".into()))
+                Err(ExecError::Internal(
+                    "binary COPY stream without trailer".into(),
+                ))
             } else {
                 Ok(None)
             };
@@ -228,11 +237,10 @@ async fn stream_into(
         by_group.entry(t.group_id).or_default().push(t);
     }
     let (tx, mut rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
-    let readers = join_all(
-        by_group
-            .into_iter()
-            .map(|(group, tasks)| read_group(exec, snapshot, group, tasks, input.binary, tx.clone())),
-    );
+    let readers =
+        join_all(by_group.into_iter().map(|(group, tasks)| {
+            read_group(exec, snapshot, group, tasks, input.binary, tx.clone())
+        }));
     drop(tx);
     let writer = async {
         if input.binary {
@@ -289,8 +297,11 @@ async fn run_in_block(
             conn.copy_data(BINARY_TRAILER).await?;
         }
         conn.copy_done().await?;
-        conn.simple_query(&format!("ANALYZE pg_temp.{}", quote_ident(&input.temp_table)))
-            .await?;
+        conn.simple_query(&format!(
+            "ANALYZE pg_temp.{}",
+            quote_ident(&input.temp_table)
+        ))
+        .await?;
     }
     let result = conn
         .execute(&plan.query, req.param_types, req.params, req.result_formats)

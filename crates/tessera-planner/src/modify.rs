@@ -13,8 +13,8 @@ use sqlparser::ast::{
 use tessera_catalog::{CatalogSnapshot, Table, TableKind};
 
 use crate::analyze::{
-    analyze_modify, analyze_query, constant_text, pin_value, ident_name, is_null_literal, object_name_parts,
-    Placement,
+    analyze_modify, analyze_query, constant_text, ident_name, is_null_literal, object_name_parts,
+    pin_value, Placement,
 };
 use crate::multi_shard::first_distributed;
 use crate::rewrite::{rewrite_catalog_names, rewrite_for_shard, shard_task, shard_tasks};
@@ -369,7 +369,8 @@ fn plan_insert(
         }
         // The value stored is the one PostgreSQL computes; only a plain constant (or one cast
         // to the column's type) is known here without asking PostgreSQL.
-        let plain_number = matches!(value, Expr::Value(v) if matches!(v.value, sqlparser::ast::Value::Number(..)));
+        let plain_number =
+            matches!(value, Expr::Value(v) if matches!(v.value, sqlparser::ast::Value::Number(..)));
         let Some(text) = pin_value(value, column_type, params)
             .or_else(|| plain_number.then(|| constant_text(value, params)).flatten())
         else {

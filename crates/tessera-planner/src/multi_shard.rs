@@ -318,7 +318,9 @@ fn plan_multi_shard(
     }
     if select.distinct.is_some() && !groups_by_distribution_column {
         // Duplicates are only known to PostgreSQL's equality (numeric scales, collations).
-        return Err(unsupported("DISTINCT across shards runs in the general tier"));
+        return Err(unsupported(
+            "DISTINCT across shards runs in the general tier",
+        ));
     }
     if !grouped || groups_by_distribution_column {
         return plan_pushdown(query, select, order_by, limit, offset, analysis, catalog);

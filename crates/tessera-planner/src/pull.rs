@@ -363,7 +363,11 @@ impl Builder<'_> {
         };
         let n = twj.joins.len();
         let later_extends: Vec<bool> = (0..n)
-            .map(|i| twj.joins[i + 1..].iter().any(|j| extends_left(&j.join_operator)))
+            .map(|i| {
+                twj.joins[i + 1..]
+                    .iter()
+                    .any(|j| extends_left(&j.join_operator))
+            })
             .collect();
         let base_nullable = nullable || twj.joins.iter().any(|j| extends_left(&j.join_operator));
         self.walk_factor(&mut twj.relation, base_nullable, items, all_known);
@@ -518,7 +522,15 @@ fn split_and<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
             split_and(left, out);
             split_and(right, out);
         }
-        Expr::Nested(inner) if matches!(inner.as_ref(), Expr::BinaryOp { op: BinaryOperator::And, .. }) => {
+        Expr::Nested(inner)
+            if matches!(
+                inner.as_ref(),
+                Expr::BinaryOp {
+                    op: BinaryOperator::And,
+                    ..
+                }
+            ) =>
+        {
             split_and(inner, out)
         }
         other => out.push(other),
@@ -567,8 +579,10 @@ fn pushable(e: &Expr, refs: &mut Vec<(Option<String>, String)>) -> bool {
         }
         Expr::Nested(inner) => pushable(inner, refs),
         Expr::UnaryOp { op, expr } => {
-            matches!(op, UnaryOperator::Not | UnaryOperator::Minus | UnaryOperator::Plus)
-                && pushable(expr, refs)
+            matches!(
+                op,
+                UnaryOperator::Not | UnaryOperator::Minus | UnaryOperator::Plus
+            ) && pushable(expr, refs)
         }
         Expr::BinaryOp { left, op, right } => {
             matches!(
@@ -641,7 +655,8 @@ fn pushable(e: &Expr, refs: &mut Vec<(Option<String>, String)>) -> bool {
                 && else_result.as_deref().is_none_or(|x| pushable(x, refs))
         }
         Expr::Function(f) => {
-            let known = builtin_name(&f.name).is_some_and(|n| FILTER_FUNCTIONS.contains(&n.as_str()));
+            let known =
+                builtin_name(&f.name).is_some_and(|n| FILTER_FUNCTIONS.contains(&n.as_str()));
             if !known || f.over.is_some() || f.filter.is_some() || !f.within_group.is_empty() {
                 return false;
             }
@@ -687,7 +702,9 @@ fn words_of(sql: &str) -> HashSet<String> {
             i = j + 1;
         } else if c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80 {
             let mut j = i;
-            while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_' || b[j] == b'$' || b[j] >= 0x80) {
+            while j < b.len()
+                && (b[j].is_ascii_alphanumeric() || b[j] == b'_' || b[j] == b'$' || b[j] >= 0x80)
+            {
                 j += 1;
             }
             let word = sql.get(i..j).unwrap_or("");
@@ -765,9 +782,7 @@ impl WholeRows {
     /// row: a bare name that is an alias and no column of any of the tables.
     fn find(&self, tables: &[(&str, &Table)]) -> Option<String> {
         tables.iter().find_map(|(alias, _)| {
-            let is_column = tables
-                .iter()
-                .any(|(_, t)| t.column_index(alias).is_some());
+            let is_column = tables.iter().any(|(_, t)| t.column_index(alias).is_some());
             (self.all || (self.names.contains(*alias) && !is_column)).then(|| alias.to_string())
         })
     }

@@ -118,7 +118,9 @@ impl Visitor for FactFinder {
                 if split && plain_call {
                     self.facts.aggregate = true;
                 } else if !(known_scalar && plain_call && f.filter.is_none()) {
-                    self.facts.unknown_function.get_or_insert_with(|| e.to_string());
+                    self.facts
+                        .unknown_function
+                        .get_or_insert_with(|| e.to_string());
                 }
             }
             _ => {}
