@@ -110,7 +110,10 @@ fn main() {
             let (_, err) = psql(&binaries, port, &dir, &["-f", &file(step)]);
             assert!(err.is_empty(), "{step} on port {port}: {err}");
         }
-        eprintln!("loaded port {port} in {:.1} s", start.elapsed().as_secs_f64());
+        eprintln!(
+            "loaded port {port} in {:.1} s",
+            start.elapsed().as_secs_f64()
+        );
     }
     // Statistics everywhere, as a DBA would have them after loading.
     psql(&binaries, plain, &dir, &["-c", "ANALYZE"]);

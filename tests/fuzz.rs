@@ -88,6 +88,10 @@ const TABLES: &[TableDef] = &[
         ],
     },
     TableDef {
+        name: "f_d",
+        columns: &[("dk", Kind::Int), ("dv", Kind::Int), ("dn", Kind::Numeric)],
+    },
+    TableDef {
         name: "f_r",
         columns: &[
             ("id", Kind::Int),
@@ -105,6 +109,7 @@ const SCHEMA: &str = "
 CREATE TABLE f_a (k int NOT NULL, x int, n numeric, t text, ts timestamptz);
 CREATE TABLE f_b (k int NOT NULL, y int, m numeric(10,2), t text);
 CREATE TABLE f_c (id int NOT NULL, k int, v int, t text);
+CREATE TABLE f_d (dk int NOT NULL, dv int, dn numeric);
 CREATE TABLE f_r (id int, name text, n numeric);
 CREATE TABLE f_l (id int, tag text);
 ";
@@ -113,6 +118,7 @@ const DISTRIBUTE: &str = "
 SELECT create_distributed_table('f_a', 'k', shard_count => 8);
 SELECT create_distributed_table('f_b', 'k', colocate_with => 'f_a');
 SELECT create_distributed_table('f_c', 'id', colocate_with => 'none', shard_count => 4);
+SELECT create_distributed_table('f_d', 'dk', colocate_with => 'f_a');
 SELECT create_reference_table('f_r');
 ";
 
@@ -172,7 +178,7 @@ fn data(seed: u64) -> String {
                 .enumerate()
                 .map(|(i, (_, kind))| {
                     // Distribution columns are never NULL (Tessera refuses NULL there).
-                    let nullable = !(i == 0 && matches!(table, "f_a" | "f_b" | "f_c"));
+                    let nullable = !(i == 0 && matches!(table, "f_a" | "f_b" | "f_c" | "f_d"));
                     value(&mut rng, *kind, nullable)
                 })
                 .collect();
@@ -363,7 +369,7 @@ impl Gen<'_> {
             }
             3 => {
                 // A scalar subquery, correlated or not.
-                let table = self.rng.pick(&TABLES[..4]);
+                let table = self.rng.pick(&TABLES[..5]);
                 let inner = Item {
                     alias: self.alias(),
                     table,
@@ -431,10 +437,12 @@ impl Gen<'_> {
         }
     }
 
-    fn from(&mut self) -> (String, Vec<Item>) {
+    /// FROM list, its items, and join conditions for comma-joined items (for WHERE).
+    fn from(&mut self) -> (String, Vec<Item>, Vec<String>) {
         let count = 1 + self.rng.below(3);
         let mut scope: Vec<Item> = Vec::new();
         let mut sql = String::new();
+        let mut conditions = Vec::new();
         for i in 0..count {
             let table = self.rng.pick(TABLES);
             let item = Item {
@@ -449,6 +457,13 @@ impl Gen<'_> {
                     .pick(&["JOIN", "LEFT JOIN", "RIGHT JOIN", "FULL JOIN", ","]);
                 if join == "," {
                     write!(sql, ", {} {}", table.name, item.alias).ok();
+                    if self.rng.chance(60) {
+                        let prev = &scope[self.rng.below(scope.len())];
+                        conditions.push(format!(
+                            "{}.{} = {}.{}",
+                            prev.alias, prev.table.columns[0].0, item.alias, table.columns[0].0
+                        ));
+                    }
                 } else {
                     // Prefer distribution-column equalities sometimes, so co-located pushdown
                     // is exercised as well as repartitioning.
@@ -470,11 +485,11 @@ impl Gen<'_> {
             }
             scope.push(item);
         }
-        (sql, scope)
+        (sql, scope, conditions)
     }
 
     fn query(&mut self) -> (String, bool) {
-        let (from, scope) = self.from();
+        let (from, scope, mut conditions) = self.from();
         let aggregate = self.rng.chance(40);
         let mut items = Vec::new();
         let mut group = Vec::new();
@@ -505,7 +520,10 @@ impl Gen<'_> {
                 .join(", ")
         );
         if self.rng.chance(75) {
-            write!(sql, " WHERE {}", self.predicate(&scope, &[], 0)).ok();
+            conditions.push(self.predicate(&scope, &[], 0));
+        }
+        if !conditions.is_empty() {
+            write!(sql, " WHERE {}", conditions.join(" AND ")).ok();
         }
         if !group.is_empty() {
             write!(sql, " GROUP BY {}", group.join(", ")).ok();

@@ -47,7 +47,11 @@ fn main() {
                 queries_parsed += ok as u64;
             }
             if !ok && show && is_query {
-                println!("{}: {}", file.display(), body.chars().take(160).collect::<String>());
+                println!(
+                    "{}: {}",
+                    file.display(),
+                    body.chars().take(160).collect::<String>()
+                );
             }
         }
     }

@@ -91,8 +91,30 @@ pub fn plan_pull(
         error: None,
         ctes: Vec::new(),
         all_ctes: HashSet::new(),
+        fragments: Vec::new(),
+        from_names: Default::default(),
+        long_references: false,
     };
+    {
+        let mut names = FromNames::default();
+        let _ = query.visit(&mut names);
+        builder.from_names = names.counts;
+        builder.long_references = names.long_references;
+    }
     builder.walk_query(&mut query);
+    if !builder.fragments.is_empty() {
+        let renames: std::collections::HashMap<String, String> = builder
+            .fragments
+            .iter()
+            .flat_map(|f| {
+                f.members
+                    .iter()
+                    .map(|m| (builder.drafts[*m].alias.clone(), f.alias.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let _ = VisitMut::visit(&mut query, &mut Requalify { renames });
+    }
     if let Some(e) = builder.error {
         return Err(e);
     }
@@ -115,56 +137,20 @@ pub fn plan_pull(
         // would come back with another type OID.
         return Err(whole_row_error(&alias));
     }
-    let mut inputs = Vec::with_capacity(builder.drafts.len());
+    // One intermediate result per table read that was not merged, one per fragment.
+    let mut reads: Vec<(Vec<&Draft>, &[Expr], String)> = Vec::new();
     for (i, d) in builder.drafts.iter().enumerate() {
-        let all = d.all_columns;
-        let mut columns: Vec<&tessera_catalog::Column> = d
-            .table
-            .columns
-            .iter()
-            .filter(|c| all || words.contains(&c.name) || !is_plain_word(&c.name))
-            .collect();
-        if columns.is_empty() {
-            // Keep row counts: a zero-column COPY is awkward; one narrow column is cheap.
-            if let Some(c) = d.table.columns.first() {
-                columns.push(c);
-            }
+        if d.fragment.is_none() {
+            reads.push((vec![d], &d.filters, temp_name(i)));
         }
-        let binary = !columns
-            .iter()
-            .any(|c| c.type_oid >= 16384 && c.type_name.ends_with("[]"));
-        let format = if binary { " (FORMAT binary)" } else { "" };
-        let column_list = columns
-            .iter()
-            .map(|c| quote_ident(&c.name))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let shell = quoted_name(&d.table.schema, &d.table.name);
-        let filter = if d.filters.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " WHERE {}",
-                d.filters
-                    .iter()
-                    .map(|f| format!("({f})"))
-                    .collect::<Vec<_>>()
-                    .join(" AND ")
-            )
-        };
-        let tasks = shard_reads(&d.table, catalog, |shard| {
-            format!(
-                "COPY (SELECT {column_list} FROM {shard} AS {}{filter}) TO STDOUT{format}",
-                quote_ident(&d.alias)
-            )
-        })?;
-        inputs.push(PullInput {
-            table: format!("{}.{}", d.table.schema, d.table.name),
-            temp_table: temp_name(i),
-            shape_sql: format!("SELECT {column_list} FROM ONLY {shell}"),
-            tasks,
-            binary,
-        });
+    }
+    for f in &builder.fragments {
+        let members = f.members.iter().map(|m| &builder.drafts[*m]).collect();
+        reads.push((members, &f.filters, f.alias.clone()));
+    }
+    let mut inputs = Vec::with_capacity(reads.len());
+    for (members, filters, temp_table) in reads {
+        inputs.push(read_input(&members, filters, temp_table, &words, catalog)?);
     }
     let final_stmt = match crate::rewrite::rewrite_catalog_names(&rewritten) {
         Some(text) => text,
@@ -180,20 +166,78 @@ fn temp_name(i: usize) -> String {
     format!("tessera_pull_{i}")
 }
 
-/// One read task per shard of a distributed table, or one on an active placement of a
-/// reference table.
-fn shard_reads(
-    table: &Table,
+/// The intermediate result of `members` (one table, or co-located tables joined per shard
+/// group) with `filters` pushed to the workers.
+fn read_input(
+    members: &[&Draft],
+    filters: &[Expr],
+    temp_table: String,
+    words: &HashSet<String>,
     catalog: &CatalogSnapshot,
-    sql_for: impl Fn(&str) -> String,
-) -> Result<Vec<Task>, PlanError> {
-    let shards: Vec<_> = if table.is_reference() {
-        table.shards.iter().take(1).collect()
+) -> Result<PullInput, PlanError> {
+    let mut columns: Vec<(&str, &tessera_catalog::Column)> = Vec::new();
+    for m in members {
+        let before = columns.len();
+        columns.extend(
+            m.table
+                .columns
+                .iter()
+                .filter(|c| m.all_columns || words.contains(&c.name) || !is_plain_word(&c.name))
+                .map(|c| (m.alias.as_str(), c)),
+        );
+        if columns.len() == before && members.len() == 1 {
+            // Keep row counts: a zero-column COPY is awkward; one narrow column is cheap.
+            if let Some(c) = m.table.columns.first() {
+                columns.push((m.alias.as_str(), c));
+            }
+        }
+    }
+    if columns.is_empty() {
+        if let Some(c) = members[0].table.columns.first() {
+            columns.push((members[0].alias.as_str(), c));
+        }
+    }
+    let binary = !columns
+        .iter()
+        .any(|(_, c)| c.type_oid >= 16384 && c.type_name.ends_with("[]"));
+    let format = if binary { " (FORMAT binary)" } else { "" };
+    let column_list = columns
+        .iter()
+        .map(|(alias, c)| format!("{}.{}", quote_ident(alias), quote_ident(&c.name)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let filter = if filters.is_empty() {
+        String::new()
     } else {
-        table.shards.iter().collect()
+        format!(
+            " WHERE {}",
+            filters
+                .iter()
+                .map(|f| format!("({f})"))
+                .collect::<Vec<_>>()
+                .join(" AND ")
+        )
     };
-    let mut tasks = Vec::with_capacity(shards.len());
-    for shard in shards {
+    let from_list = |name_of: &dyn Fn(&Table) -> String| {
+        members
+            .iter()
+            .map(|m| format!("{} AS {}", name_of(&m.table), quote_ident(&m.alias)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let shape_sql = format!(
+        "SELECT {column_list} FROM {}",
+        from_list(&|t: &Table| format!("ONLY {}", quoted_name(&t.schema, &t.name)))
+    );
+    let first = &members[0].table;
+    let shard_count = if first.is_reference() {
+        1
+    } else {
+        first.shards.len()
+    };
+    let mut tasks = Vec::with_capacity(shard_count);
+    for index in 0..shard_count {
+        let shard = &first.shards[index];
         let placement = shard
             .placements
             .iter()
@@ -206,17 +250,33 @@ fn shard_reads(
             .ok_or_else(|| {
                 PlanError::ObjectNotInPrerequisiteState(format!(
                     "shard {} of \"{}\" has no placement on an active worker",
-                    shard.shard_id, table.name
+                    shard.shard_id, first.name
                 ))
             })?;
-        let name = quoted_name(&table.schema, &shard_name(&table.name, shard.shard_id));
+        let from = from_list(&|t: &Table| {
+            quoted_name(&t.schema, &shard_name(&t.name, t.shards[index].shard_id)).to_string()
+        });
         tasks.push(Task {
             group_id: placement.group_id,
-            sql: sql_for(&name.to_string()),
-            shard_ids: vec![shard.shard_id],
+            sql: format!("COPY (SELECT {column_list} FROM {from}{filter}) TO STDOUT{format}"),
+            shard_ids: members
+                .iter()
+                .map(|m| m.table.shards[index].shard_id)
+                .collect(),
         });
     }
-    Ok(tasks)
+    let table = members
+        .iter()
+        .map(|m| format!("{}.{}", m.table.schema, m.table.name))
+        .collect::<Vec<_>>()
+        .join(" ⋈ ");
+    Ok(PullInput {
+        table,
+        temp_table,
+        shape_sql,
+        tasks,
+        binary,
+    })
 }
 
 /// A table read being turned into an intermediate result.
@@ -228,6 +288,20 @@ struct Draft {
     filters: Vec<Expr>,
     /// `*` or `alias.*` reads every column.
     all_columns: bool,
+    /// The fragment this read was merged into, if any.
+    fragment: Option<usize>,
+}
+
+/// Co-located distributed tables of one query level, joined on their distribution columns:
+/// read as one intermediate result, their join (and the filters over them) running on the
+/// workers shard group by shard group, as a co-located pushdown would.
+struct Fragment {
+    /// Drafts merged, in FROM order.
+    members: Vec<usize>,
+    /// The name the statement now reads the fragment by.
+    alias: String,
+    /// Join equalities and filters over the members.
+    filters: Vec<Expr>,
 }
 
 /// A FROM item of one query level, as far as filter attribution needs it.
@@ -235,6 +309,8 @@ struct LevelItem {
     draft: usize,
     /// Not null-extended by an outer join: filters on it may be pushed.
     pushable: bool,
+    /// Index in the level's FROM list when the item stands alone there (`FROM a, b`).
+    from_index: Option<usize>,
 }
 
 struct Builder<'a> {
@@ -246,6 +322,11 @@ struct Builder<'a> {
     ctes: Vec<String>,
     /// Every CTE name of the statement.
     all_ctes: HashSet<String>,
+    fragments: Vec<Fragment>,
+    /// How often each FROM-item name (alias or table name) occurs in the statement.
+    from_names: std::collections::HashMap<String, usize>,
+    /// The statement has column references with three or more parts.
+    long_references: bool,
 }
 
 /// Calls [`Builder::walk_query`] on every query nested in an expression or clause.
@@ -318,8 +399,12 @@ impl Builder<'_> {
         }
         let mut items: Vec<LevelItem> = Vec::new();
         let mut all_known = true;
-        for twj in &mut s.from {
+        for (i, twj) in s.from.iter_mut().enumerate() {
+            let before = items.len();
             self.walk_join_list(twj, false, &mut items, &mut all_known);
+            if twj.joins.is_empty() && items.len() == before + 1 {
+                items[before].from_index = Some(i);
+            }
         }
         for item in &s.projection {
             match item {
@@ -336,16 +421,195 @@ impl Builder<'_> {
                 _ => {}
             }
         }
-        if let Some(selection) = &s.selection {
+        if let Some(selection) = s.selection.clone() {
             let mut conjuncts = Vec::new();
-            split_and(selection, &mut conjuncts);
+            split_and(&selection, &mut conjuncts);
+            self.merge_colocated(s, &items, all_known, &conjuncts);
             for c in conjuncts {
-                if let Some(draft) = self.attribute(c, &items, all_known) {
-                    self.drafts[draft].filters.push(c.clone());
+                let Some(owners) = self.owners(c, &items, all_known) else {
+                    continue;
+                };
+                let fragments: Vec<Option<usize>> =
+                    owners.iter().map(|o| self.drafts[*o].fragment).collect();
+                match (owners.as_slice(), fragments.first().copied().flatten()) {
+                    (_, Some(f)) if fragments.iter().all(|x| *x == Some(f)) => {
+                        self.fragments[f].filters.push(c.clone())
+                    }
+                    ([single], None) => self.drafts[*single].filters.push(c.clone()),
+                    _ => {}
                 }
             }
         }
         let _ = s.visit(&mut NestedQueries { builder: self });
+    }
+
+    /// Merges co-located distributed tables that stand alone in this level's FROM list and
+    /// are equated on their distribution columns by top-level WHERE conjuncts into
+    /// fragments: the FROM list then reads one intermediate result in their place.
+    fn merge_colocated(
+        &mut self,
+        s: &mut Select,
+        items: &[LevelItem],
+        all_known: bool,
+        conjuncts: &[&Expr],
+    ) {
+        if self.long_references {
+            return;
+        }
+        let candidates: Vec<usize> = (0..items.len())
+            .filter(|i| {
+                let it = &items[*i];
+                let d = &self.drafts[it.draft];
+                it.pushable
+                    && it.from_index.is_some()
+                    && !d.table.is_reference()
+                    && self.from_names.get(&d.alias).copied() == Some(1)
+            })
+            .collect();
+        if candidates.len() < 2 {
+            return;
+        }
+        let mut parent: Vec<usize> = (0..items.len()).collect();
+        fn find(p: &mut [usize], i: usize) -> usize {
+            let mut r = i;
+            while p[r] != r {
+                r = p[r];
+            }
+            p[i] = r;
+            r
+        }
+        for c in conjuncts {
+            let Expr::BinaryOp {
+                left,
+                op: BinaryOperator::Eq,
+                right,
+            } = c
+            else {
+                continue;
+            };
+            let (Some(a), Some(b)) = (
+                self.distribution_column_item(left, items, all_known),
+                self.distribution_column_item(right, items, all_known),
+            ) else {
+                continue;
+            };
+            if a == b || !candidates.contains(&a) || !candidates.contains(&b) {
+                continue;
+            }
+            let (ta, tb) = (
+                &self.drafts[items[a].draft].table,
+                &self.drafts[items[b].draft].table,
+            );
+            if ta.colocation_id != tb.colocation_id || ta.shards.len() != tb.shards.len() {
+                continue;
+            }
+            let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
+            parent[ra] = rb;
+        }
+        let mut groups: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+        for &c in &candidates {
+            let root = find(&mut parent, c);
+            groups.entry(root).or_default().push(c);
+        }
+        let mut removed: Vec<usize> = Vec::new();
+        for (_, group) in groups {
+            if group.len() < 2 {
+                continue;
+            }
+            // Unqualified names keep resolving only if the members' column names differ.
+            let mut seen = HashSet::new();
+            let disjoint = group.iter().all(|i| {
+                self.drafts[items[*i].draft]
+                    .table
+                    .columns
+                    .iter()
+                    .all(|c| seen.insert(c.name.clone()))
+            });
+            if !disjoint {
+                continue;
+            }
+            let index = self.fragments.len();
+            let alias = format!("tessera_fragment_{index}");
+            let members: Vec<usize> = group.iter().map(|i| items[*i].draft).collect();
+            for m in &members {
+                self.drafts[*m].fragment = Some(index);
+            }
+            let first = items[group[0]].from_index.unwrap_or(0);
+            if let TableFactor::Table { name, alias: a, .. } = &mut s.from[first].relation {
+                *name = quoted_name("pg_temp", &alias);
+                *a = Some(TableAlias {
+                    explicit: true,
+                    name: Ident::with_quote('"', alias.clone()),
+                    columns: vec![],
+                    at: None,
+                });
+            }
+            removed.extend(group[1..].iter().filter_map(|i| items[*i].from_index));
+            self.fragments.push(Fragment {
+                members,
+                alias,
+                filters: Vec::new(),
+            });
+        }
+        removed.sort_unstable();
+        for i in removed.into_iter().rev() {
+            s.from.remove(i);
+        }
+    }
+
+    /// The level item whose distribution column `e` names.
+    fn distribution_column_item(
+        &self,
+        e: &Expr,
+        items: &[LevelItem],
+        all_known: bool,
+    ) -> Option<usize> {
+        let mut refs = Vec::new();
+        let inner = match e {
+            Expr::Nested(x) => x.as_ref(),
+            other => other,
+        };
+        if !matches!(inner, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
+            || !pushable(inner, &mut refs)
+        {
+            return None;
+        }
+        let (qualifier, column) = refs.pop()?;
+        let item = self.resolve(&qualifier, &column, items, all_known)?;
+        let table = &self.drafts[items[item].draft].table;
+        (table.distribution_column()?.name == column).then_some(item)
+    }
+
+    /// The level item a column reference belongs to.
+    fn resolve(
+        &self,
+        qualifier: &Option<String>,
+        column: &str,
+        items: &[LevelItem],
+        all_known: bool,
+    ) -> Option<usize> {
+        match qualifier {
+            Some(q) => {
+                let i = items
+                    .iter()
+                    .position(|it| self.drafts[it.draft].alias == *q)?;
+                self.drafts[items[i].draft].table.column_index(column)?;
+                Some(i)
+            }
+            None => {
+                if !all_known {
+                    return None;
+                }
+                let mut holders = (0..items.len()).filter(|i| {
+                    self.drafts[items[*i].draft]
+                        .table
+                        .column_index(column)
+                        .is_some()
+                });
+                let first = holders.next()?;
+                holders.next().is_none().then_some(first)
+            }
+        }
     }
 
     fn walk_join_list(
@@ -435,6 +699,7 @@ impl Builder<'_> {
                         alias: shown,
                         filters: Vec::new(),
                         all_columns: true,
+                        fragment: None,
                     });
                     *all_known = false;
                     return;
@@ -444,10 +709,12 @@ impl Builder<'_> {
                     alias: shown,
                     filters: Vec::new(),
                     all_columns: false,
+                    fragment: None,
                 });
                 items.push(LevelItem {
                     draft: index,
                     pushable: !nullable,
+                    from_index: None,
                 });
             }
             TableFactor::Derived { subquery, .. } => {
@@ -471,44 +738,24 @@ impl Builder<'_> {
         }
     }
 
-    /// The draft a WHERE conjunct belongs to alone, if it may be pushed there.
-    fn attribute(&self, e: &Expr, items: &[LevelItem], all_known: bool) -> Option<usize> {
+    /// The drafts a WHERE conjunct refers to, when it may be pushed to them: every column
+    /// reference resolves to a level item that no outer join null-extends.
+    fn owners(&self, e: &Expr, items: &[LevelItem], all_known: bool) -> Option<Vec<usize>> {
         let mut refs = Vec::new();
         if !pushable(e, &mut refs) || refs.is_empty() {
             return None;
         }
-        let mut target: Option<usize> = None;
+        let mut owners: Vec<usize> = Vec::new();
         for (qualifier, column) in refs {
-            let owner = match qualifier {
-                Some(q) => {
-                    let it = items.iter().find(|it| self.drafts[it.draft].alias == q)?;
-                    self.drafts[it.draft].table.column_index(&column)?;
-                    it
-                }
-                None => {
-                    if !all_known {
-                        return None;
-                    }
-                    let mut holders = items
-                        .iter()
-                        .filter(|it| self.drafts[it.draft].table.column_index(&column).is_some());
-                    let first = holders.next()?;
-                    if holders.next().is_some() {
-                        return None;
-                    }
-                    first
-                }
-            };
-            match target {
-                None => target = Some(owner.draft),
-                Some(t) if t != owner.draft => return None,
-                _ => {}
-            }
-            if !owner.pushable {
+            let item = self.resolve(&qualifier, &column, items, all_known)?;
+            if !items[item].pushable {
                 return None;
             }
+            if !owners.contains(&items[item].draft) {
+                owners.push(items[item].draft);
+            }
         }
-        target
+        Some(owners)
     }
 }
 
@@ -741,6 +988,7 @@ fn is_plain_word(name: &str) -> bool {
 struct WholeRows {
     names: HashSet<String>,
     all: bool,
+    column_aliases: HashSet<String>,
 }
 
 impl Visitor for WholeRows {
@@ -774,17 +1022,70 @@ impl Visitor for WholeRows {
 fn whole_row_references(stmt: &Statement) -> WholeRows {
     let mut w = WholeRows::default();
     let _ = stmt.visit(&mut w);
+    let mut aliases = ColumnAliases::default();
+    let _ = stmt.visit(&mut aliases);
+    w.column_aliases = aliases.0;
     w
 }
 
 impl WholeRows {
     /// The alias of a table among `tables` (alias, table) that the statement uses as a whole
-    /// row: a bare name that is an alias and no column of any of the tables.
+    /// row: a bare name that is an alias and no column of any of the tables, nor a column
+    /// alias defined in the statement (`SELECT n_name AS nation ... GROUP BY nation`).
     fn find(&self, tables: &[(&str, &Table)]) -> Option<String> {
         tables.iter().find_map(|(alias, _)| {
-            let is_column = tables.iter().any(|(_, t)| t.column_index(alias).is_some());
+            let is_column = tables.iter().any(|(_, t)| t.column_index(alias).is_some())
+                || self.column_aliases.contains(*alias);
             (self.all || (self.names.contains(*alias) && !is_column)).then(|| alias.to_string())
         })
+    }
+}
+
+/// Column names a statement defines itself: select-list aliases, derived-table and CTE
+/// column lists.
+#[derive(Default)]
+struct ColumnAliases(HashSet<String>);
+
+impl Visitor for ColumnAliases {
+    type Break = ();
+    fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
+        if let Some(with) = &q.with {
+            for cte in &with.cte_tables {
+                for c in &cte.alias.columns {
+                    self.0.insert(ident_name(&c.name));
+                }
+            }
+        }
+        let mut bodies = vec![q.body.as_ref()];
+        while let Some(body) = bodies.pop() {
+            match body {
+                SetExpr::Select(s) => {
+                    for item in &s.projection {
+                        if let SelectItem::ExprWithAlias { alias, .. } = item {
+                            self.0.insert(ident_name(alias));
+                        }
+                    }
+                }
+                SetExpr::SetOperation { left, right, .. } => {
+                    bodies.push(left);
+                    bodies.push(right);
+                }
+                _ => {}
+            }
+        }
+        ControlFlow::Continue(())
+    }
+    fn pre_visit_table_factor(&mut self, f: &TableFactor) -> ControlFlow<()> {
+        if let TableFactor::Derived { alias: Some(a), .. }
+        | TableFactor::Table { alias: Some(a), .. }
+        | TableFactor::Function { alias: Some(a), .. }
+        | TableFactor::UNNEST { alias: Some(a), .. } = f
+        {
+            for c in &a.columns {
+                self.0.insert(ident_name(&c.name));
+            }
+        }
+        ControlFlow::Continue(())
     }
 }
 
@@ -834,4 +1135,59 @@ fn remaining_table(
                 .table(schema.as_deref(), &name)
                 .map(|t| t.name.clone())
         })
+}
+
+/// Counts FROM-item names and notes long column references (see [`Builder::from_names`]).
+#[derive(Default)]
+struct FromNames {
+    counts: std::collections::HashMap<String, usize>,
+    long_references: bool,
+}
+
+impl Visitor for FromNames {
+    type Break = ();
+    fn pre_visit_table_factor(&mut self, f: &TableFactor) -> ControlFlow<()> {
+        let name = match f {
+            TableFactor::Table { name, alias, .. } => match alias {
+                Some(a) => Some(ident_name(&a.name)),
+                None => object_name_parts(name).map(|(_, n)| n),
+            },
+            TableFactor::Derived { alias, .. }
+            | TableFactor::Function { alias, .. }
+            | TableFactor::UNNEST { alias, .. }
+            | TableFactor::NestedJoin { alias, .. } => alias.as_ref().map(|a| ident_name(&a.name)),
+            _ => None,
+        };
+        if let Some(n) = name {
+            *self.counts.entry(n).or_default() += 1;
+        }
+        ControlFlow::Continue(())
+    }
+    fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+        if let Expr::CompoundIdentifier(parts) = e {
+            if parts.len() > 2 {
+                self.long_references = true;
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Points qualified column references of merged tables at their fragment.
+struct Requalify {
+    renames: std::collections::HashMap<String, String>,
+}
+
+impl VisitorMut for Requalify {
+    type Break = ();
+    fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+        if let Expr::CompoundIdentifier(parts) = e {
+            if parts.len() == 2 {
+                if let Some(to) = self.renames.get(&ident_name(&parts[0])) {
+                    parts[0] = Ident::with_quote('"', to.clone());
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
 }

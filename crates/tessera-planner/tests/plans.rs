@@ -255,3 +255,31 @@ fn router_template_matches_full_planning() {
     )
     .is_none());
 }
+
+#[test]
+fn colocated_tables_of_a_general_query_are_joined_on_the_workers() {
+    let p = plan(
+        "SELECT c_name, sum(l_quantity) FROM customer, orders, lineitem \
+         WHERE c_custkey = o_custkey AND o_orderkey = l_orderkey AND l_quantity > 5 GROUP BY c_name",
+    )
+    .unwrap();
+    let DistributedPlan::Pull(pull) = p else {
+        panic!("not a general-tier plan: {p:?}")
+    };
+    assert_eq!(pull.inputs.len(), 2, "{pull:?}");
+    let fragment = &pull.inputs[1];
+    assert!(fragment.table.contains('⋈'), "{}", fragment.table);
+    let sql = &fragment.tasks[0].sql;
+    assert!(
+        sql.contains("(o_orderkey = l_orderkey)") && sql.contains("(l_quantity > 5)"),
+        "{sql}"
+    );
+    assert!(pull.query.contains("tessera_fragment_0"), "{}", pull.query);
+}
+
+#[test]
+fn tpch_q9_shape_plans() {
+    let sql = "select nation, o_year, sum(amount) as sum_profit from ( select n_name as nation, extract(year from o_orderdate) as o_year, l_extendedprice * (1 - l_discount) - ps_supplycost * l_quantity as amount from part, supplier, lineitem, partsupp, orders, nation where s_suppkey = l_suppkey and ps_suppkey = l_suppkey and ps_partkey = l_partkey and p_partkey = l_partkey and o_orderkey = l_orderkey and s_nationkey = n_nationkey and p_name like '%green%' ) as profit group by nation, o_year order by nation, o_year desc";
+    let p = plan(sql);
+    assert!(matches!(p, Ok(DistributedPlan::Pull(_))), "{p:?}");
+}
