@@ -163,6 +163,28 @@ pub enum Outcome {
     TransactionStarted,
     /// A transaction block ended with this tag (`COMMIT` or `ROLLBACK`).
     TransactionEnded(String),
+    /// Rows streamed to the client as the workers send them (tag `SELECT n`).
+    Stream(RowStream),
+}
+
+/// Rows of a multi-shard read passed on as they arrive: coordinator memory is bounded by the
+/// channel, not by the result's size.
+#[derive(Debug)]
+pub struct RowStream {
+    /// The columns (the first task's RowDescription).
+    pub fields: Vec<wire::FieldDescription>,
+    /// DataRow bodies, or the error that ended the statement.
+    pub rows: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, ExecError>>,
+}
+
+/// Rows of one statement in flight between the workers and the client.
+const STREAM_ROWS: usize = 1024;
+
+/// What a streaming worker task reports.
+enum StreamMessage {
+    Fields(Vec<wire::FieldDescription>),
+    Row(bytes::Bytes),
+    Error(ExecError),
 }
 
 /// The statement's text and bound values, as the client sent them.
@@ -674,6 +696,14 @@ impl Executor {
     ) -> Result<Outcome, ExecError> {
         match merge {
             MergePlan::Concat { limit, offset } => {
+                if !session.in_block()
+                    && req.params.is_empty()
+                    && req.result_formats.iter().all(|f| *f == 0)
+                    && limit.is_none()
+                    && offset == 0
+                {
+                    return Ok(Outcome::Stream(self.stream_reads(snapshot, &tasks).await?));
+                }
                 let results = self
                     .run_reads(session, snapshot, &tasks, req, req.result_formats)
                     .await?;
@@ -730,6 +760,98 @@ impl Executor {
                 Ok(Outcome::Result(merged))
             }
         }
+    }
+
+    /// Runs read tasks outside a transaction block and streams their rows: one task per
+    /// worker (its tasks in sequence on one pooled connection), rows sent through a bounded
+    /// channel as they arrive. A worker whose rows are no longer wanted (the client went away,
+    /// another task failed) drops its connection instead of returning it to the pool.
+    async fn stream_reads(
+        &self,
+        snapshot: &CatalogSnapshot,
+        tasks: &[Task],
+    ) -> Result<RowStream, ExecError> {
+        use tokio::sync::mpsc;
+        let mut by_group: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+        for t in tasks {
+            by_group.entry(t.group_id).or_default().push(t.sql.clone());
+        }
+        let (tx, mut rx) = mpsc::channel::<StreamMessage>(STREAM_ROWS);
+        for (group, sqls) in by_group {
+            let (host, port) = self.node_address(snapshot, group)?;
+            let pool = self.pools.pool(&host, port);
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let address = format!("{host}:{port}");
+                let fail = |e: ExecError| StreamMessage::Error(e.on_node(&address));
+                let mut conn = match pool.get().await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = tx
+                            .send(StreamMessage::Error(ExecError::Connection(format!(
+                                "cannot connect to worker {address}: {e}"
+                            ))))
+                            .await;
+                        return;
+                    }
+                };
+                for sql in sqls {
+                    match conn.query_start(&sql).await {
+                        Ok(fields) => {
+                            if tx.send(StreamMessage::Fields(fields)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            let _ = tx.send(fail(e.into())).await;
+                            return;
+                        }
+                    }
+                    loop {
+                        match conn.query_next_row().await {
+                            Ok(Some(row)) => {
+                                if tx.send(StreamMessage::Row(row)).await.is_err() {
+                                    // Unread rows mark the connection unusable: it is dropped.
+                                    return;
+                                }
+                            }
+                            Ok(None) => break,
+                            Err(e) => {
+                                let _ = tx.send(fail(e.into())).await;
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let fields = loop {
+            match rx.recv().await {
+                Some(StreamMessage::Fields(f)) => break f,
+                Some(StreamMessage::Error(e)) => return Err(e),
+                Some(StreamMessage::Row(_)) | None => {
+                    return Err(ExecError::Internal(
+                        "worker rows arrived without a row description".into(),
+                    ))
+                }
+            }
+        };
+        let (out, rows) = mpsc::channel(STREAM_ROWS);
+        tokio::spawn(async move {
+            while let Some(message) = rx.recv().await {
+                let item = match message {
+                    StreamMessage::Fields(_) => continue,
+                    StreamMessage::Row(r) => Ok(r),
+                    StreamMessage::Error(e) => Err(e),
+                };
+                let stop = item.is_err();
+                if out.send(item).await.is_err() || stop {
+                    return;
+                }
+            }
+        });
+        Ok(RowStream { fields, rows })
     }
 
     /// Sends the routed COPY data to the shards and commits; returns the `COPY n` tag.

@@ -200,6 +200,9 @@ pub struct WireConnection {
     /// Status reported by the last ReadyForQuery.
     pub status: TxStatus,
     broken: bool,
+    /// A streamed query's rows are still unread ([`Self::query_start`]); the connection
+    /// must not be reused until they are.
+    streaming: bool,
 }
 
 impl std::fmt::Debug for WireConnection {
@@ -297,6 +300,7 @@ impl WireConnection {
             parameters: HashMap::new(),
             status: TxStatus::Idle,
             broken: false,
+            streaming: false,
         };
         let startup = [
             ("user", params.user.as_str()),
@@ -390,7 +394,7 @@ impl WireConnection {
 
     /// Whether the connection hit an I/O or protocol error and must not be reused.
     pub fn is_broken(&self) -> bool {
-        self.broken
+        self.broken || self.streaming
     }
 
     /// "host:port" of the server.
@@ -677,6 +681,67 @@ impl WireConnection {
                     };
                 }
                 _ => return Err(self.protocol("unexpected message ending COPY")),
+            }
+        }
+    }
+
+    /// Sends one query (simple protocol) whose rows are then read one by one with
+    /// [`Self::query_next_row`]; returns its columns (empty for a statement without rows,
+    /// whose answer has then been read completely).
+    pub async fn query_start(&mut self, sql: &str) -> Result<Vec<FieldDescription>, WireError> {
+        self.queue_query(sql)?;
+        self.flush().await?;
+        self.streaming = true;
+        let mut error = None;
+        loop {
+            match self.read_message().await? {
+                Message::RowDescription(body) => {
+                    return fields_of(&body).map_err(|source| WireError::Io {
+                        address: self.address.clone(),
+                        source,
+                    });
+                }
+                Message::ErrorResponse(body) => error = Some(server_error(&body)),
+                Message::ReadyForQuery(body) => {
+                    self.ready(&body);
+                    self.streaming = false;
+                    return match error {
+                        Some(e) => Err(WireError::Server(Box::new(e))),
+                        None => Ok(Vec::new()),
+                    };
+                }
+                Message::CommandComplete(_)
+                | Message::EmptyQueryResponse
+                | Message::NoticeResponse(_)
+                | Message::ParameterStatus(_) => {}
+                _ => return Err(self.protocol("unexpected message starting a query")),
+            }
+        }
+    }
+
+    /// The next DataRow body of a query begun with [`Self::query_start`], or `None` once the
+    /// server is ready again.
+    pub async fn query_next_row(&mut self) -> Result<Option<Bytes>, WireError> {
+        let mut error = None;
+        loop {
+            match self.read_message().await? {
+                Message::DataRow(body) if error.is_none() => {
+                    return Ok(Some(body.buffer_bytes().clone()));
+                }
+                Message::ErrorResponse(body) => error = Some(server_error(&body)),
+                Message::ReadyForQuery(body) => {
+                    self.ready(&body);
+                    self.streaming = false;
+                    return match error {
+                        Some(e) => Err(WireError::Server(Box::new(e))),
+                        None => Ok(None),
+                    };
+                }
+                Message::DataRow(_)
+                | Message::CommandComplete(_)
+                | Message::NoticeResponse(_)
+                | Message::ParameterStatus(_) => {}
+                _ => return Err(self.protocol("unexpected message reading rows")),
             }
         }
     }

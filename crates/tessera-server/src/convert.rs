@@ -61,6 +61,24 @@ pub fn result_response(r: StatementResult) -> Response {
     Response::Query(response)
 }
 
+/// Rows streamed from the workers as a pgwire response; an error in the middle ends the
+/// result with that error, as PostgreSQL's own would.
+pub fn stream_response(s: tessera_executor::RowStream) -> Response {
+    let schema: Arc<Vec<FieldInfo>> = Arc::new(s.fields.iter().map(field_info).collect());
+    let field_count = s.fields.len() as i16;
+    let rows = stream::unfold(s.rows, move |mut rx| async move {
+        let item = rx.recv().await?;
+        let item = match item {
+            Ok(row) => Ok(DataRow::new(BytesMut::from(&row[..]), field_count)),
+            Err(e) => Err(PgWireError::UserError(Box::new(exec_error(e)))),
+        };
+        Some((item, rx))
+    });
+    let mut response = QueryResponse::new(schema, rows);
+    response.set_command_tag("SELECT");
+    Response::Query(response)
+}
+
 /// An ErrorResponse for a planning error.
 pub fn plan_error(e: PlanError) -> ErrorInfo {
     ErrorInfo::new("ERROR".into(), e.sqlstate().into(), e.to_string())

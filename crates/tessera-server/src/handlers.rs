@@ -172,6 +172,7 @@ impl Backend {
         let req = Request { sql, ..req };
         match self.executor.run(&mut state.session, plan, req).await {
             Ok(Outcome::Result(r)) => result_response(r),
+            Ok(Outcome::Stream(s)) => crate::convert::stream_response(s),
             Ok(Outcome::CopyIn(router)) => {
                 let columns = router.plan().columns.len();
                 state.copy = Some(router);
