@@ -493,15 +493,15 @@ impl Executor {
                     .await;
                 match (merged, fallback) {
                     // The merge met values it cannot combine exactly: PostgreSQL does it.
-                    (Err(ExecError::Unsupported(_)), Some(plan)) => Ok(Outcome::Result(
-                        pull::run_pull(self, session, &snapshot, &plan, req).await?,
-                    )),
+                    (Err(ExecError::Unsupported(_)), Some(plan)) => {
+                        pull::run_pull(self, session, &snapshot, &plan, req).await
+                    }
                     (other, _) => other,
                 }
             }
-            DistributedPlan::Pull(plan) => Ok(Outcome::Result(
-                pull::run_pull(self, session, &snapshot, &plan, req).await?,
-            )),
+            DistributedPlan::Pull(plan) => {
+                pull::run_pull(self, session, &snapshot, &plan, req).await
+            }
             DistributedPlan::Modify {
                 tasks,
                 command,

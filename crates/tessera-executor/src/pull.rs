@@ -23,7 +23,7 @@ use tessera_planner::{PullInput, PullPlan, Task};
 use tokio::sync::mpsc;
 
 use crate::wire::{StatementResult, WireConnection};
-use crate::{ExecError, Executor, Request, Session};
+use crate::{ExecError, Executor, Outcome, Request, RowStream, Session};
 
 /// Binary COPY header: signature, flags, header extension length (all PostgreSQL writes).
 const BINARY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
@@ -41,9 +41,14 @@ pub async fn run_pull(
     snapshot: &CatalogSnapshot,
     plan: &PullPlan,
     req: Request<'_>,
-) -> Result<StatementResult, ExecError> {
+) -> Result<Outcome, ExecError> {
     if session.in_block() {
-        return run_in_block(exec, session, snapshot, plan, req).await;
+        return run_in_block(exec, session, snapshot, plan, req)
+            .await
+            .map(Outcome::Result);
+    }
+    if req.params.is_empty() && req.result_formats.iter().all(|f| *f == 0) {
+        return stream_pull(exec, session, snapshot, plan).await;
     }
     let conn = session.coordinator_for_statement(exec).await?;
     conn.simple_query("BEGIN").await?;
@@ -51,7 +56,7 @@ pub async fn run_pull(
     match result {
         Ok(r) => {
             conn.simple_query("COMMIT").await?;
-            Ok(r)
+            Ok(Outcome::Result(r))
         }
         Err(e) => {
             if !conn.is_broken() {
@@ -69,6 +74,19 @@ async fn fill_and_run(
     plan: &PullPlan,
     req: Request<'_>,
 ) -> Result<StatementResult, ExecError> {
+    fill(exec, conn, snapshot, plan).await?;
+    Ok(conn
+        .execute(&plan.query, req.param_types, req.params, req.result_formats)
+        .await?)
+}
+
+/// Creates and fills every intermediate result of `plan` on `conn`.
+async fn fill(
+    exec: &Executor,
+    conn: &mut WireConnection,
+    snapshot: &CatalogSnapshot,
+    plan: &PullPlan,
+) -> Result<(), ExecError> {
     for input in &plan.inputs {
         conn.simple_query(&create_sql(input, true)).await?;
         conn.copy_in_start(&copy_in_sql(input)).await?;
@@ -85,9 +103,75 @@ async fn fill_and_run(
         ))
         .await?;
     }
-    Ok(conn
-        .execute(&plan.query, req.param_types, req.params, req.result_formats)
-        .await?)
+    Ok(())
+}
+
+/// The general tier over the simple protocol: the statement's rows stream to the client from
+/// the coordinator PostgreSQL as it produces them. The session's coordinator connection is
+/// lent to the streaming task and comes back when the rows (and the COMMIT) are through.
+async fn stream_pull(
+    exec: &Executor,
+    session: &mut Session,
+    snapshot: &CatalogSnapshot,
+    plan: &PullPlan,
+) -> Result<Outcome, ExecError> {
+    let (mut conn, give_back) = session.lend_coordinator(exec).await?;
+    let started = async {
+        conn.simple_query("BEGIN").await?;
+        fill(exec, &mut conn, snapshot, plan).await?;
+        Ok::<_, ExecError>(conn.query_start(&plan.query).await?)
+    }
+    .await;
+    let fields = match started {
+        Ok(fields) => fields,
+        Err(e) => {
+            let _ = give_back.send(rollback(conn).await);
+            return Err(e);
+        }
+    };
+    if fields.is_empty() {
+        let ended = conn.simple_query("COMMIT").await;
+        let _ = give_back.send(Some(conn));
+        ended?;
+        return Ok(Outcome::Result(StatementResult::default()));
+    }
+    let (tx, rows) = mpsc::channel(CHANNEL_CHUNKS);
+    tokio::spawn(async move {
+        loop {
+            match conn.query_next_row().await {
+                Ok(Some(row)) => {
+                    if tx.send(Ok(row)).await.is_err() {
+                        // The client is gone: unread rows make the connection unusable.
+                        let _ = give_back.send(None);
+                        return;
+                    }
+                }
+                Ok(None) => {
+                    let ended = conn.simple_query("COMMIT").await;
+                    if let Err(e) = ended {
+                        let _ = tx.send(Err(e.into())).await;
+                    }
+                    let _ = give_back.send(Some(conn));
+                    return;
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e.into())).await;
+                    let _ = give_back.send(rollback(conn).await);
+                    return;
+                }
+            }
+        }
+    });
+    Ok(Outcome::Stream(RowStream { fields, rows }))
+}
+
+/// Ends the coordinator transaction of a failed general-tier statement; the connection if it
+/// is still usable.
+async fn rollback(mut conn: WireConnection) -> Option<WireConnection> {
+    if conn.is_broken() {
+        return None;
+    }
+    conn.simple_query("ROLLBACK").await.ok().map(|_| conn)
 }
 
 fn create_sql(input: &PullInput, on_commit_drop: bool) -> String {

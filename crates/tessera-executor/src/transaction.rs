@@ -32,6 +32,9 @@ struct Block {
 #[derive(Default)]
 pub struct Session {
     coordinator: Option<WireConnection>,
+    /// The coordinator connection while a streamed result still uses it: it comes back
+    /// through this channel when the stream ends (`None` if it had to be dropped).
+    coordinator_lent: Option<tokio::sync::oneshot::Receiver<Option<WireConnection>>>,
     block: Option<Block>,
 }
 
@@ -71,8 +74,33 @@ impl Session {
         });
     }
 
+    /// Lends the coordinator connection to a task that streams a result: the session gets
+    /// it back from `give_back` (before its next use of the connection).
+    pub async fn lend_coordinator(
+        &mut self,
+        exec: &Executor,
+    ) -> Result<
+        (
+            WireConnection,
+            tokio::sync::oneshot::Sender<Option<WireConnection>>,
+        ),
+        ExecError,
+    > {
+        self.coordinator(exec).await?;
+        let conn = self
+            .coordinator
+            .take()
+            .ok_or_else(|| ExecError::Internal("no coordinator connection".into()))?;
+        let (give_back, receive) = tokio::sync::oneshot::channel();
+        self.coordinator_lent = Some(receive);
+        Ok((conn, give_back))
+    }
+
     /// The session's coordinator connection, connected on first use.
     pub async fn coordinator(&mut self, exec: &Executor) -> Result<&mut WireConnection, ExecError> {
+        if let Some(lent) = self.coordinator_lent.take() {
+            self.coordinator = lent.await.ok().flatten();
+        }
         if self.coordinator.as_ref().is_none_or(|c| c.is_broken()) {
             self.coordinator = Some(exec.coordinator_connection().await?);
         }
