@@ -435,3 +435,63 @@ fn protocol_end_to_end() {
         assert!(text.iter().any(|l| l.contains("Router")), "{text:?}");
     });
 }
+
+/// The text of every row of a one-column result (EXPLAIN output).
+async fn lines(client: &tokio_postgres::Client, sql: &str) -> String {
+    client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn explain_shows_tiers_tasks_and_actual_rows() {
+    common::runtime().block_on(async {
+        let env = common::TestEnv::start(4).await;
+        let client = env.tessera().await;
+        client
+            .batch_execute(
+                "CREATE TABLE e_a (k int, v int); CREATE TABLE e_b (id int, k int);
+                 SELECT create_distributed_table('e_a', 'k');
+                 SELECT create_distributed_table('e_b', 'id', colocate_with => 'none');
+                 INSERT INTO e_a VALUES (1, 1), (2, 2), (3, 3);
+                 INSERT INTO e_b VALUES (1, 2), (2, 3), (3, 9);",
+            )
+            .await
+            .expect("setup");
+        let join = "SELECT a.v, b.id FROM e_a a JOIN e_b b ON b.k = a.k WHERE a.v > 1";
+        let plan = lines(&client, &format!("EXPLAIN {join}")).await;
+        assert!(plan.contains("Tessera General"), "{plan}");
+        assert!(
+            plan.contains("WHERE (a.v > 1)"),
+            "filter not pushed: {plan}"
+        );
+        let analyzed = lines(&client, &format!("EXPLAIN ANALYZE {join}")).await;
+        assert!(analyzed.contains("2 rows in"), "{analyzed}");
+        assert!(analyzed.contains("actual time="), "{analyzed}");
+        let router = lines(&client, "EXPLAIN ANALYZE SELECT * FROM e_a WHERE k = 2").await;
+        assert!(
+            router.contains("Tessera Router") && router.contains("actual time="),
+            "{router}"
+        );
+        let multi = lines(&client, "EXPLAIN ANALYZE SELECT count(*) FROM e_a").await;
+        assert!(
+            multi.contains("Task Count: 4") && multi.contains("actual time="),
+            "{multi}"
+        );
+        let write = client.simple_query("EXPLAIN ANALYZE DELETE FROM e_a").await;
+        assert_eq!(
+            write
+                .err()
+                .and_then(|e| e.code().map(|c| c.code().to_string())),
+            Some("0A000".into())
+        );
+    });
+}

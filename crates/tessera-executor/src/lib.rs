@@ -11,6 +11,7 @@
 //! back as the worker sent them.
 
 pub mod copy_router;
+pub mod explain_analyze;
 pub mod merge;
 pub mod pipeline;
 pub mod pool;
@@ -502,6 +503,9 @@ impl Executor {
             DistributedPlan::Pull(plan) => {
                 pull::run_pull(self, session, &snapshot, &plan, req).await
             }
+            DistributedPlan::ExplainAnalyze(plan) => Ok(Outcome::Result(
+                explain_analyze::run(self, session, &snapshot, &plan, req).await?,
+            )),
             DistributedPlan::Modify {
                 tasks,
                 command,
@@ -826,15 +830,13 @@ impl Executor {
             });
         }
         drop(tx);
-        let fields = loop {
-            match rx.recv().await {
-                Some(StreamMessage::Fields(f)) => break f,
-                Some(StreamMessage::Error(e)) => return Err(e),
-                Some(StreamMessage::Row(_)) | None => {
-                    return Err(ExecError::Internal(
-                        "worker rows arrived without a row description".into(),
-                    ))
-                }
+        let fields = match rx.recv().await {
+            Some(StreamMessage::Fields(f)) => f,
+            Some(StreamMessage::Error(e)) => return Err(e),
+            Some(StreamMessage::Row(_)) | None => {
+                return Err(ExecError::Internal(
+                    "worker rows arrived without a row description".into(),
+                ))
             }
         };
         let (out, rows) = mpsc::channel(STREAM_ROWS);

@@ -80,14 +80,17 @@ async fn fill_and_run(
         .await?)
 }
 
-/// Creates and fills every intermediate result of `plan` on `conn`.
-async fn fill(
+/// Creates and fills every intermediate result of `plan` on `conn`; returns each one's row
+/// count and the time it took.
+pub(crate) async fn fill(
     exec: &Executor,
     conn: &mut WireConnection,
     snapshot: &CatalogSnapshot,
     plan: &PullPlan,
-) -> Result<(), ExecError> {
+) -> Result<Vec<(u64, std::time::Duration)>, ExecError> {
+    let mut stats = Vec::with_capacity(plan.inputs.len());
     for input in &plan.inputs {
+        let start = std::time::Instant::now();
         conn.simple_query(&create_sql(input, true)).await?;
         conn.copy_in_start(&copy_in_sql(input)).await?;
         if let Err(e) = stream_into(exec, conn, snapshot, input).await {
@@ -96,14 +99,15 @@ async fn fill(
             }
             return Err(e);
         }
-        conn.copy_done().await?;
+        let rows = conn.copy_done().await?;
         conn.simple_query(&format!(
             "ANALYZE pg_temp.{}",
             quote_ident(&input.temp_table)
         ))
         .await?;
+        stats.push((rows, start.elapsed()));
     }
-    Ok(())
+    Ok(stats)
 }
 
 /// The general tier over the simple protocol: the statement's rows stream to the client from

@@ -54,6 +54,7 @@ pub fn describe(plan: &DistributedPlan) -> Vec<String> {
         DistributedPlan::Local(sql) => out.push(format!("Local: {sql}")),
         DistributedPlan::Transaction(t) => out.push(format!("Transaction: {t:?}")),
         DistributedPlan::Explain(lines) => out.extend(lines.iter().cloned()),
+        DistributedPlan::ExplainAnalyze(inner) => out.extend(describe(inner)),
     }
     out
 }

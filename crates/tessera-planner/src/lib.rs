@@ -162,6 +162,9 @@ pub enum DistributedPlan {
     Transaction(TransactionCommand),
     /// `EXPLAIN` of a statement: the distributed plan as text, one row per line.
     Explain(Vec<String>),
+    /// `EXPLAIN ANALYZE` of a read: the plan is run, and each task's rows and times (the
+    /// workers' own EXPLAIN ANALYZE) and each intermediate result's size are shown.
+    ExplainAnalyze(Box<DistributedPlan>),
 }
 
 /// Parses one statement's text with PostgreSQL's dialect.
@@ -247,6 +250,31 @@ pub fn plan(
             match inner {
                 DistributedPlan::Local(_) => Ok(DistributedPlan::Local(original.to_string())),
                 other => Ok(DistributedPlan::Explain(explain::describe(&other))),
+            }
+        }
+        Statement::Explain {
+            statement,
+            analyze: true,
+            ..
+        } => {
+            let inner = plan(statement, &statement.to_string(), params, catalog)?;
+            match inner {
+                DistributedPlan::Local(_) => Ok(DistributedPlan::Local(original.to_string())),
+                read @ (DistributedPlan::Router(_)
+                | DistributedPlan::MultiShard { .. }
+                | DistributedPlan::Pull(_)) => {
+                    if !matches!(statement.as_ref(), Statement::Query(_)) {
+                        return Err(PlanError::Unsupported(
+                            "EXPLAIN ANALYZE of writes to distributed tables is not supported; \
+                             use EXPLAIN"
+                                .into(),
+                        ));
+                    }
+                    Ok(DistributedPlan::ExplainAnalyze(Box::new(read)))
+                }
+                _ => Err(PlanError::Unsupported(
+                    "EXPLAIN ANALYZE is supported for reads of distributed tables only".into(),
+                )),
             }
         }
         Statement::Query(query) => {

@@ -205,7 +205,7 @@ fn statements_that_would_read_the_shell_are_refused() {
         "SAVEPOINT s1",
         "DECLARE c CURSOR FOR SELECT * FROM orders",
         "PREPARE q AS SELECT * FROM orders",
-        "EXPLAIN ANALYZE SELECT * FROM orders",
+        "EXPLAIN ANALYZE DELETE FROM orders",
         "WITH moved AS (DELETE FROM orders RETURNING *) SELECT count(*) FROM moved",
         "SELECT * FROM orders FOR UPDATE",
     ] {
