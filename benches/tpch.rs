@@ -1,16 +1,18 @@
 //! The TPC-H macro benchmark: the 22 queries (specification validation parameters) through
 //! Tessera (2 workers, 32 shards, `docs/tpch/distribute.sql`) beside the same queries on one
 //! plain PostgreSQL with the same data, in the same run. Prints per-query times, their ratio,
-//! the ratio of totals, and the coordinator's peak resident memory per query (the coordinator
-//! runs in this process; its high-water mark is reset before each query), plus
-//! `SELECT * FROM lineitem`.
+//! the ratio of totals, and the coordinator's peak resident memory per query, plus
+//! `SELECT * FROM lineitem`. The coordinator is the `tessera` binary (`tessera serve`) in its
+//! own process, restarted after loading; its high-water mark (`VmHWM`) is reset before each
+//! query.
 //!
 //! Queries are sent with psql (output discarded), so client-side buffering is not counted in
 //! the coordinator's memory.
 //!
 //! `cargo bench -p tessera --bench tpch`
 //! Environment: `TESSERA_TPCH_SF` (1), `TESSERA_TPCH_DIR` (where the `.tbl` files are, made
-//! if missing; default `/var/tmp/tessera-tpch-sf<SF>`), `TESSERA_TPCH_QUERIES` (e.g. `1,6,9`).
+//! if missing; default `/var/tmp/tessera-tpch-sf<SF>`), `TESSERA_TPCH_QUERIES` (e.g. `1,6,9`),
+//! `TESSERA_TPCH_TIMEOUT` (seconds per query and system, 600; a query cut off is reported).
 
 #[path = "../tests/common/tpch.rs"]
 mod tpch;
@@ -19,12 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use tessera::{start_coordinator, Config};
 use tessera_cluster::{LocalCluster, PgBinaries};
-
-/// The same allocator as the `tessera` binary, since the coordinator runs in this process.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn psql(binaries: &PgBinaries, port: u16, dir: &Path, args: &[&str]) -> (Duration, String) {
     let start = Instant::now();
@@ -44,9 +41,9 @@ fn psql(binaries: &PgBinaries, port: u16, dir: &Path, args: &[&str]) -> (Duratio
     (elapsed, String::new())
 }
 
-/// Peak resident memory of this process since the last reset, in MiB (Linux `VmHWM`).
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+/// Peak resident memory of process `pid` since the last reset, in MiB (Linux `VmHWM`).
+fn peak_rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
@@ -58,9 +55,58 @@ fn peak_rss_mib() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-/// Resets the high-water mark to the current resident size (`/proc/self/clear_refs`, 5).
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
+/// Resets the high-water mark of `pid` to its current resident size (`clear_refs`, 5).
+fn reset_peak_rss(pid: u32) {
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+}
+
+/// A `tessera serve` child process; killed on drop.
+struct Coordinator {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for Coordinator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Starts the coordinator binary against `cluster` and waits until it accepts connections.
+fn start_coordinator(cluster: &LocalCluster, config_path: &Path) -> Coordinator {
+    let port = free_port();
+    let workers: String = cluster
+        .workers
+        .iter()
+        .map(|w| format!("[[workers]]\nhost = \"127.0.0.1\"\nport = {}\n", w.port))
+        .collect();
+    let toml = format!(
+        "listen = \"127.0.0.1:{port}\"\nshard_count = 32\nsocket_dir = \"{}\"\n\
+         [coordinator]\nhost = \"127.0.0.1\"\nport = {}\nuser = \"postgres\"\ndatabase = \"postgres\"\n{workers}",
+        cluster.socket_dir().display(),
+        cluster.coordinator.port
+    );
+    std::fs::write(config_path, toml).expect("write coordinator config");
+    let child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["serve", "--config"])
+        .arg(config_path)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start tessera serve");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "tessera serve did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Coordinator { child, port }
 }
 
 fn main() {
@@ -80,24 +126,12 @@ fn main() {
     }
     let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/tpch");
     let binaries = PgBinaries::locate().expect("PostgreSQL binaries");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
     let cluster = LocalCluster::start_temporary(2).expect("Tessera's PostgreSQL servers");
     let baseline = LocalCluster::start_temporary(0).expect("baseline PostgreSQL");
-    let mut config = Config::local(
-        "127.0.0.1:0".into(),
-        cluster.coordinator.port,
-        cluster.workers.iter().map(|w| w.port).collect(),
-    );
-    config.socket_dir = Some(cluster.socket_dir());
-    config.shard_count = 32;
-    let coordinator = runtime
-        .block_on(start_coordinator(&config))
-        .expect("coordinator");
-    let tessera = coordinator.addr.port();
+    let config_path =
+        std::env::temp_dir().join(format!("tessera-tpch-{}.toml", std::process::id()));
+    let coordinator = start_coordinator(&cluster, &config_path);
+    let tessera = coordinator.port;
     let plain = baseline.coordinator.port;
     let file = |name: &str| docs.join(name).to_string_lossy().into_owned();
 
@@ -120,6 +154,15 @@ fn main() {
     for w in &cluster.workers {
         psql(&binaries, w.port, &dir, &["-c", "ANALYZE"]);
     }
+    // A fresh coordinator process: its memory is what the queries make it use.
+    drop(coordinator);
+    let coordinator = start_coordinator(&cluster, &config_path);
+    let tessera = coordinator.port;
+    let pid = coordinator.child.id();
+    println!(
+        "coordinator resident memory before the queries: {:.0} MiB",
+        peak_rss_mib(pid)
+    );
 
     println!("| query | PostgreSQL s | Tessera s | ratio | coordinator peak RSS MiB |");
     println!("|---|---|---|---|---|");
@@ -135,12 +178,17 @@ fn main() {
             vec!["SELECT * FROM lineitem".into()],
         ));
     }
+    let timeout: u64 = std::env::var("TESSERA_TPCH_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(600);
+    let set_timeout = format!("SET statement_timeout = '{timeout}s'");
     for (name, statements) in runs {
         let sql = statements.join(";\n");
-        let (tp, ep) = psql(&binaries, plain, &dir, &["-c", &sql]);
-        reset_peak_rss();
-        let (tt, et) = psql(&binaries, tessera, &dir, &["-c", &sql]);
-        let rss = peak_rss_mib();
+        let (tp, ep) = psql(&binaries, plain, &dir, &["-c", &set_timeout, "-c", &sql]);
+        reset_peak_rss(pid);
+        let (tt, et) = psql(&binaries, tessera, &dir, &["-c", &set_timeout, "-c", &sql]);
+        let rss = peak_rss_mib(pid);
         let (p, t) = (tp.as_secs_f64(), tt.as_secs_f64());
         let note = if !et.is_empty() {
             format!(" ({et})")
@@ -168,4 +216,5 @@ fn main() {
         worst.0
     );
     drop(coordinator);
+    let _ = std::fs::remove_file(&config_path);
 }

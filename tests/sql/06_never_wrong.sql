@@ -6,6 +6,7 @@ CREATE TABLE w_other (id int, k int, label text);
 CREATE TABLE w_words (w text, n int);
 CREATE TABLE w_ref (id int, name text);
 CREATE TABLE w_local (id int, tag text);
+CREATE TABLE w_pay (pk int, paid numeric);
 -- tessera-only
 SELECT create_distributed_table('w_orders', 'k', shard_count => 8);
 -- tessera-only
@@ -16,6 +17,8 @@ SELECT create_distributed_table('w_other', 'id', colocate_with => 'none');
 SELECT create_distributed_table('w_words', 'w');
 -- tessera-only
 SELECT create_reference_table('w_ref');
+-- tessera-only
+SELECT create_distributed_table('w_pay', 'pk', colocate_with => 'w_orders');
 INSERT INTO w_orders VALUES
   (1, 10, 1.5, 'alpha', '2024-01-01 10:00+00'), (2, 10, 1.25, 'Beta', '2024-01-02 11:00+00'),
   (3, 20, 2.000, 'gamma', '2024-02-01 00:00+00'), (4, 30, NULL, NULL, NULL),
@@ -26,6 +29,7 @@ INSERT INTO w_other VALUES (1, 2, 'x'), (2, 3, 'y'), (3, 3, NULL), (4, 9, 'z'), 
 INSERT INTO w_words VALUES ('abc', 1), ('abcdef', 2), ('ABC', 3), ('b', 4);
 INSERT INTO w_ref VALUES (10, 'ten'), (20, 'twenty'), (50, 'fifty');
 INSERT INTO w_local VALUES (1, 'one'), (3, 'three'), (11, 'eleven');
+INSERT INTO w_pay VALUES (1, 0.5), (1, 1.25), (3, 7), (5, 2.5), (9, 1);
 
 -- 1. A distributed table only inside a subquery / under a reference table.
 SELECT (SELECT count(*) FROM w_orders);
@@ -102,6 +106,13 @@ SELECT k FROM w_orders WHERE amount > ALL (SELECT price FROM w_items WHERE price
 -- unsupported
 SELECT k FROM w_orders WHERE k IN ((SELECT min(k) FROM w_items), 7) ORDER BY k;
 
+-- Co-located tables read as one fragment; NATURAL joins keep every shared column.
+SELECT k, name, paid FROM w_orders, w_ref, w_pay WHERE k = pk AND id = cust ORDER BY k, paid;
+SELECT * FROM w_orders, w_ref, w_pay WHERE k = pk AND id = cust ORDER BY k, paid;
+SELECT o.k, p.paid FROM w_orders o, w_pay p WHERE o.k = p.pk AND p.paid > o.amount ORDER BY 1, 2;
+SELECT count(*) FROM w_orders NATURAL JOIN w_other;
+SELECT count(*) FROM w_orders JOIN w_other USING (k);
+
 -- CTEs, set operations, windows, DISTINCT ON, grouping sets, FETCH WITH TIES.
 WITH big AS (SELECT * FROM w_orders WHERE amount > 1) SELECT count(*), sum(amount) FROM big;
 WITH c AS MATERIALIZED (SELECT cust, count(*) n FROM w_orders GROUP BY cust) SELECT a.cust, b.n FROM c a JOIN c b ON a.cust = b.cust ORDER BY 1 NULLS FIRST;
@@ -134,4 +145,4 @@ SELECT row_to_json(o) FROM w_orders o WHERE o.k = 5;
 -- Types through the general tier, text and binary.
 SELECT k, ts, ts - interval '1 day', note, amount * 2, ARRAY[k, cust] FROM w_orders o JOIN w_local l ON l.id = o.k ORDER BY k;
 
-DROP TABLE w_orders, w_items, w_other, w_words, w_ref, w_local;
+DROP TABLE w_orders, w_items, w_other, w_words, w_ref, w_local, w_pay;

@@ -424,7 +424,23 @@ impl Builder<'_> {
         if let Some(selection) = s.selection.clone() {
             let mut conjuncts = Vec::new();
             split_and(&selection, &mut conjuncts);
-            self.merge_colocated(s, &items, all_known, &conjuncts);
+            let absorbed = self.merge_colocated(s, &items, all_known, &conjuncts);
+            if !absorbed.is_empty() {
+                // The fragment's rows already satisfy its join equalities exactly; left in the
+                // statement, PostgreSQL would estimate `a.k = b.k` within one table as highly
+                // selective and plan nested loops over millions of rows.
+                let kept: Vec<Expr> = conjuncts
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| !absorbed.contains(i))
+                    .map(|(_, c)| (*c).clone())
+                    .collect();
+                s.selection = kept.into_iter().reduce(|l, r| Expr::BinaryOp {
+                    left: Box::new(l),
+                    op: BinaryOperator::And,
+                    right: Box::new(r),
+                });
+            }
             for c in conjuncts {
                 let Some(owners) = self.owners(c, &items, all_known) else {
                     continue;
@@ -446,15 +462,24 @@ impl Builder<'_> {
     /// Merges co-located distributed tables that stand alone in this level's FROM list and
     /// are equated on their distribution columns by top-level WHERE conjuncts into
     /// fragments: the FROM list then reads one intermediate result in their place.
+    ///
+    /// Returns the indexes (into `conjuncts`) of the join equalities the fragments absorbed.
     fn merge_colocated(
         &mut self,
         s: &mut Select,
         items: &[LevelItem],
         all_known: bool,
         conjuncts: &[&Expr],
-    ) {
-        if self.long_references {
-            return;
+    ) -> Vec<usize> {
+        // `*` lists columns in FROM order, which a fragment in one member's place would change.
+        let wildcard = s.projection.iter().any(|i| {
+            matches!(
+                i,
+                SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+            )
+        });
+        if self.long_references || wildcard {
+            return Vec::new();
         }
         let candidates: Vec<usize> = (0..items.len())
             .filter(|i| {
@@ -467,7 +492,7 @@ impl Builder<'_> {
             })
             .collect();
         if candidates.len() < 2 {
-            return;
+            return Vec::new();
         }
         let mut parent: Vec<usize> = (0..items.len()).collect();
         fn find(p: &mut [usize], i: usize) -> usize {
@@ -478,7 +503,8 @@ impl Builder<'_> {
             p[i] = r;
             r
         }
-        for c in conjuncts {
+        let mut equalities: Vec<(usize, usize, usize)> = Vec::new();
+        for (ci, c) in conjuncts.iter().enumerate() {
             let Expr::BinaryOp {
                 left,
                 op: BinaryOperator::Eq,
@@ -505,6 +531,7 @@ impl Builder<'_> {
             }
             let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
             parent[ra] = rb;
+            equalities.push((ci, a, b));
         }
         let mut groups: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
         for &c in &candidates {
@@ -555,6 +582,14 @@ impl Builder<'_> {
         for i in removed.into_iter().rev() {
             s.from.remove(i);
         }
+        equalities
+            .into_iter()
+            .filter(|(_, a, b)| {
+                let fa = self.drafts[items[*a].draft].fragment;
+                fa.is_some() && fa == self.drafts[items[*b].draft].fragment
+            })
+            .map(|(ci, _, _)| ci)
+            .collect()
     }
 
     /// The level item whose distribution column `e` names.
@@ -634,6 +669,7 @@ impl Builder<'_> {
             })
             .collect();
         let base_nullable = nullable || twj.joins.iter().any(|j| extends_left(&j.join_operator));
+        let drafts_before = self.drafts.len();
         self.walk_factor(&mut twj.relation, base_nullable, items, all_known);
         for (i, join) in twj.joins.iter_mut().enumerate() {
             let inner = matches!(
@@ -642,6 +678,25 @@ impl Builder<'_> {
             );
             let join_nullable = nullable || !inner || later_extends[i];
             self.walk_factor(&mut join.relation, join_nullable, items, all_known);
+        }
+        // NATURAL joins match every column two sides share, named nowhere in the text.
+        let natural = twj.joins.iter().any(|j| {
+            use sqlparser::ast::JoinConstraint;
+            match &j.join_operator {
+                JoinOperator::Join(c)
+                | JoinOperator::Inner(c)
+                | JoinOperator::Left(c)
+                | JoinOperator::LeftOuter(c)
+                | JoinOperator::Right(c)
+                | JoinOperator::RightOuter(c)
+                | JoinOperator::FullOuter(c) => matches!(c, JoinConstraint::Natural),
+                _ => false,
+            }
+        });
+        if natural {
+            for d in &mut self.drafts[drafts_before..] {
+                d.all_columns = true;
+            }
         }
     }
 

@@ -275,6 +275,12 @@ fn colocated_tables_of_a_general_query_are_joined_on_the_workers() {
         "{sql}"
     );
     assert!(pull.query.contains("tessera_fragment_0"), "{}", pull.query);
+    // The absorbed join equality is not re-applied (it would wreck PostgreSQL's estimates).
+    assert!(
+        !pull.query.contains("o_orderkey = l_orderkey"),
+        "{}",
+        pull.query
+    );
 }
 
 #[test]
