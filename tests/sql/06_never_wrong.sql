@@ -91,6 +91,8 @@ SELECT min(amount), max(amount) FROM w_orders;
 SELECT DISTINCT amount FROM w_orders ORDER BY 1;
 SELECT amount, count(*) FROM w_orders GROUP BY amount ORDER BY 1;
 SELECT cust, min(amount), max(amount) FROM w_orders GROUP BY cust ORDER BY cust;
+SELECT name, sum(amount), avg(amount) FROM w_orders o JOIN w_ref r ON r.id = o.cust GROUP BY name ORDER BY name;
+SELECT cust, sum(amount) FROM w_orders GROUP BY cust HAVING sum(amount) > 0 ORDER BY cust;
 
 -- Joins of every kind on any columns.
 SELECT o.k, x.label FROM w_orders o JOIN w_other x ON x.k = o.k ORDER BY 1, 2;

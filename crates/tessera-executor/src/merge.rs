@@ -213,6 +213,28 @@ pub struct AggregateMerge<'a> {
 }
 
 /// Collects the distinct final aggregates of outputs and HAVING, in order.
+/// Whether every non-NULL value of binary numeric column `index` has the same display scale
+/// (`dscale`, the fourth int16 of PostgreSQL's binary numeric, src/backend/utils/adt/numeric.c).
+fn one_numeric_scale(results: &[StatementResult], index: usize) -> bool {
+    let mut scale: Option<[u8; 2]> = None;
+    for r in results {
+        for row in &r.rows {
+            let Some(Some(v)) = row_values(row).get(index).copied() else {
+                continue;
+            };
+            let Some(d) = v.get(6..8).and_then(|b| <[u8; 2]>::try_from(b).ok()) else {
+                return false;
+            };
+            match scale {
+                None => scale = Some(d),
+                Some(s) if s != d => return false,
+                _ => {}
+            }
+        }
+    }
+    true
+}
+
 fn collect_aggregates(expr: &FinalExpr, out: &mut Vec<FinalAggregate>) {
     match expr {
         FinalExpr::Aggregate(a) if !out.contains(a) => out.push(a.clone()),
@@ -345,6 +367,32 @@ pub async fn aggregate(
             "values of type {} are grouped or compared by PostgreSQL, not by the merge",
             fields.get(*i).map(|f| f.type_oid).unwrap_or(0)
         )));
+    }
+    // A numeric sum's display scale is the largest scale among its group's values; the merge
+    // brings a column to one scale, which is only right when every partial sum has it.
+    let mut summed = Vec::new();
+    for o in m.outputs {
+        if let OutputColumn::Aggregate(a) = o {
+            summed.push(a.clone());
+        }
+    }
+    if let Some(h) = m.having {
+        collect_aggregates(h, &mut summed);
+    }
+    for a in &summed {
+        let column = match a {
+            FinalAggregate::Sum(i) | FinalAggregate::Avg { sum: i, .. } => *i,
+            _ => continue,
+        };
+        if fields
+            .get(column)
+            .is_some_and(|f| f.type_oid == oid::NUMERIC)
+            && !one_numeric_scale(&results, column)
+        {
+            return Err(ExecError::Unsupported(
+                "numeric sums of different scales are finished by PostgreSQL".into(),
+            ));
+        }
     }
     let mut columns = Vec::new();
     let mut schema_fields = Vec::new();

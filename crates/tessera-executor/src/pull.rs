@@ -18,11 +18,11 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use futures::future::join_all;
 use tessera_catalog::CatalogSnapshot;
-use tessera_planner::rewrite::quote_ident;
+use tessera_planner::rewrite::{quote_ident, quote_literal};
 use tessera_planner::{PullInput, PullPlan, Task};
 use tokio::sync::mpsc;
 
-use crate::wire::{StatementResult, WireConnection};
+use crate::wire::{row_values, StatementResult, WireConnection};
 use crate::{ExecError, Executor, Outcome, Request, RowStream, Session};
 
 /// Binary COPY header: signature, flags, header extension length (all PostgreSQL writes).
@@ -32,6 +32,11 @@ const BINARY_TRAILER: &[u8] = b"\xff\xff";
 
 /// Rows in flight between the workers and the coordinator per intermediate result.
 const CHANNEL_CHUNKS: usize = 256;
+
+/// An earlier input larger than this is not sent to the workers as a key filter.
+const SEMI_JOIN_MAX_ROWS: u64 = 200_000;
+/// At most this many distinct keys go into one key filter.
+const SEMI_JOIN_MAX_KEYS: u64 = 50_000;
 
 /// Runs a general-tier plan for `session`; returns the statement's result as the coordinator
 /// PostgreSQL produced it (names, types, rows, tag).
@@ -88,12 +93,21 @@ pub(crate) async fn fill(
     snapshot: &CatalogSnapshot,
     plan: &PullPlan,
 ) -> Result<Vec<(u64, std::time::Duration)>, ExecError> {
-    let mut stats = Vec::with_capacity(plan.inputs.len());
+    let mut stats: Vec<(u64, std::time::Duration)> = Vec::with_capacity(plan.inputs.len());
     for input in &plan.inputs {
         let start = std::time::Instant::now();
+        let extra = semi_join_filters(conn, plan, input, &stats).await?;
+        let tasks: Vec<Task> = input
+            .tasks
+            .iter()
+            .map(|t| Task {
+                sql: tessera_planner::pull::with_filters(&t.sql, &extra),
+                ..t.clone()
+            })
+            .collect();
         conn.simple_query(&create_sql(input, true)).await?;
         conn.copy_in_start(&copy_in_sql(input)).await?;
-        if let Err(e) = stream_into(exec, conn, snapshot, input).await {
+        if let Err(e) = stream_into(exec, conn, snapshot, input, &tasks).await {
             if !conn.is_broken() {
                 let _ = conn.copy_fail("intermediate result failed").await;
             }
@@ -313,15 +327,63 @@ async fn read_task(
     Ok(())
 }
 
-/// Streams every task of `input` into the coordinator's running COPY.
+/// Keys of small earlier inputs, as filters for `input`'s tasks ([`tessera_planner::SemiJoin`]): an earlier
+/// input with at most [`SEMI_JOIN_MAX_ROWS`] rows and [`SEMI_JOIN_MAX_KEYS`] distinct keys is
+/// sent to the workers as `column = ANY('{...}'::type[])`.
+async fn semi_join_filters(
+    conn: &mut WireConnection,
+    plan: &PullPlan,
+    input: &PullInput,
+    filled: &[(u64, std::time::Duration)],
+) -> Result<Vec<String>, ExecError> {
+    let mut extra = Vec::new();
+    for sj in &input.semi_joins {
+        let Some((rows, _)) = filled.get(sj.source) else {
+            continue;
+        };
+        if *rows > SEMI_JOIN_MAX_ROWS {
+            continue;
+        }
+        let source = &plan.inputs[sj.source];
+        let column = quote_ident(&sj.source_column);
+        let result = conn
+            .simple_query(&format!(
+                "SELECT count(DISTINCT {column}) <= {SEMI_JOIN_MAX_KEYS}, \
+                 coalesce(array_agg(DISTINCT {column})::text, '{{}}') FROM pg_temp.{}",
+                quote_ident(&source.temp_table)
+            ))
+            .await?;
+        let Some(row) = result.first().and_then(|r| r.rows.first()) else {
+            continue;
+        };
+        let values = row_values(row);
+        if values.first().copied().flatten() != Some(b"t".as_slice()) {
+            continue;
+        }
+        let Some(Some(keys)) = values.get(1) else {
+            continue;
+        };
+        extra.push(format!(
+            "{} = ANY({}::{}[])",
+            sj.column,
+            quote_literal(&String::from_utf8_lossy(keys)),
+            sj.type_name
+        ));
+    }
+    Ok(extra)
+}
+
+/// Streams `tasks` (those of `input`, perhaps with more filters) into the coordinator's
+/// running COPY.
 async fn stream_into(
     exec: &Executor,
     conn: &mut WireConnection,
     snapshot: &CatalogSnapshot,
     input: &PullInput,
+    tasks: &[Task],
 ) -> Result<(), ExecError> {
     let mut by_group: BTreeMap<i32, Vec<&Task>> = BTreeMap::new();
-    for t in &input.tasks {
+    for t in tasks {
         by_group.entry(t.group_id).or_default().push(t);
     }
     let (tx, mut rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);

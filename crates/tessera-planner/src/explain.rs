@@ -71,6 +71,12 @@ fn describe_pull(out: &mut Vec<String>, plan: &PullPlan, indent: &str) {
             input.table,
             input.tasks.len()
         ));
+        for sj in &input.semi_joins {
+            out.push(format!(
+                "{indent}        Key Filter: {} = keys of {}.{} when that is small",
+                sj.column, plan.inputs[sj.source].temp_table, sj.source_column
+            ));
+        }
         for t in &input.tasks {
             out.push(format!("{indent}        Node: group={}", t.group_id));
             out.push(format!("{indent}        Query: {}", t.sql));

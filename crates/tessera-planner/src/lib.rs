@@ -32,7 +32,7 @@ use tessera_catalog::CatalogSnapshot;
 pub use copy::{CopyFormat, CopyPlan};
 pub use ddl::DdlPlan;
 pub use multi_shard::{FinalAggregate, FinalExpr, MergePlan, OutputColumn, SortKey};
-pub use pull::{PullInput, PullPlan};
+pub use pull::{PullInput, PullPlan, SemiJoin};
 pub use split::split_statements;
 pub use template::RouterTemplate;
 pub use utility::UtilityCall;

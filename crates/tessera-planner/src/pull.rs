@@ -48,6 +48,46 @@ pub struct PullInput {
     /// DateStyle and friends); text only when a column is an array of a user-defined type,
     /// whose binary form names the type's OID, which differs between servers.
     pub binary: bool,
+    /// Inner-join equalities with earlier inputs: when such an input turns out small, its
+    /// keys filter this one's rows on the workers (see [`SemiJoin`]).
+    pub semi_joins: Vec<SemiJoin>,
+}
+
+/// `column = source.source_column` holds for every result row (an equality among the
+/// top-level WHERE conjuncts between tables no outer join null-extends), so rows of this
+/// input whose `column` matches no key of the earlier input `source` cannot contribute: once
+/// `source` is filled and small, the tasks get `column = ANY('{keys}'::type[])` — the small
+/// side sent to the workers, as Citus broadcasts a small intermediate result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SemiJoin {
+    /// The column in the tasks' SQL (`"alias"."column"`).
+    pub column: String,
+    /// Index of the earlier input in [`PullPlan::inputs`].
+    pub source: usize,
+    /// The matching column of that input's temporary table.
+    pub source_column: String,
+    /// Their type (`format_type`), for the array literal.
+    pub type_name: String,
+}
+
+/// `sql` (a task of a [`PullInput`]) with `extra` conditions added to its WHERE clause.
+pub fn with_filters(sql: &str, extra: &[String]) -> String {
+    if extra.is_empty() {
+        return sql.to_string();
+    }
+    match sql.rfind(") TO STDOUT") {
+        Some(at) => format!(
+            "{} AND {}{}",
+            &sql[..at],
+            extra
+                .iter()
+                .map(|e| format!("({e})"))
+                .collect::<Vec<_>>()
+                .join(" AND "),
+            &sql[at..]
+        ),
+        None => sql.to_string(),
+    }
 }
 
 /// A statement run on the coordinator PostgreSQL over intermediate results.
@@ -94,6 +134,7 @@ pub fn plan_pull(
         fragments: Vec::new(),
         from_names: Default::default(),
         long_references: false,
+        equalities: Vec::new(),
     };
     {
         let mut names = FromNames::default();
@@ -138,19 +179,65 @@ pub fn plan_pull(
         return Err(whole_row_error(&alias));
     }
     // One intermediate result per table read that was not merged, one per fragment.
-    let mut reads: Vec<(Vec<&Draft>, &[Expr], String)> = Vec::new();
+    // (members' draft indexes, filters, temporary table)
+    let mut reads: Vec<(Vec<usize>, &[Expr], String)> = Vec::new();
     for (i, d) in builder.drafts.iter().enumerate() {
         if d.fragment.is_none() {
-            reads.push((vec![d], &d.filters, temp_name(i)));
+            reads.push((vec![i], &d.filters, temp_name(i)));
         }
     }
     for f in &builder.fragments {
-        let members = f.members.iter().map(|m| &builder.drafts[*m]).collect();
-        reads.push((members, &f.filters, f.alias.clone()));
+        reads.push((f.members.clone(), &f.filters, f.alias.clone()));
+    }
+    // Likely small inputs first (reference tables, filtered reads), so that their keys can
+    // reduce the larger ones; co-located fragments last.
+    let rank = |(members, filters, _): &(Vec<usize>, &[Expr], String)| {
+        if members.len() > 1 {
+            3
+        } else if builder.drafts[members[0]].table.is_reference() {
+            0
+        } else if !filters.is_empty() {
+            1
+        } else {
+            2
+        }
+    };
+    reads.sort_by_key(|r| rank(r));
+    let mut input_of = vec![0usize; builder.drafts.len()];
+    for (i, (members, _, _)) in reads.iter().enumerate() {
+        for m in members {
+            input_of[*m] = i;
+        }
     }
     let mut inputs = Vec::with_capacity(reads.len());
-    for (members, filters, temp_table) in reads {
-        inputs.push(read_input(&members, filters, temp_table, &words, catalog)?);
+    for (members, filters, temp_table) in &reads {
+        let drafts: Vec<&Draft> = members.iter().map(|m| &builder.drafts[*m]).collect();
+        inputs.push(read_input(
+            &drafts,
+            filters,
+            temp_table.clone(),
+            &words,
+            catalog,
+        )?);
+    }
+    for (target, source) in semi_join_pairs(&builder.equalities) {
+        let (ti, si) = (input_of[target.0], input_of[source.0]);
+        if si >= ti {
+            continue;
+        }
+        let (td, sd) = (&builder.drafts[target.0], &builder.drafts[source.0]);
+        let Some(column) = sd.table.columns.iter().find(|c| c.name == source.1) else {
+            continue;
+        };
+        let sj = SemiJoin {
+            column: format!("{}.{}", quote_ident(&td.alias), quote_ident(&target.1)),
+            source: si,
+            source_column: source.1.clone(),
+            type_name: column.type_name.clone(),
+        };
+        if !inputs[ti].semi_joins.contains(&sj) {
+            inputs[ti].semi_joins.push(sj);
+        }
     }
     let final_stmt = match crate::rewrite::rewrite_catalog_names(&rewritten) {
         Some(text) => text,
@@ -206,8 +293,9 @@ fn read_input(
         .map(|(alias, c)| format!("{}.{}", quote_ident(alias), quote_ident(&c.name)))
         .collect::<Vec<_>>()
         .join(", ");
+    // Always a WHERE clause, last in the SELECT, so that [`with_filters`] can extend it.
     let filter = if filters.is_empty() {
-        String::new()
+        " WHERE true".to_string()
     } else {
         format!(
             " WHERE {}",
@@ -276,6 +364,7 @@ fn read_input(
         shape_sql,
         tasks,
         binary,
+        semi_joins: Vec::new(),
     })
 }
 
@@ -327,6 +416,9 @@ struct Builder<'a> {
     from_names: std::collections::HashMap<String, usize>,
     /// The statement has column references with three or more parts.
     long_references: bool,
+    /// Inner-join column equalities between two table reads of one level:
+    /// `((draft, column), (draft, column))`, same type, default collation.
+    equalities: Vec<((usize, String), (usize, String))>,
 }
 
 /// Calls [`Builder::walk_query`] on every query nested in an expression or clause.
@@ -440,6 +532,9 @@ impl Builder<'_> {
                     op: BinaryOperator::And,
                     right: Box::new(r),
                 });
+            }
+            for c in &conjuncts {
+                self.note_equality(c, &items, all_known);
             }
             for c in conjuncts {
                 let Some(owners) = self.owners(c, &items, all_known) else {
@@ -590,6 +685,71 @@ impl Builder<'_> {
             })
             .map(|(ci, _, _)| ci)
             .collect()
+    }
+
+    /// Records `a.x = b.y` between two table reads of this level that no outer join
+    /// null-extends, when both columns have the same type and the default collation.
+    fn note_equality(&mut self, e: &Expr, items: &[LevelItem], all_known: bool) {
+        let Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Eq,
+            right,
+        } = e
+        else {
+            return;
+        };
+        let side = |x: &Expr| -> Option<(usize, String)> {
+            let x = match x {
+                Expr::Nested(inner) => inner.as_ref(),
+                other => other,
+            };
+            let mut refs = Vec::new();
+            if !matches!(x, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
+                || !pushable(x, &mut refs)
+            {
+                return None;
+            }
+            let (qualifier, column) = refs.pop()?;
+            let item = self.resolve(&qualifier, &column, items, all_known)?;
+            items[item].pushable.then(|| (items[item].draft, column))
+        };
+        let (Some(a), Some(b)) = (side(left), side(right)) else {
+            return;
+        };
+        if a.0 == b.0 {
+            return;
+        }
+        let column = |(d, c): &(usize, String)| {
+            self.drafts[*d]
+                .table
+                .columns
+                .iter()
+                .find(|x| x.name == *c)
+                .cloned()
+        };
+        let (Some(ca), Some(cb)) = (column(&a), column(&b)) else {
+            return;
+        };
+        // Types whose keys read back from their text form exactly, independent of settings.
+        use tessera_catalog::model::oid;
+        let exact_text = matches!(
+            ca.type_oid,
+            oid::INT2
+                | oid::INT4
+                | oid::INT8
+                | oid::NUMERIC
+                | oid::TEXT
+                | oid::VARCHAR
+                | oid::BPCHAR
+                | oid::BOOL
+        );
+        if exact_text
+            && ca.type_oid == cb.type_oid
+            && ca.collation.is_none()
+            && cb.collation.is_none()
+        {
+            self.equalities.push((a, b));
+        }
     }
 
     /// The level item whose distribution column `e` names.
@@ -1245,4 +1405,48 @@ impl VisitorMut for Requalify {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// Every (target, source) pair of (draft, column) nodes that the equalities put in one class
+/// (transitively: `ps.k = l.k AND p.k = l.k` relates `ps.k` and `p.k`).
+fn semi_join_pairs(
+    equalities: &[((usize, String), (usize, String))],
+) -> Vec<((usize, String), (usize, String))> {
+    let mut nodes: Vec<(usize, String)> = Vec::new();
+    let index = |n: &(usize, String), nodes: &mut Vec<(usize, String)>| match nodes
+        .iter()
+        .position(|x| x == n)
+    {
+        Some(i) => i,
+        None => {
+            nodes.push(n.clone());
+            nodes.len() - 1
+        }
+    };
+    let mut pairs = Vec::new();
+    for (a, b) in equalities {
+        pairs.push((index(a, &mut nodes), index(b, &mut nodes)));
+    }
+    let mut parent: Vec<usize> = (0..nodes.len()).collect();
+    fn find(p: &mut [usize], i: usize) -> usize {
+        let mut r = i;
+        while p[r] != r {
+            r = p[r];
+        }
+        p[i] = r;
+        r
+    }
+    for (a, b) in pairs {
+        let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
+        parent[ra] = rb;
+    }
+    let mut out = Vec::new();
+    for t in 0..nodes.len() {
+        for s in 0..nodes.len() {
+            if t != s && nodes[t].0 != nodes[s].0 && find(&mut parent, t) == find(&mut parent, s) {
+                out.push((nodes[t].clone(), nodes[s].clone()));
+            }
+        }
+    }
+    out
 }
