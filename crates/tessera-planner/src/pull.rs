@@ -368,6 +368,9 @@ fn read_input(
     })
 }
 
+/// A column of a table read: (draft index, column name).
+type ColumnOf = (usize, String);
+
 /// A table read being turned into an intermediate result.
 struct Draft {
     table: Arc<Table>,
@@ -416,9 +419,9 @@ struct Builder<'a> {
     from_names: std::collections::HashMap<String, usize>,
     /// The statement has column references with three or more parts.
     long_references: bool,
-    /// Inner-join column equalities between two table reads of one level:
-    /// `((draft, column), (draft, column))`, same type, default collation.
-    equalities: Vec<((usize, String), (usize, String))>,
+    /// Inner-join column equalities between two table reads of one level (same type,
+    /// default collation).
+    equalities: Vec<(ColumnOf, ColumnOf)>,
 }
 
 /// Calls [`Builder::walk_query`] on every query nested in an expression or clause.
@@ -1409,14 +1412,9 @@ impl VisitorMut for Requalify {
 
 /// Every (target, source) pair of (draft, column) nodes that the equalities put in one class
 /// (transitively: `ps.k = l.k AND p.k = l.k` relates `ps.k` and `p.k`).
-fn semi_join_pairs(
-    equalities: &[((usize, String), (usize, String))],
-) -> Vec<((usize, String), (usize, String))> {
-    let mut nodes: Vec<(usize, String)> = Vec::new();
-    let index = |n: &(usize, String), nodes: &mut Vec<(usize, String)>| match nodes
-        .iter()
-        .position(|x| x == n)
-    {
+fn semi_join_pairs(equalities: &[(ColumnOf, ColumnOf)]) -> Vec<(ColumnOf, ColumnOf)> {
+    let mut nodes: Vec<ColumnOf> = Vec::new();
+    let index = |n: &ColumnOf, nodes: &mut Vec<ColumnOf>| match nodes.iter().position(|x| x == n) {
         Some(i) => i,
         None => {
             nodes.push(n.clone());
