@@ -54,7 +54,8 @@ pub async fn run(
     Ok(text_rows(lines))
 }
 
-fn text_rows(lines: Vec<String>) -> StatementResult {
+/// An EXPLAIN result: one `QUERY PLAN` text row per line.
+pub fn text_rows(lines: Vec<String>) -> StatementResult {
     let fields = vec![FieldDescription {
         name: "QUERY PLAN".into(),
         table_oid: 0,

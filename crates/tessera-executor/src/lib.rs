@@ -565,24 +565,7 @@ impl Executor {
                 Ok(Outcome::Result(result?))
             }
             DistributedPlan::Explain(lines) => {
-                let fields = vec![wire::FieldDescription {
-                    name: "QUERY PLAN".into(),
-                    table_oid: 0,
-                    column_id: 0,
-                    type_oid: tessera_catalog::model::oid::TEXT,
-                    type_size: -1,
-                    type_modifier: -1,
-                    format: 0,
-                }];
-                let rows = lines
-                    .iter()
-                    .map(|l| wire::encode_row([Some(l.as_bytes())]))
-                    .collect::<Vec<_>>();
-                Ok(Outcome::Result(StatementResult {
-                    tag: format!("EXPLAIN {}", rows.len()),
-                    fields,
-                    rows,
-                }))
+                Ok(Outcome::Result(explain_analyze::text_rows(lines)))
             }
         }
     }

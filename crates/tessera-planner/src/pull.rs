@@ -30,6 +30,7 @@ use tessera_catalog::{shard_name, store::CATALOG_RELATIONS, CatalogSnapshot, Tab
 use crate::analyze::{ident_name, object_name_parts};
 use crate::rewrite::{quote_ident, quoted_name};
 use crate::safety::builtin_name;
+use crate::template::utf8_len;
 use crate::{PlanError, Task};
 
 /// Rows of one table read, copied from its shards into a temporary table on the coordinator.
@@ -593,14 +594,6 @@ impl Builder<'_> {
             return Vec::new();
         }
         let mut parent: Vec<usize> = (0..items.len()).collect();
-        fn find(p: &mut [usize], i: usize) -> usize {
-            let mut r = i;
-            while p[r] != r {
-                r = p[r];
-            }
-            p[i] = r;
-            r
-        }
         let mut equalities: Vec<(usize, usize, usize)> = Vec::new();
         for (ci, c) in conjuncts.iter().enumerate() {
             let Expr::BinaryOp {
@@ -1183,15 +1176,6 @@ fn words_of(sql: &str) -> HashSet<String> {
     out
 }
 
-fn utf8_len(first: u8) -> usize {
-    match first {
-        0xF0..=0xFF => 4,
-        0xE0..=0xEF => 3,
-        0xC0..=0xDF => 2,
-        _ => 1,
-    }
-}
-
 /// Whether a column name is one [`words_of`] can find (otherwise it is always pulled).
 fn is_plain_word(name: &str) -> bool {
     !name.is_empty()
@@ -1426,14 +1410,6 @@ fn semi_join_pairs(equalities: &[(ColumnOf, ColumnOf)]) -> Vec<(ColumnOf, Column
         pairs.push((index(a, &mut nodes), index(b, &mut nodes)));
     }
     let mut parent: Vec<usize> = (0..nodes.len()).collect();
-    fn find(p: &mut [usize], i: usize) -> usize {
-        let mut r = i;
-        while p[r] != r {
-            r = p[r];
-        }
-        p[i] = r;
-        r
-    }
     for (a, b) in pairs {
         let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
         parent[ra] = rb;
@@ -1447,4 +1423,14 @@ fn semi_join_pairs(equalities: &[(ColumnOf, ColumnOf)]) -> Vec<(ColumnOf, Column
         }
     }
     out
+}
+
+/// Union-find root of `i` in `parent` (with path shortening for `i`).
+fn find(parent: &mut [usize], i: usize) -> usize {
+    let mut root = i;
+    while parent[root] != root {
+        root = parent[root];
+    }
+    parent[i] = root;
+    root
 }

@@ -129,7 +129,8 @@ pub fn shape(sql: &str) -> Option<(String, Vec<Literal>)> {
     Some((out, literals))
 }
 
-fn utf8_len(first: u8) -> usize {
+/// Length in bytes of the UTF-8 sequence that starts with byte `first`.
+pub(crate) fn utf8_len(first: u8) -> usize {
     match first {
         0xF0..=0xFF => 4,
         0xE0..=0xEF => 3,
