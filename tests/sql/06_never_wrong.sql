@@ -94,6 +94,11 @@ SELECT cust, min(amount), max(amount) FROM w_orders GROUP BY cust ORDER BY cust;
 SELECT name, sum(amount), avg(amount) FROM w_orders o JOIN w_ref r ON r.id = o.cust GROUP BY name ORDER BY name;
 SELECT cust, sum(amount) FROM w_orders GROUP BY cust HAVING sum(amount) > 0 ORDER BY cust;
 
+-- Grouping by the distribution column of an outer join's nullable side: its NULL group spans
+-- every shard (found by the fuzzer).
+SELECT p.pk, count(*) FROM w_orders o LEFT JOIN w_pay p ON o.k = p.pk GROUP BY p.pk ORDER BY 1 NULLS FIRST;
+SELECT i.k, max(o.amount) FROM w_orders o LEFT JOIN w_items i ON o.k = i.k AND i.k = 2 GROUP BY i.k ORDER BY 1 NULLS FIRST;
+
 -- Joins of every kind on any columns.
 SELECT o.k, x.label FROM w_orders o JOIN w_other x ON x.k = o.k ORDER BY 1, 2;
 SELECT o.k, x.id FROM w_orders o LEFT JOIN w_other x ON x.k = o.k ORDER BY 1, 2;

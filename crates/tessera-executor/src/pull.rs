@@ -93,8 +93,24 @@ pub(crate) async fn fill(
     snapshot: &CatalogSnapshot,
     plan: &PullPlan,
 ) -> Result<Vec<(u64, std::time::Duration)>, ExecError> {
-    let mut stats: Vec<(u64, std::time::Duration)> = Vec::with_capacity(plan.inputs.len());
-    for input in &plan.inputs {
+    let n = plan.inputs.len();
+    let mut stats: Vec<Option<(u64, std::time::Duration)>> = vec![None; n];
+    for _ in 0..n {
+        // Next: an input that a filled small one can filter, else the first in plan order
+        // (the planner puts likely small reads first).
+        let usable = |i: usize, stats: &[Option<(u64, std::time::Duration)>]| {
+            plan.inputs[i]
+                .semi_joins
+                .iter()
+                .any(|sj| stats[sj.source].is_some_and(|(rows, _)| rows <= SEMI_JOIN_MAX_ROWS))
+        };
+        let Some(next) = (0..n)
+            .filter(|i| stats[*i].is_none())
+            .min_by_key(|i| (!usable(*i, &stats), *i))
+        else {
+            break;
+        };
+        let input = &plan.inputs[next];
         let start = std::time::Instant::now();
         let extra = semi_join_filters(conn, plan, input, &stats).await?;
         let tasks: Vec<Task> = input
@@ -119,9 +135,9 @@ pub(crate) async fn fill(
             quote_ident(&input.temp_table)
         ))
         .await?;
-        stats.push((rows, start.elapsed()));
+        stats[next] = Some((rows, start.elapsed()));
     }
-    Ok(stats)
+    Ok(stats.into_iter().flatten().collect())
 }
 
 /// The general tier over the simple protocol: the statement's rows stream to the client from
@@ -327,18 +343,18 @@ async fn read_task(
     Ok(())
 }
 
-/// Keys of small earlier inputs, as filters for `input`'s tasks ([`tessera_planner::SemiJoin`]): an earlier
+/// Keys of small inputs filled before, as filters for `input`'s tasks ([`tessera_planner::SemiJoin`]): an earlier
 /// input with at most [`SEMI_JOIN_MAX_ROWS`] rows and [`SEMI_JOIN_MAX_KEYS`] distinct keys is
 /// sent to the workers as `column = ANY('{...}'::type[])`.
 async fn semi_join_filters(
     conn: &mut WireConnection,
     plan: &PullPlan,
     input: &PullInput,
-    filled: &[(u64, std::time::Duration)],
+    filled: &[Option<(u64, std::time::Duration)>],
 ) -> Result<Vec<String>, ExecError> {
     let mut extra = Vec::new();
     for sj in &input.semi_joins {
-        let Some((rows, _)) = filled.get(sj.source) else {
+        let Some(Some((rows, _))) = filled.get(sj.source) else {
             continue;
         };
         if *rows > SEMI_JOIN_MAX_ROWS {

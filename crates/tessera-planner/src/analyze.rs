@@ -92,6 +92,9 @@ pub struct Analysis {
     pub anchored: bool,
     /// The scope of the outermost query level.
     pub top_scope: usize,
+    /// Instances an outer join may null-extend (their columns can be NULL in rows that
+    /// belong to no shard of theirs).
+    pub nullable: Vec<usize>,
     scopes: Vec<Scope>,
     cte_names: Vec<String>,
 }
@@ -500,9 +503,20 @@ impl<'a> Walker<'a> {
                     JO::Join(_) | JO::Inner(_) | JO::CrossJoin(_)
                 )
             });
+        let first = self.a.instances.len();
         self.factor(&twj.relation, scope);
+        let extends_all = twj.joins.iter().any(|j| {
+            !matches!(
+                j.join_operator,
+                JO::Join(_) | JO::Inner(_) | JO::CrossJoin(_) | JO::Left(_) | JO::LeftOuter(_)
+            )
+        });
         for join in &twj.joins {
+            let before = self.a.instances.len();
             self.factor(&join.relation, scope);
+            if matches!(join.join_operator, JO::Left(_) | JO::LeftOuter(_)) {
+                self.a.nullable.extend(before..self.a.instances.len());
+            }
             use sqlparser::ast::{JoinConstraint, JoinOperator as J};
             let constraint = match &join.join_operator {
                 J::Join(c)
@@ -529,6 +543,9 @@ impl<'a> Walker<'a> {
                 Some(JoinConstraint::Using(cols)) => self.using(cols, scope),
                 _ => {}
             }
+        }
+        if extends_all {
+            self.a.nullable.extend(first..self.a.instances.len());
         }
     }
 

@@ -442,10 +442,12 @@ fn is_distribution_column_ref(e: &Expr, analysis: &Analysis) -> bool {
         Expr::Nested(inner) => return is_distribution_column_ref(inner, analysis),
         _ => return false,
     };
-    // The column must be the distribution column of a distributed table of the top level.
+    // The column must be the distribution column of a distributed table of the top level
+    // that no outer join null-extends (NULL-extended rows of every shard share one group).
     analysis.distributed().iter().any(|i| {
         let inst = &analysis.instances[*i];
         inst.scope == top_scope(analysis)
+            && !analysis.nullable.contains(i)
             && inst
                 .table
                 .as_ref()

@@ -49,8 +49,8 @@ pub struct PullInput {
     /// DateStyle and friends); text only when a column is an array of a user-defined type,
     /// whose binary form names the type's OID, which differs between servers.
     pub binary: bool,
-    /// Inner-join equalities with earlier inputs: when such an input turns out small, its
-    /// keys filter this one's rows on the workers (see [`SemiJoin`]).
+    /// Inner-join equalities with other inputs: when such an input is filled first and turns
+    /// out small, its keys filter this one's rows on the workers (see [`SemiJoin`]).
     pub semi_joins: Vec<SemiJoin>,
 }
 
@@ -58,12 +58,13 @@ pub struct PullInput {
 /// top-level WHERE conjuncts between tables no outer join null-extends), so rows of this
 /// input whose `column` matches no key of the earlier input `source` cannot contribute: once
 /// `source` is filled and small, the tasks get `column = ANY('{keys}'::type[])` — the small
-/// side sent to the workers, as Citus broadcasts a small intermediate result.
+/// side sent to the workers, as Citus broadcasts a small intermediate result. The executor
+/// fills inputs that can use such a filter first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SemiJoin {
     /// The column in the tasks' SQL (`"alias"."column"`).
     pub column: String,
-    /// Index of the earlier input in [`PullPlan::inputs`].
+    /// Index of the other input in [`PullPlan::inputs`].
     pub source: usize,
     /// The matching column of that input's temporary table.
     pub source_column: String,
@@ -223,7 +224,7 @@ pub fn plan_pull(
     }
     for (target, source) in semi_join_pairs(&builder.equalities) {
         let (ti, si) = (input_of[target.0], input_of[source.0]);
-        if si >= ti {
+        if si == ti {
             continue;
         }
         let (td, sd) = (&builder.drafts[target.0], &builder.drafts[source.0]);
@@ -541,17 +542,12 @@ impl Builder<'_> {
                 self.note_equality(c, &items, all_known);
             }
             for c in conjuncts {
-                let Some(owners) = self.owners(c, &items, all_known) else {
-                    continue;
+                let pushed = match self.owners(c, &items, all_known) {
+                    Some(owners) => self.push_filter(c.clone(), &owners),
+                    None => false,
                 };
-                let fragments: Vec<Option<usize>> =
-                    owners.iter().map(|o| self.drafts[*o].fragment).collect();
-                match (owners.as_slice(), fragments.first().copied().flatten()) {
-                    (_, Some(f)) if fragments.iter().all(|x| *x == Some(f)) => {
-                        self.fragments[f].filters.push(c.clone())
-                    }
-                    ([single], None) => self.drafts[*single].filters.push(c.clone()),
-                    _ => {}
+                if !pushed {
+                    self.push_implied(c, &items, all_known);
                 }
             }
         }
@@ -681,6 +677,65 @@ impl Builder<'_> {
             })
             .map(|(ci, _, _)| ci)
             .collect()
+    }
+
+    /// Pushes `filter` to the read (or fragment) that `owners` make up, if they make up one;
+    /// whether it did.
+    fn push_filter(&mut self, filter: Expr, owners: &[usize]) -> bool {
+        let fragments: Vec<Option<usize>> =
+            owners.iter().map(|o| self.drafts[*o].fragment).collect();
+        match (owners, fragments.first().copied().flatten()) {
+            (_, Some(f)) if fragments.iter().all(|x| *x == Some(f)) => {
+                self.fragments[f].filters.push(filter);
+                true
+            }
+            ([single], None) => {
+                self.drafts[*single].filters.push(filter);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A disjunction over several tables (`(p.a = 1 AND l.b < 5) OR (p.a = 2 AND l.b > 9)`)
+    /// still implies, for each table with a filter of its own in every branch, the OR of
+    /// those filters (`l.b < 5 OR l.b > 9`): that much is pushed to the table's read.
+    fn push_implied(&mut self, c: &Expr, items: &[LevelItem], all_known: bool) {
+        let mut branches = Vec::new();
+        split_or(c, &mut branches);
+        if branches.len() < 2 {
+            return;
+        }
+        for it in items {
+            let d = it.draft;
+            let mut per_branch: Vec<Expr> = Vec::with_capacity(branches.len());
+            for b in &branches {
+                let mut parts = Vec::new();
+                split_and(b, &mut parts);
+                let own: Vec<Expr> = parts
+                    .into_iter()
+                    .filter(|p| self.owners(p, items, all_known).as_deref() == Some(&[d][..]))
+                    .cloned()
+                    .collect();
+                match own.into_iter().reduce(|l, r| Expr::BinaryOp {
+                    left: Box::new(l),
+                    op: BinaryOperator::And,
+                    right: Box::new(r),
+                }) {
+                    Some(e) => per_branch.push(Expr::Nested(Box::new(e))),
+                    None => break,
+                }
+            }
+            if per_branch.len() == branches.len() {
+                if let Some(implied) = per_branch.into_iter().reduce(|l, r| Expr::BinaryOp {
+                    left: Box::new(l),
+                    op: BinaryOperator::Or,
+                    right: Box::new(r),
+                }) {
+                    self.push_filter(implied, &[d]);
+                }
+            }
+        }
     }
 
     /// Records `a.x = b.y` between two table reads of this level that no outer join
@@ -991,6 +1046,21 @@ fn split_and<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
         {
             split_and(inner, out)
         }
+        other => out.push(other),
+    }
+}
+
+fn split_or<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
+    match e {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Or,
+            right,
+        } => {
+            split_or(left, out);
+            split_or(right, out);
+        }
+        Expr::Nested(inner) => split_or(inner, out),
         other => out.push(other),
     }
 }

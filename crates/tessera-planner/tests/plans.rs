@@ -69,13 +69,20 @@ fn join_on_non_distribution_column_goes_to_the_general_tier() {
     };
     assert_eq!(pull.inputs.len(), 2);
     // Only the columns named, and the filter on customer alone, go to the shards.
-    let customer = &pull.inputs[1];
+    let input = |name: &str| {
+        pull.inputs
+            .iter()
+            .find(|i| i.table.ends_with(name))
+            .unwrap()
+    };
+    let customer = input("customer");
     assert!(
         customer.tasks[0].sql.contains("WHERE (c_name = 'x')"),
         "{}",
         customer.tasks[0].sql
     );
-    assert!(!pull.inputs[0].tasks[0].sql.contains("WHERE"));
+    assert!(input("orders").tasks[0].sql.contains("WHERE true"));
+
     assert!(pull.query.contains("pg_temp"), "{}", pull.query);
 }
 
@@ -288,4 +295,39 @@ fn tpch_q9_shape_plans() {
     let sql = "select nation, o_year, sum(amount) as sum_profit from ( select n_name as nation, extract(year from o_orderdate) as o_year, l_extendedprice * (1 - l_discount) - ps_supplycost * l_quantity as amount from part, supplier, lineitem, partsupp, orders, nation where s_suppkey = l_suppkey and ps_suppkey = l_suppkey and ps_partkey = l_partkey and p_partkey = l_partkey and o_orderkey = l_orderkey and s_nationkey = n_nationkey and p_name like '%green%' ) as profit group by nation, o_year order by nation, o_year desc";
     let p = plan(sql);
     assert!(matches!(p, Ok(DistributedPlan::Pull(_))), "{p:?}");
+}
+
+#[test]
+fn disjunctions_over_several_tables_push_what_each_table_implies() {
+    let p = plan(
+        "SELECT count(*) FROM customer, orders WHERE (c_custkey = o_custkey AND c_name = 'a' AND o_totalprice > 5) \
+         OR (c_custkey = o_custkey AND c_name = 'b')",
+    )
+    .unwrap();
+    let DistributedPlan::Pull(pull) = p else {
+        panic!("not a general-tier plan: {p:?}")
+    };
+    let customer = pull
+        .inputs
+        .iter()
+        .find(|i| i.table.ends_with("customer"))
+        .unwrap();
+    assert!(
+        customer.tasks[0]
+            .sql
+            .contains("((c_name = 'a') OR (c_name = 'b'))"),
+        "{}",
+        customer.tasks[0].sql
+    );
+    // orders has no filter of its own in the second branch: nothing implied for it.
+    let orders = pull
+        .inputs
+        .iter()
+        .find(|i| i.table.ends_with("orders"))
+        .unwrap();
+    assert!(
+        orders.tasks[0].sql.contains("WHERE true"),
+        "{}",
+        orders.tasks[0].sql
+    );
 }
