@@ -95,14 +95,16 @@ pub(crate) async fn fill(
 ) -> Result<Vec<(u64, std::time::Duration)>, ExecError> {
     let n = plan.inputs.len();
     let mut stats: Vec<Option<(u64, std::time::Duration)>> = vec![None; n];
+    // Inputs that hold a selection of their table (own filters or key filters applied).
+    let mut reduced: Vec<bool> = plan.inputs.iter().map(|i| i.filtered).collect();
     for _ in 0..n {
         // Next: an input that a filled small one can filter, else the first in plan order
         // (the planner puts likely small reads first).
         let usable = |i: usize, stats: &[Option<(u64, std::time::Duration)>]| {
-            plan.inputs[i]
-                .semi_joins
-                .iter()
-                .any(|sj| stats[sj.source].is_some_and(|(rows, _)| rows <= SEMI_JOIN_MAX_ROWS))
+            plan.inputs[i].semi_joins.iter().any(|sj| {
+                reduced[sj.source]
+                    && stats[sj.source].is_some_and(|(rows, _)| rows <= SEMI_JOIN_MAX_ROWS)
+            })
         };
         let Some(next) = (0..n)
             .filter(|i| stats[*i].is_none())
@@ -112,7 +114,8 @@ pub(crate) async fn fill(
         };
         let input = &plan.inputs[next];
         let start = std::time::Instant::now();
-        let extra = semi_join_filters(conn, plan, input, &stats).await?;
+        let extra = semi_join_filters(conn, plan, input, &stats, &reduced).await?;
+        reduced[next] |= !extra.is_empty();
         let tasks: Vec<Task> = input
             .tasks
             .iter()
@@ -343,20 +346,25 @@ async fn read_task(
     Ok(())
 }
 
-/// Keys of small inputs filled before, as filters for `input`'s tasks ([`tessera_planner::SemiJoin`]): an earlier
-/// input with at most [`SEMI_JOIN_MAX_ROWS`] rows and [`SEMI_JOIN_MAX_KEYS`] distinct keys is
-/// sent to the workers as `column = ANY('{...}'::type[])`.
+/// Keys of small inputs filled before, as filters for `input`'s tasks
+/// ([`tessera_planner::SemiJoin`]): an input that holds a selection of its table (`reduced`),
+/// with at most [`SEMI_JOIN_MAX_ROWS`] rows and [`SEMI_JOIN_MAX_KEYS`] distinct keys, is sent
+/// to the workers as `column = ANY('{...}'::type[])`.
 async fn semi_join_filters(
     conn: &mut WireConnection,
     plan: &PullPlan,
     input: &PullInput,
     filled: &[Option<(u64, std::time::Duration)>],
+    reduced: &[bool],
 ) -> Result<Vec<String>, ExecError> {
     let mut extra = Vec::new();
     for sj in &input.semi_joins {
         let Some(Some((rows, _))) = filled.get(sj.source) else {
             continue;
         };
+        if !reduced[sj.source] {
+            continue;
+        }
         if *rows > SEMI_JOIN_MAX_ROWS {
             continue;
         }

@@ -52,6 +52,9 @@ pub struct PullInput {
     /// Inner-join equalities with other inputs: when such an input is filled first and turns
     /// out small, its keys filter this one's rows on the workers (see [`SemiJoin`]).
     pub semi_joins: Vec<SemiJoin>,
+    /// Filters of the statement's own were pushed to the tasks: the input holds a selection
+    /// of its table, so its keys can reduce others (a whole table's keys rarely do).
+    pub filtered: bool,
 }
 
 /// `column = source.source_column` holds for every result row (an equality among the
@@ -367,6 +370,7 @@ fn read_input(
         tasks,
         binary,
         semi_joins: Vec::new(),
+        filtered: !filters.is_empty() && members.len() == 1,
     })
 }
 
