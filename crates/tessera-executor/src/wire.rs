@@ -622,6 +622,12 @@ impl WireConnection {
     /// Starts `COPY ... FROM STDIN` (simple protocol); afterwards call [`Self::copy_data`] and
     /// [`Self::copy_done`].
     pub async fn copy_in_start(&mut self, sql: &str) -> Result<(), WireError> {
+        self.copy_start(sql, true).await
+    }
+
+    /// Sends a COPY statement and waits for the server to enter COPY IN (`copy_in`) or COPY
+    /// OUT mode; the server's error if it refuses.
+    async fn copy_start(&mut self, sql: &str, copy_in: bool) -> Result<(), WireError> {
         let address = self.address.clone();
         frontend::query(sql, &mut self.write_buf)
             .map_err(|source| WireError::Io { address, source })?;
@@ -629,7 +635,8 @@ impl WireConnection {
         let mut error = None;
         loop {
             match self.read_message().await? {
-                Message::CopyInResponse(_) => return Ok(()),
+                Message::CopyInResponse(_) if copy_in => return Ok(()),
+                Message::CopyOutResponse(_) if !copy_in => return Ok(()),
                 Message::NoticeResponse(_) | Message::ParameterStatus(_) => {}
                 Message::ErrorResponse(body) => error = Some(server_error(&body)),
                 Message::ReadyForQuery(body) => {
@@ -749,26 +756,7 @@ impl WireConnection {
     /// Starts `COPY ... TO STDOUT` (simple protocol); then call [`Self::copy_out_next`] until
     /// it returns `None`.
     pub async fn copy_out_start(&mut self, sql: &str) -> Result<(), WireError> {
-        let address = self.address.clone();
-        frontend::query(sql, &mut self.write_buf)
-            .map_err(|source| WireError::Io { address, source })?;
-        self.flush().await?;
-        let mut error = None;
-        loop {
-            match self.read_message().await? {
-                Message::CopyOutResponse(_) => return Ok(()),
-                Message::NoticeResponse(_) | Message::ParameterStatus(_) => {}
-                Message::ErrorResponse(body) => error = Some(server_error(&body)),
-                Message::ReadyForQuery(body) => {
-                    self.ready(&body);
-                    return Err(match error {
-                        Some(e) => WireError::Server(Box::new(e)),
-                        None => self.protocol("COPY TO STDOUT did not start"),
-                    });
-                }
-                _ => return Err(self.protocol("unexpected message starting COPY TO STDOUT")),
-            }
-        }
+        self.copy_start(sql, false).await
     }
 
     /// The next CopyData payload of a running `COPY ... TO STDOUT` (one row in text format),
