@@ -561,21 +561,10 @@ fn fuzzed_queries_match_postgres() {
         let env = common::TestEnv::start(8).await;
         let tessera = env.tessera().await;
         let baseline = env.baseline_client().await;
-        tessera
-            .batch_execute(SCHEMA)
-            .await
-            .expect("schema on tessera");
-        baseline
-            .batch_execute(SCHEMA)
-            .await
-            .expect("schema on baseline");
+        common::on_both(&tessera, &baseline, SCHEMA, "schema").await;
         tessera.batch_execute(DISTRIBUTE).await.expect("distribute");
         let rows = data(seed);
-        tessera.batch_execute(&rows).await.expect("data on tessera");
-        baseline
-            .batch_execute(&rows)
-            .await
-            .expect("data on baseline");
+        common::on_both(&tessera, &baseline, &rows, "data").await;
 
         let (mut identical, mut refused, mut both_failed) = (0u64, 0u64, 0u64);
         let mut refusals: std::collections::BTreeMap<String, u64> = Default::default();

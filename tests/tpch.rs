@@ -77,14 +77,7 @@ fn tpch_matches_postgres() {
         let env = common::TestEnv::start(32).await;
         let tessera = env.tessera().await;
         let baseline = env.baseline_client().await;
-        tessera
-            .batch_execute(SCHEMA)
-            .await
-            .expect("schema on tessera");
-        baseline
-            .batch_execute(SCHEMA)
-            .await
-            .expect("schema on baseline");
+        common::on_both(&tessera, &baseline, SCHEMA, "schema").await;
         tessera
             .batch_execute(DISTRIBUTION)
             .await

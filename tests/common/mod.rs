@@ -85,6 +85,18 @@ impl TestEnv {
     }
 }
 
+/// Runs `sql` (several statements allowed) on both systems; panics naming `what` on error.
+pub async fn on_both(tessera: &Client, baseline: &Client, sql: &str, what: &str) {
+    tessera
+        .batch_execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{what} on tessera: {e}"));
+    baseline
+        .batch_execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{what} on baseline: {e}"));
+}
+
 /// Connects with tokio-postgres and drives the connection in the background.
 pub async fn connect(url: &str) -> Client {
     let (client, conn) =

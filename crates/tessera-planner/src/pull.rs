@@ -172,7 +172,8 @@ pub fn plan_pull(
         )));
     }
     let words = words_of(original);
-    let whole_rows = whole_row_references(&rewritten);
+    let aliases: Vec<&str> = builder.drafts.iter().map(|d| d.alias.as_str()).collect();
+    let whole_rows = whole_row_references(&rewritten, &aliases);
     let tables: Vec<(&str, &Table)> = builder
         .drafts
         .iter()
@@ -1295,12 +1296,17 @@ impl Visitor for WholeRows {
     }
 }
 
-fn whole_row_references(stmt: &Statement) -> WholeRows {
+/// Whole-row references of `stmt` that may name one of `aliases`; column aliases are only
+/// collected when a bare name equals one of them (the common case, on the router path too,
+/// is one cheap walk).
+fn whole_row_references(stmt: &Statement, aliases: &[&str]) -> WholeRows {
     let mut w = WholeRows::default();
     let _ = stmt.visit(&mut w);
-    let mut aliases = ColumnAliases::default();
-    let _ = stmt.visit(&mut aliases);
-    w.column_aliases = aliases.0;
+    if !w.all && aliases.iter().any(|a| w.names.contains(*a)) {
+        let mut defined = ColumnAliases::default();
+        let _ = stmt.visit(&mut defined);
+        w.column_aliases = defined.0;
+    }
     w
 }
 
@@ -1388,7 +1394,8 @@ pub fn check_whole_rows(
     if tables.is_empty() {
         return Ok(());
     }
-    match whole_row_references(stmt).find(&tables) {
+    let aliases: Vec<&str> = tables.iter().map(|(a, _)| *a).collect();
+    match whole_row_references(stmt, &aliases).find(&tables) {
         Some(alias) => Err(whole_row_error(&alias)),
         None => Ok(()),
     }
