@@ -12,15 +12,26 @@ pub struct CatalogSnapshot {
     pub nodes: Vec<Node>,
     /// Distributed and reference tables by `(schema, name)`.
     pub tables: HashMap<(String, String), Arc<Table>>,
+    /// The schemas unqualified names resolve in, in order (a session's search_path, `$user`
+    /// already replaced); `None` for PostgreSQL's default path, where only `public` can hold
+    /// Tessera's tables.
+    pub search_path: Option<Vec<String>>,
 }
 
 impl CatalogSnapshot {
-    /// Looks a table up by an optional schema and a name. Unqualified names resolve in
-    /// `public` (Tessera does not follow per-session `search_path` yet), then `pg_catalog` is
-    /// never a distributed table's home.
+    /// Looks a table up by an optional schema and a name. Unqualified names resolve through
+    /// [`Self::search_path`] (`pg_catalog`, searched first by PostgreSQL, never holds a
+    /// distributed table).
     pub fn table(&self, schema: Option<&str>, name: &str) -> Option<&Arc<Table>> {
-        let schema = schema.unwrap_or("public");
-        self.tables.get(&(schema.to_string(), name.to_string()))
+        if let Some(schema) = schema {
+            return self.tables.get(&(schema.to_string(), name.to_string()));
+        }
+        match &self.search_path {
+            None => self.tables.get(&("public".to_string(), name.to_string())),
+            Some(path) => path
+                .iter()
+                .find_map(|schema| self.tables.get(&(schema.clone(), name.to_string()))),
+        }
     }
 
     /// The node serving placement group `group_id`.

@@ -243,5 +243,9 @@ pub async fn load_snapshot(client: &impl GenericClient) -> Result<CatalogSnapsho
         };
         tables.insert((schema, name), Arc::new(table));
     }
-    Ok(CatalogSnapshot { nodes, tables })
+    Ok(CatalogSnapshot {
+        nodes,
+        tables,
+        search_path: None,
+    })
 }

@@ -124,10 +124,11 @@ async fn pull(
             "EXPLAIN ANALYZE of a general-tier query inside a transaction block is not supported yet".into(),
         ));
     }
+    let settings = session.settings().clone();
     let conn = session.coordinator_for_statement(exec).await?;
     conn.simple_query("BEGIN").await?;
     let result = async {
-        let stats = crate::pull::fill(exec, conn, snapshot, plan).await?;
+        let stats = crate::pull::fill(exec, conn, snapshot, &settings, plan).await?;
         let explained = conn
             .execute(
                 &format!("EXPLAIN ANALYZE {}", plan.query),

@@ -16,6 +16,7 @@ pub mod merge;
 pub mod pipeline;
 pub mod pool;
 pub mod pull;
+pub mod settings;
 pub mod transaction;
 pub mod utility;
 pub mod values;
@@ -32,8 +33,34 @@ use tessera_planner::{
 
 pub use copy_router::CopyRouter;
 use pool::{PooledConnection, Pools};
+use settings::SessionSettings;
 pub use transaction::Session;
 use wire::{BoundParam, ConnParams, ServerError, StatementResult, WireConnection, WireError};
+
+/// A connection from `pool` (to `host:port`) brought to `settings`; its notices from
+/// earlier users are dropped.
+async fn pooled_with_settings(
+    pool: &pool::WirePool,
+    host: &str,
+    port: u16,
+    settings: &SessionSettings,
+) -> Result<PooledConnection, ExecError> {
+    let mut conn = pool.get().await.map_err(|e| {
+        ExecError::Connection(format!(
+            "cannot connect to worker {host}:{port}: {}",
+            match e {
+                deadpool::managed::PoolError::Backend(b) => b.to_string(),
+                other => other.to_string(),
+            }
+        ))
+    })?;
+    conn.notices.clear();
+    conn.parameter_changes.clear();
+    settings::apply(&mut conn, settings)
+        .await
+        .map_err(|e| ExecError::from(e).on_node(&format!("{host}:{port}")))?;
+    Ok(conn)
+}
 
 /// Errors of execution; [`ExecError::sqlstate`] gives the SQLSTATE for the client.
 #[derive(Debug, thiserror::Error)]
@@ -166,6 +193,145 @@ pub enum Outcome {
     TransactionEnded(String),
     /// Rows streamed to the client as the workers send them (tag `SELECT n`).
     Stream(RowStream),
+    /// `COPY ... FROM STDIN` into a local table started on the session's coordinator
+    /// connection: pass the data on with [`Executor::local_copy_data`], then
+    /// [`Executor::local_copy_done`] (or [`Executor::local_copy_fail`]).
+    LocalCopyIn {
+        /// 0 text/csv, 1 binary.
+        format: i8,
+        /// Number of columns.
+        columns: usize,
+    },
+    /// `COPY ... TO STDOUT` of a local table or query: the server's CopyData payloads as they
+    /// come (a binary COPY's trailer left out: the front end writes its own).
+    CopyOut {
+        /// 0 text/csv, 1 binary.
+        format: i8,
+        /// Number of columns.
+        columns: usize,
+        /// One payload per row (the binary header joined to the first row), or the error
+        /// that ended the COPY.
+        data: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, ExecError>>,
+    },
+}
+
+/// Whether a statement forwarded to the coordinator PostgreSQL may change session settings
+/// (SET, RESET, `set_config`, DISCARD, RESET ALL, ...): a cheap over-approximation, since a
+/// false alarm costs one catalog read and a miss would leave the workers behind.
+fn may_change_settings(sql: &str) -> bool {
+    let lower = sql.to_ascii_lowercase();
+    lower.contains("set") || lower.contains("discard")
+}
+
+/// Whether a statement is a COPY (which may switch the connection into COPY mode).
+fn is_copy(sql: &str) -> bool {
+    let trimmed = sql.trim_start_matches(|c: char| c.is_whitespace() || c == '(');
+    trimmed
+        .get(..4)
+        .is_some_and(|w| w.eq_ignore_ascii_case("copy"))
+        && !trimmed[4..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
+}
+
+/// Signature, flags and header-extension length of binary COPY data (`copyto.c`).
+const BINARY_COPY_HEADER_LEN: usize = 19;
+
+/// Streams a started `COPY ... TO STDOUT` from the session's coordinator connection, which
+/// is lent to the reading task and comes back when the COPY is over.
+async fn local_copy_out(
+    session: &mut Session,
+    exec: &Executor,
+    format: i8,
+    columns: usize,
+) -> Result<Outcome, ExecError> {
+    let (mut conn, give_back) = session.lend_coordinator(exec).await?;
+    let (tx, data) = tokio::sync::mpsc::channel(STREAM_ROWS);
+    tokio::spawn(async move {
+        let mut header: Option<bytes::Bytes> = None;
+        loop {
+            match conn.copy_out_next().await {
+                Ok(Some(chunk)) => {
+                    if format == 1 && chunk.as_ref() == [0xff, 0xff] {
+                        continue;
+                    }
+                    if format == 1 && header.is_none() && chunk.len() == BINARY_COPY_HEADER_LEN {
+                        header = Some(chunk);
+                        continue;
+                    }
+                    let chunk = match header.take() {
+                        Some(h) if !h.is_empty() => {
+                            let mut joined = bytes::BytesMut::from(h.as_ref());
+                            joined.extend_from_slice(&chunk);
+                            header = Some(bytes::Bytes::new());
+                            joined.freeze()
+                        }
+                        other => {
+                            header = other;
+                            chunk
+                        }
+                    };
+                    if tx.send(Ok(chunk)).await.is_err() {
+                        // The client went away: the unread COPY makes the connection unusable.
+                        let _ = give_back.send(None);
+                        return;
+                    }
+                }
+                Ok(None) => {
+                    if let Some(h) = header.filter(|h| !h.is_empty()) {
+                        let _ = tx.send(Ok(h)).await;
+                    }
+                    let _ = give_back.send(Some(conn));
+                    return;
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e.into())).await;
+                    let broken = conn.is_broken();
+                    let _ = give_back.send((!broken).then_some(conn));
+                    return;
+                }
+            }
+        }
+    });
+    Ok(Outcome::CopyOut {
+        format,
+        columns,
+        data,
+    })
+}
+
+impl Executor {
+    /// Passes COPY data on to the local COPY the session started ([`Outcome::LocalCopyIn`]).
+    pub async fn local_copy_data(
+        &self,
+        session: &mut Session,
+        data: &[u8],
+    ) -> Result<(), ExecError> {
+        let conn = session.coordinator(self).await?;
+        Ok(conn.copy_data(data).await?)
+    }
+
+    /// Ends the session's local COPY; returns its `COPY n` tag.
+    pub async fn local_copy_done(&self, session: &mut Session) -> Result<String, ExecError> {
+        let conn = session.coordinator(self).await?;
+        match conn.copy_done().await {
+            Ok(n) => Ok(format!("COPY {n}")),
+            Err(e) => {
+                session.mark_failed();
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Aborts the session's local COPY with the client's message.
+    pub async fn local_copy_fail(
+        &self,
+        session: &mut Session,
+        message: &str,
+    ) -> Result<(), ExecError> {
+        let conn = session.coordinator(self).await?;
+        let r = conn.copy_fail(message).await;
+        session.mark_failed();
+        Ok(r?)
+    }
 }
 
 /// Rows of a multi-shard read passed on as they arrive: coordinator memory is bounded by the
@@ -382,22 +548,16 @@ impl Executor {
         Ok((node.host.clone(), node.port))
     }
 
-    /// A pooled connection to the worker of `group_id`.
+    /// A pooled connection to the worker of `group_id`, carrying `settings` (a session's, or
+    /// the default ones for Tessera's own work).
     pub(crate) async fn worker_connection(
         &self,
         snapshot: &CatalogSnapshot,
         group_id: i32,
+        settings: &SessionSettings,
     ) -> Result<PooledConnection, ExecError> {
         let (host, port) = self.node_address(snapshot, group_id)?;
-        self.pools.pool(&host, port).get().await.map_err(|e| {
-            ExecError::Connection(format!(
-                "cannot connect to worker {host}:{port}: {}",
-                match e {
-                    deadpool::managed::PoolError::Backend(b) => b.to_string(),
-                    other => other.to_string(),
-                }
-            ))
-        })
+        pooled_with_settings(&self.pools.pool(&host, port), &host, port, settings).await
     }
 
     /// A new dedicated connection to the coordinator PostgreSQL (one per client session).
@@ -472,7 +632,23 @@ impl Executor {
                 self.end_transaction(session, false).await
             }
             DistributedPlan::Local(sql) => {
+                if may_change_settings(&sql) {
+                    session.mark_settings_dirty();
+                }
                 let conn = session.coordinator_for_statement(self).await?;
+                if req.params.is_empty() && is_copy(&sql) {
+                    return match conn.copy_begin(&sql).await? {
+                        wire::CopyBegin::In { format, columns } => {
+                            Ok(Outcome::LocalCopyIn { format, columns })
+                        }
+                        wire::CopyBegin::Out { format, columns } => {
+                            local_copy_out(session, self, format, columns).await
+                        }
+                        wire::CopyBegin::Done(mut results) => {
+                            Ok(Outcome::Result(results.pop().unwrap_or_default()))
+                        }
+                    };
+                }
                 Ok(Outcome::Result(
                     conn.execute(&sql, req.param_types, req.params, req.result_formats)
                         .await?,
@@ -598,6 +774,7 @@ impl Executor {
                 .map_err(|e| ExecError::from(e).on_node(&address));
         }
         if self.config.pipeline_lanes > 0
+            && session.settings().is_default()
             && req.params.is_empty()
             && result_formats.iter().all(|f| *f == 0)
         {
@@ -621,7 +798,9 @@ impl Executor {
                 .await
                 .map_err(|e| ExecError::from(e).on_node(&address));
         }
-        let mut conn = self.worker_connection(snapshot, task.group_id).await?;
+        let mut conn = self
+            .worker_connection(snapshot, task.group_id, session.settings())
+            .await?;
         run_on(&mut conn, &task.sql, req, result_formats)
             .await
             .map_err(|e| ExecError::from(e).on_node(&address))
@@ -651,10 +830,11 @@ impl Executor {
         for (i, t) in tasks.iter().enumerate() {
             by_group.entry(t.group_id).or_default().push(i);
         }
+        let settings = session.settings();
         let futures = by_group.into_iter().map(|(group, indexes)| async move {
             let (host, port) = self.node_address(snapshot, group)?;
             let address = format!("{host}:{port}");
-            let mut conn = self.worker_connection(snapshot, group).await?;
+            let mut conn = self.worker_connection(snapshot, group, settings).await?;
             let mut out = Vec::with_capacity(indexes.len());
             for i in indexes {
                 let r = run_on(&mut conn, &tasks[i].sql, req, result_formats)
@@ -689,7 +869,10 @@ impl Executor {
                     && limit.is_none()
                     && offset == 0
                 {
-                    return Ok(Outcome::Stream(self.stream_reads(snapshot, &tasks).await?));
+                    return Ok(Outcome::Stream(
+                        self.stream_reads(snapshot, session.settings(), &tasks)
+                            .await?,
+                    ));
                 }
                 let results = self
                     .run_reads(session, snapshot, &tasks, req, req.result_formats)
@@ -725,6 +908,12 @@ impl Executor {
                 limit,
                 offset,
             } => {
+                if !session.settings().default_output() {
+                    // The merge writes dates, timestamps and floats in the default styles.
+                    return Err(ExecError::Unsupported(
+                        "the session's DateStyle or extra_float_digits is applied by PostgreSQL, not by the merge".into(),
+                    ));
+                }
                 let (_, result_fields) = self.describe(session, req.sql, req.param_types).await?;
                 let results = self.run_reads(session, snapshot, &tasks, req, &[1]).await?;
                 let merged = merge::aggregate(
@@ -756,6 +945,7 @@ impl Executor {
     async fn stream_reads(
         &self,
         snapshot: &CatalogSnapshot,
+        settings: &SessionSettings,
         tasks: &[Task],
     ) -> Result<RowStream, ExecError> {
         use tokio::sync::mpsc;
@@ -768,17 +958,14 @@ impl Executor {
             let (host, port) = self.node_address(snapshot, group)?;
             let pool = self.pools.pool(&host, port);
             let tx = tx.clone();
+            let settings = settings.clone();
             tokio::spawn(async move {
                 let address = format!("{host}:{port}");
                 let fail = |e: ExecError| StreamMessage::Error(e.on_node(&address));
-                let mut conn = match pool.get().await {
+                let mut conn = match pooled_with_settings(&pool, &host, port, &settings).await {
                     Ok(c) => c,
                     Err(e) => {
-                        let _ = tx
-                            .send(StreamMessage::Error(ExecError::Connection(format!(
-                                "cannot connect to worker {address}: {e}"
-                            ))))
-                            .await;
+                        let _ = tx.send(StreamMessage::Error(e)).await;
                         return;
                     }
                 };

@@ -22,6 +22,7 @@ use tessera_planner::rewrite::{quote_ident, quote_literal};
 use tessera_planner::{PullInput, PullPlan, Task};
 use tokio::sync::mpsc;
 
+use crate::settings::SessionSettings;
 use crate::wire::{row_values, StatementResult, WireConnection};
 use crate::{ExecError, Executor, Outcome, Request, RowStream, Session};
 
@@ -55,9 +56,10 @@ pub async fn run_pull(
     if req.params.is_empty() && req.result_formats.iter().all(|f| *f == 0) {
         return stream_pull(exec, session, snapshot, plan).await;
     }
+    let settings = session.settings().clone();
     let conn = session.coordinator_for_statement(exec).await?;
     conn.simple_query("BEGIN").await?;
-    let result = fill_and_run(exec, conn, snapshot, plan, req).await;
+    let result = fill_and_run(exec, conn, snapshot, &settings, plan, req).await;
     match result {
         Ok(r) => {
             conn.simple_query("COMMIT").await?;
@@ -76,21 +78,23 @@ async fn fill_and_run(
     exec: &Executor,
     conn: &mut WireConnection,
     snapshot: &CatalogSnapshot,
+    settings: &SessionSettings,
     plan: &PullPlan,
     req: Request<'_>,
 ) -> Result<StatementResult, ExecError> {
-    fill(exec, conn, snapshot, plan).await?;
+    fill(exec, conn, snapshot, settings, plan).await?;
     Ok(conn
         .execute(&plan.query, req.param_types, req.params, req.result_formats)
         .await?)
 }
 
-/// Creates and fills every intermediate result of `plan` on `conn`; returns each one's row
-/// count and the time it took.
+/// Creates and fills every intermediate result of `plan` on `conn`, reading the workers
+/// with the session's `settings`; returns each one's row count and the time it took.
 pub(crate) async fn fill(
     exec: &Executor,
     conn: &mut WireConnection,
     snapshot: &CatalogSnapshot,
+    settings: &SessionSettings,
     plan: &PullPlan,
 ) -> Result<Vec<(u64, std::time::Duration)>, ExecError> {
     let n = plan.inputs.len();
@@ -126,7 +130,7 @@ pub(crate) async fn fill(
             .collect();
         conn.simple_query(&create_sql(input, true)).await?;
         conn.copy_in_start(&copy_in_sql(input)).await?;
-        if let Err(e) = stream_into(exec, conn, snapshot, input, &tasks).await {
+        if let Err(e) = stream_into(exec, conn, snapshot, settings, input, &tasks).await {
             if !conn.is_broken() {
                 let _ = conn.copy_fail("intermediate result failed").await;
             }
@@ -152,10 +156,11 @@ async fn stream_pull(
     snapshot: &CatalogSnapshot,
     plan: &PullPlan,
 ) -> Result<Outcome, ExecError> {
+    let settings = session.settings().clone();
     let (mut conn, give_back) = session.lend_coordinator(exec).await?;
     let started = async {
         conn.simple_query("BEGIN").await?;
-        fill(exec, &mut conn, snapshot, plan).await?;
+        fill(exec, &mut conn, snapshot, &settings, plan).await?;
         Ok::<_, ExecError>(conn.query_start(&plan.query).await?)
     }
     .await;
@@ -310,6 +315,7 @@ impl Sink<'_> {
 async fn read_group(
     exec: &Executor,
     snapshot: &CatalogSnapshot,
+    settings: &SessionSettings,
     group: i32,
     tasks: Vec<&Task>,
     binary: bool,
@@ -317,7 +323,7 @@ async fn read_group(
 ) -> Result<(), ExecError> {
     let (host, port) = exec.node_address(snapshot, group)?;
     let address = format!("{host}:{port}");
-    let mut conn = exec.worker_connection(snapshot, group).await?;
+    let mut conn = exec.worker_connection(snapshot, group, settings).await?;
     for task in tasks {
         read_task(&mut conn, task, binary, Sink::Channel(&tx))
             .await
@@ -403,6 +409,7 @@ async fn stream_into(
     exec: &Executor,
     conn: &mut WireConnection,
     snapshot: &CatalogSnapshot,
+    settings: &SessionSettings,
     input: &PullInput,
     tasks: &[Task],
 ) -> Result<(), ExecError> {
@@ -413,7 +420,7 @@ async fn stream_into(
     let (tx, mut rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
     let readers =
         join_all(by_group.into_iter().map(|(group, tasks)| {
-            read_group(exec, snapshot, group, tasks, input.binary, tx.clone())
+            read_group(exec, snapshot, settings, group, tasks, input.binary, tx.clone())
         }));
     drop(tx);
     let writer = async {

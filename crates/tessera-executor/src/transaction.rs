@@ -17,8 +17,11 @@ use tessera_catalog::{shard_name, CatalogSnapshot};
 use tessera_planner::rewrite::{quote_ident, quote_literal, quoted_name};
 use tessera_planner::{DdlPlan, Task};
 
+use std::sync::Arc;
+
 use crate::pool::PooledConnection;
-use crate::wire::{StatementResult, TxStatus, WireConnection};
+use crate::settings::{SessionSettings, SETTINGS_QUERY};
+use crate::wire::{ServerError, StatementResult, TxStatus, WireConnection};
 use crate::{CopyRouter, ExecError, Executor, Request};
 
 struct Block {
@@ -26,9 +29,14 @@ struct Block {
     workers: BTreeMap<i32, PooledConnection>,
     coordinator_begun: bool,
     failed: bool,
+    /// A statement that may change settings ran in the block (its end may undo them).
+    settings_touched: bool,
+    /// Worker connections got settings inside the transaction (undone by a rollback).
+    settings_in_transaction: bool,
 }
 
-/// Per-client state: the dedicated coordinator connection and the open transaction block.
+/// Per-client state: the dedicated coordinator connection, the open transaction block and
+/// the settings every connection serving the session carries.
 #[derive(Default)]
 pub struct Session {
     coordinator: Option<WireConnection>,
@@ -36,6 +44,15 @@ pub struct Session {
     /// through this channel when the stream ends (`None` if it had to be dropped).
     coordinator_lent: Option<tokio::sync::oneshot::Receiver<Option<WireConnection>>>,
     block: Option<Block>,
+    /// The role the client connected as (for `$user` in search_path).
+    user: String,
+    /// Settings from the startup packet, applied when the coordinator connection opens.
+    startup: Vec<(String, String)>,
+    settings: SessionSettings,
+    /// A statement may have changed settings since they were last read.
+    settings_dirty: bool,
+    /// The catalog as this session's search_path sees it: (base snapshot, derived).
+    catalog: Option<(Arc<CatalogSnapshot>, u64, Arc<CatalogSnapshot>)>,
 }
 
 impl std::fmt::Debug for Session {
@@ -47,6 +64,84 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
+    /// A session of `user` whose startup packet carried `startup` settings (see
+    /// [`crate::settings::startup_settings`]).
+    pub fn new(user: &str, startup: Vec<(String, String)>) -> Session {
+        Session {
+            user: user.to_string(),
+            settings_dirty: !startup.is_empty(),
+            startup,
+            ..Session::default()
+        }
+    }
+
+    /// The settings every connection serving the session carries.
+    pub fn settings(&self) -> &SessionSettings {
+        &self.settings
+    }
+
+    /// Notes that a statement may have changed the session's settings (SET, RESET,
+    /// `set_config`, DISCARD, ...): they are read back before the next statement is planned.
+    pub fn mark_settings_dirty(&mut self) {
+        self.settings_dirty = true;
+        if let Some(b) = &mut self.block {
+            b.settings_touched = true;
+        }
+    }
+
+    /// Reads the session's settings back from its coordinator connection if a statement may
+    /// have changed them. A failed block is left alone (it accepts nothing but ROLLBACK).
+    pub async fn refresh_settings(&mut self, exec: &Executor) -> Result<(), ExecError> {
+        if !self.settings_dirty || self.is_failed() {
+            return Ok(());
+        }
+        let conn = self.coordinator(exec).await?;
+        let results = conn.simple_query(SETTINGS_QUERY).await?;
+        let fresh = results
+            .first()
+            .map(SessionSettings::from_result)
+            .unwrap_or_default();
+        self.settings_dirty = false;
+        if fresh != self.settings {
+            self.settings = fresh;
+            if let Some(b) = &mut self.block {
+                b.settings_touched = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// The catalog as the session sees it: unqualified names resolve through its
+    /// search_path (the same `Arc` as `base` when the session did not change search_path).
+    pub fn catalog(&mut self, base: Arc<CatalogSnapshot>) -> Arc<CatalogSnapshot> {
+        let Some(path) = self.settings.search_path(&self.user) else {
+            return base;
+        };
+        if let Some((b, id, derived)) = &self.catalog {
+            if Arc::ptr_eq(b, &base) && *id == self.settings.id {
+                return derived.clone();
+            }
+        }
+        let derived = Arc::new(CatalogSnapshot {
+            search_path: Some(path),
+            ..(*base).clone()
+        });
+        self.catalog = Some((base, self.settings.id, derived.clone()));
+        derived
+    }
+
+    /// Takes the notices and ParameterStatus changes the session's coordinator connection
+    /// received since the last call (to be passed on to the client).
+    pub fn take_messages(&mut self) -> (Vec<ServerError>, Vec<(String, String)>) {
+        match &mut self.coordinator {
+            Some(c) => (
+                std::mem::take(&mut c.notices),
+                std::mem::take(&mut c.parameter_changes),
+            ),
+            None => (Vec::new(), Vec::new()),
+        }
+    }
+
     /// Whether a transaction block is open.
     pub fn in_block(&self) -> bool {
         self.block.is_some()
@@ -71,6 +166,8 @@ impl Session {
             workers: BTreeMap::new(),
             coordinator_begun: false,
             failed: false,
+            settings_touched: false,
+            settings_in_transaction: false,
         });
     }
 
@@ -102,7 +199,21 @@ impl Session {
             self.coordinator = lent.await.ok().flatten();
         }
         if self.coordinator.as_ref().is_none_or(|c| c.is_broken()) {
-            self.coordinator = Some(exec.coordinator_connection().await?);
+            let mut conn = exec.coordinator_connection().await?;
+            // A new connection starts from the startup packet's settings, or, replacing one
+            // that broke, from the settings the session had.
+            let carried = if self.settings.is_default() {
+                SessionSettings::new(std::mem::take(&mut self.startup))
+            } else {
+                self.settings.clone()
+            };
+            if !carried.is_default() {
+                conn.simple_query(&carried.script()).await?;
+                self.settings_dirty = true;
+            }
+            conn.notices.clear();
+            conn.parameter_changes.clear();
+            self.coordinator = Some(conn);
         }
         self.coordinator
             .as_mut()
@@ -142,15 +253,24 @@ impl Session {
             ));
         };
         if !block.workers.contains_key(&group_id) {
-            let mut conn = exec.worker_connection(snapshot, group_id).await?;
+            let mut conn = exec
+                .worker_connection(snapshot, group_id, &self.settings)
+                .await?;
             conn.simple_query(&block.begin_sql).await?;
             block.workers.insert(group_id, conn);
         }
-        block
+        let conn = block
             .workers
             .get_mut(&group_id)
             .map(|c| &mut **c)
-            .ok_or_else(|| ExecError::Internal("lost worker connection".into()))
+            .ok_or_else(|| ExecError::Internal("lost worker connection".into()))?;
+        if conn.settings_id != self.settings.id {
+            // Settings changed inside the block: set them in its transaction, so that a
+            // rollback undoes them on the worker as on the coordinator.
+            block.settings_in_transaction = true;
+            crate::settings::apply(conn, &self.settings).await?;
+        }
+        Ok(conn)
     }
 }
 
@@ -163,6 +283,7 @@ pub async fn end_block(
 ) -> Result<String, ExecError> {
     let Some(mut block) = session.block.take() else {
         // PostgreSQL warns "there is no transaction in progress" and carries on.
+        session.settings_dirty = true;
         return Ok(if commit {
             "COMMIT".into()
         } else {
@@ -170,6 +291,14 @@ pub async fn end_block(
         });
     };
     let coordinator_begun = block.coordinator_begun;
+    if block.settings_touched || block.settings_in_transaction {
+        // The block's end may undo or keep what it set: read the settings again, and let
+        // the next user of a worker connection set them afresh.
+        session.settings_dirty = true;
+        for conn in block.workers.values_mut() {
+            conn.settings_id = crate::settings::UNKNOWN;
+        }
+    }
     if !commit || block.failed {
         for conn in block.workers.values_mut() {
             let _ = conn.simple_query("ROLLBACK").await;
@@ -344,8 +473,9 @@ pub async fn run_writes(
         by_group.entry(t.group_id).or_default().push(i);
     }
     // Open one transaction per worker and run its tasks; workers in parallel.
+    let settings = &session.settings;
     let futures = by_group.into_iter().map(|(group, indexes)| async move {
-        let mut conn = exec.worker_connection(snapshot, group).await?;
+        let mut conn = exec.worker_connection(snapshot, group, settings).await?;
         let address = conn.address().to_string();
         conn.simple_query("BEGIN").await?;
         let mut out = Vec::new();
@@ -458,7 +588,10 @@ pub async fn run_ddl(
     let mut conns: Vec<(i32, PooledConnection)> = Vec::new();
     let mut error = None;
     for (group, tasks) in by_group {
-        let mut conn = match exec.worker_connection(snapshot, group).await {
+        let mut conn = match exec
+            .worker_connection(snapshot, group, &session.settings)
+            .await
+        {
             Ok(c) => c,
             Err(e) => {
                 error = Some(e);
@@ -548,8 +681,11 @@ pub async fn run_copy(
         return Ok(());
     }
     let snapshot_ref = &snapshot;
+    let settings = &session.settings;
     let futures = work.iter().map(|(group, items)| async move {
-        let mut conn = exec.worker_connection(snapshot_ref, *group).await?;
+        let mut conn = exec
+            .worker_connection(snapshot_ref, *group, settings)
+            .await?;
         conn.simple_query("BEGIN").await?;
         match copy_into(&mut conn, items).await {
             Ok(()) => Ok((*group, conn)),
@@ -586,7 +722,7 @@ pub async fn recover_prepared(exec: &Executor) {
         return;
     };
     for node in &snapshot.nodes {
-        let mut conn = match exec.worker_connection(&snapshot, node.group_id).await {
+        let mut conn = match exec.worker_connection(&snapshot, node.group_id, &SessionSettings::default()).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!("recovery: cannot reach {}:{}: {e}", node.host, node.port);

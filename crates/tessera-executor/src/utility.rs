@@ -16,6 +16,7 @@ use tessera_catalog::{shard_name, CatalogSnapshot, DistributionColumnType, Table
 use tessera_planner::rewrite::{quote_ident, quoted_name};
 use tessera_planner::{CopyFormat, CopyPlan, UtilityCall};
 
+use crate::settings::SessionSettings;
 use crate::wire::{encode_row, FieldDescription, StatementResult, WireConnection};
 use crate::{pg_error, CopyRouter, ExecError, Executor};
 
@@ -429,7 +430,7 @@ async fn distribute(
     let mut failure = None;
     for (group, indexes) in &per_group {
         let r = async {
-            let mut conn = exec.worker_connection(&snapshot, *group).await?;
+            let mut conn = exec.worker_connection(&snapshot, *group, &SessionSettings::default()).await?;
             let mut sql = String::from("BEGIN;\n");
             for i in indexes {
                 sql.push_str(&ddl(&schema, &name, shard_ids[*i]));
@@ -463,7 +464,7 @@ async fn distribute(
             (&shard_ids, &per_group, &schema, &name, &snapshot);
         async move {
             for g in groups {
-                if let Ok(mut conn) = exec.worker_connection(snapshot, g).await {
+                if let Ok(mut conn) = exec.worker_connection(snapshot, g, &SessionSettings::default()).await {
                     let drops: String = per_group
                         .get(&g)
                         .map(|idx| {
@@ -742,7 +743,7 @@ async fn replicate_reference_table(
     let columns = shell_columns(client, table.relid).await?;
     let ddl = shard_ddl(client, table.relid, &columns, None).await?;
     let shard_table = quoted_name(&table.schema, &shard_name(&table.name, shard.shard_id));
-    let mut source = exec.worker_connection(snapshot, source_group).await?;
+    let mut source = exec.worker_connection(snapshot, source_group, &SessionSettings::default()).await?;
     let rows = source
         .execute(&format!("SELECT * FROM {shard_table}"), &[], &[], &[])
         .await?;

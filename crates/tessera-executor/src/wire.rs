@@ -203,6 +203,41 @@ pub struct WireConnection {
     /// A streamed query's rows are still unread ([`Self::query_start`]); the connection
     /// must not be reused until they are.
     streaming: bool,
+    /// Which session settings the connection carries ([`crate::settings::SessionSettings`]'s
+    /// id; 0 = the server's defaults, as connected).
+    pub settings_id: u64,
+    /// NoticeResponses (NOTICE, WARNING, INFO, ...) received since they were last taken,
+    /// oldest first; at most [`MAX_NOTICES`] are kept.
+    pub notices: Vec<ServerError>,
+    /// ParameterStatus changes received since they were last taken, in arrival order.
+    pub parameter_changes: Vec<(String, String)>,
+}
+
+/// Notices kept per connection until taken; more are dropped (a runaway loop of RAISE NOTICE
+/// must not exhaust the coordinator's memory).
+pub const MAX_NOTICES: usize = 10_000;
+
+/// How a statement sent by [`WireConnection::copy_begin`] began.
+#[derive(Debug)]
+pub enum CopyBegin {
+    /// The server waits for COPY data (`COPY ... FROM STDIN`).
+    In {
+        /// Overall format: 0 text/csv, 1 binary.
+        format: i8,
+        /// Number of columns.
+        columns: usize,
+    },
+    /// The server sends COPY data (`COPY ... TO STDOUT`); read it with
+    /// [`WireConnection::copy_out_next`].
+    Out {
+        /// Overall format: 0 text/csv, 1 binary.
+        format: i8,
+        /// Number of columns.
+        columns: usize,
+    },
+    /// The statement was no COPY to or from the client (e.g. a COPY from a server file): it
+    /// ran to completion.
+    Done(Vec<StatementResult>),
 }
 
 impl std::fmt::Debug for WireConnection {
@@ -215,9 +250,16 @@ impl std::fmt::Debug for WireConnection {
 }
 
 fn server_error(body: &backend::ErrorResponseBody) -> ServerError {
+    error_fields(body.fields())
+}
+
+fn notice_fields(body: &backend::NoticeResponseBody) -> ServerError {
+    error_fields(body.fields())
+}
+
+fn error_fields(mut fields: backend::ErrorFields<'_>) -> ServerError {
     use fallible_iterator::FallibleIterator;
     let mut e = ServerError::default();
-    let mut fields = body.fields();
     while let Ok(Some(f)) = fields.next() {
         let v = String::from_utf8_lossy(f.value_bytes()).into_owned();
         match f.type_() {
@@ -301,6 +343,9 @@ impl WireConnection {
             status: TxStatus::Idle,
             broken: false,
             streaming: false,
+            settings_id: 0,
+            notices: Vec::new(),
+            parameter_changes: Vec::new(),
         };
         let startup = [
             ("user", params.user.as_str()),
@@ -361,7 +406,10 @@ impl WireConnection {
                     }
                 }
                 Message::BackendKeyData(_) | Message::NoticeResponse(_) => {}
-                Message::ReadyForQuery(_) => return Ok(conn),
+                Message::ReadyForQuery(_) => {
+                    conn.parameter_changes.clear();
+                    return Ok(conn);
+                }
                 Message::ErrorResponse(body) => {
                     return Err(WireError::Server(Box::new(server_error(&body))))
                 }
@@ -414,7 +462,29 @@ impl WireConnection {
         Ok(())
     }
 
+    /// The next message that answers what was sent; NoticeResponse and ParameterStatus,
+    /// which may come at any time, are kept aside (see [`Self::notices`] and
+    /// [`Self::parameter_changes`]).
     async fn read_message(&mut self) -> Result<Message, WireError> {
+        loop {
+            match self.read_any_message().await? {
+                Message::NoticeResponse(body) => {
+                    if self.notices.len() < MAX_NOTICES {
+                        self.notices.push(notice_fields(&body));
+                    }
+                }
+                Message::ParameterStatus(p) => {
+                    if let (Ok(k), Ok(v)) = (p.name(), p.value()) {
+                        self.parameters.insert(k.to_string(), v.to_string());
+                        self.parameter_changes.push((k.to_string(), v.to_string()));
+                    }
+                }
+                other => return Ok(other),
+            }
+        }
+    }
+
+    async fn read_any_message(&mut self) -> Result<Message, WireError> {
         loop {
             match Message::parse(&mut self.read_buf) {
                 Ok(Some(m)) => return Ok(m),
@@ -651,6 +721,53 @@ impl WireConnection {
         }
     }
 
+    /// Sends a statement (simple protocol) that may be a COPY to or from the client, and
+    /// reads until the server either enters COPY mode or has finished the statement.
+    pub async fn copy_begin(&mut self, sql: &str) -> Result<CopyBegin, WireError> {
+        self.queue_query(sql)?;
+        self.flush().await?;
+        let mut results = Vec::new();
+        let mut current = StatementResult::default();
+        let mut error = None;
+        loop {
+            match self.read_message().await? {
+                Message::CopyInResponse(body) => {
+                    return Ok(CopyBegin::In {
+                        format: body.format() as i8,
+                        columns: copy_columns(body.column_formats()),
+                    })
+                }
+                Message::CopyOutResponse(body) => {
+                    return Ok(CopyBegin::Out {
+                        format: body.format() as i8,
+                        columns: copy_columns(body.column_formats()),
+                    })
+                }
+                Message::RowDescription(body) => {
+                    current.fields = fields_of(&body).map_err(|source| WireError::Io {
+                        address: self.address.clone(),
+                        source,
+                    })?
+                }
+                Message::DataRow(body) => current.rows.push(body.buffer_bytes().clone()),
+                Message::CommandComplete(body) => {
+                    current.tag = body.tag().unwrap_or_default().to_string();
+                    results.push(std::mem::take(&mut current));
+                }
+                Message::EmptyQueryResponse => results.push(std::mem::take(&mut current)),
+                Message::ErrorResponse(body) => error = Some(server_error(&body)),
+                Message::ReadyForQuery(body) => {
+                    self.ready(&body);
+                    return match error {
+                        Some(e) => Err(WireError::Server(Box::new(e))),
+                        None => Ok(CopyBegin::Done(results)),
+                    };
+                }
+                _ => return Err(self.protocol("unexpected message answering COPY")),
+            }
+        }
+    }
+
     /// Sends COPY data (buffered; flushed every 256 KiB).
     pub async fn copy_data(&mut self, data: &[u8]) -> Result<(), WireError> {
         let address = self.address.clone();
@@ -832,4 +949,9 @@ pub fn encode_row<'a>(values: impl IntoIterator<Item = Option<&'a [u8]>>) -> Byt
         }
     }
     buf.freeze()
+}
+
+fn copy_columns(formats: backend::ColumnFormats<'_>) -> usize {
+    use fallible_iterator::FallibleIterator;
+    formats.count().unwrap_or(0)
 }

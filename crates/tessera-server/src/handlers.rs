@@ -26,6 +26,7 @@ use pgwire::api::{
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::response::CommandComplete;
+use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
@@ -49,9 +50,17 @@ pub struct ServerConfig {
     pub database: String,
 }
 
+/// Where the data of a running `COPY ... FROM STDIN` goes.
+enum CopyTarget {
+    /// Routed to the shards of a distributed or reference table.
+    Route(Box<CopyRouter>),
+    /// Passed on to the session's coordinator connection (a local table).
+    Local,
+}
+
 struct SessionState {
     session: Session,
-    copy: Option<Box<CopyRouter>>,
+    copy: Option<CopyTarget>,
     copy_error: Option<ErrorInfo>,
 }
 
@@ -61,14 +70,51 @@ fn session_of<C: ClientInfo + ?Sized>(client: &C) -> SharedSession {
     client
         .session_extensions()
         .get_or_insert_with::<SharedSession>(|| {
+            let metadata = client.metadata();
+            let user = metadata.get("user").cloned().unwrap_or_default();
             Arc::new(Mutex::new(SessionState {
-                session: Session::default(),
+                session: Session::new(
+                    &user,
+                    tessera_executor::settings::startup_settings(metadata.iter()),
+                ),
                 copy: None,
                 copy_error: None,
             }))
         })
         .as_ref()
         .clone()
+}
+
+/// Passes on what the session's coordinator connection said besides results: notices
+/// (NOTICE, WARNING, INFO, ... with every field) and ParameterStatus changes (after SET).
+async fn send_side_messages<C>(client: &mut C, session: &mut Session) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let (notices, parameters) = session.take_messages();
+    for n in notices {
+        let mut info = exec_error(tessera_executor::ExecError::Server {
+            error: Box::new(n),
+            node: None,
+        });
+        if info.severity == "ERROR" {
+            info.severity = "WARNING".into();
+        }
+        client
+            .feed(PgWireBackendMessage::NoticeResponse(info.into()))
+            .await?;
+    }
+    for (name, value) in parameters {
+        client
+            .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                name, value,
+            )))
+            .await?;
+    }
+    client.flush().await?;
+    Ok(())
 }
 
 /// A prepared statement: its text and what the coordinator PostgreSQL said about it.
@@ -153,8 +199,13 @@ impl Backend {
         planner_params: &[ParamValue],
         req: Request<'_>,
     ) -> Response {
-        let snapshot = self.executor.snapshot();
-        let templated = if planner_params.is_empty() {
+        if let Err(e) = state.session.refresh_settings(&self.executor).await {
+            return Response::Error(Box::new(exec_error(e)));
+        }
+        let base = self.executor.snapshot();
+        let snapshot = state.session.catalog(base.clone());
+        // Router templates are cached per catalog snapshot, for the default search_path.
+        let templated = if planner_params.is_empty() && Arc::ptr_eq(&base, &snapshot) {
             self.templated(sql, &snapshot)
         } else {
             None
@@ -175,10 +226,24 @@ impl Backend {
             Ok(Outcome::Stream(s)) => crate::convert::stream_response(s),
             Ok(Outcome::CopyIn(router)) => {
                 let columns = router.plan().columns.len();
-                state.copy = Some(router);
+                state.copy = Some(CopyTarget::Route(router));
                 state.copy_error = None;
                 Response::CopyIn(CopyResponse::new(0, columns, futures::stream::empty()))
             }
+            Ok(Outcome::LocalCopyIn { format, columns }) => {
+                state.copy = Some(CopyTarget::Local);
+                state.copy_error = None;
+                Response::CopyIn(CopyResponse::new(
+                    format,
+                    columns,
+                    futures::stream::empty(),
+                ))
+            }
+            Ok(Outcome::CopyOut {
+                format,
+                columns,
+                data,
+            }) => crate::convert::copy_out_response(format, columns, data),
             Ok(Outcome::TransactionStarted) => Response::TransactionStart(Tag::new("BEGIN")),
             Ok(Outcome::TransactionEnded(tag)) => Response::TransactionEnd(Tag::new(&tag)),
             Err(e) => Response::Error(Box::new(exec_error(e))),
@@ -229,7 +294,14 @@ impl QueryParser for StatementDescriber {
             .iter()
             .map(|t| t.as_ref().map(|t| t.oid()).unwrap_or(0))
             .collect();
-        let snapshot = self.executor.snapshot();
+        let shared = session_of(client);
+        let mut state = shared.lock().await;
+        state
+            .session
+            .refresh_settings(&self.executor)
+            .await
+            .map_err(|e| user_error(exec_error(e)))?;
+        let snapshot = state.session.catalog(self.executor.snapshot());
         let describe_sql = match tessera_planner::plan_sql(sql, &[], &snapshot) {
             Ok(DistributedPlan::Utility(call)) => {
                 return Ok(Some(Prepared {
@@ -250,8 +322,6 @@ impl QueryParser for StatementDescriber {
             // depend on parameter values surface at Execute.
             _ => sql.to_string(),
         };
-        let shared = session_of(client);
-        let mut state = shared.lock().await;
         let (param_types, fields) = self
             .executor
             .describe(&mut state.session, &describe_sql, &given)
@@ -328,6 +398,7 @@ impl SimpleQueryHandler for Backend {
                 )
                 .await;
             let stop = matches!(response, Response::Error(_) | Response::CopyIn(_));
+            send_side_messages(client, &mut state.session).await?;
             responses.push(response);
             if stop {
                 break;
@@ -396,6 +467,7 @@ impl ExtendedQueryHandler for Backend {
                 },
             )
             .await;
+        send_side_messages(client, &mut state.session).await?;
         Ok(response)
     }
 }
@@ -413,10 +485,18 @@ impl CopyHandler for Backend {
         if state.copy_error.is_some() {
             return Ok(());
         }
-        if let Some(router) = state.copy.as_mut() {
-            if let Err(e) = router.feed(&copy_data.data) {
-                state.copy_error = Some(exec_error(e));
+        let result = match state.copy.as_mut() {
+            Some(CopyTarget::Route(router)) => router.feed(&copy_data.data),
+            Some(CopyTarget::Local) => {
+                let SessionState { session, .. } = &mut *state;
+                self.executor
+                    .local_copy_data(session, &copy_data.data)
+                    .await
             }
+            None => Ok(()),
+        };
+        if let Err(e) = result {
+            state.copy_error = Some(exec_error(e));
         }
         Ok(())
     }
@@ -429,19 +509,32 @@ impl CopyHandler for Backend {
     {
         let shared = session_of(client);
         let mut state = shared.lock().await;
-        let router = state.copy.take();
+        let target = state.copy.take();
         if let Some(e) = state.copy_error.take() {
+            if matches!(target, Some(CopyTarget::Local)) {
+                let _ = self
+                    .executor
+                    .local_copy_fail(&mut state.session, "COPY data could not be passed on")
+                    .await;
+            }
             state.session.mark_failed();
             return Err(user_error(e));
         }
-        let Some(router) = router else {
-            return Err(user_error(ErrorInfo::new(
-                "ERROR".into(),
-                "08P01".into(),
-                "CopyDone without COPY".into(),
-            )));
+        let finished = match target {
+            Some(CopyTarget::Route(router)) => {
+                self.executor.finish_copy(&mut state.session, router).await
+            }
+            Some(CopyTarget::Local) => self.executor.local_copy_done(&mut state.session).await,
+            None => {
+                return Err(user_error(ErrorInfo::new(
+                    "ERROR".into(),
+                    "08P01".into(),
+                    "CopyDone without COPY".into(),
+                )))
+            }
         };
-        match self.executor.finish_copy(&mut state.session, router).await {
+        send_side_messages(client, &mut state.session).await?;
+        match finished {
             Ok(tag) => {
                 drop(state);
                 client
@@ -463,7 +556,12 @@ impl CopyHandler for Backend {
     {
         let shared = session_of(client);
         let mut state = shared.lock().await;
-        state.copy = None;
+        if matches!(state.copy.take(), Some(CopyTarget::Local)) {
+            let _ = self
+                .executor
+                .local_copy_fail(&mut state.session, &fail.message)
+                .await;
+        }
         state.copy_error = None;
         state.session.mark_failed();
         user_error(ErrorInfo::new(

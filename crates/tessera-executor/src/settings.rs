@@ -1,0 +1,296 @@
+//! Session settings (GUCs) carried to every connection that serves a session.
+//!
+//! The session's own connection to the coordinator PostgreSQL is the authority: every SET,
+//! RESET, SET LOCAL, `set_config()` and the startup packet's parameters apply there, with
+//! PostgreSQL's own rules (validation, transaction rollback undoing a SET, SET LOCAL ending
+//! with the block). After a statement that may have changed them, the session reads back
+//! the values that differ from the server's defaults ([`SETTINGS_QUERY`]) and every worker
+//! connection it then uses is brought to the same values before it runs anything: a pooled
+//! connection that carries another session's settings (or none) gets `RESET ALL` and the
+//! session's values in one round trip. Connections are tagged with the id of the settings
+//! they carry, so a session that sets nothing costs nothing.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tessera_planner::rewrite::quote_literal;
+
+use crate::wire::{StatementResult, WireConnection, WireError};
+
+/// A connection's settings are unknown (set inside a transaction that may have rolled them
+/// back): the next user resets it.
+pub const UNKNOWN: u64 = u64::MAX;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Reads the settings of the current session that differ from the server's defaults: set
+/// by SET/`set_config()` (source `session`) or by the startup packet (source `client`).
+/// Settings that belong to the connection between Tessera and a server rather than to the
+/// session (encoding, role, transaction characteristics) are left out.
+pub const SETTINGS_QUERY: &str = "SELECT name, pg_catalog.current_setting(name) \
+     FROM pg_catalog.pg_settings WHERE source IN ('session', 'client') \
+     AND name NOT IN ('client_encoding', 'session_authorization', 'role', 'is_superuser', \
+     'transaction_isolation', 'transaction_read_only', 'transaction_deferrable') \
+     ORDER BY name";
+
+/// Startup-packet parameters that are not settings.
+const NOT_SETTINGS: &[&str] = &["user", "database", "replication", "options", "client_encoding"];
+
+/// The settings of one session that differ from the servers' defaults.
+#[derive(Debug, Clone, Default)]
+pub struct SessionSettings {
+    /// Unique per distinct set of values in this process; 0 means none (server defaults).
+    pub id: u64,
+    values: Arc<Vec<(String, String)>>,
+}
+
+impl PartialEq for SessionSettings {
+    fn eq(&self, other: &Self) -> bool {
+        self.values == other.values
+    }
+}
+
+impl SessionSettings {
+    /// Settings holding `values` (name, value as `current_setting` shows it).
+    pub fn new(values: Vec<(String, String)>) -> SessionSettings {
+        if values.is_empty() {
+            return SessionSettings::default();
+        }
+        SessionSettings {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            values: Arc::new(values),
+        }
+    }
+
+    /// Parses the rows of [`SETTINGS_QUERY`].
+    pub fn from_result(result: &StatementResult) -> SessionSettings {
+        let values = result
+            .rows
+            .iter()
+            .filter_map(|row| {
+                let v = crate::wire::row_values(row);
+                let name = String::from_utf8_lossy(v.first().copied().flatten()?).into_owned();
+                let value = String::from_utf8_lossy(v.get(1).copied().flatten()?).into_owned();
+                Some((name, value))
+            })
+            .collect();
+        SessionSettings::new(values)
+    }
+
+    /// Whether the session runs on the servers' defaults.
+    pub fn is_default(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// The value of `name` (case-insensitive), if the session changed it.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The one statement that makes a connection carry these settings: `RESET ALL` plus a
+    /// `set_config` per value (`set_config` takes `current_setting`'s text as it is, where
+    /// `SET` would need list values such as search_path unquoted).
+    pub fn script(&self) -> String {
+        if self.values.is_empty() {
+            return "RESET ALL".into();
+        }
+        let calls = self
+            .values
+            .iter()
+            .map(|(n, v)| {
+                format!(
+                    "pg_catalog.set_config({}, {}, false)",
+                    quote_literal(n),
+                    quote_literal(v)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!("RESET ALL; SELECT {calls}")
+    }
+
+    /// Whether values the coordinator formats itself (merged dates and timestamps, computed
+    /// floats) come out as with the default DateStyle (ISO) and extra_float_digits (≥ 1,
+    /// shortest exact).
+    pub fn default_output(&self) -> bool {
+        let iso = self
+            .get("DateStyle")
+            .is_none_or(|v| v.trim_start().to_ascii_uppercase().starts_with("ISO"));
+        let shortest = self
+            .get("extra_float_digits")
+            .is_none_or(|v| v.trim().parse::<i32>().is_ok_and(|d| d >= 1));
+        iso && shortest
+    }
+
+    /// The schemas of the session's search_path in order, with `$user` replaced by `user`;
+    /// `None` when the session did not change it.
+    pub fn search_path(&self, user: &str) -> Option<Vec<String>> {
+        self.get("search_path").map(|v| parse_search_path(v, user))
+    }
+}
+
+/// Splits a search_path value (`"$user", public, "My Schema"`) into schema names.
+pub fn parse_search_path(value: &str, user: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chars = value.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let Some(&first) = chars.peek() else { break };
+        let mut name = String::new();
+        let quoted = first == '"';
+        if quoted {
+            chars.next();
+            while let Some(c) = chars.next() {
+                if c == '"' {
+                    if chars.peek() == Some(&'"') {
+                        chars.next();
+                        name.push('"');
+                    } else {
+                        break;
+                    }
+                } else {
+                    name.push(c);
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == ',' {
+                    break;
+                }
+                name.push(c);
+                chars.next();
+            }
+            name = name.trim().to_lowercase();
+        }
+        while chars.peek().is_some_and(|c| *c != ',') {
+            chars.next();
+        }
+        chars.next();
+        if name == "$user" {
+            out.push(user.to_string());
+        } else if !name.is_empty() {
+            out.push(name);
+        }
+    }
+    out
+}
+
+/// The settings to apply from a client's startup packet: its parameters other than user,
+/// database and encoding, plus `-c name=value` / `--name=value` items of `options`.
+pub fn startup_settings<'a>(
+    params: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (k, v) in params {
+        if k == "options" {
+            out.extend(parse_options(v));
+        } else if !NOT_SETTINGS.contains(&k.as_str()) && !k.starts_with('_') {
+            out.push((k.clone(), v.clone()));
+        }
+    }
+    out
+}
+
+/// Parses libpq's `options` value: `-c name=value` and `--name=value`, separated by spaces
+/// (a backslash escapes the next character), as PostgreSQL's `pg_split_opts` does.
+fn parse_options(options: &str) -> Vec<(String, String)> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut chars = options.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(n) = chars.next() {
+                    word.push(n);
+                }
+            }
+            c if c.is_whitespace() => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < words.len() {
+        let item = if words[i] == "-c" {
+            i += 1;
+            words.get(i).cloned()
+        } else if let Some(rest) = words[i].strip_prefix("--") {
+            Some(rest.to_string())
+        } else {
+            words[i].strip_prefix("-c").map(str::to_string)
+        };
+        if let Some((name, value)) = item.as_deref().and_then(|s| s.split_once('=')) {
+            out.push((name.replace('-', "_"), value.to_string()));
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Brings `conn` to `settings` unless it carries them already. Inside a transaction the
+/// values are transactional: the caller marks the connection [`UNKNOWN`] when the
+/// transaction ends.
+pub async fn apply(conn: &mut WireConnection, settings: &SessionSettings) -> Result<(), WireError> {
+    if conn.settings_id == settings.id {
+        return Ok(());
+    }
+    conn.simple_query(&settings.script()).await?;
+    conn.settings_id = settings.id;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_path_values_split_like_postgres() {
+        assert_eq!(
+            parse_search_path("\"$user\", public", "alice"),
+            vec!["alice", "public"]
+        );
+        assert_eq!(
+            parse_search_path("S1, \"My \"\"Schema\", x", "u"),
+            vec!["s1", "My \"Schema", "x"]
+        );
+        assert!(parse_search_path("", "u").is_empty());
+    }
+
+    #[test]
+    fn options_give_settings() {
+        assert_eq!(
+            parse_options("-c TimeZone=Asia/Tokyo --extra-float-digits=0 -cwork_mem=8MB"),
+            vec![
+                ("TimeZone".to_string(), "Asia/Tokyo".to_string()),
+                ("extra_float_digits".to_string(), "0".to_string()),
+                ("work_mem".to_string(), "8MB".to_string()),
+            ]
+        );
+        assert_eq!(
+            parse_options("-c search_path=a,\\ b"),
+            vec![("search_path".to_string(), "a, b".to_string())]
+        );
+    }
+
+    #[test]
+    fn scripts_quote_values() {
+        let s = SessionSettings::new(vec![("search_path".into(), "\"$user\", it's".into())]);
+        assert_eq!(
+            s.script(),
+            "RESET ALL; SELECT pg_catalog.set_config('search_path', '\"$user\", it''s', false)"
+        );
+        assert!(SessionSettings::new(vec![]).is_default());
+    }
+}
