@@ -495,3 +495,123 @@ fn explain_shows_tiers_tasks_and_actual_rows() {
         );
     });
 }
+
+#[test]
+fn sessions_carry_settings_copy_local_tables_and_pass_notices() {
+    common::runtime().block_on(async {
+        let env = common::TestEnv::start(4).await;
+        let setup = "CREATE TABLE st_ev (id int, ts timestamptz, d date)";
+        let client = env.tessera().await;
+        let baseline = env.baseline_client().await;
+        client.batch_execute(setup).await.expect("setup");
+        baseline.batch_execute(setup).await.expect("setup");
+        client
+            .batch_execute("SELECT create_distributed_table('st_ev', 'id')")
+            .await
+            .expect("distribute");
+
+        // Startup-packet options apply to the workers as to one PostgreSQL.
+        let options = " options='-c TimeZone=Asia/Tokyo -c DateStyle=SQL,DMY'";
+        let tokyo = common::connect(&format!("{}{options}", env.tessera_url())).await;
+        let tokyo_baseline = common::connect(&format!("{}{options}", env.baseline_url())).await;
+        let insert = "INSERT INTO st_ev VALUES (1, '2024-01-01 09:00', '2024-02-03'), \
+                      (2, '2024-07-01 00:30', '2024-12-31')";
+        for c in [&tokyo, &tokyo_baseline] {
+            c.batch_execute(insert).await.expect("insert");
+        }
+        for sql in [
+            "SELECT id, ts, d FROM st_ev ORDER BY id",
+            "SELECT ts, d FROM st_ev WHERE id = 2",
+            "SELECT current_setting('TimeZone'), current_setting('DateStyle')",
+        ] {
+            assert_eq!(
+                common::compare(&tokyo, &tokyo_baseline, sql, true).await,
+                Ok(true),
+                "{sql}"
+            );
+        }
+        // Pooled worker connections carry nothing of one session into the next.
+        for _ in 0..4 {
+            tokyo
+                .batch_execute("SET TimeZone = 'America/Los_Angeles'")
+                .await
+                .expect("set");
+            let la = tokyo
+                .simple_query("SELECT ts::text FROM st_ev WHERE id = 1")
+                .await
+                .expect("read");
+            assert!(format!("{la:?}").contains("31/12/2023 16:00:00 PST"), "{la:?}");
+            for sql in [
+                "SELECT ts FROM st_ev WHERE id = 1",
+                "SELECT ts FROM st_ev ORDER BY id",
+            ] {
+                assert_eq!(
+                    common::compare(&client, &baseline, sql, true).await,
+                    Ok(true),
+                    "{sql}"
+                );
+            }
+        }
+
+        // COPY in and out of a local table passes through (psql's \copy and binary COPY).
+        let local = "CREATE TABLE st_local (a int, b text, c numeric)";
+        client.batch_execute(local).await.expect("local table");
+        baseline.batch_execute(local).await.expect("local table");
+        let data = "1\tone\t1.50\n2\t\\N\t-2\n3\ttab\\there\t0.000\n";
+        let (ok, out) = psql(&env, &["-c", "\\copy st_local FROM STDIN"], Some(data));
+        assert!(ok && out.contains("COPY 3"), "{out}");
+        let (ok, out) = psql(&env, &["-c", "\\copy st_local TO STDOUT"], None);
+        assert!(ok, "{out}");
+        assert_eq!(out, data);
+        let (ok, out) = psql(
+            &env,
+            &["-c", "COPY (SELECT a, c FROM st_local ORDER BY a) TO STDOUT (FORMAT csv, HEADER)"],
+            None,
+        );
+        assert!(ok && out == "a,c\n1,1.50\n2,-2\n3,0.000\n", "{out}");
+        let (ok, out) = psql(&env, &["-c", "\\copy st_local FROM STDIN"], Some("x\ty\n"));
+        assert!(!ok && out.contains("invalid input syntax for type integer"), "{out}");
+        // The session goes on after a failed COPY.
+        let (ok, out) = psql(
+            &env,
+            &["-c", "\\copy st_local FROM STDIN (FORMAT csv)", "-c", "SELECT count(*) FROM st_local"],
+            Some("9,nine,9\n"),
+        );
+        assert!(ok && out.contains(" 4\n"), "{out}");
+        baseline
+            .batch_execute("INSERT INTO st_local VALUES (1, 'one', 1.50), (2, NULL, -2), (3, E'tab\\there', 0.000), (9, 'nine', 9)")
+            .await
+            .expect("baseline rows");
+        async fn binary_copy(c: &tokio_postgres::Client) -> Vec<u8> {
+            use futures::TryStreamExt;
+            let stream = c
+                .copy_out("COPY (SELECT * FROM st_local ORDER BY a) TO STDOUT (FORMAT binary)")
+                .await
+                .expect("copy out");
+            let chunks: Vec<bytes::Bytes> = stream.try_collect().await.expect("copy data");
+            chunks.concat()
+        }
+        assert_eq!(binary_copy(&client).await, binary_copy(&baseline).await);
+
+        // Notices and warnings reach the client with their fields.
+        let (ok, out) = psql(&env, &["-c", "DROP TABLE IF EXISTS st_nosuch"], None);
+        assert!(
+            ok && out.contains("NOTICE:  table \"st_nosuch\" does not exist, skipping"),
+            "{out}"
+        );
+        let (ok, out) = psql(
+            &env,
+            &[
+                "-c",
+                "DO $$ BEGIN RAISE WARNING 'careful' USING DETAIL = 'the detail', HINT = 'a hint'; END $$",
+            ],
+            None,
+        );
+        assert!(
+            ok && out.contains("WARNING:  careful")
+                && out.contains("DETAIL:  the detail")
+                && out.contains("HINT:  a hint"),
+            "{out}"
+        );
+    });
+}

@@ -27,9 +27,5 @@ SELECT string_agg(other::text, ',' ORDER BY other) FROM u_a;
 SELECT u_a.id, row_number() OVER (ORDER BY u_a.id) FROM u_a WHERE id = 1;
 SELECT * FROM u_a JOIN u_c ON u_a.id = u_c.id WHERE u_a.id = 1 AND u_c.id = 1;
 -- unsupported
-CREATE VIEW u_view AS SELECT * FROM u_a;
--- unsupported
-INSERT INTO u_a SELECT * FROM u_b;
--- unsupported
 SELECT * FROM u_a FOR UPDATE;
 DROP TABLE u_a, u_b, u_c, u_local;

@@ -16,7 +16,7 @@ pub mod snapshot;
 pub mod store;
 
 pub use model::{
-    shard_name, Column, DistributionColumnType, Node, Placement, Shard, Table, TableKind,
+    shard_name, Column, DistributionColumnType, Node, Placement, Shard, Table, TableKind, View,
 };
 pub use snapshot::{CatalogSnapshot, SnapshotCell};
 

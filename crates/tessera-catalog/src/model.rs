@@ -302,3 +302,18 @@ impl Table {
         self.columns.iter().position(|c| c.name == name)
     }
 }
+
+/// A view over distributed or reference tables, as the coordinator PostgreSQL holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct View {
+    /// Schema.
+    pub schema: String,
+    /// Name.
+    pub name: String,
+    /// A materialized view (its rows were computed on the coordinator, from the shells).
+    pub materialized: bool,
+    /// The defining query (`pg_get_viewdef`, without the trailing semicolon).
+    pub definition: String,
+    /// Output column names, in order.
+    pub columns: Vec<String>,
+}

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use crate::model::{Node, Table};
+use crate::model::{Node, Table, View};
 
 /// Everything the planner needs to know about nodes and tables, at one point in time.
 #[derive(Debug, Clone, Default)]
@@ -12,6 +12,9 @@ pub struct CatalogSnapshot {
     pub nodes: Vec<Node>,
     /// Distributed and reference tables by `(schema, name)`.
     pub tables: HashMap<(String, String), Arc<Table>>,
+    /// Views (and materialized views) that read distributed or reference tables, directly or
+    /// through other views, by `(schema, name)`.
+    pub views: HashMap<(String, String), Arc<View>>,
     /// The schemas unqualified names resolve in, in order (a session's search_path, `$user`
     /// already replaced); `None` for PostgreSQL's default path, where only `public` can hold
     /// Tessera's tables.
@@ -31,6 +34,20 @@ impl CatalogSnapshot {
             Some(path) => path
                 .iter()
                 .find_map(|schema| self.tables.get(&(schema.clone(), name.to_string()))),
+        }
+    }
+
+    /// Looks a view over distributed or reference tables up, resolving an unqualified name
+    /// as [`Self::table`] does.
+    pub fn view(&self, schema: Option<&str>, name: &str) -> Option<&Arc<View>> {
+        if let Some(schema) = schema {
+            return self.views.get(&(schema.to_string(), name.to_string()));
+        }
+        match &self.search_path {
+            None => self.views.get(&("public".to_string(), name.to_string())),
+            Some(path) => path
+                .iter()
+                .find_map(|schema| self.views.get(&(schema.clone(), name.to_string()))),
         }
     }
 

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use tokio_postgres::GenericClient;
 
+use crate::View;
 use crate::model::{Column, DistributionColumnType, Node, Placement, Shard, Table, TableKind};
 use crate::{CatalogError, CatalogSnapshot};
 
@@ -243,9 +244,48 @@ pub async fn load_snapshot(client: &impl GenericClient) -> Result<CatalogSnapsho
         };
         tables.insert((schema, name), Arc::new(table));
     }
+    // Views that read distributed or reference tables, directly or through other views:
+    // the planner expands them, so their queries run through Tessera (the coordinator
+    // PostgreSQL would read the empty shells).
+    let mut views = HashMap::new();
+    for r in client
+        .query(
+            "WITH RECURSIVE reads(oid) AS (
+                 SELECT logicalrelid::oid FROM tessera.pg_dist_partition
+                 UNION
+                 SELECT rw.ev_class FROM pg_rewrite rw
+                 JOIN pg_depend d ON d.objid = rw.oid AND d.classid = 'pg_rewrite'::regclass
+                      AND d.refclassid = 'pg_class'::regclass
+                 JOIN reads ON reads.oid = d.refobjid
+                 WHERE rw.ev_class <> d.refobjid)
+             SELECT n.nspname::text, c.relname::text, c.relkind::text,
+                    pg_get_viewdef(c.oid, false),
+                    ARRAY(SELECT a.attname::text FROM pg_attribute a
+                          WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                          ORDER BY a.attnum)
+             FROM reads JOIN pg_class c ON c.oid = reads.oid AND c.relkind IN ('v', 'm')
+             JOIN pg_namespace n ON n.oid = c.relnamespace",
+            &[],
+        )
+        .await?
+    {
+        let schema: String = r.get(0);
+        let name: String = r.get(1);
+        let kind: String = r.get(2);
+        let definition: String = r.get(3);
+        let view = View {
+            schema: schema.clone(),
+            name: name.clone(),
+            materialized: kind == "m",
+            definition: definition.trim().trim_end_matches(';').trim().to_string(),
+            columns: r.get(4),
+        };
+        views.insert((schema, name), Arc::new(view));
+    }
     Ok(CatalogSnapshot {
         nodes,
         tables,
+        views,
         search_path: None,
     })
 }

@@ -223,6 +223,18 @@ fn may_change_settings(sql: &str) -> bool {
     lower.contains("set") || lower.contains("discard")
 }
 
+/// Whether a statement is DDL (CREATE, DROP, ALTER).
+fn is_ddl(sql: &str) -> bool {
+    let word: String = sql
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect();
+    ["create", "drop", "alter"]
+        .iter()
+        .any(|w| word.eq_ignore_ascii_case(w))
+}
+
 /// Whether a statement is a COPY (which may switch the connection into COPY mode).
 fn is_copy(sql: &str) -> bool {
     let trimmed = sql.trim_start_matches(|c: char| c.is_whitespace() || c == '(');
@@ -649,10 +661,30 @@ impl Executor {
                         }
                     };
                 }
-                Ok(Outcome::Result(
-                    conn.execute(&sql, req.param_types, req.params, req.result_formats)
-                        .await?,
-                ))
+                let result = conn
+                    .execute(&sql, req.param_types, req.params, req.result_formats)
+                    .await?;
+                // DROP/ALTER of a view (or of what a view stands on) changes what the planner
+                // must expand; committed outside a block, it is visible to the reload.
+                if !snapshot.views.is_empty() && !session.in_block() && is_ddl(&sql) {
+                    self.reload_catalog().await?;
+                }
+                Ok(Outcome::Result(result))
+            }
+            DistributedPlan::InsertSelect(plan) => Ok(Outcome::Result(
+                pull::run_insert_select(self, session, &snapshot, &plan, req).await?,
+            )),
+            DistributedPlan::CatalogChange(sql) => {
+                if session.in_block() {
+                    return Err(ExecError::Unsupported(
+                        "CREATE VIEW over distributed tables cannot run inside a transaction block yet; run it on its own".into(),
+                    ));
+                }
+                let _guard = self.catalog_lock.lock().await;
+                let conn = session.coordinator_for_statement(self).await?;
+                let result = conn.execute(&sql, &[], &[], &[]).await?;
+                self.reload_catalog().await?;
+                Ok(Outcome::Result(result))
             }
             DistributedPlan::Router(task) => {
                 let result = self

@@ -18,13 +18,13 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use futures::future::join_all;
 use tessera_catalog::CatalogSnapshot;
-use tessera_planner::rewrite::{quote_ident, quote_literal};
-use tessera_planner::{PullInput, PullPlan, Task};
+use tessera_planner::rewrite::{quote_ident, quote_literal, quoted_name};
+use tessera_planner::{InsertSelectPlan, PullInput, PullPlan, Task};
 use tokio::sync::mpsc;
 
 use crate::settings::SessionSettings;
 use crate::wire::{row_values, StatementResult, WireConnection};
-use crate::{ExecError, Executor, Outcome, Request, RowStream, Session};
+use crate::{CopyRouter, ExecError, Executor, Outcome, Request, RowStream, Session};
 
 /// Binary COPY header: signature, flags, header extension length (all PostgreSQL writes).
 const BINARY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
@@ -495,4 +495,101 @@ async fn run_in_block(
         .join(", ");
     conn.simple_query(&format!("DROP TABLE {drops}")).await?;
     Ok(result)
+}
+
+/// Runs `INSERT ... SELECT` into a distributed or reference table: the query's rows go into
+/// a staging table shaped like the target on the coordinator PostgreSQL (PostgreSQL applies
+/// the INSERT's assignment casts, defaults and constraints there), then to the shards as one
+/// routed COPY — inside the session's block, or atomically (two-phase commit) on its own.
+/// Returns the `INSERT 0 n` tag.
+pub async fn run_insert_select(
+    exec: &Executor,
+    session: &mut Session,
+    snapshot: &CatalogSnapshot,
+    plan: &InsertSelectPlan,
+    req: Request<'_>,
+) -> Result<StatementResult, ExecError> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let stage = format!(
+        "tessera_insert_{}",
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let table = &plan.copy.table;
+    let target = quoted_name(&table.schema, &table.name);
+    let columns = plan
+        .columns
+        .iter()
+        .map(|c| quote_ident(c))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let fill_stage = PullPlan {
+        inputs: plan.select.inputs.clone(),
+        query: format!(
+            "INSERT INTO pg_temp.{} ({columns}) {}",
+            quote_ident(&stage),
+            plan.select.query
+        ),
+    };
+    let create = format!(
+        "CREATE TEMP TABLE {} (LIKE {target} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED)",
+        quote_ident(&stage)
+    );
+    let in_block = session.in_block();
+    let settings = session.settings().clone();
+    let mut router = CopyRouter::new(plan.copy.clone());
+    let staged = async {
+        if in_block {
+            session
+                .coordinator_for_statement(exec)
+                .await?
+                .simple_query(&create)
+                .await?;
+            run_in_block(exec, session, snapshot, &fill_stage, req).await?;
+        } else {
+            let conn = session.coordinator(exec).await?;
+            conn.simple_query("BEGIN").await?;
+            conn.simple_query(&format!("{create} ON COMMIT DROP")).await?;
+            fill_and_run(exec, conn, snapshot, &settings, &fill_stage, req).await?;
+        }
+        let conn = session.coordinator(exec).await?;
+        conn.copy_out_start(&format!("COPY pg_temp.{} TO STDOUT", quote_ident(&stage)))
+            .await?;
+        // Read the COPY to its end even after a row is refused, so the connection stays in
+        // step with the server.
+        let mut refused = None;
+        while let Some(chunk) = conn.copy_out_next().await? {
+            if refused.is_none() {
+                refused = router.feed(&chunk).err();
+            }
+        }
+        if let Some(e) = refused {
+            return Err(e);
+        }
+        router.finish()?;
+        if in_block {
+            conn.simple_query(&format!("DROP TABLE pg_temp.{}", quote_ident(&stage)))
+                .await?;
+        }
+        Ok::<_, ExecError>(())
+    }
+    .await;
+    let written = match staged {
+        Ok(()) => crate::transaction::run_copy(exec, session, &router).await,
+        Err(e) => Err(e),
+    };
+    if !in_block {
+        let conn = session.coordinator(exec).await?;
+        if !conn.is_broken() {
+            let end = if written.is_ok() { "COMMIT" } else { "ROLLBACK" };
+            let ended = conn.simple_query(end).await;
+            if written.is_ok() {
+                ended?;
+            }
+        }
+    }
+    written?;
+    Ok(StatementResult {
+        tag: format!("INSERT 0 {}", router.rows),
+        ..Default::default()
+    })
 }

@@ -229,3 +229,27 @@ pub fn plan_copy(
         shard_options: format!("WITH ({})", opts.join(", ")),
     }))
 }
+
+/// A COPY of every column of `table` in the default text format (how rows staged on the
+/// coordinator go to the shards).
+///
+/// Errors: never for a table of the catalog (kept fallible for the distribution column's
+/// lookup).
+pub fn text_copy_plan(table: &Table) -> Result<CopyPlan, PlanError> {
+    let columns: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
+    let distribution_field = match &table.kind {
+        TableKind::Distributed { column_index, .. } => Some(*column_index),
+        TableKind::Reference => None,
+    };
+    Ok(CopyPlan {
+        table: Arc::new(table.clone()),
+        columns,
+        distribution_field,
+        format: CopyFormat::Text {
+            delimiter: '\t',
+            null: "\\N".into(),
+        },
+        header: false,
+        shard_options: "WITH (FORMAT text)".into(),
+    })
+}

@@ -225,13 +225,19 @@ pub fn plan_ddl(
         }
         Statement::CreateView(cv) => {
             let mut a = analyze_query(&cv.query, &[], catalog);
-            if a.placement().map(|p| p != Placement::Local).unwrap_or(true) {
+            let distributed = a.placement().map(|p| p != Placement::Local).unwrap_or(true)
+                || crate::views::reads_views(&cv.query, catalog);
+            if !distributed {
+                return Ok(local());
+            }
+            if cv.materialized {
                 return Err(unsupported(format!(
-                    "views over distributed or reference tables are not supported yet ({})",
+                    "materialized views over distributed or reference tables are not supported yet ({}); \
+                     use a view, or a table filled with INSERT ... SELECT",
                     quote_ident(&cv.name.to_string())
                 )));
             }
-            Ok(local())
+            Ok(DistributedPlan::CatalogChange(original.to_string()))
         }
         Statement::CreateTable(ct) => {
             if let Some(q) = &ct.query {

@@ -44,6 +44,13 @@ pub fn describe(plan: &DistributedPlan) -> Vec<String> {
             out.push(format!("Custom Scan (Tessera Modify {command})"));
             tasks(&mut out, ts);
         }
+        DistributedPlan::InsertSelect(p) => {
+            out.push(format!(
+                "Custom Scan (Tessera INSERT ... SELECT into {} through the coordinator)",
+                p.copy.table.name
+            ));
+            describe_pull(&mut out, &p.select, "  ");
+        }
         DistributedPlan::Ddl(d) => {
             out.push("Tessera DDL".into());
             out.push(format!("  Shell: {}", d.shell));
@@ -52,6 +59,7 @@ pub fn describe(plan: &DistributedPlan) -> Vec<String> {
         DistributedPlan::Utility(u) => out.push(format!("Tessera Utility: {u:?}")),
         DistributedPlan::Copy(c) => out.push(format!("Tessera COPY into {}", c.table.name)),
         DistributedPlan::Local(sql) => out.push(format!("Local: {sql}")),
+        DistributedPlan::CatalogChange(sql) => out.push(format!("Tessera Catalog Change: {sql}")),
         DistributedPlan::Transaction(t) => out.push(format!("Transaction: {t:?}")),
         DistributedPlan::Explain(lines) => out.extend(lines.iter().cloned()),
         DistributedPlan::ExplainAnalyze(inner) => out.extend(describe(inner)),

@@ -23,6 +23,7 @@ pub mod safety;
 pub mod split;
 pub mod template;
 pub mod utility;
+pub mod views;
 
 use sqlparser::ast::Statement;
 use sqlparser::dialect::PostgreSqlDialect;
@@ -55,6 +56,9 @@ pub enum PlanError {
     /// A relation that does not exist (SQLSTATE 42P01).
     #[error("{0}")]
     UndefinedTable(String),
+    /// A column that does not exist (SQLSTATE 42703).
+    #[error("{0}")]
+    UndefinedColumn(String),
     /// Not allowed in the current state (SQLSTATE 55000), e.g. writing to a shell.
     #[error("{0}")]
     ObjectNotInPrerequisiteState(String),
@@ -69,6 +73,7 @@ impl PlanError {
             PlanError::InvalidParameter(_) => "22023",
             PlanError::NotNullViolation(_) => "23502",
             PlanError::UndefinedTable(_) => "42P01",
+            PlanError::UndefinedColumn(_) => "42703",
             PlanError::ObjectNotInPrerequisiteState(_) => "55000",
         }
     }
@@ -154,8 +159,14 @@ pub enum DistributedPlan {
         /// RETURNING rows come back in that order (empty otherwise).
         row_tasks: Vec<usize>,
     },
+    /// `INSERT ... SELECT` into a distributed or reference table through the coordinator.
+    InsertSelect(Box<InsertSelectPlan>),
     /// DDL on distributed/reference tables: the shell, then every shard.
     Ddl(DdlPlan),
+    /// A statement for the coordinator PostgreSQL alone that changes what the planner must
+    /// know (`CREATE VIEW` over distributed tables): run there outside any transaction
+    /// block, then the catalog is read again.
+    CatalogChange(String),
     /// `COPY table FROM STDIN`: rows routed one by one to their shards.
     Copy(CopyPlan),
     /// BEGIN / COMMIT / ROLLBACK.
@@ -165,6 +176,20 @@ pub enum DistributedPlan {
     /// `EXPLAIN ANALYZE` of a read: the plan is run, and each task's rows and times (the
     /// workers' own EXPLAIN ANALYZE) and each intermediate result's size are shown.
     ExplainAnalyze(Box<DistributedPlan>),
+}
+
+/// `INSERT INTO t (columns) <query>`: the query runs in the general tier with its rows going
+/// into a staging table shaped like `t` on the coordinator PostgreSQL (assignment casts,
+/// defaults and constraints applied there), whose rows are then copied to the shards.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InsertSelectPlan {
+    /// The target columns the query's output fills, in order.
+    pub columns: Vec<String>,
+    /// The query in the general tier (its `query` is the SELECT over the intermediate
+    /// results).
+    pub select: PullPlan,
+    /// How the staged rows (every column of the table, text format) go to the shards.
+    pub copy: CopyPlan,
 }
 
 /// Parses one statement's text with PostgreSQL's dialect.
@@ -200,7 +225,13 @@ pub fn plan_sql(
         None => Err(e),
     });
     match parsed {
-        Ok(stmt) => plan(&stmt, sql, params, catalog),
+        Ok(mut stmt) => {
+            if views::expand_views(&mut stmt, catalog)? {
+                let expanded = stmt.to_string();
+                return plan(&stmt, &expanded, params, catalog);
+            }
+            plan(&stmt, sql, params, catalog)
+        }
         Err(e) => {
             if let Some(table) = mentions_distributed_table(sql, catalog) {
                 Err(PlanError::Unsupported(format!(

@@ -18,7 +18,7 @@ use crate::analyze::{
 };
 use crate::multi_shard::first_distributed;
 use crate::rewrite::{rewrite_catalog_names, rewrite_for_shard, shard_task, shard_tasks};
-use crate::{DistributedPlan, ParamValue, PlanError, RowCountFrom, Task};
+use crate::{DistributedPlan, InsertSelectPlan, ParamValue, PlanError, RowCountFrom, Task};
 
 /// Plans an INSERT, UPDATE or DELETE statement.
 pub fn plan_modify(
@@ -281,17 +281,15 @@ fn plan_insert(
             "INSERT without VALUES is not supported".into(),
         ));
     };
-    if source.with.is_some() || source.order_by.is_some() || source.limit_clause.is_some() {
-        return Err(PlanError::Unsupported(format!(
-            "INSERT ... SELECT into distributed table \"{}\" is not supported yet",
-            table.name
-        )));
+    let plain_values = source.with.is_none()
+        && source.order_by.is_none()
+        && source.limit_clause.is_none()
+        && matches!(source.body.as_ref(), SetExpr::Values(_));
+    if !plain_values {
+        return plan_insert_select(insert, source, table, catalog);
     }
     let SetExpr::Values(values) = source.body.as_ref() else {
-        return Err(PlanError::Unsupported(format!(
-            "INSERT ... SELECT into distributed table \"{}\" is not supported yet; use COPY or INSERT ... VALUES",
-            table.name
-        )));
+        unreachable!("checked above");
     };
     // Subqueries in VALUES could read other shards.
     let mut a = analyze_query(source, params, catalog);
@@ -418,4 +416,49 @@ fn plan_insert(
         returning: insert.returning.is_some(),
         row_tasks,
     })
+}
+
+/// `INSERT INTO t [(columns)] <query>` into a distributed or reference table, through the
+/// coordinator: the query runs in the general tier and its rows land in a staging table
+/// shaped like `t` on the coordinator PostgreSQL (so PostgreSQL applies assignment casts,
+/// defaults and constraints, exactly as the INSERT would), then go to the shards as COPY.
+///
+/// Errors: 0A000 with ON CONFLICT or RETURNING (not supported yet), or when the query cannot
+/// run in the general tier; 42703 for unknown target columns.
+fn plan_insert_select(
+    insert: &sqlparser::ast::Insert,
+    source: &sqlparser::ast::Query,
+    table: &Table,
+    catalog: &CatalogSnapshot,
+) -> Result<DistributedPlan, PlanError> {
+    if insert.on.is_some() || insert.returning.is_some() {
+        return Err(PlanError::Unsupported(format!(
+            "INSERT ... SELECT into distributed table \"{}\" with ON CONFLICT or RETURNING is not supported yet",
+            table.name
+        )));
+    }
+    let columns: Vec<String> = if insert.columns.is_empty() {
+        table.columns.iter().map(|c| c.name.clone()).collect()
+    } else {
+        insert
+            .columns
+            .iter()
+            .map(|c| object_name_parts(c).map(|(_, n)| n).unwrap_or_default())
+            .collect()
+    };
+    for c in &columns {
+        if table.column_index(c).is_none() {
+            return Err(PlanError::UndefinedColumn(format!(
+                "column \"{c}\" of relation \"{}\" does not exist",
+                table.name
+            )));
+        }
+    }
+    let query = Statement::Query(Box::new(source.clone()));
+    let select = crate::pull::plan_pull(&query, &source.to_string(), catalog)?;
+    Ok(DistributedPlan::InsertSelect(Box::new(InsertSelectPlan {
+        columns,
+        select,
+        copy: crate::copy::text_copy_plan(table)?,
+    })))
 }

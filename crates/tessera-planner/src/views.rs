@@ -1,0 +1,255 @@
+//! Views over distributed or reference tables.
+//!
+//! The coordinator PostgreSQL holds such a view, but its rows would come from the empty
+//! shells. Statements that read one are planned as the query the view stands for: each
+//! reference becomes its definition as a derived table (`FROM v` → `FROM (definition) AS
+//! v(columns)`), the way PostgreSQL's rewriter expands views, and then go through the tiers
+//! like any other statement. Views of views expand in turn.
+//!
+//! What cannot be expanded exactly is refused (0A000): writes through a view, materialized
+//! views (their rows were computed from the shells), a name that is both a CTE and such a
+//! view in one statement.
+
+use std::collections::HashSet;
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    Ident, Query, Statement, TableAlias, TableAliasColumnDef, TableFactor, TableObject, Visit,
+    VisitMut, Visitor, VisitorMut,
+};
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
+use tessera_catalog::{CatalogSnapshot, View};
+
+use crate::analyze::object_name_parts;
+use crate::PlanError;
+
+/// Nesting of views within views that is expanded at most.
+const MAX_DEPTH: usize = 32;
+
+fn unsupported(message: String) -> PlanError {
+    PlanError::Unsupported(message)
+}
+
+fn view_of<'a>(catalog: &'a CatalogSnapshot, name: &sqlparser::ast::ObjectName) -> Option<&'a View> {
+    let (schema, table) = object_name_parts(name)?;
+    catalog.view(schema.as_deref(), &table).map(|v| &**v)
+}
+
+/// Whether `query` reads a view over distributed tables.
+pub fn reads_views(query: &Query, catalog: &CatalogSnapshot) -> bool {
+    struct Reads<'a>(&'a CatalogSnapshot, bool);
+    impl Visitor for Reads<'_> {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, f: &TableFactor) -> ControlFlow<()> {
+            if let TableFactor::Table { name, .. } = f {
+                if view_of(self.0, name).is_some() {
+                    self.1 = true;
+                    return ControlFlow::Break(());
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut reads = Reads(catalog, false);
+    let _ = query.visit(&mut reads);
+    reads.1
+}
+
+/// Expands every view over distributed tables that `stmt` reads; returns whether anything
+/// changed. Only statements that read (queries, DML sources, EXPLAIN, COPY of a query) are
+/// expanded: DDL such as `CREATE VIEW ... AS SELECT ... FROM v` keeps its references.
+///
+/// Errors: 0A000 for writes through such a view, reads of a materialized one, a name used
+/// both as a CTE and as such a view, or a definition Tessera cannot parse.
+pub fn expand_views(stmt: &mut Statement, catalog: &CatalogSnapshot) -> Result<bool, PlanError> {
+    if catalog.views.is_empty() {
+        return Ok(false);
+    }
+    match stmt {
+        Statement::Query(_) | Statement::Explain { .. } | Statement::Copy { .. } => {}
+        Statement::Insert(insert) => {
+            if let TableObject::TableName(name) = &insert.table {
+                refuse_write_target(catalog, name)?;
+            }
+        }
+        Statement::Update(update) => {
+            if let TableFactor::Table { name, .. } = &update.table.relation {
+                refuse_write_target(catalog, name)?;
+            }
+        }
+        Statement::Delete(delete) => {
+            let targets = match &delete.from {
+                sqlparser::ast::FromTable::WithFromKeyword(t)
+                | sqlparser::ast::FromTable::WithoutKeyword(t) => t,
+            };
+            for t in targets {
+                if let TableFactor::Table { name, .. } = &t.relation {
+                    refuse_write_target(catalog, name)?;
+                }
+            }
+        }
+        _ => return Ok(false),
+    }
+    let mut ctes = CteNames::default();
+    let _ = Visit::visit(&*stmt, &mut ctes);
+    let mut changed = false;
+    for _ in 0..MAX_DEPTH {
+        let mut expander = Expander {
+            catalog,
+            ctes: &ctes.names,
+            error: None,
+            expanded: false,
+        };
+        let _ = stmt.visit(&mut expander);
+        if let Some(e) = expander.error {
+            return Err(e);
+        }
+        if !expander.expanded {
+            return Ok(changed);
+        }
+        changed = true;
+    }
+    Err(unsupported(format!(
+        "views nested more than {MAX_DEPTH} deep over distributed tables are not supported"
+    )))
+}
+
+fn refuse_write_target(
+    catalog: &CatalogSnapshot,
+    name: &sqlparser::ast::ObjectName,
+) -> Result<(), PlanError> {
+    match view_of(catalog, name) {
+        Some(v) => Err(unsupported(format!(
+            "writes through view \"{}\" over distributed tables are not supported; write to its table",
+            v.name
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The names of every CTE in a statement.
+#[derive(Default)]
+struct CteNames {
+    names: HashSet<String>,
+}
+
+impl Visitor for CteNames {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+        if let Some(with) = &query.with {
+            for cte in &with.cte_tables {
+                self.names.insert(cte.alias.name.value.clone());
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+struct Expander<'a> {
+    catalog: &'a CatalogSnapshot,
+    ctes: &'a HashSet<String>,
+    error: Option<PlanError>,
+    expanded: bool,
+}
+
+impl Expander<'_> {
+    fn expansion(
+        &self,
+        view: &View,
+        alias: &Option<TableAlias>,
+    ) -> Result<TableFactor, PlanError> {
+        if view.materialized {
+            return Err(unsupported(format!(
+                "materialized view \"{}\" was computed from the coordinator's empty shells of distributed tables; \
+                 drop it and use a view or a table filled with INSERT ... SELECT",
+                view.name
+            )));
+        }
+        let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, &view.definition)
+            .map_err(|e| {
+                unsupported(format!(
+                    "Tessera cannot parse the definition of view \"{}\" ({e}); query its tables directly",
+                    view.name
+                ))
+            })?;
+        let query = match (statements.len(), statements.pop()) {
+            (1, Some(Statement::Query(q))) => q,
+            _ => {
+                return Err(unsupported(format!(
+                    "the definition of view \"{}\" is not a single query",
+                    view.name
+                )))
+            }
+        };
+        // Column aliases given at the reference rename the first columns; the others keep
+        // the view's names.
+        let given = alias.as_ref().map(|a| a.columns.clone()).unwrap_or_default();
+        let columns = given
+            .iter()
+            .cloned()
+            .chain(
+                view.columns
+                    .iter()
+                    .skip(given.len())
+                    .map(|c| TableAliasColumnDef {
+                        name: Ident::with_quote('"', c),
+                        data_type: None,
+                    }),
+            )
+            .collect();
+        let name = alias
+            .as_ref()
+            .map(|a| a.name.clone())
+            .unwrap_or_else(|| Ident::with_quote('"', &view.name));
+        Ok(TableFactor::Derived {
+            lateral: false,
+            subquery: query,
+            alias: Some(TableAlias {
+                explicit: true,
+                name,
+                columns,
+                at: None,
+            }),
+            sample: None,
+        })
+    }
+}
+
+impl VisitorMut for Expander<'_> {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        let TableFactor::Table {
+            name,
+            alias,
+            args: None,
+            ..
+        } = factor
+        else {
+            return ControlFlow::Continue(());
+        };
+        let Some(view) = view_of(self.catalog, name) else {
+            return ControlFlow::Continue(());
+        };
+        if name.0.len() == 1 && self.ctes.contains(&view.name) {
+            self.error = Some(unsupported(format!(
+                "\"{}\" names both a CTE and a view over distributed tables in this statement; rename the CTE",
+                view.name
+            )));
+            return ControlFlow::Break(());
+        }
+        match self.expansion(view, alias) {
+            Ok(expanded) => {
+                *factor = expanded;
+                self.expanded = true;
+                ControlFlow::Continue(())
+            }
+            Err(e) => {
+                self.error = Some(e);
+                ControlFlow::Break(())
+            }
+        }
+    }
+}

@@ -1,0 +1,46 @@
+-- Views over distributed and reference tables are planned as the query they stand for
+-- (issue 6): never a read of the coordinator's empty shells.
+CREATE TABLE v_orders (o_id int, o_cust int, o_total numeric(10,2), o_day date);
+CREATE TABLE v_cust (c_id int, c_name text, c_nation int);
+CREATE TABLE v_nation (n_id int, n_name text);
+-- tessera-only
+SELECT create_distributed_table('v_orders', 'o_id');
+-- tessera-only
+SELECT create_distributed_table('v_cust', 'c_id');
+-- tessera-only
+SELECT create_reference_table('v_nation');
+INSERT INTO v_nation VALUES (1, 'France'), (2, 'Peru'), (3, 'Japan');
+INSERT INTO v_cust SELECT g, 'cust' || g, g % 3 + 1 FROM generate_series(1, 40) g;
+INSERT INTO v_orders SELECT g, g % 40 + 1, (g * 7 % 1000) / 10.0, date '2024-01-01' + g % 90 FROM generate_series(1, 500) g;
+CREATE VIEW v_big AS SELECT o_id, o_cust, o_total FROM v_orders WHERE o_total > 50;
+CREATE VIEW v_named (cust, nation, spent) AS
+  SELECT c.c_name, n.n_name, sum(o.o_total)
+  FROM v_orders o JOIN v_cust c ON c.c_id = o.o_cust JOIN v_nation n ON n.n_id = c.c_nation
+  GROUP BY c.c_name, n.n_name;
+CREATE VIEW v_of_view AS SELECT nation, count(*) AS customers, max(spent) AS top FROM v_named GROUP BY nation;
+CREATE VIEW v_nations AS SELECT * FROM v_nation;
+SELECT count(*), sum(o_total) FROM v_big;
+SELECT * FROM v_big WHERE o_id = 7;
+SELECT * FROM v_big ORDER BY o_total DESC, o_id LIMIT 5;
+SELECT * FROM v_named ORDER BY spent DESC, cust LIMIT 5;
+SELECT * FROM v_of_view ORDER BY nation;
+SELECT n.* FROM v_nations n ORDER BY n_id;
+SELECT b.o_id, x.cust FROM v_big b JOIN v_named x ON x.cust = 'cust' || b.o_cust WHERE b.o_id < 20 ORDER BY b.o_id;
+SELECT a, b FROM v_big AS vb(a, b) WHERE a < 10 ORDER BY a;
+SELECT count(*) FROM v_nations WHERE n_id IN (SELECT o_cust FROM v_big);
+WITH top AS (SELECT * FROM v_named ORDER BY spent DESC LIMIT 3) SELECT count(*) FROM top;
+-- tessera-only
+EXPLAIN SELECT count(*) FROM v_big;
+-- unsupported
+INSERT INTO v_big VALUES (1000, 1, 99);
+-- unsupported
+UPDATE v_big SET o_total = 0 WHERE o_id = 7;
+-- unsupported
+CREATE MATERIALIZED VIEW v_mat AS SELECT o_cust, count(*) FROM v_orders GROUP BY o_cust;
+CREATE OR REPLACE VIEW v_big AS SELECT o_id, o_cust, o_total FROM v_orders WHERE o_total > 90;
+SELECT count(*) FROM v_big;
+DROP VIEW v_of_view;
+-- error 42P01
+SELECT * FROM v_of_view;
+DROP VIEW v_named, v_big, v_nations;
+DROP TABLE v_orders, v_cust, v_nation;
