@@ -191,6 +191,8 @@ pub enum Outcome {
     TransactionStarted,
     /// A transaction block ended with this tag (`COMMIT` or `ROLLBACK`).
     TransactionEnded(String),
+    /// `ROLLBACK TO SAVEPOINT` made a failed block usable again (tag `ROLLBACK`).
+    BlockRestored(String),
     /// Rows streamed to the client as the workers send them (tag `SELECT n`).
     Stream(RowStream),
     /// `COPY ... FROM STDIN` into a local table started on the session's coordinator
@@ -604,6 +606,10 @@ impl Executor {
         req: Request<'_>,
     ) -> Result<Outcome, ExecError> {
         if session.is_failed() {
+            if let DistributedPlan::Transaction(cmd @ TransactionCommand::RollbackTo(_)) = &plan {
+                let tag = transaction::savepoint(self, session, cmd).await?;
+                return Ok(Outcome::BlockRestored(tag));
+            }
             if let DistributedPlan::Transaction(cmd) = &plan {
                 if !matches!(cmd, TransactionCommand::Begin(_)) {
                     return self.end_transaction(session, false).await;
@@ -643,6 +649,14 @@ impl Executor {
             DistributedPlan::Transaction(TransactionCommand::Rollback) => {
                 self.end_transaction(session, false).await
             }
+            DistributedPlan::Transaction(
+                cmd @ (TransactionCommand::Savepoint(_)
+                | TransactionCommand::Release(_)
+                | TransactionCommand::RollbackTo(_)),
+            ) => Ok(Outcome::Result(StatementResult {
+                tag: transaction::savepoint(self, session, &cmd).await?,
+                ..Default::default()
+            })),
             DistributedPlan::Local(sql) => {
                 if may_change_settings(&sql) {
                     session.mark_settings_dirty();

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use futures::future::join_all;
 use tessera_catalog::{shard_name, CatalogSnapshot};
 use tessera_planner::rewrite::{quote_ident, quote_literal, quoted_name};
-use tessera_planner::{DdlPlan, Task};
+use tessera_planner::{DdlPlan, Task, TransactionCommand};
 
 use std::sync::Arc;
 
@@ -33,6 +33,22 @@ struct Block {
     settings_touched: bool,
     /// Worker connections got settings inside the transaction (undone by a rollback).
     settings_in_transaction: bool,
+    /// Open savepoints, oldest first; a participant that joins later sets them too.
+    savepoints: Vec<String>,
+}
+
+impl Block {
+    /// What a participant joining the block runs: BEGIN and the open savepoints.
+    fn join_sql(&self) -> String {
+        std::iter::once(self.begin_sql.clone())
+            .chain(
+                self.savepoints
+                    .iter()
+                    .map(|s| format!("SAVEPOINT {}", quote_ident(s))),
+            )
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
 }
 
 /// Per-client state: the dedicated coordinator connection, the open transaction block and
@@ -168,6 +184,7 @@ impl Session {
             failed: false,
             settings_touched: false,
             settings_in_transaction: false,
+            savepoints: Vec::new(),
         });
     }
 
@@ -229,7 +246,7 @@ impl Session {
         let begin = match &mut self.block {
             Some(b) if !b.coordinator_begun => {
                 b.coordinator_begun = true;
-                Some(b.begin_sql.clone())
+                Some(b.join_sql())
             }
             _ => None,
         };
@@ -256,7 +273,7 @@ impl Session {
             let mut conn = exec
                 .worker_connection(snapshot, group_id, &self.settings)
                 .await?;
-            conn.simple_query(&block.begin_sql).await?;
+            conn.simple_query(&block.join_sql()).await?;
             block.workers.insert(group_id, conn);
         }
         let conn = block
@@ -271,6 +288,87 @@ impl Session {
             crate::settings::apply(conn, &self.settings).await?;
         }
         Ok(conn)
+    }
+}
+
+/// Runs a savepoint command (`SAVEPOINT`, `RELEASE`, `ROLLBACK TO`) on every participant of
+/// the session's block and keeps the block's savepoint stack in step. `ROLLBACK TO` also
+/// repairs a failed block, as in PostgreSQL.
+///
+/// Errors: 25P01 outside a block, 3B001 for an unknown savepoint, 25P02 for anything but
+/// `ROLLBACK TO` in a failed block, or a participant's error.
+pub async fn savepoint(
+    exec: &Executor,
+    session: &mut Session,
+    command: &TransactionCommand,
+) -> Result<String, ExecError> {
+    let (verb, name, tag) = match command {
+        TransactionCommand::Savepoint(n) => ("SAVEPOINT", n, "SAVEPOINT"),
+        TransactionCommand::Release(n) => ("RELEASE SAVEPOINT", n, "RELEASE"),
+        TransactionCommand::RollbackTo(n) => ("ROLLBACK TO SAVEPOINT", n, "ROLLBACK"),
+        _ => return Err(ExecError::Internal("not a savepoint command".into())),
+    };
+    let Some(block) = &mut session.block else {
+        return Err(ExecError::Sql {
+            code: "25P01".into(),
+            message: format!("{verb} can only be used in transaction blocks"),
+        });
+    };
+    let rollback_to = matches!(command, TransactionCommand::RollbackTo(_));
+    if block.failed && !rollback_to {
+        return Err(ExecError::Sql {
+            code: "25P02".into(),
+            message: "current transaction is aborted, commands ignored until end of transaction block".into(),
+        });
+    }
+    let position = block.savepoints.iter().rposition(|s| s == name);
+    if !matches!(command, TransactionCommand::Savepoint(_)) && position.is_none() {
+        block.failed = true;
+        return Err(ExecError::Sql {
+            code: "3B001".into(),
+            message: format!("savepoint \"{name}\" does not exist"),
+        });
+    }
+    let sql = format!("{verb} {}", quote_ident(name));
+    let mut failure = None;
+    for conn in block.workers.values_mut() {
+        if let Err(e) = conn.simple_query(&sql).await {
+            let address = conn.address().to_string();
+            failure.get_or_insert(ExecError::from(e).on_node(&address));
+        }
+        if rollback_to {
+            // Settings set since the savepoint are undone there.
+            conn.settings_id = crate::settings::UNKNOWN;
+        }
+    }
+    let coordinator_begun = block.coordinator_begun;
+    match command {
+        TransactionCommand::Savepoint(n) => block.savepoints.push(n.clone()),
+        TransactionCommand::Release(_) => block.savepoints.truncate(position.unwrap_or(0)),
+        _ => block.savepoints.truncate(position.map_or(0, |p| p + 1)),
+    }
+    if coordinator_begun {
+        let conn = session.coordinator(exec).await?;
+        if let Err(e) = conn.simple_query(&sql).await {
+            failure.get_or_insert(e.into());
+        }
+    }
+    if rollback_to {
+        session.mark_settings_dirty();
+    }
+    match failure {
+        Some(e) => {
+            session.mark_failed();
+            Err(e)
+        }
+        None => {
+            if let Some(b) = &mut session.block {
+                if rollback_to {
+                    b.failed = false;
+                }
+            }
+            Ok(tag.into())
+        }
     }
 }
 

@@ -121,6 +121,13 @@ pub enum TransactionCommand {
     Commit,
     /// ROLLBACK / ABORT.
     Rollback,
+    /// `SAVEPOINT name`: set on every participant of the block (and on those that join it
+    /// later, so that all roll back alike).
+    Savepoint(String),
+    /// `RELEASE [SAVEPOINT] name`.
+    Release(String),
+    /// `ROLLBACK TO [SAVEPOINT] name`; also accepted in a failed block, which it repairs.
+    RollbackTo(String),
 }
 
 /// What to do with one statement (STYLE.md §2: the one enum at the centre of the decision).
@@ -263,15 +270,23 @@ pub fn plan(
             chain: false,
             savepoint: None,
         } => Ok(DistributedPlan::Transaction(TransactionCommand::Rollback)),
-        Statement::Savepoint { .. }
-        | Statement::ReleaseSavepoint { .. }
-        | Statement::Rollback {
-            savepoint: Some(_), ..
-        }
-        | Statement::Rollback { chain: true, .. }
-        | Statement::Commit { chain: true, .. } => Err(PlanError::Unsupported(
-            "savepoints and AND CHAIN are not supported by Tessera yet".into(),
+        Statement::Savepoint { name } => Ok(DistributedPlan::Transaction(
+            TransactionCommand::Savepoint(analyze::ident_name(name)),
         )),
+        Statement::ReleaseSavepoint { name } => Ok(DistributedPlan::Transaction(
+            TransactionCommand::Release(analyze::ident_name(name)),
+        )),
+        Statement::Rollback {
+            chain: false,
+            savepoint: Some(name),
+        } => Ok(DistributedPlan::Transaction(TransactionCommand::RollbackTo(
+            analyze::ident_name(name),
+        ))),
+        Statement::Rollback { chain: true, .. } | Statement::Commit { chain: true, .. } => {
+            Err(PlanError::Unsupported(
+                "COMMIT/ROLLBACK AND CHAIN are not supported by Tessera yet".into(),
+            ))
+        }
         Statement::Explain {
             statement,
             analyze: false,

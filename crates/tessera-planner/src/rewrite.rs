@@ -105,6 +105,13 @@ pub fn rewrite_for_shard(
                 if let Some(table) = catalog.table(schema.as_deref(), &table_name) {
                     rewriter.shard_ids.push(shard_id_at(table, index));
                     *name = shard_object_name(table, index);
+                    // ON CONFLICT ... DO UPDATE and RETURNING may name the table.
+                    if insert.table_alias.is_none() {
+                        insert.table_alias = Some(sqlparser::ast::TableAliasWithoutColumns {
+                            explicit: true,
+                            alias: Ident::with_quote('"', table_name),
+                        });
+                    }
                 }
             }
         }

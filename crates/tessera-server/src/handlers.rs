@@ -246,6 +246,7 @@ impl Backend {
             }) => crate::convert::copy_out_response(format, columns, data),
             Ok(Outcome::TransactionStarted) => Response::TransactionStart(Tag::new("BEGIN")),
             Ok(Outcome::TransactionEnded(tag)) => Response::TransactionEnd(Tag::new(&tag)),
+            Ok(Outcome::BlockRestored(tag)) => Response::TransactionStart(Tag::new(&tag)),
             Err(e) => Response::Error(Box::new(exec_error(e))),
         }
     }
