@@ -33,10 +33,12 @@ SELECT v FROM d_moved WHERE k = 42;
 -- error 23505
 INSERT INTO d_moved VALUES (42, 'duplicate');
 DROP TABLE d_moved;
--- sequence defaults cannot be evaluated per shard: refused, not silently NULL
+-- sequence defaults are evaluated on the coordinator (never NULL or per-shard duplicates)
 CREATE TABLE d_serial (id bigserial, k int);
--- error 0A000
+-- tessera-only
 SELECT create_distributed_table('d_serial', 'k');
+INSERT INTO d_serial (k) VALUES (7), (8), (9);
+SELECT * FROM d_serial ORDER BY id;
 CREATE TABLE d_plain (k int);
 -- tessera-only
 SELECT create_distributed_table('d_plain', 'k');

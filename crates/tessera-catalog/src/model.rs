@@ -223,6 +223,9 @@ pub struct Column {
     /// A collation declared on the column other than the database default and "C"
     /// (e.g. `"und-x-icu"`); `None` otherwise. Merges that compare text refuse such columns.
     pub collation: Option<String>,
+    /// The value of an omitted column comes from a sequence (serial, identity, a nextval
+    /// default): the coordinator evaluates it, so that values are unique cluster-wide.
+    pub sequence_default: bool,
 }
 
 /// How a table is spread over the workers.

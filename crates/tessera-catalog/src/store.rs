@@ -147,8 +147,10 @@ pub async fn load_snapshot(client: &impl GenericClient) -> Result<CatalogSnapsho
     for r in client
         .query(
             "SELECT a.attrelid::oid, a.attname::text, a.atttypid::oid, format_type(a.atttypid, a.atttypmod),
-                    CASE WHEN a.attcollation IN (0, 100, 950) THEN NULL ELSE a.attcollation::regcollation::text END
+                    CASE WHEN a.attcollation IN (0, 100, 950) THEN NULL ELSE a.attcollation::regcollation::text END,
+                    a.attidentity <> '' OR coalesce(pg_get_expr(d.adbin, d.adrelid) LIKE '%nextval(%', false)
              FROM pg_attribute a JOIN tessera.pg_dist_partition p ON p.logicalrelid::oid = a.attrelid
+             LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
              WHERE a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attrelid, a.attnum",
             &[],
         )
@@ -159,6 +161,7 @@ pub async fn load_snapshot(client: &impl GenericClient) -> Result<CatalogSnapsho
             type_oid: r.get(2),
             type_name: r.get(3),
             collation: r.get(4),
+            sequence_default: r.get(5),
         });
     }
 

@@ -493,7 +493,9 @@ async fn run_in_block(
         .map(|i| format!("pg_temp.{}", quote_ident(&i.temp_table)))
         .collect::<Vec<_>>()
         .join(", ");
-    conn.simple_query(&format!("DROP TABLE {drops}")).await?;
+    if !drops.is_empty() {
+        conn.simple_query(&format!("DROP TABLE {drops}")).await?;
+    }
     Ok(result)
 }
 
@@ -534,24 +536,65 @@ pub async fn run_insert_select(
         "CREATE TEMP TABLE {} (LIKE {target} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED)",
         quote_ident(&stage)
     );
+    // Identity columns draw from the target's own sequence (LIKE does not copy identity).
+    let identity = if table.columns.iter().any(|c| c.sequence_default) {
+        format!(
+            "SELECT string_agg(format('ALTER TABLE pg_temp.%I ALTER COLUMN %I SET DEFAULT nextval(%L::regclass)', \
+             {}, a.attname, pg_get_serial_sequence({}, a.attname)), '; ') \
+             FROM pg_attribute a WHERE a.attrelid = {}::regclass AND a.attidentity <> ''",
+            quote_literal(&stage),
+            quote_literal(&target.to_string()),
+            quote_literal(&target.to_string()),
+        )
+    } else {
+        String::new()
+    };
     let in_block = session.in_block();
     let settings = session.settings().clone();
     let mut router = CopyRouter::new(plan.copy.clone());
+    let mut returned = StatementResult::default();
     let staged = async {
-        if in_block {
-            session
-                .coordinator_for_statement(exec)
-                .await?
-                .simple_query(&create)
-                .await?;
-            run_in_block(exec, session, snapshot, &fill_stage, req).await?;
+        let conn = if in_block {
+            session.coordinator_for_statement(exec).await?
         } else {
             let conn = session.coordinator(exec).await?;
             conn.simple_query("BEGIN").await?;
-            conn.simple_query(&format!("{create} ON COMMIT DROP")).await?;
+            conn
+        };
+        let on_commit = if in_block { "" } else { " ON COMMIT DROP" };
+        conn.simple_query(&format!("{create}{on_commit}")).await?;
+        if !identity.is_empty() {
+            let alters = conn.simple_query(&identity).await?;
+            let sql = alters
+                .first()
+                .and_then(|r| r.rows.first())
+                .and_then(|row| row_values(row).first().copied().flatten())
+                .map(|v| String::from_utf8_lossy(v).into_owned());
+            if let Some(sql) = sql {
+                conn.simple_query(&sql).await?;
+            }
+        }
+        if in_block {
+            run_in_block(exec, session, snapshot, &fill_stage, req).await?;
+        } else {
             fill_and_run(exec, conn, snapshot, &settings, &fill_stage, req).await?;
         }
         let conn = session.coordinator(exec).await?;
+        if let Some(items) = &plan.returning {
+            // The staged rows are the inserted rows, in the order they were inserted.
+            returned = conn
+                .execute(
+                    &format!(
+                        "SELECT {items} FROM pg_temp.{} AS {}",
+                        quote_ident(&stage),
+                        quote_ident(&plan.alias)
+                    ),
+                    req.param_types,
+                    req.params,
+                    req.result_formats,
+                )
+                .await?;
+        }
         conn.copy_out_start(&format!("COPY pg_temp.{} TO STDOUT", quote_ident(&stage)))
             .await?;
         // Read the COPY to its end even after a row is refused, so the connection stays in
@@ -590,6 +633,7 @@ pub async fn run_insert_select(
     written?;
     Ok(StatementResult {
         tag: format!("INSERT 0 {}", router.rows),
-        ..Default::default()
+        fields: returned.fields,
+        rows: returned.rows,
     })
 }

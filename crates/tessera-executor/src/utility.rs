@@ -163,8 +163,9 @@ async fn shard_ddl(
                 s.push(' ');
                 s.push_str(collate);
             }
-            if let Some(d) = &c.default {
-                // Sequence defaults are refused before this point.
+            // Sequence defaults stay on the coordinator, which fills those columns in (the
+            // sequences do not exist on the workers).
+            if let Some(d) = c.default.as_deref().filter(|d| !d.contains("nextval(")) {
                 s.push_str(&format!(" DEFAULT {d}"));
             }
             if c.not_null {
@@ -243,19 +244,6 @@ async fn distribute(
         ));
     }
     let columns = shell_columns(&client, relid).await?;
-    if let Some(c) = columns
-        .iter()
-        .find(|c| c.default.as_deref().is_some_and(|d| d.contains("nextval(")))
-    {
-        return Err(sql_error(
-            "0A000",
-            format!(
-                "column \"{}\" of \"{name}\" takes its default from a sequence (serial/identity), which Tessera cannot \
-                 evaluate for distributed or reference tables yet; drop the default and supply the values",
-                c.name
-            ),
-        ));
-    }
     let nodes: Vec<_> = snapshot
         .nodes
         .iter()
@@ -365,6 +353,10 @@ async fn distribute(
                 type_oid: c.type_oid,
                 type_name: c.type_name.clone(),
                 collation: None,
+                sequence_default: c
+                    .default
+                    .as_deref()
+                    .is_some_and(|d| d.contains("nextval(")),
             })
             .collect(),
         shards: shard_ids

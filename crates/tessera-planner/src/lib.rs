@@ -192,6 +192,10 @@ pub enum DistributedPlan {
 pub struct InsertSelectPlan {
     /// The target columns the query's output fills, in order.
     pub columns: Vec<String>,
+    /// The RETURNING list, evaluated on the coordinator over the staged rows.
+    pub returning: Option<String>,
+    /// The name RETURNING may use for the target table (its alias, else its name).
+    pub alias: String,
     /// The query in the general tier (its `query` is the SELECT over the intermediate
     /// results).
     pub select: PullPlan,

@@ -291,6 +291,9 @@ fn plan_insert(
     let SetExpr::Values(values) = source.body.as_ref() else {
         unreachable!("checked above");
     };
+    if takes_sequence_values(insert, values, table) {
+        return plan_insert_select(insert, source, table, catalog);
+    }
     // Subqueries in VALUES could read other shards.
     let mut a = analyze_query(source, params, catalog);
     if !a.tables().is_empty() || a.opaque_subquery {
@@ -431,12 +434,34 @@ fn plan_insert_select(
     table: &Table,
     catalog: &CatalogSnapshot,
 ) -> Result<DistributedPlan, PlanError> {
-    if insert.on.is_some() || insert.returning.is_some() {
+    if insert.on.is_some() {
         return Err(PlanError::Unsupported(format!(
-            "INSERT ... SELECT into distributed table \"{}\" with ON CONFLICT or RETURNING is not supported yet",
+            "INSERT ... SELECT (or an INSERT that takes values from a sequence) into distributed table \"{}\" \
+             with ON CONFLICT is not supported yet",
             table.name
         )));
     }
+    let returning = match &insert.returning {
+        Some(items) => {
+            let text = items
+                .iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            if let Some(t) = crate::mentions_distributed_table(&text, catalog) {
+                return Err(PlanError::Unsupported(format!(
+                    "RETURNING that reads distributed table \"{t}\" is not supported"
+                )));
+            }
+            Some(text)
+        }
+        None => None,
+    };
+    let alias = insert
+        .table_alias
+        .as_ref()
+        .map(|a| crate::analyze::ident_name(&a.alias))
+        .unwrap_or_else(|| table.name.clone());
     let columns: Vec<String> = if insert.columns.is_empty() {
         table.columns.iter().map(|c| c.name.clone()).collect()
     } else {
@@ -458,7 +483,44 @@ fn plan_insert_select(
     let select = crate::pull::plan_pull(&query, &source.to_string(), catalog)?;
     Ok(DistributedPlan::InsertSelect(Box::new(InsertSelectPlan {
         columns,
+        returning,
+        alias,
         select,
         copy: crate::copy::text_copy_plan(table)?,
     })))
+}
+
+/// Whether an INSERT ... VALUES leaves a column whose value comes from a sequence to its
+/// default (omitted from the column list, `DEFAULT`, or missing from a short row): those
+/// values are drawn on the coordinator, where the sequence lives.
+fn takes_sequence_values(
+    insert: &sqlparser::ast::Insert,
+    values: &sqlparser::ast::Values,
+    table: &Table,
+) -> bool {
+    let listed: Vec<String> = insert
+        .columns
+        .iter()
+        .filter_map(|c| object_name_parts(c).map(|(_, n)| n))
+        .collect();
+    table
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.sequence_default)
+        .any(|(i, c)| {
+            let position = if listed.is_empty() {
+                Some(i)
+            } else {
+                listed.iter().position(|n| n == &c.name)
+            };
+            match position {
+                None => true,
+                Some(p) => values.rows.iter().any(|row| {
+                    row.content
+                        .get(p)
+                        .is_none_or(|e| e.to_string().eq_ignore_ascii_case("default"))
+                }),
+            }
+        })
 }

@@ -24,6 +24,7 @@ fn table(
             type_oid: *t,
             type_name: String::new(),
             collation: None,
+            sequence_default: false,
         })
         .collect();
     let (kind, shards) = match dist {
