@@ -660,6 +660,9 @@ impl Executor {
             DistributedPlan::Local(sql) => {
                 if may_change_settings(&sql) {
                     session.mark_settings_dirty();
+                    if sql.to_ascii_lowercase().contains("discard") {
+                        session.prepared.clear();
+                    }
                 }
                 let conn = session.coordinator_for_statement(self).await?;
                 if req.params.is_empty() && is_copy(&sql) {
@@ -682,6 +685,85 @@ impl Executor {
                 // must expand; committed outside a block, it is visible to the reload.
                 if !snapshot.views.is_empty() && !session.in_block() && is_ddl(&sql) {
                     self.reload_catalog().await?;
+                }
+                Ok(Outcome::Result(result))
+            }
+            DistributedPlan::Prepare {
+                name,
+                statement,
+                original,
+            } => {
+                let conn = session.coordinator_for_statement(self).await?;
+                let result = conn.execute(&original, &[], &[], &[]).await?;
+                let types = conn
+                    .execute(
+                        "SELECT t::oid, pg_catalog.format_type(t::oid, NULL) \
+                         FROM pg_catalog.pg_prepared_statements, \
+                         unnest(parameter_types) WITH ORDINALITY AS u(t, i) \
+                         WHERE name = $1 ORDER BY i",
+                        &[25],
+                        &[BoundParam {
+                            value: Some(bytes::Bytes::from(name.clone().into_bytes())),
+                            format: 0,
+                        }],
+                        &[],
+                    )
+                    .await?;
+                let param_types = types
+                    .rows
+                    .iter()
+                    .filter_map(|row| {
+                        let v = wire::row_values(row);
+                        let oid = std::str::from_utf8(v.first().copied().flatten()?)
+                            .ok()?
+                            .parse()
+                            .ok()?;
+                        let name = String::from_utf8_lossy(v.get(1).copied().flatten()?);
+                        Some((oid, name.into_owned()))
+                    })
+                    .collect();
+                session.prepared.insert(
+                    name,
+                    transaction::SqlPrepared {
+                        statement,
+                        param_types,
+                    },
+                );
+                Ok(Outcome::Result(result))
+            }
+            DistributedPlan::Execute {
+                name,
+                arguments,
+                original,
+            } => {
+                let prepared = session.prepared.get(&name).cloned();
+                match prepared {
+                    Some(p) if p.param_types.len() == arguments.len() => {
+                        Box::pin(self.execute_prepared(session, &p, &arguments, req)).await
+                    }
+                    // Unknown here, or PostgreSQL's own error about the arguments.
+                    _ => {
+                        let conn = session.coordinator_for_statement(self).await?;
+                        Ok(Outcome::Result(
+                            conn.execute(
+                                &original,
+                                req.param_types,
+                                req.params,
+                                req.result_formats,
+                            )
+                            .await?,
+                        ))
+                    }
+                }
+            }
+            DistributedPlan::Deallocate { name, original } => {
+                let conn = session.coordinator_for_statement(self).await?;
+                let result = conn.execute(&original, &[], &[], &[]).await?;
+                match name {
+                    Some(n) => {
+                        session.prepared.remove(&n);
+                    }
+                    None => session.prepared.clear(),
                 }
                 Ok(Outcome::Result(result))
             }
@@ -790,6 +872,62 @@ impl Executor {
                 Ok(Outcome::Result(explain_analyze::text_rows(lines)))
             }
         }
+    }
+
+    /// Runs a statement prepared with SQL PREPARE: the arguments are evaluated on the
+    /// coordinator PostgreSQL as the parameter types (as EXECUTE would), then the statement is
+    /// planned with those values and run like any other.
+    async fn execute_prepared(
+        &self,
+        session: &mut Session,
+        prepared: &transaction::SqlPrepared,
+        arguments: &[String],
+        req: Request<'_>,
+    ) -> Result<Outcome, ExecError> {
+        let mut params = Vec::with_capacity(arguments.len());
+        if !arguments.is_empty() {
+            let casts = arguments
+                .iter()
+                .zip(&prepared.param_types)
+                .map(|(a, (_, t))| format!("CAST(({a}) AS {t})::text"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let conn = session.coordinator_for_statement(self).await?;
+            let result = conn
+                .execute(&format!("SELECT {casts}"), &[], req.params, &[])
+                .await?;
+            let row = result
+                .rows
+                .first()
+                .ok_or_else(|| ExecError::Internal("no row evaluating EXECUTE arguments".into()))?;
+            for v in wire::row_values(row) {
+                params.push(BoundParam {
+                    value: v.map(bytes::Bytes::copy_from_slice),
+                    format: 0,
+                });
+            }
+        }
+        let planner_params: Vec<tessera_planner::ParamValue> = params
+            .iter()
+            .map(|p| match &p.value {
+                Some(v) => tessera_planner::ParamValue::Text(String::from_utf8_lossy(v).into_owned()),
+                None => tessera_planner::ParamValue::Null,
+            })
+            .collect();
+        let types: Vec<u32> = prepared.param_types.iter().map(|(oid, _)| *oid).collect();
+        let catalog = session.catalog(self.snapshot());
+        let plan = tessera_planner::plan_sql(&prepared.statement, &planner_params, &catalog)?;
+        self.run_inner(
+            session,
+            plan,
+            Request {
+                sql: &prepared.statement,
+                param_types: &types,
+                params: &params,
+                result_formats: req.result_formats,
+            },
+        )
+        .await
     }
 
     async fn end_transaction(

@@ -69,6 +69,18 @@ pub struct Session {
     settings_dirty: bool,
     /// The catalog as this session's search_path sees it: (base snapshot, derived).
     catalog: Option<(Arc<CatalogSnapshot>, u64, Arc<CatalogSnapshot>)>,
+    /// SQL-level prepared statements over distributed tables, by name (also prepared on the
+    /// coordinator PostgreSQL, which checks names, arguments and DEALLOCATE).
+    pub prepared: std::collections::HashMap<String, SqlPrepared>,
+}
+
+/// A statement prepared with SQL `PREPARE` that Tessera runs at EXECUTE.
+#[derive(Debug, Clone)]
+pub struct SqlPrepared {
+    /// The statement (parameters `$n`).
+    pub statement: String,
+    /// Parameter types: (OID, name as `format_type` writes it).
+    pub param_types: Vec<(u32, String)>,
 }
 
 impl std::fmt::Debug for Session {

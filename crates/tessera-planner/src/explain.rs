@@ -44,6 +44,12 @@ pub fn describe(plan: &DistributedPlan) -> Vec<String> {
             out.push(format!("Custom Scan (Tessera Modify {command})"));
             tasks(&mut out, ts);
         }
+        DistributedPlan::Prepare { statement, .. } => {
+            out.push(format!("Tessera Prepare: {statement}"))
+        }
+        DistributedPlan::Execute { original, .. } | DistributedPlan::Deallocate { original, .. } => {
+            out.push(format!("Tessera: {original}"))
+        }
         DistributedPlan::InsertSelect(p) => {
             out.push(format!(
                 "Custom Scan (Tessera INSERT ... SELECT into {} through the coordinator)",

@@ -166,6 +166,34 @@ pub enum DistributedPlan {
         /// RETURNING rows come back in that order (empty otherwise).
         row_tasks: Vec<usize>,
     },
+    /// `PREPARE name AS <statement>` of a statement that reads or writes distributed tables:
+    /// prepared on the coordinator PostgreSQL as well (which checks it and keeps
+    /// `pg_prepared_statements`), and run through Tessera at EXECUTE.
+    Prepare {
+        /// The statement's name.
+        name: String,
+        /// The prepared statement's text (parameters `$n`).
+        statement: String,
+        /// The PREPARE itself, for the coordinator PostgreSQL.
+        original: String,
+    },
+    /// `EXECUTE name [(arguments)]`: run through Tessera when the session prepared `name`
+    /// over distributed tables, else forwarded.
+    Execute {
+        /// The statement's name.
+        name: String,
+        /// The argument expressions' text.
+        arguments: Vec<String>,
+        /// The EXECUTE itself, for the coordinator PostgreSQL.
+        original: String,
+    },
+    /// `DEALLOCATE [PREPARE] name | ALL`: forwarded, and forgotten by the session.
+    Deallocate {
+        /// The statement's name; `None` for ALL.
+        name: Option<String>,
+        /// The DEALLOCATE itself, for the coordinator PostgreSQL.
+        original: String,
+    },
     /// `INSERT ... SELECT` into a distributed or reference table through the coordinator.
     InsertSelect(Box<InsertSelectPlan>),
     /// DDL on distributed/reference tables: the shell, then every shard.
@@ -327,6 +355,41 @@ pub fn plan(
                 )),
             }
         }
+        Statement::Prepare {
+            name, statement, ..
+        } => {
+            let mut inner = (**statement).clone();
+            let expanded = views::expand_views(&mut inner, catalog).unwrap_or(true);
+            let text = statement.to_string();
+            match plan(&inner, &text, &[], catalog) {
+                Ok(DistributedPlan::Local(_)) if !expanded => {
+                    Ok(DistributedPlan::Local(original.to_string()))
+                }
+                _ => Ok(DistributedPlan::Prepare {
+                    name: analyze::ident_name(name),
+                    statement: text,
+                    original: original.to_string(),
+                }),
+            }
+        }
+        Statement::Execute {
+            name: Some(name),
+            parameters,
+            immediate: false,
+            ..
+        } => match analyze::object_name_parts(name) {
+            Some((None, name)) => Ok(DistributedPlan::Execute {
+                name,
+                arguments: parameters.iter().map(|p| p.to_string()).collect(),
+                original: original.to_string(),
+            }),
+            _ => Ok(DistributedPlan::Local(original.to_string())),
+        },
+        Statement::Deallocate { name, .. } => Ok(DistributedPlan::Deallocate {
+            name: (!name.value.eq_ignore_ascii_case("all") || name.quote_style.is_some())
+                .then(|| analyze::ident_name(name)),
+            original: original.to_string(),
+        }),
         Statement::Query(query) => {
             if let Some(call) = utility::recognize(query, params)? {
                 return Ok(DistributedPlan::Utility(call));

@@ -1,0 +1,45 @@
+-- SQL-level PREPARE / EXECUTE / DEALLOCATE over distributed tables (issue 6).
+CREATE TABLE pr_t (k int, v text, n numeric);
+CREATE TABLE pr_local (a int);
+-- tessera-only
+SELECT create_distributed_table('pr_t', 'k');
+INSERT INTO pr_t SELECT g, 'v' || g, g / 3.0 FROM generate_series(1, 30) g;
+PREPARE by_key(int) AS SELECT k, v, n FROM pr_t WHERE k = $1;
+EXECUTE by_key(7);
+EXECUTE by_key(8);
+EXECUTE by_key(1 + 2);
+EXECUTE by_key(NULL);
+PREPARE totals AS SELECT count(*), sum(n) FROM pr_t;
+EXECUTE totals;
+PREPARE range(int, int) AS SELECT k FROM pr_t WHERE k BETWEEN $1 AND $2 ORDER BY k;
+EXECUTE range(3, 6);
+PREPARE infer AS SELECT v FROM pr_t WHERE k = $1 AND v LIKE $2;
+EXECUTE infer('5', 'v%');
+PREPARE ins(int, text) AS INSERT INTO pr_t VALUES ($1, $2, $1 * 2);
+EXECUTE ins(100, 'hundred');
+EXECUTE ins(101, 'hundred one');
+PREPARE upd(text, int) AS UPDATE pr_t SET v = $1 WHERE k = $2;
+EXECUTE upd('changed', 100);
+SELECT * FROM pr_t WHERE k >= 100 ORDER BY k;
+PREPARE loc AS SELECT count(*) FROM pr_local;
+EXECUTE loc;
+SELECT name, statement, parameter_types FROM pg_prepared_statements WHERE from_sql ORDER BY name;
+-- Errors as PostgreSQL's.
+-- error 42601
+EXECUTE by_key(1, 2);
+-- error 42P05
+PREPARE by_key AS SELECT 1;
+-- error 22P02
+EXECUTE by_key('abc');
+DEALLOCATE by_key;
+-- error 26000
+EXECUTE by_key(1);
+BEGIN;
+EXECUTE ins(102, 'in block');
+EXECUTE totals;
+ROLLBACK;
+EXECUTE totals;
+DEALLOCATE ALL;
+-- error 26000
+EXECUTE totals;
+DROP TABLE pr_t, pr_local;
