@@ -41,6 +41,7 @@ fn catalog() -> CatalogSnapshot {
                 type_oid: t,
                 type_name: String::new(),
                 collation: None,
+                sequence_default: false,
             })
             .collect(),
         shards,

@@ -593,6 +593,38 @@ fn sessions_carry_settings_copy_local_tables_and_pass_notices() {
         }
         assert_eq!(binary_copy(&client).await, binary_copy(&baseline).await);
 
+        // COPY TO of distributed tables and queries over them, in every format.
+        let (ok, out) = psql(
+            &env,
+            &["-c", "COPY (SELECT id, d FROM st_ev ORDER BY id) TO STDOUT (FORMAT csv, HEADER)"],
+            None,
+        );
+        assert!(ok && out == "id,d\n1,2024-02-03\n2,2024-12-31\n", "{out}");
+        async fn copy_lines(c: &tokio_postgres::Client, sql: &str) -> Vec<u8> {
+            use futures::TryStreamExt;
+            let stream = c.copy_out(sql).await.expect("copy out");
+            let chunks: Vec<bytes::Bytes> = stream.try_collect().await.expect("copy data");
+            chunks.concat()
+        }
+        for sql in [
+            "COPY (SELECT * FROM st_ev ORDER BY id) TO STDOUT (FORMAT binary)",
+            "COPY (SELECT count(*), min(ts) FROM st_ev) TO STDOUT",
+        ] {
+            assert_eq!(copy_lines(&client, sql).await, copy_lines(&baseline, sql).await, "{sql}");
+        }
+        let sorted = |b: Vec<u8>| {
+            let mut lines: Vec<String> = String::from_utf8(b).expect("utf8").lines().map(str::to_string).collect();
+            lines.sort();
+            lines
+        };
+        for sql in ["COPY st_ev TO STDOUT", "COPY st_ev (d, id) TO STDOUT (FORMAT csv)"] {
+            assert_eq!(
+                sorted(copy_lines(&client, sql).await),
+                sorted(copy_lines(&baseline, sql).await),
+                "{sql}"
+            );
+        }
+
         // Notices and warnings reach the client with their fields.
         let (ok, out) = psql(&env, &["-c", "DROP TABLE IF EXISTS st_nosuch"], None);
         assert!(

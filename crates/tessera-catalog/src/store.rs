@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use tokio_postgres::GenericClient;
 
-use crate::View;
 use crate::model::{Column, DistributionColumnType, Node, Placement, Shard, Table, TableKind};
+use crate::View;
 use crate::{CatalogError, CatalogSnapshot};
 
 /// The schema holding Tessera's catalog on the coordinator PostgreSQL.

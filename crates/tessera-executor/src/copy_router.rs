@@ -290,6 +290,7 @@ mod tests {
                     type_oid: oid::TEXT,
                     type_name: "text".into(),
                     collation: None,
+                    sequence_default: false,
                 })
                 .collect(),
             shards: (0..4)

@@ -257,7 +257,19 @@ async fn local_copy_out(
     format: i8,
     columns: usize,
 ) -> Result<Outcome, ExecError> {
-    let (mut conn, give_back) = session.lend_coordinator(exec).await?;
+    let (conn, give_back) = session.lend_coordinator(exec).await?;
+    Ok(stream_copy_out(conn, give_back, format, columns, false))
+}
+
+/// Streams the COPY TO that `conn` has begun to the client through a channel; the
+/// connection goes back through `give_back` when it is over (after COMMIT when `commit`).
+fn stream_copy_out(
+    mut conn: WireConnection,
+    give_back: tokio::sync::oneshot::Sender<Option<WireConnection>>,
+    format: i8,
+    columns: usize,
+    commit: bool,
+) -> Outcome {
     let (tx, data) = tokio::sync::mpsc::channel(STREAM_ROWS);
     tokio::spawn(async move {
         let mut header: Option<bytes::Bytes> = None;
@@ -293,11 +305,19 @@ async fn local_copy_out(
                     if let Some(h) = header.filter(|h| !h.is_empty()) {
                         let _ = tx.send(Ok(h)).await;
                     }
+                    if commit {
+                        if let Err(e) = conn.simple_query("COMMIT").await {
+                            let _ = tx.send(Err(e.into())).await;
+                        }
+                    }
                     let _ = give_back.send(Some(conn));
                     return;
                 }
                 Err(e) => {
                     let _ = tx.send(Err(e.into())).await;
+                    if commit && !conn.is_broken() {
+                        let _ = conn.simple_query("ROLLBACK").await;
+                    }
                     let broken = conn.is_broken();
                     let _ = give_back.send((!broken).then_some(conn));
                     return;
@@ -305,11 +325,11 @@ async fn local_copy_out(
             }
         }
     });
-    Ok(Outcome::CopyOut {
+    Outcome::CopyOut {
         format,
         columns,
         data,
-    })
+    }
 }
 
 impl Executor {
@@ -767,6 +787,12 @@ impl Executor {
                 }
                 Ok(Outcome::Result(result))
             }
+            DistributedPlan::PullCommand(plan) => Ok(Outcome::Result(
+                pull::run_pull_command(self, session, &snapshot, &plan, req).await?,
+            )),
+            DistributedPlan::PullCopyOut(plan) => {
+                pull::run_pull_copy_out(self, session, &snapshot, &plan).await
+            }
             DistributedPlan::InsertSelect(plan) => Ok(Outcome::Result(
                 pull::run_insert_select(self, session, &snapshot, &plan, req).await?,
             )),
@@ -910,7 +936,9 @@ impl Executor {
         let planner_params: Vec<tessera_planner::ParamValue> = params
             .iter()
             .map(|p| match &p.value {
-                Some(v) => tessera_planner::ParamValue::Text(String::from_utf8_lossy(v).into_owned()),
+                Some(v) => {
+                    tessera_planner::ParamValue::Text(String::from_utf8_lossy(v).into_owned())
+                }
                 None => tessera_planner::ParamValue::Null,
             })
             .collect();

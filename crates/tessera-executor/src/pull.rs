@@ -418,10 +418,17 @@ async fn stream_into(
         by_group.entry(t.group_id).or_default().push(t);
     }
     let (tx, mut rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
-    let readers =
-        join_all(by_group.into_iter().map(|(group, tasks)| {
-            read_group(exec, snapshot, settings, group, tasks, input.binary, tx.clone())
-        }));
+    let readers = join_all(by_group.into_iter().map(|(group, tasks)| {
+        read_group(
+            exec,
+            snapshot,
+            settings,
+            group,
+            tasks,
+            input.binary,
+            tx.clone(),
+        )
+    }));
     drop(tx);
     let writer = async {
         if input.binary {
@@ -451,6 +458,37 @@ async fn run_in_block(
     plan: &PullPlan,
     req: Request<'_>,
 ) -> Result<StatementResult, ExecError> {
+    stage_in_block(exec, session, snapshot, plan).await?;
+    let conn = session.coordinator_for_statement(exec).await?;
+    let result = conn
+        .execute(&plan.query, req.param_types, req.params, req.result_formats)
+        .await?;
+    drop_in_block(conn, plan).await?;
+    Ok(result)
+}
+
+/// Drops the intermediate results of `plan` made by [`stage_in_block`].
+async fn drop_in_block(conn: &mut WireConnection, plan: &PullPlan) -> Result<(), ExecError> {
+    let drops = plan
+        .inputs
+        .iter()
+        .map(|i| format!("pg_temp.{}", quote_ident(&i.temp_table)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if !drops.is_empty() {
+        conn.simple_query(&format!("DROP TABLE {drops}")).await?;
+    }
+    Ok(())
+}
+
+/// Inside a block: reads every input through the block's worker connections (so the block's
+/// own writes are seen) into temporary tables on the coordinator connection.
+async fn stage_in_block(
+    exec: &Executor,
+    session: &mut Session,
+    snapshot: &CatalogSnapshot,
+    plan: &PullPlan,
+) -> Result<(), ExecError> {
     let mut data: Vec<Vec<Bytes>> = Vec::with_capacity(plan.inputs.len());
     for input in &plan.inputs {
         let mut chunks = Vec::new();
@@ -484,19 +522,7 @@ async fn run_in_block(
         ))
         .await?;
     }
-    let result = conn
-        .execute(&plan.query, req.param_types, req.params, req.result_formats)
-        .await?;
-    let drops = plan
-        .inputs
-        .iter()
-        .map(|i| format!("pg_temp.{}", quote_ident(&i.temp_table)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    if !drops.is_empty() {
-        conn.simple_query(&format!("DROP TABLE {drops}")).await?;
-    }
-    Ok(result)
+    Ok(())
 }
 
 /// Runs `INSERT ... SELECT` into a distributed or reference table: the query's rows go into
@@ -623,7 +649,11 @@ pub async fn run_insert_select(
     if !in_block {
         let conn = session.coordinator(exec).await?;
         if !conn.is_broken() {
-            let end = if written.is_ok() { "COMMIT" } else { "ROLLBACK" };
+            let end = if written.is_ok() {
+                "COMMIT"
+            } else {
+                "ROLLBACK"
+            };
             let ended = conn.simple_query(end).await;
             if written.is_ok() {
                 ended?;
@@ -636,4 +666,107 @@ pub async fn run_insert_select(
         fields: returned.fields,
         rows: returned.rows,
     })
+}
+
+/// Runs a general-tier statement that returns no rows (`CREATE TABLE ... AS`, `SELECT ...
+/// INTO`) and returns its command tag.
+pub async fn run_pull_command(
+    exec: &Executor,
+    session: &mut Session,
+    snapshot: &CatalogSnapshot,
+    plan: &PullPlan,
+    req: Request<'_>,
+) -> Result<StatementResult, ExecError> {
+    if session.in_block() {
+        return run_in_block(exec, session, snapshot, plan, req).await;
+    }
+    let settings = session.settings().clone();
+    let conn = session.coordinator_for_statement(exec).await?;
+    conn.simple_query("BEGIN").await?;
+    match fill_and_run(exec, conn, snapshot, &settings, plan, req).await {
+        Ok(r) => {
+            conn.simple_query("COMMIT").await?;
+            Ok(r)
+        }
+        Err(e) => {
+            if !conn.is_broken() {
+                let _ = conn.simple_query("ROLLBACK").await;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Runs a general-tier `COPY (...) TO ...`: the intermediate results are filled, then the
+/// coordinator PostgreSQL's COPY output streams to the client (outside a block: the session's
+/// coordinator connection is lent to the streaming task; inside one: buffered).
+pub async fn run_pull_copy_out(
+    exec: &Executor,
+    session: &mut Session,
+    snapshot: &CatalogSnapshot,
+    plan: &PullPlan,
+) -> Result<Outcome, ExecError> {
+    if session.in_block() {
+        // Fill through the block's connections, then run the COPY there (buffered: the
+        // session needs its connection back for the block's next statement).
+        stage_in_block(exec, session, snapshot, plan).await?;
+        let conn = session.coordinator_for_statement(exec).await?;
+        let begun = conn.copy_begin(&plan.query).await?;
+        let outcome = match begun {
+            crate::wire::CopyBegin::Out { format, columns } => {
+                let mut chunks = Vec::new();
+                while let Some(c) = conn.copy_out_next().await? {
+                    if !(format == 1 && c.as_ref() == [0xff, 0xff]) {
+                        chunks.push(c);
+                    }
+                }
+                let (tx, data) = mpsc::channel(chunks.len().max(1));
+                for c in chunks {
+                    let _ = tx.try_send(Ok(c));
+                }
+                Outcome::CopyOut {
+                    format,
+                    columns,
+                    data,
+                }
+            }
+            crate::wire::CopyBegin::Done(mut results) => {
+                Outcome::Result(results.pop().unwrap_or_default())
+            }
+            crate::wire::CopyBegin::In { .. } => {
+                let _ = conn.copy_fail("not a COPY TO").await;
+                return Err(ExecError::Internal("COPY TO began a COPY FROM".into()));
+            }
+        };
+        drop_in_block(conn, plan).await?;
+        return Ok(outcome);
+    }
+    let settings = session.settings().clone();
+    let (mut conn, give_back) = session.lend_coordinator(exec).await?;
+    let started = async {
+        conn.simple_query("BEGIN").await?;
+        fill(exec, &mut conn, snapshot, &settings, plan).await?;
+        Ok::<_, ExecError>(conn.copy_begin(&plan.query).await?)
+    }
+    .await;
+    match started {
+        Ok(crate::wire::CopyBegin::Out { format, columns }) => Ok(crate::stream_copy_out(
+            conn, give_back, format, columns, true,
+        )),
+        Ok(crate::wire::CopyBegin::Done(mut results)) => {
+            let ended = conn.simple_query("COMMIT").await;
+            let _ = give_back.send(Some(conn));
+            ended?;
+            Ok(Outcome::Result(results.pop().unwrap_or_default()))
+        }
+        Ok(crate::wire::CopyBegin::In { .. }) => {
+            let _ = conn.copy_fail("not a COPY TO").await;
+            let _ = give_back.send(rollback(conn).await);
+            Err(ExecError::Internal("COPY TO began a COPY FROM".into()))
+        }
+        Err(e) => {
+            let _ = give_back.send(rollback(conn).await);
+            Err(e)
+        }
+    }
 }

@@ -34,7 +34,13 @@ pub const SETTINGS_QUERY: &str = "SELECT name, pg_catalog.current_setting(name) 
      ORDER BY name";
 
 /// Startup-packet parameters that are not settings.
-const NOT_SETTINGS: &[&str] = &["user", "database", "replication", "options", "client_encoding"];
+const NOT_SETTINGS: &[&str] = &[
+    "user",
+    "database",
+    "replication",
+    "options",
+    "client_encoding",
+];
 
 /// The settings of one session that differ from the servers' defaults.
 #[derive(Debug, Clone, Default)]

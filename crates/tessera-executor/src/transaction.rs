@@ -330,7 +330,9 @@ pub async fn savepoint(
     if block.failed && !rollback_to {
         return Err(ExecError::Sql {
             code: "25P02".into(),
-            message: "current transaction is aborted, commands ignored until end of transaction block".into(),
+            message:
+                "current transaction is aborted, commands ignored until end of transaction block"
+                    .into(),
         });
     }
     let position = block.savepoints.iter().rposition(|s| s == name);
@@ -832,7 +834,10 @@ pub async fn recover_prepared(exec: &Executor) {
         return;
     };
     for node in &snapshot.nodes {
-        let mut conn = match exec.worker_connection(&snapshot, node.group_id, &SessionSettings::default()).await {
+        let mut conn = match exec
+            .worker_connection(&snapshot, node.group_id, &SessionSettings::default())
+            .await
+        {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!("recovery: cannot reach {}:{}: {e}", node.host, node.port);

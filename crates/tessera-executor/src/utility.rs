@@ -353,10 +353,7 @@ async fn distribute(
                 type_oid: c.type_oid,
                 type_name: c.type_name.clone(),
                 collation: None,
-                sequence_default: c
-                    .default
-                    .as_deref()
-                    .is_some_and(|d| d.contains("nextval(")),
+                sequence_default: c.default.as_deref().is_some_and(|d| d.contains("nextval(")),
             })
             .collect(),
         shards: shard_ids
@@ -422,7 +419,9 @@ async fn distribute(
     let mut failure = None;
     for (group, indexes) in &per_group {
         let r = async {
-            let mut conn = exec.worker_connection(&snapshot, *group, &SessionSettings::default()).await?;
+            let mut conn = exec
+                .worker_connection(&snapshot, *group, &SessionSettings::default())
+                .await?;
             let mut sql = String::from("BEGIN;\n");
             for i in indexes {
                 sql.push_str(&ddl(&schema, &name, shard_ids[*i]));
@@ -456,7 +455,10 @@ async fn distribute(
             (&shard_ids, &per_group, &schema, &name, &snapshot);
         async move {
             for g in groups {
-                if let Ok(mut conn) = exec.worker_connection(snapshot, g, &SessionSettings::default()).await {
+                if let Ok(mut conn) = exec
+                    .worker_connection(snapshot, g, &SessionSettings::default())
+                    .await
+                {
                     let drops: String = per_group
                         .get(&g)
                         .map(|idx| {
@@ -735,7 +737,9 @@ async fn replicate_reference_table(
     let columns = shell_columns(client, table.relid).await?;
     let ddl = shard_ddl(client, table.relid, &columns, None).await?;
     let shard_table = quoted_name(&table.schema, &shard_name(&table.name, shard.shard_id));
-    let mut source = exec.worker_connection(snapshot, source_group, &SessionSettings::default()).await?;
+    let mut source = exec
+        .worker_connection(snapshot, source_group, &SessionSettings::default())
+        .await?;
     let rows = source
         .execute(&format!("SELECT * FROM {shard_table}"), &[], &[], &[])
         .await?;

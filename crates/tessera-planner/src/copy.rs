@@ -79,13 +79,16 @@ pub fn plan_copy(
             columns,
         } => (table_name, columns),
         CopySource::Query(q) => {
-            let mut a = crate::analyze::analyze_query(q, &[], catalog);
-            if a.placement()? != crate::analyze::Placement::Local {
-                return Err(unsupported(
-                    "COPY (SELECT ...) TO over distributed tables is not supported yet; run the SELECT instead",
-                ));
+            let mut as_stmt = Statement::Query(q.clone());
+            let views = crate::views::expand_views(&mut as_stmt, catalog)?;
+            let Statement::Query(q) = as_stmt else {
+                unreachable!("a query stays a query");
+            };
+            let mut a = crate::analyze::analyze_query(&q, &[], catalog);
+            if !views && a.placement()? == crate::analyze::Placement::Local {
+                return Ok(DistributedPlan::Local(original.to_string()));
             }
-            return Ok(DistributedPlan::Local(original.to_string()));
+            return copy_out(stmt, &q, catalog);
         }
     };
     let Some((schema, name)) = object_name_parts(table_name) else {
@@ -95,9 +98,25 @@ pub fn plan_copy(
         return Ok(DistributedPlan::Local(original.to_string()));
     };
     if *to {
-        return Err(unsupported(format!(
-            "COPY {name} TO is not supported for distributed tables yet; use \\copy (SELECT * FROM {name}) TO ... instead"
-        )));
+        // COPY t [(columns)] TO ...: the same as COPY (SELECT columns FROM t) TO ...
+        let list = if columns.is_empty() {
+            table
+                .columns
+                .iter()
+                .map(|c| crate::rewrite::quote_ident(&c.name))
+                .collect::<Vec<_>>()
+        } else {
+            columns.iter().map(|c| c.to_string()).collect()
+        };
+        let select = format!(
+            "SELECT {} FROM {}",
+            list.join(", "),
+            crate::rewrite::quoted_name(&table.schema, &table.name)
+        );
+        let Statement::Query(q) = crate::parse_statement(&select)? else {
+            unreachable!("a SELECT parses as a query");
+        };
+        return copy_out(stmt, &q, catalog);
     }
     if !matches!(target, CopyTarget::Stdin) {
         return Err(unsupported(format!(
@@ -252,4 +271,21 @@ pub fn text_copy_plan(table: &Table) -> Result<CopyPlan, PlanError> {
         header: false,
         shard_options: "WITH (FORMAT text)".into(),
     })
+}
+
+/// `COPY (query) TO ...` over distributed tables: the query in the general tier, the COPY
+/// itself (options, format, target) run by the coordinator PostgreSQL over its final query.
+fn copy_out(
+    stmt: &Statement,
+    query: &sqlparser::ast::Query,
+    catalog: &CatalogSnapshot,
+) -> Result<DistributedPlan, PlanError> {
+    let plan = crate::pull::plan_pull_wrapped(query, catalog, |fin| {
+        let mut copy = stmt.clone();
+        if let Statement::Copy { source, .. } = &mut copy {
+            *source = CopySource::Query(Box::new(fin));
+        }
+        copy.to_string()
+    })?;
+    Ok(DistributedPlan::PullCopyOut(plan))
 }

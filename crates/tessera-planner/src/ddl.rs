@@ -241,11 +241,21 @@ pub fn plan_ddl(
         }
         Statement::CreateTable(ct) => {
             if let Some(q) = &ct.query {
-                let mut a = analyze_query(q, &[], catalog);
-                if a.placement().map(|p| p != Placement::Local).unwrap_or(true) {
-                    return Err(unsupported(
-                        "CREATE TABLE ... AS SELECT from distributed tables is not supported yet",
-                    ));
+                let mut expanded = (**q).clone();
+                let mut as_stmt = Statement::Query(Box::new(expanded.clone()));
+                let views = crate::views::expand_views(&mut as_stmt, catalog)?;
+                if let Statement::Query(e) = as_stmt {
+                    expanded = *e;
+                }
+                let mut a = analyze_query(&expanded, &[], catalog);
+                if views || a.placement().map(|p| p != Placement::Local).unwrap_or(true) {
+                    // The result becomes a local table on the coordinator, as in Citus.
+                    let plan = crate::pull::plan_pull_wrapped(&expanded, catalog, |fin| {
+                        let mut ct = ct.clone();
+                        ct.query = Some(Box::new(fin));
+                        Statement::CreateTable(ct).to_string()
+                    })?;
+                    return Ok(DistributedPlan::PullCommand(plan));
                 }
             }
             Ok(local())

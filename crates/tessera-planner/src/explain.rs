@@ -20,7 +20,9 @@ pub fn describe(plan: &DistributedPlan) -> Vec<String> {
             out.push("Custom Scan (Tessera Router)".into());
             tasks(&mut out, std::slice::from_ref(t));
         }
-        DistributedPlan::Pull(p) => describe_pull(&mut out, p, ""),
+        DistributedPlan::Pull(p)
+        | DistributedPlan::PullCommand(p)
+        | DistributedPlan::PullCopyOut(p) => describe_pull(&mut out, p, ""),
         DistributedPlan::MultiShard {
             tasks: ts,
             merge,
@@ -47,9 +49,8 @@ pub fn describe(plan: &DistributedPlan) -> Vec<String> {
         DistributedPlan::Prepare { statement, .. } => {
             out.push(format!("Tessera Prepare: {statement}"))
         }
-        DistributedPlan::Execute { original, .. } | DistributedPlan::Deallocate { original, .. } => {
-            out.push(format!("Tessera: {original}"))
-        }
+        DistributedPlan::Execute { original, .. }
+        | DistributedPlan::Deallocate { original, .. } => out.push(format!("Tessera: {original}")),
         DistributedPlan::InsertSelect(p) => {
             out.push(format!(
                 "Custom Scan (Tessera INSERT ... SELECT into {} through the coordinator)",

@@ -194,6 +194,13 @@ pub enum DistributedPlan {
         /// The DEALLOCATE itself, for the coordinator PostgreSQL.
         original: String,
     },
+    /// A statement the coordinator PostgreSQL runs over intermediate results without
+    /// returning rows: `CREATE TABLE ... AS` and `SELECT ... INTO` from distributed tables
+    /// (the new table is a local one, as in Citus).
+    PullCommand(PullPlan),
+    /// `COPY (query) TO ...` or `COPY table TO ...` of distributed tables: the coordinator
+    /// PostgreSQL runs the COPY over intermediate results, so every option and format is its.
+    PullCopyOut(PullPlan),
     /// `INSERT ... SELECT` into a distributed or reference table through the coordinator.
     InsertSelect(Box<InsertSelectPlan>),
     /// DDL on distributed/reference tables: the shell, then every shard.
@@ -272,6 +279,9 @@ pub fn plan_sql(
             plan(&stmt, sql, params, catalog)
         }
         Err(e) => {
+            if let Some(plan) = create_table_as_text(sql, catalog) {
+                return plan;
+            }
             if let Some(table) = mentions_distributed_table(sql, catalog) {
                 Err(PlanError::Unsupported(format!(
                     "Tessera could not parse this statement, which references distributed table \"{table}\" ({e}); \
@@ -311,9 +321,9 @@ pub fn plan(
         Statement::Rollback {
             chain: false,
             savepoint: Some(name),
-        } => Ok(DistributedPlan::Transaction(TransactionCommand::RollbackTo(
-            analyze::ident_name(name),
-        ))),
+        } => Ok(DistributedPlan::Transaction(
+            TransactionCommand::RollbackTo(analyze::ident_name(name)),
+        )),
         Statement::Rollback { chain: true, .. } | Statement::Commit { chain: true, .. } => {
             Err(PlanError::Unsupported(
                 "COMMIT/ROLLBACK AND CHAIN are not supported by Tessera yet".into(),
@@ -393,6 +403,9 @@ pub fn plan(
         Statement::Query(query) => {
             if let Some(call) = utility::recognize(query, params)? {
                 return Ok(DistributedPlan::Utility(call));
+            }
+            if let Some(plan) = select_into(query, catalog)? {
+                return Ok(plan);
             }
             multi_shard::plan_select(stmt, query, original, params, catalog)
         }
@@ -516,4 +529,191 @@ fn mentions_distributed_table(sql: &str, catalog: &CatalogSnapshot) -> Option<St
         .values()
         .find(|t| words.contains(t.name.as_str()))
         .map(|t| t.name.clone())
+}
+
+/// `SELECT ... INTO [TEMP|UNLOGGED] t FROM ...` reading distributed tables: the general tier,
+/// with `CREATE TABLE t AS` around the final query. `None` when the statement has no INTO or
+/// reads no distributed table.
+fn select_into(
+    query: &sqlparser::ast::Query,
+    catalog: &CatalogSnapshot,
+) -> Result<Option<DistributedPlan>, PlanError> {
+    let sqlparser::ast::SetExpr::Select(select) = query.body.as_ref() else {
+        return Ok(None);
+    };
+    let Some(into) = &select.into else {
+        return Ok(None);
+    };
+    let mut stripped = query.clone();
+    if let sqlparser::ast::SetExpr::Select(s) = stripped.body.as_mut() {
+        s.into = None;
+    }
+    let mut as_stmt = Statement::Query(Box::new(stripped.clone()));
+    let views = views::expand_views(&mut as_stmt, catalog)?;
+    if let Statement::Query(e) = as_stmt {
+        stripped = *e;
+    }
+    let mut a = analyze::analyze_query(&stripped, &[], catalog);
+    if !views
+        && a.placement()
+            .map(|p| p == analyze::Placement::Local)
+            .unwrap_or(false)
+    {
+        return Ok(None);
+    }
+    let kind = if into.temporary {
+        "TEMPORARY "
+    } else if into.unlogged {
+        "UNLOGGED "
+    } else {
+        ""
+    };
+    let name = into.name.to_string();
+    let plan = pull::plan_pull_wrapped(&stripped, catalog, |fin| {
+        format!("CREATE {kind}TABLE {name} AS {fin}")
+    })?;
+    Ok(Some(DistributedPlan::PullCommand(plan)))
+}
+
+/// `CREATE [TEMP|UNLOGGED] TABLE [IF NOT EXISTS] name [(columns)] AS query [WITH [NO] DATA]`
+/// in the forms sqlparser does not read (a column-name list, WITH [NO] DATA), split by hand:
+/// the query is planned alone and the rest of the statement kept as written. `None` when
+/// the text is not such a statement or its query does not parse either.
+fn create_table_as_text(
+    sql: &str,
+    catalog: &CatalogSnapshot,
+) -> Option<Result<DistributedPlan, PlanError>> {
+    let (head, query) = split_create_table_as(sql)?;
+    let trimmed = query.trim_end().trim_end_matches(';').trim_end();
+    let lower = trimmed.to_ascii_lowercase();
+    let (query, no_data) = if lower.ends_with("with no data") {
+        (&trimmed[..trimmed.len() - "with no data".len()], true)
+    } else if lower.ends_with("with data") {
+        (&trimmed[..trimmed.len() - "with data".len()], false)
+    } else {
+        (trimmed, false)
+    };
+    let Ok(Statement::Query(mut q)) = parse_statement(query) else {
+        return None;
+    };
+    let mut as_stmt = Statement::Query(q.clone());
+    let views = match views::expand_views(&mut as_stmt, catalog) {
+        Ok(v) => v,
+        Err(e) => return Some(Err(e)),
+    };
+    if let Statement::Query(e) = as_stmt {
+        q = e;
+    }
+    let mut a = analyze::analyze_query(&q, &[], catalog);
+    let local = !views
+        && a.placement()
+            .map(|p| p == analyze::Placement::Local)
+            .unwrap_or(false);
+    // Without data only the column types matter, and the shells have the same ones.
+    if local || (no_data && !views) {
+        return Some(Ok(DistributedPlan::Local(sql.to_string())));
+    }
+    let suffix = if no_data { " WITH NO DATA" } else { "" };
+    Some(
+        pull::plan_pull_wrapped(&q, catalog, |fin| format!("{head} AS {fin}{suffix}"))
+            .map(DistributedPlan::PullCommand),
+    )
+}
+
+/// Splits `CREATE ... TABLE name [(columns)] AS rest` into the part before `AS` and `rest`.
+fn split_create_table_as(sql: &str) -> Option<(&str, &str)> {
+    let bytes = sql.as_bytes();
+    let mut i = 0;
+    let skip_ws = |i: &mut usize| {
+        while *i < bytes.len() && bytes[*i].is_ascii_whitespace() {
+            *i += 1;
+        }
+    };
+    let word = |i: &mut usize| -> String {
+        let start = *i;
+        while *i < bytes.len() && (bytes[*i].is_ascii_alphanumeric() || bytes[*i] == b'_') {
+            *i += 1;
+        }
+        sql[start..*i].to_ascii_lowercase()
+    };
+    skip_ws(&mut i);
+    if word(&mut i) != "create" {
+        return None;
+    }
+    loop {
+        skip_ws(&mut i);
+        match word(&mut i).as_str() {
+            "temp" | "temporary" | "unlogged" | "global" | "local" => continue,
+            "table" => break,
+            _ => return None,
+        }
+    }
+    skip_ws(&mut i);
+    let save = i;
+    if word(&mut i) == "if" {
+        skip_ws(&mut i);
+        if word(&mut i) != "not" {
+            return None;
+        }
+        skip_ws(&mut i);
+        if word(&mut i) != "exists" {
+            return None;
+        }
+        skip_ws(&mut i);
+    } else {
+        i = save;
+    }
+    // The name: identifiers, quoted or not, joined by dots.
+    loop {
+        if i < bytes.len() && bytes[i] == b'"' {
+            i += 1;
+            loop {
+                if i >= bytes.len() {
+                    return None;
+                }
+                if bytes[i] == b'"' {
+                    if bytes.get(i + 1) == Some(&b'"') {
+                        i += 2;
+                        continue;
+                    }
+                    i += 1;
+                    break;
+                }
+                i += 1;
+            }
+        } else if word(&mut i).is_empty() {
+            return None;
+        }
+        if i < bytes.len() && bytes[i] == b'.' {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    skip_ws(&mut i);
+    if i < bytes.len() && bytes[i] == b'(' {
+        let mut depth = 0;
+        let mut quoted = false;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'"' => quoted = !quoted,
+                b'(' if !quoted => depth += 1,
+                b')' if !quoted => {
+                    depth -= 1;
+                    if depth == 0 {
+                        i += 1;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        skip_ws(&mut i);
+    }
+    let head_end = i;
+    if word(&mut i) != "as" {
+        return None;
+    }
+    Some((sql[..head_end].trim_end(), &sql[i..]))
 }

@@ -1515,3 +1515,26 @@ fn find(parent: &mut [usize], i: usize) -> usize {
     parent[i] = root;
     root
 }
+
+/// Plans `query` for the general tier, with the coordinator's final statement made by
+/// `wrap` from the final query (over the intermediate results): `CREATE TABLE ... AS`,
+/// `COPY (...) TO`, and the like.
+///
+/// Errors: as [`plan_pull`].
+pub fn plan_pull_wrapped(
+    query: &Query,
+    catalog: &CatalogSnapshot,
+    wrap: impl FnOnce(Query) -> String,
+) -> Result<PullPlan, PlanError> {
+    let stmt = Statement::Query(Box::new(query.clone()));
+    let mut plan = plan_pull(&stmt, &query.to_string(), catalog)?;
+    match crate::parse_statement(&plan.query)? {
+        Statement::Query(q) => plan.query = wrap(*q),
+        _ => {
+            return Err(unsupported(
+                "the general tier's final statement is not a query",
+            ))
+        }
+    }
+    Ok(plan)
+}

@@ -31,7 +31,10 @@ fn unsupported(message: String) -> PlanError {
     PlanError::Unsupported(message)
 }
 
-fn view_of<'a>(catalog: &'a CatalogSnapshot, name: &sqlparser::ast::ObjectName) -> Option<&'a View> {
+fn view_of<'a>(
+    catalog: &'a CatalogSnapshot,
+    name: &sqlparser::ast::ObjectName,
+) -> Option<&'a View> {
     let (schema, table) = object_name_parts(name)?;
     catalog.view(schema.as_deref(), &table).map(|v| &**v)
 }
@@ -155,11 +158,7 @@ struct Expander<'a> {
 }
 
 impl Expander<'_> {
-    fn expansion(
-        &self,
-        view: &View,
-        alias: &Option<TableAlias>,
-    ) -> Result<TableFactor, PlanError> {
+    fn expansion(&self, view: &View, alias: &Option<TableAlias>) -> Result<TableFactor, PlanError> {
         if view.materialized {
             return Err(unsupported(format!(
                 "materialized view \"{}\" was computed from the coordinator's empty shells of distributed tables; \
@@ -185,7 +184,10 @@ impl Expander<'_> {
         };
         // Column aliases given at the reference rename the first columns; the others keep
         // the view's names.
-        let given = alias.as_ref().map(|a| a.columns.clone()).unwrap_or_default();
+        let given = alias
+            .as_ref()
+            .map(|a| a.columns.clone())
+            .unwrap_or_default();
         let columns = given
             .iter()
             .cloned()

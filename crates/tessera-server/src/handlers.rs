@@ -233,11 +233,7 @@ impl Backend {
             Ok(Outcome::LocalCopyIn { format, columns }) => {
                 state.copy = Some(CopyTarget::Local);
                 state.copy_error = None;
-                Response::CopyIn(CopyResponse::new(
-                    format,
-                    columns,
-                    futures::stream::empty(),
-                ))
+                Response::CopyIn(CopyResponse::new(format, columns, futures::stream::empty()))
             }
             Ok(Outcome::CopyOut {
                 format,
