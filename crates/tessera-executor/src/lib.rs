@@ -246,6 +246,9 @@ fn is_copy(sql: &str) -> bool {
         && !trimmed[4..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
 }
 
+/// SQL text a write with subplans may grow to once their rows are in.
+const MAX_SUBPLAN_SQL: usize = 64 << 20;
+
 /// Signature, flags and header-extension length of binary COPY data (`copyto.c`).
 const BINARY_COPY_HEADER_LEN: usize = 19;
 
@@ -787,6 +790,14 @@ impl Executor {
                 }
                 Ok(Outcome::Result(result))
             }
+            DistributedPlan::WriteWithSubplans {
+                subplans,
+                statement,
+                params,
+            } => {
+                Box::pin(self.write_with_subplans(session, &subplans, &statement, &params, req))
+                    .await
+            }
             DistributedPlan::PullCommand(plan) => Ok(Outcome::Result(
                 pull::run_pull_command(self, session, &snapshot, &plan, req).await?,
             )),
@@ -956,6 +967,152 @@ impl Executor {
             },
         )
         .await
+    }
+
+    /// Runs each subplan of a write, puts its rows in place of its placeholder as a VALUES
+    /// list, then plans and runs the write.
+    async fn write_with_subplans(
+        &self,
+        session: &mut Session,
+        subplans: &[String],
+        statement: &str,
+        params: &[tessera_planner::ParamValue],
+        req: Request<'_>,
+    ) -> Result<Outcome, ExecError> {
+        let mut text = statement.to_string();
+        for (i, query) in subplans.iter().enumerate() {
+            let catalog = session.catalog(self.snapshot());
+            let plan = tessera_planner::plan_sql(query, params, &catalog)?;
+            let sub_req = Request {
+                sql: query,
+                param_types: req.param_types,
+                params: req.params,
+                result_formats: &[],
+            };
+            let outcome = match self.run_inner(session, plan, sub_req).await {
+                Ok(o) => o,
+                Err(e) if matches!(e.sqlstate().as_str(), "42703" | "42P01" | "42P10") => {
+                    return Err(ExecError::Unsupported(format!(
+                        "this write reads distributed tables through a part that refers to the rest of the \
+                         statement (a correlated subquery: {e}); Tessera runs such parts on their own first, \
+                         which this one cannot. Join on the distribution column, or rewrite the subquery"
+                    )))
+                }
+                Err(e) => return Err(e),
+            };
+            let result = match outcome {
+                Outcome::Result(r) => r,
+                Outcome::Stream(mut s) => {
+                    let mut rows = Vec::new();
+                    while let Some(row) = s.rows.recv().await {
+                        rows.push(row?);
+                    }
+                    StatementResult {
+                        fields: s.fields,
+                        rows,
+                        tag: String::new(),
+                    }
+                }
+                _ => return Err(ExecError::Internal("a subplan did not return rows".into())),
+            };
+            let values = self.values_list(session, &result).await?;
+            if text.len() + values.len() > MAX_SUBPLAN_SQL {
+                return Err(ExecError::Unsupported(format!(
+                    "a part of this write returned {} rows, too many to pass on inline (over {} MB of SQL); \
+                     join the tables on their distribution columns instead",
+                    result.rows.len(),
+                    MAX_SUBPLAN_SQL >> 20
+                )));
+            }
+            text = text.replace(
+                &format!("\"{}\"", tessera_planner::subplans::placeholder(i)),
+                &values,
+            );
+        }
+        let catalog = session.catalog(self.snapshot());
+        let plan = tessera_planner::plan_sql(&text, params, &catalog)?;
+        if matches!(plan, DistributedPlan::WriteWithSubplans { .. }) {
+            return Err(ExecError::Unsupported(
+                "this write cannot be pushed down even with its subqueries run first".into(),
+            ));
+        }
+        self.run_inner(session, plan, Request { sql: &text, ..req })
+            .await
+    }
+
+    /// Rows as a derived table: `(SELECT * FROM (VALUES ('v'::type, ...), ...) AS v("a", ...))`,
+    /// typed by the columns' types as the coordinator PostgreSQL names them.
+    async fn values_list(
+        &self,
+        session: &mut Session,
+        result: &StatementResult,
+    ) -> Result<String, ExecError> {
+        use tessera_planner::rewrite::{quote_ident, quote_literal};
+        let names = result
+            .fields
+            .iter()
+            .map(|f| {
+                format!(
+                    "pg_catalog.format_type({}, {})",
+                    f.type_oid, f.type_modifier
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let conn = session.coordinator_for_statement(self).await?;
+        let typed = conn.simple_query(&format!("SELECT {names}")).await?;
+        let types: Vec<String> = typed
+            .first()
+            .and_then(|r| r.rows.first())
+            .map(|row| {
+                wire::row_values(row)
+                    .iter()
+                    .map(|v| String::from_utf8_lossy(v.unwrap_or_default()).into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let value = |v: Option<&[u8]>, t: &str| match v {
+            Some(v) => format!("{}::{t}", quote_literal(&String::from_utf8_lossy(v))),
+            None => format!("NULL::{t}"),
+        };
+        let columns = result
+            .fields
+            .iter()
+            .map(|f| quote_ident(&f.name))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows: Vec<String> = if result.rows.is_empty() {
+            vec![format!(
+                "({})",
+                types
+                    .iter()
+                    .map(|t| value(None, t))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )]
+        } else {
+            result
+                .rows
+                .iter()
+                .map(|row| {
+                    let cells = wire::row_values(row)
+                        .into_iter()
+                        .zip(&types)
+                        .map(|(v, t)| value(v, t))
+                        .collect::<Vec<_>>();
+                    format!("({})", cells.join(", "))
+                })
+                .collect()
+        };
+        let filter = if result.rows.is_empty() {
+            " WHERE false"
+        } else {
+            ""
+        };
+        Ok(format!(
+            "(SELECT * FROM (VALUES {}) AS subplan_rows({columns}){filter})",
+            rows.join(", ")
+        ))
     }
 
     async fn end_transaction(

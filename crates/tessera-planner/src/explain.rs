@@ -51,6 +51,17 @@ pub fn describe(plan: &DistributedPlan) -> Vec<String> {
         }
         DistributedPlan::Execute { original, .. }
         | DistributedPlan::Deallocate { original, .. } => out.push(format!("Tessera: {original}")),
+        DistributedPlan::WriteWithSubplans {
+            subplans,
+            statement,
+            ..
+        } => {
+            out.push("Tessera Write With Subplans".into());
+            for (i, s) in subplans.iter().enumerate() {
+                out.push(format!("  ->  Subplan {i}: {s}"));
+            }
+            out.push(format!("  Write: {statement}"));
+        }
         DistributedPlan::InsertSelect(p) => {
             out.push(format!(
                 "Custom Scan (Tessera INSERT ... SELECT into {} through the coordinator)",

@@ -21,6 +21,7 @@ pub mod pull;
 pub mod rewrite;
 pub mod safety;
 pub mod split;
+pub mod subplans;
 pub mod template;
 pub mod utility;
 pub mod views;
@@ -201,6 +202,18 @@ pub enum DistributedPlan {
     /// `COPY (query) TO ...` or `COPY table TO ...` of distributed tables: the coordinator
     /// PostgreSQL runs the COPY over intermediate results, so every option and format is its.
     PullCopyOut(PullPlan),
+    /// An UPDATE or DELETE with parts it cannot be pushed down with ([`subplans`]): each
+    /// subplan (a query) runs first, its rows replace the placeholder
+    /// `"tessera_subplan_<i>"` in `statement` as a VALUES list, and the result is planned
+    /// again.
+    WriteWithSubplans {
+        /// The parts, as queries.
+        subplans: Vec<String>,
+        /// The write with placeholders.
+        statement: String,
+        /// The client's parameters, for planning the parts and the write.
+        params: Vec<ParamValue>,
+    },
     /// `INSERT ... SELECT` into a distributed or reference table through the coordinator.
     InsertSelect(Box<InsertSelectPlan>),
     /// DDL on distributed/reference tables: the shell, then every shard.

@@ -39,10 +39,20 @@ pub fn plan_modify(
                 // A local table; its source must not read distributed tables.
                 if let Some(source) = &insert.source {
                     let mut a = analyze_query(source, params, catalog);
-                    if a.placement()? != Placement::Local {
-                        return Err(PlanError::Unsupported(format!(
-                            "INSERT INTO local table \"{table_name}\" ... SELECT from distributed tables is not supported yet"
-                        )));
+                    let views = crate::views::reads_views(source, catalog);
+                    if views || !matches!(a.placement(), Ok(Placement::Local)) {
+                        // The query in the general tier, the INSERT on the coordinator.
+                        let mut expanded = Statement::Query(source.clone());
+                        crate::views::expand_views(&mut expanded, catalog)?;
+                        let Statement::Query(q) = expanded else {
+                            unreachable!("a query stays a query");
+                        };
+                        let plan = crate::pull::plan_pull_wrapped(&q, catalog, |fin| {
+                            let mut ins = insert.clone();
+                            ins.source = Some(Box::new(fin));
+                            Statement::Insert(ins).to_string()
+                        })?;
+                        return Ok(DistributedPlan::PullCommand(plan));
                     }
                 }
                 return Ok(local(stmt, original));
@@ -87,16 +97,21 @@ pub fn plan_modify(
             let mut extra: Vec<&Expr> = update.assignments.iter().map(|a| &a.value).collect();
             let returning_exprs = returning_exprs(update.returning.as_deref());
             extra.extend(returning_exprs.iter());
-            plan_update_delete(
+            with_subplans(
+                plan_update_delete(
+                    stmt,
+                    original,
+                    "UPDATE",
+                    &name,
+                    alias.as_ref(),
+                    &from,
+                    update.selection.as_ref(),
+                    &extra,
+                    update.returning.is_some(),
+                    params,
+                    catalog,
+                ),
                 stmt,
-                original,
-                "UPDATE",
-                &name,
-                alias.as_ref(),
-                &from,
-                update.selection.as_ref(),
-                &extra,
-                update.returning.is_some(),
                 params,
                 catalog,
             )
@@ -127,21 +142,42 @@ pub fn plan_modify(
             }
             let returning_exprs = returning_exprs(delete.returning.as_deref());
             let extra: Vec<&Expr> = returning_exprs.iter().collect();
-            plan_update_delete(
+            with_subplans(
+                plan_update_delete(
+                    stmt,
+                    original,
+                    "DELETE",
+                    &name,
+                    alias.as_ref(),
+                    &from,
+                    delete.selection.as_ref(),
+                    &extra,
+                    delete.returning.is_some(),
+                    params,
+                    catalog,
+                ),
                 stmt,
-                original,
-                "DELETE",
-                &name,
-                alias.as_ref(),
-                &from,
-                delete.selection.as_ref(),
-                &extra,
-                delete.returning.is_some(),
                 params,
                 catalog,
             )
         }
         _ => Ok(local(stmt, original)),
+    }
+}
+
+/// A write that cannot be pushed down as it is may be split into subplans
+/// ([`crate::subplans`]); otherwise the first answer stands.
+fn with_subplans(
+    planned: Result<DistributedPlan, PlanError>,
+    stmt: &Statement,
+    params: &[ParamValue],
+    catalog: &CatalogSnapshot,
+) -> Result<DistributedPlan, PlanError> {
+    match planned {
+        Err(PlanError::Unsupported(why)) => {
+            crate::subplans::split_write(stmt, params, catalog).ok_or(PlanError::Unsupported(why))
+        }
+        other => other,
     }
 }
 

@@ -209,9 +209,7 @@ fn utility_call_with_named_arguments() {
 #[test]
 fn statements_that_would_read_the_shell_are_refused() {
     for sql in [
-        "SAVEPOINT s1",
         "DECLARE c CURSOR FOR SELECT * FROM orders",
-        "PREPARE q AS SELECT * FROM orders",
         "EXPLAIN ANALYZE DELETE FROM orders",
         "WITH moved AS (DELETE FROM orders RETURNING *) SELECT count(*) FROM moved",
         "SELECT * FROM orders FOR UPDATE",
@@ -226,6 +224,17 @@ fn statements_that_would_read_the_shell_are_refused() {
     assert!(matches!(
         plan("PREPARE q AS SELECT 1"),
         Ok(DistributedPlan::Local(_))
+    ));
+    // Prepared over distributed tables: run through Tessera at EXECUTE.
+    assert!(matches!(
+        plan("PREPARE q AS SELECT * FROM orders"),
+        Ok(DistributedPlan::Prepare { .. })
+    ));
+    assert!(matches!(
+        plan("SAVEPOINT s1"),
+        Ok(DistributedPlan::Transaction(
+            tessera_planner::TransactionCommand::Savepoint(_)
+        ))
     ));
 }
 
