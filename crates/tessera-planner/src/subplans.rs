@@ -101,12 +101,12 @@ impl Splitter<'_> {
             }
             TableFactor::NestedJoin {
                 table_with_joins, ..
-            } => self.from_item(table_with_joins),
+            } => self.split_from_item(table_with_joins),
             _ => {}
         }
     }
 
-    fn from_item(&mut self, twj: &mut TableWithJoins) {
+    fn split_from_item(&mut self, twj: &mut TableWithJoins) {
         self.factor(&mut twj.relation);
         for j in &mut twj.joins {
             self.factor(&mut j.relation);
@@ -211,7 +211,7 @@ pub fn split_write(
                 &mut u.from
             {
                 for twj in v {
-                    splitter.from_item(twj);
+                    splitter.split_from_item(twj);
                 }
             }
             for a in &mut u.assignments {
@@ -228,7 +228,7 @@ pub fn split_write(
         Statement::Delete(d) => {
             if let Some(using) = &mut d.using {
                 for twj in using {
-                    splitter.from_item(twj);
+                    splitter.split_from_item(twj);
                 }
             }
             if let Some(sel) = &mut d.selection {
