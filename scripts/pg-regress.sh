@@ -74,10 +74,21 @@ if [ ! -d "/usr/include/postgresql/$MAJOR/server" ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y "postgresql-server-dev-$MAJOR" >/dev/null
 fi
 mkdir -p "$WORK/lib"
-if [ ! -f "$WORK/lib/regress.so" ]; then
-    gcc -O1 -fPIC -shared -I"/usr/include/postgresql/$MAJOR/server" \
-        -I"/usr/include/postgresql/internal" -o "$WORK/lib/regress.so" "$SRC/regress.c"
+# regress.so, and the contrib/spi modules the triggers test loads (autoinc, refint).
+build_module() { # name source
+    [ -f "$WORK/lib/$1.so" ] || gcc -O1 -fPIC -shared -I"/usr/include/postgresql/$MAJOR/server" \
+        -I"/usr/include/postgresql/internal" -o "$WORK/lib/$1.so" "$2"
+}
+build_module regress "$SRC/regress.c"
+SPI="$WORK/postgresql-$VERSION/contrib/spi"
+if [ ! -d "$SPI" ]; then
+    tar -xf "$WORK"/postgresql-"$MAJOR"_*.orig.tar.* -C "$WORK" --wildcards '*/contrib/spi' 2>/dev/null || true
+    SPI_DIR=$(ls -d "$WORK"/postgresql-"$MAJOR".*/contrib/spi 2>/dev/null | head -1)
+    if [ -n "$SPI_DIR" ] && [ "$SPI_DIR" != "$SPI/" ]; then
+        mkdir -p "$WORK/postgresql-$VERSION/contrib" && cp -r "$SPI_DIR" "$SPI"
+    fi
 fi
+[ -f "$SPI/autoinc.c" ] && build_module autoinc "$SPI/autoinc.c" && build_module refint "$SPI/refint.c"
 chmod -R a+rX "$WORK/lib" "$WORK/postgresql-$VERSION"
 
 # 3. Servers: Tessera (debug build, as the tests use) and a plain PostgreSQL beside it.
@@ -120,8 +131,8 @@ $AS_PG "$BIN/pg_ctl" -D "$RUN/baseline" -l "$RUN/baseline.log" -w start >/dev/nu
 SCHEDULE=${TESSERA_REGRESS_SCHEDULE:-$SRC/parallel_schedule}
 run_suite() { # name port
     local out="$RUN/$1"
-    mkdir -p "$out"
-    chmod 777 "$out"
+    mkdir -p "$out/results"
+    chmod 777 "$out" "$out/results"
     (cd "$out" && timeout 2400 "$PG_REGRESS" --inputdir="$SRC" --outputdir="$out" --bindir="$BIN" \
         --dlpath="$WORK/lib" --schedule="$SCHEDULE" --use-existing --dbname=postgres \
         --host=127.0.0.1 --port="$2" --user=postgres > "$out/summary.txt" 2>&1) || true

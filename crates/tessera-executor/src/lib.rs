@@ -597,9 +597,17 @@ impl Executor {
         pooled_with_settings(&self.pools.pool(&host, port), &host, port, settings).await
     }
 
-    /// A new dedicated connection to the coordinator PostgreSQL (one per client session).
-    pub async fn coordinator_connection(&self) -> Result<WireConnection, ExecError> {
-        WireConnection::connect(&self.config.coordinator)
+    /// A new dedicated connection to the coordinator PostgreSQL (one per client session),
+    /// with the client's startup-packet settings as its own (so RESET returns to them).
+    pub async fn coordinator_connection(
+        &self,
+        startup: &[(String, String)],
+    ) -> Result<WireConnection, ExecError> {
+        let params = ConnParams {
+            startup: startup.to_vec(),
+            ..self.config.coordinator.clone()
+        };
+        WireConnection::connect(&params)
             .await
             .map_err(|e| match e {
                 WireError::Server(error) => ExecError::Server { error, node: None },
@@ -661,6 +669,7 @@ impl Executor {
             DistributedPlan::Transaction(TransactionCommand::Begin(sql)) => {
                 if session.in_block() {
                     // PostgreSQL only warns; keep the block.
+                    session.warn("25001", "there is already a transaction in progress");
                     return Ok(Outcome::TransactionStarted);
                 }
                 session.begin(sql);

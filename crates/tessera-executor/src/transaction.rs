@@ -72,6 +72,8 @@ pub struct Session {
     /// SQL-level prepared statements over distributed tables, by name (also prepared on the
     /// coordinator PostgreSQL, which checks names, arguments and DEALLOCATE).
     pub prepared: std::collections::HashMap<String, SqlPrepared>,
+    /// Notices of Tessera's own for the client (as PostgreSQL would send them).
+    notices: Vec<ServerError>,
 }
 
 /// A statement prepared with SQL `PREPARE` that Tessera runs at EXECUTE.
@@ -161,13 +163,24 @@ impl Session {
     /// Takes the notices and ParameterStatus changes the session's coordinator connection
     /// received since the last call (to be passed on to the client).
     pub fn take_messages(&mut self) -> (Vec<ServerError>, Vec<(String, String)>) {
+        let mut notices = std::mem::take(&mut self.notices);
         match &mut self.coordinator {
-            Some(c) => (
-                std::mem::take(&mut c.notices),
-                std::mem::take(&mut c.parameter_changes),
-            ),
-            None => (Vec::new(), Vec::new()),
+            Some(c) => {
+                notices.append(&mut c.notices);
+                (notices, std::mem::take(&mut c.parameter_changes))
+            }
+            None => (notices, Vec::new()),
         }
+    }
+
+    /// Queues a WARNING of Tessera's own for the client.
+    pub fn warn(&mut self, code: &str, message: &str) {
+        self.notices.push(ServerError {
+            severity: "WARNING".into(),
+            code: code.into(),
+            message: message.into(),
+            ..Default::default()
+        });
     }
 
     /// Whether a transaction block is open.
@@ -228,16 +241,13 @@ impl Session {
             self.coordinator = lent.await.ok().flatten();
         }
         if self.coordinator.as_ref().is_none_or(|c| c.is_broken()) {
-            let mut conn = exec.coordinator_connection().await?;
-            // A new connection starts from the startup packet's settings, or, replacing one
-            // that broke, from the settings the session had.
-            let carried = if self.settings.is_default() {
-                SessionSettings::new(std::mem::take(&mut self.startup))
-            } else {
-                self.settings.clone()
-            };
-            if !carried.is_default() {
-                conn.simple_query(&carried.script()).await?;
+            // The startup packet's settings are the connection's own; one that replaces a
+            // connection that broke gets the settings the session had, too.
+            let mut conn = exec.coordinator_connection(&self.startup).await?;
+            if !self.settings.is_default() {
+                conn.simple_query(&self.settings.script()).await?;
+            }
+            if !self.startup.is_empty() || !self.settings.is_default() {
                 self.settings_dirty = true;
             }
             conn.notices.clear();
@@ -396,6 +406,12 @@ pub async fn end_block(
     let Some(mut block) = session.block.take() else {
         // PostgreSQL warns "there is no transaction in progress" and carries on.
         session.settings_dirty = true;
+        session.notices.push(ServerError {
+            severity: "WARNING".into(),
+            code: "25P01".into(),
+            message: "there is no transaction in progress".into(),
+            ..Default::default()
+        });
         return Ok(if commit {
             "COMMIT".into()
         } else {

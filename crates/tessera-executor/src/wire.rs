@@ -61,6 +61,9 @@ pub struct ConnParams {
     pub password: Option<String>,
     /// Database name.
     pub database: String,
+    /// More startup-packet parameters (a client's TimeZone, DateStyle, options, ...), which
+    /// become the connection's defaults: what RESET returns to.
+    pub startup: Vec<(String, String)>,
 }
 
 impl ConnParams {
@@ -347,12 +350,21 @@ impl WireConnection {
             notices: Vec::new(),
             parameter_changes: Vec::new(),
         };
-        let startup = [
+        let mut startup = vec![
             ("user", params.user.as_str()),
             ("database", params.database.as_str()),
-            ("application_name", "tessera"),
             ("client_encoding", "UTF8"),
         ];
+        if !params.startup.iter().any(|(k, _)| k == "application_name") {
+            startup.push(("application_name", "tessera"));
+        }
+        startup.extend(
+            params
+                .startup
+                .iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "user" | "database" | "client_encoding"))
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
         frontend::startup_message(startup, &mut conn.write_buf).map_err(io)?;
         conn.flush().await?;
         let mut scram: Option<ScramSha256> = None;

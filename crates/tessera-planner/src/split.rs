@@ -5,17 +5,51 @@
 //! dollar quoting (`$$ ... $$`, `$tag$ ... $tag$`), `--` and nested `/* */` comments, the
 //! same lexical rules as PostgreSQL's scanner (src/backend/parser/scan.l) for these tokens.
 
-/// Splits `sql` at top-level semicolons. Empty statements (only whitespace, comments and
-/// semicolons) are dropped. Returned slices do not include the terminating semicolon.
+/// Splits `sql` at top-level semicolons: not inside parentheses (a rule's `DO INSTEAD (a;
+/// b)`) nor inside a `BEGIN ATOMIC ... END` function body, as psql's lexer does. Empty
+/// statements (only whitespace, comments and semicolons) are dropped. Returned slices keep
+/// their terminating semicolon, so that what PostgreSQL sees — and the positions in its
+/// errors — are what the client sent.
 pub fn split_statements(sql: &str) -> Vec<&str> {
     let bytes = sql.as_bytes();
     let mut out = Vec::new();
     let mut start = 0;
     let mut i = 0;
     let mut has_content = false;
+    let mut parens: i32 = 0;
+    // Inside BEGIN ATOMIC: 1 + the CASE expressions open (each closed by END).
+    let mut atomic: i32 = 0;
+    let mut previous_word = String::new();
     while i < bytes.len() {
         let c = bytes[i];
         match c {
+            c if c.is_ascii_alphabetic() || c == b'_' => {
+                let begin = i;
+                while i < bytes.len()
+                    && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_' || bytes[i] == b'$')
+                {
+                    i += 1;
+                }
+                let word = sql[begin..i].to_ascii_lowercase();
+                if atomic == 0 && word == "atomic" && previous_word == "begin" {
+                    atomic = 1;
+                } else if atomic > 0 && word == "case" {
+                    atomic += 1;
+                } else if atomic > 0 && word == "end" {
+                    atomic -= 1;
+                }
+                previous_word = word;
+                has_content = true;
+                continue;
+            }
+            b'(' => {
+                parens += 1;
+                has_content = true;
+            }
+            b')' => {
+                parens -= 1;
+                has_content = true;
+            }
             b'\'' => {
                 let escapes = i > 0 && matches!(bytes[i - 1], b'E' | b'e');
                 i += 1;
@@ -91,12 +125,15 @@ pub fn split_statements(sql: &str) -> Vec<&str> {
                 }
                 has_content = true;
             }
+            b';' if parens > 0 || atomic > 0 => {}
             b';' => {
                 if has_content {
-                    out.push(sql[start..i].trim());
+                    out.push(sql[start..=i].trim());
                 }
                 start = i + 1;
                 has_content = false;
+                parens = 0;
+                previous_word.clear();
             }
             c if c.is_ascii_whitespace() => {}
             _ => has_content = true,
@@ -119,11 +156,20 @@ mod tests {
         assert_eq!(
             split_statements(s),
             vec![
-                "select 'a;b'",
-                "select \"x;\" from t",
-                "-- c;\n select $$;$$, $1"
+                "select 'a;b';",
+                "select \"x;\" from t;",
+                "-- c;\n select $$;$$, $1;"
             ]
         );
+    }
+
+    #[test]
+    fn keeps_rule_actions_and_atomic_bodies_whole() {
+        let rule = "CREATE RULE r AS ON INSERT TO t DO INSTEAD (DELETE FROM t; DELETE FROM t);";
+        assert_eq!(split_statements(&format!("{rule} SELECT 1")), vec![rule, "SELECT 1"]);
+        let body = "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC \
+                    SELECT CASE WHEN true THEN 1 ELSE 2 END; SELECT 2; END;";
+        assert_eq!(split_statements(&format!("{body}\nSELECT 3;")), vec![body, "SELECT 3;"]);
     }
 
     #[test]

@@ -48,6 +48,7 @@ pub async fn start_coordinator(config: &Config) -> anyhow::Result<RunningCoordin
         password: config.coordinator.password.clone(),
         database: config.coordinator.database.clone(),
         socket_dir: config.socket_dir.clone(),
+        startup: Vec::new(),
     };
     let executor = Executor::start(ExecutorConfig {
         coordinator: coordinator.clone(),
