@@ -225,6 +225,17 @@ fn may_change_settings(sql: &str) -> bool {
     lower.contains("set") || lower.contains("discard")
 }
 
+/// Whether a statement is `SET TRANSACTION ...` (not SET SESSION CHARACTERISTICS, which is
+/// a setting like any other).
+fn is_set_transaction(sql: &str) -> bool {
+    let words: Vec<String> = sql
+        .split_whitespace()
+        .take(2)
+        .map(|w| w.to_ascii_lowercase())
+        .collect();
+    words.len() == 2 && words[0] == "set" && words[1].trim_end_matches(';') == "transaction"
+}
+
 /// Whether a statement is DDL (CREATE, DROP, ALTER).
 fn is_ddl(sql: &str) -> bool {
     let word: String = sql
@@ -642,14 +653,26 @@ impl Executor {
                 return Ok(Outcome::BlockRestored(tag));
             }
             if let DistributedPlan::Transaction(cmd) = &plan {
-                if !matches!(cmd, TransactionCommand::Begin(_)) {
+                if !matches!(
+                    cmd,
+                    TransactionCommand::Begin(_)
+                        | TransactionCommand::CommitAndChain
+                        | TransactionCommand::RollbackAndChain
+                ) {
                     return self.end_transaction(session, false).await;
                 }
             }
-            return Err(ExecError::Sql {
-                code: "25P02".into(),
-                message: "current transaction is aborted, commands ignored until end of transaction block".into(),
-            });
+            if !matches!(
+                plan,
+                DistributedPlan::Transaction(
+                    TransactionCommand::CommitAndChain | TransactionCommand::RollbackAndChain
+                )
+            ) {
+                return Err(ExecError::Sql {
+                    code: "25P02".into(),
+                    message: "current transaction is aborted, commands ignored until end of transaction block".into(),
+                });
+            }
         }
         let result = self.run_inner(session, plan, req).await;
         if result.is_err() {
@@ -680,6 +703,27 @@ impl Executor {
             }
             DistributedPlan::Transaction(TransactionCommand::Rollback) => {
                 self.end_transaction(session, false).await
+            }
+            DistributedPlan::Transaction(
+                cmd @ (TransactionCommand::CommitAndChain | TransactionCommand::RollbackAndChain),
+            ) => {
+                let Some(begin) = session.begin_sql() else {
+                    return Err(ExecError::Sql {
+                        code: "25P01".into(),
+                        message: format!(
+                            "{} AND CHAIN can only be used in transaction blocks",
+                            if matches!(cmd, TransactionCommand::CommitAndChain) {
+                                "COMMIT"
+                            } else {
+                                "ROLLBACK"
+                            }
+                        ),
+                    });
+                };
+                let commit = matches!(cmd, TransactionCommand::CommitAndChain);
+                let tag = transaction::end_block(self, session, commit).await?;
+                session.begin(begin);
+                Ok(Outcome::BlockRestored(tag))
             }
             DistributedPlan::Transaction(
                 cmd @ (TransactionCommand::Savepoint(_)
@@ -713,6 +757,9 @@ impl Executor {
                 let result = conn
                     .execute(&sql, req.param_types, req.params, req.result_formats)
                     .await?;
+                if session.in_block() && is_set_transaction(&sql) {
+                    session.set_transaction(&sql).await?;
+                }
                 // DROP/ALTER of a view (or of what a view stands on) changes what the planner
                 // must expand; committed outside a block, it is visible to the reload.
                 if !snapshot.views.is_empty() && !session.in_block() && is_ddl(&sql) {

@@ -173,6 +173,28 @@ impl Session {
         }
     }
 
+    /// What participants of the open block begin with (BEGIN with its characteristics and
+    /// the SET TRANSACTIONs since); `None` outside a block.
+    pub fn begin_sql(&self) -> Option<String> {
+        self.block.as_ref().map(|b| b.begin_sql.clone())
+    }
+
+    /// `SET TRANSACTION ...` ran in the block: the workers already in it run it too, and
+    /// those that join later begin with it.
+    pub async fn set_transaction(&mut self, sql: &str) -> Result<(), ExecError> {
+        let Some(block) = &mut self.block else {
+            return Ok(());
+        };
+        for conn in block.workers.values_mut() {
+            let address = conn.address().to_string();
+            conn.simple_query(sql)
+                .await
+                .map_err(|e| ExecError::from(e).on_node(&address))?;
+        }
+        block.begin_sql = format!("{}; {sql}", block.begin_sql.trim_end_matches(';'));
+        Ok(())
+    }
+
     /// Queues a WARNING of Tessera's own for the client.
     pub fn warn(&mut self, code: &str, message: &str) {
         self.notices.push(ServerError {

@@ -122,6 +122,10 @@ pub enum TransactionCommand {
     Commit,
     /// ROLLBACK / ABORT.
     Rollback,
+    /// COMMIT AND CHAIN: commit, then a new block with the same characteristics.
+    CommitAndChain,
+    /// ROLLBACK AND CHAIN.
+    RollbackAndChain,
     /// `SAVEPOINT name`: set on every participant of the block (and on those that join it
     /// later, so that all roll back alike).
     Savepoint(String),
@@ -277,6 +281,9 @@ pub fn plan_sql(
     params: &[ParamValue],
     catalog: &CatalogSnapshot,
 ) -> Result<DistributedPlan, PlanError> {
+    if let Some(command) = abort_or_end(sql) {
+        return Ok(DistributedPlan::Transaction(command));
+    }
     let only_stripped = strip_only(sql, catalog);
     let sql = only_stripped.as_deref().unwrap_or(sql);
     let parsed = parse_statement(sql).or_else(|e| match copy_with_boolean_words(sql) {
@@ -337,11 +344,18 @@ pub fn plan(
         } => Ok(DistributedPlan::Transaction(
             TransactionCommand::RollbackTo(analyze::ident_name(name)),
         )),
-        Statement::Rollback { chain: true, .. } | Statement::Commit { chain: true, .. } => {
-            Err(PlanError::Unsupported(
-                "COMMIT/ROLLBACK AND CHAIN are not supported by Tessera yet".into(),
-            ))
-        }
+        Statement::Commit { chain: true, .. } => Ok(DistributedPlan::Transaction(
+            TransactionCommand::CommitAndChain,
+        )),
+        Statement::Rollback {
+            chain: true,
+            savepoint: None,
+        } => Ok(DistributedPlan::Transaction(
+            TransactionCommand::RollbackAndChain,
+        )),
+        Statement::Rollback { chain: true, .. } => Err(PlanError::Syntax(
+            "ROLLBACK TO SAVEPOINT does not take AND CHAIN".into(),
+        )),
         Statement::Explain {
             statement,
             analyze: false,
@@ -729,4 +743,38 @@ fn split_create_table_as(sql: &str) -> Option<(&str, &str)> {
         return None;
     }
     Some((sql[..head_end].trim_end(), &sql[i..]))
+}
+
+/// PostgreSQL's `ABORT` and `END` (ROLLBACK and COMMIT by other names, with optional WORK or
+/// TRANSACTION and AND [NO] CHAIN), which sqlparser does not read.
+fn abort_or_end(sql: &str) -> Option<TransactionCommand> {
+    let words: Vec<String> = sql
+        .trim()
+        .trim_end_matches(';')
+        .split_whitespace()
+        .map(|w| w.to_ascii_lowercase())
+        .collect();
+    let commit = match words.first()?.as_str() {
+        "abort" => false,
+        "end" => true,
+        _ => return None,
+    };
+    let mut rest: &[String] = &words[1..];
+    if rest
+        .first()
+        .is_some_and(|w| w == "work" || w == "transaction")
+    {
+        rest = &rest[1..];
+    }
+    let chain = match rest.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        [] | ["and", "no", "chain"] => false,
+        ["and", "chain"] => true,
+        _ => return None,
+    };
+    Some(match (commit, chain) {
+        (true, false) => TransactionCommand::Commit,
+        (true, true) => TransactionCommand::CommitAndChain,
+        (false, false) => TransactionCommand::Rollback,
+        (false, true) => TransactionCommand::RollbackAndChain,
+    })
 }
