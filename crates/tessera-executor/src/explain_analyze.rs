@@ -73,6 +73,7 @@ pub fn text_rows(lines: Vec<String>) -> StatementResult {
         tag: format!("EXPLAIN {}", rows.len()),
         fields,
         rows,
+        described: true,
     }
 }
 

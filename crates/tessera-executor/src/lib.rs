@@ -222,7 +222,9 @@ pub enum Outcome {
 /// false alarm costs one catalog read and a miss would leave the workers behind.
 fn may_change_settings(sql: &str) -> bool {
     let lower = sql.to_ascii_lowercase();
-    lower.contains("set") || lower.contains("discard")
+    // SET TRANSACTION changes the transaction, not a setting; reading settings back would
+    // count as the transaction's first query ("must be set before any query").
+    (lower.contains("set") || lower.contains("discard")) && !is_set_transaction(sql)
 }
 
 /// Whether a statement is `SET TRANSACTION ...` (not SET SESSION CHARACTERISTICS, which is
@@ -652,15 +654,13 @@ impl Executor {
                 let tag = transaction::savepoint(self, session, cmd).await?;
                 return Ok(Outcome::BlockRestored(tag));
             }
-            if let DistributedPlan::Transaction(cmd) = &plan {
-                if !matches!(
-                    cmd,
-                    TransactionCommand::Begin(_)
-                        | TransactionCommand::CommitAndChain
-                        | TransactionCommand::RollbackAndChain
-                ) {
-                    return self.end_transaction(session, false).await;
-                }
+            // COMMIT or ROLLBACK of a failed block rolls it back; SAVEPOINT, RELEASE and
+            // the rest are refused like any statement.
+            if let DistributedPlan::Transaction(
+                TransactionCommand::Commit | TransactionCommand::Rollback,
+            ) = &plan
+            {
+                return self.end_transaction(session, false).await;
             }
             if !matches!(
                 plan,
@@ -937,7 +937,12 @@ impl Executor {
                     fields.clear();
                     rows.clear();
                 }
-                Ok(Outcome::Result(StatementResult { fields, rows, tag }))
+                Ok(Outcome::Result(StatementResult {
+                    fields,
+                    rows,
+                    tag,
+                    described: returning,
+                }))
             }
             DistributedPlan::Ddl(ddl) => {
                 let _guard = self.catalog_lock.lock().await;
@@ -1067,6 +1072,7 @@ impl Executor {
                         fields: s.fields,
                         rows,
                         tag: String::new(),
+                        described: true,
                     }
                 }
                 _ => return Err(ExecError::Internal("a subplan did not return rows".into())),

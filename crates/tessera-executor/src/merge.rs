@@ -65,6 +65,7 @@ pub fn concat(results: Vec<StatementResult>, limit: Option<u64>, offset: u64) ->
         tag: format!("SELECT {}", rows.len()),
         fields,
         rows,
+        described: true,
     }
 }
 
@@ -96,6 +97,7 @@ pub async fn sort(
             fields: r.fields,
             rows: mine,
             tag: r.tag,
+            described: r.described,
         });
     }
     let order: Vec<usize> = if keys.is_empty() || rows.is_empty() {
@@ -178,6 +180,7 @@ fn finish_sorted(
         tag: format!("SELECT {}", out.len()),
         fields: fields.iter().take(visible).cloned().collect(),
         rows: out,
+        described: true,
     }
 }
 
@@ -553,6 +556,7 @@ pub async fn aggregate(
         tag: format!("SELECT {}", rows.len()),
         fields,
         rows,
+        described: true,
     })
 }
 

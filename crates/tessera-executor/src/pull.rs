@@ -665,6 +665,7 @@ pub async fn run_insert_select(
         tag: format!("INSERT 0 {}", router.rows),
         fields: returned.fields,
         rows: returned.rows,
+        described: returned.described,
     })
 }
 

@@ -65,6 +65,7 @@ pub async fn run(exec: &Executor, call: &UtilityCall) -> Result<StatementResult,
         }],
         rows: vec![encode_row([Some(value.as_slice())])],
         tag: "SELECT 1".into(),
+        described: true,
     })
 }
 

@@ -159,6 +159,8 @@ pub struct StatementResult {
     pub rows: Vec<Bytes>,
     /// CommandComplete tag, e.g. `SELECT 3`, `INSERT 0 1`; empty for an empty query.
     pub tag: String,
+    /// A RowDescription came: the statement returns rows, even with no columns (`SELECT;`).
+    pub described: bool,
 }
 
 impl StatementResult {
@@ -658,7 +660,8 @@ impl WireConnection {
                     current.fields = fields_of(&body).map_err(|source| WireError::Io {
                         address: self.address.clone(),
                         source,
-                    })?
+                    })?;
+                    current.described = true;
                 }
                 Message::DataRow(body) => current.rows.push(body.buffer_bytes().clone()),
                 Message::CommandComplete(body) => {
@@ -759,7 +762,8 @@ impl WireConnection {
                     current.fields = fields_of(&body).map_err(|source| WireError::Io {
                         address: self.address.clone(),
                         source,
-                    })?
+                    })?;
+                    current.described = true;
                 }
                 Message::DataRow(body) => current.rows.push(body.buffer_bytes().clone()),
                 Message::CommandComplete(body) => {

@@ -42,7 +42,7 @@ pub fn field_info(f: &FieldDescription) -> FieldInfo {
 /// The executor's result as a pgwire response: rows (streamed as the worker encoded them) or
 /// a bare command tag.
 pub fn result_response(r: StatementResult) -> Response {
-    if r.fields.is_empty() {
+    if r.fields.is_empty() && !r.described {
         return Response::Execution(Tag::new(&r.tag));
     }
     let schema: Arc<Vec<FieldInfo>> = Arc::new(r.fields.iter().map(field_info).collect());
