@@ -754,9 +754,16 @@ impl Executor {
                         }
                     };
                 }
-                let result = conn
-                    .execute(&sql, req.param_types, req.params, req.result_formats)
-                    .await?;
+                // Without parameters or binary results, the simple protocol: what PostgreSQL
+                // sees is then what a client connected to it would send (no unnamed portal
+                // in pg_cursors, rules' extra results as psql gets them).
+                let result = if req.params.is_empty() && req.result_formats.iter().all(|f| *f == 0)
+                {
+                    conn.simple_query(&sql).await?.pop().unwrap_or_default()
+                } else {
+                    conn.execute(&sql, req.param_types, req.params, req.result_formats)
+                        .await?
+                };
                 if session.in_block() && is_set_transaction(&sql) {
                     session.set_transaction(&sql).await?;
                 }

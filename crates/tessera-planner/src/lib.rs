@@ -363,7 +363,10 @@ pub fn plan(
         } => {
             let inner = plan(statement, &statement.to_string(), params, catalog)?;
             match inner {
-                DistributedPlan::Local(_) => Ok(DistributedPlan::Local(original.to_string())),
+                // EXECUTE of a statement the coordinator PostgreSQL prepared too.
+                DistributedPlan::Local(_) | DistributedPlan::Execute { .. } => {
+                    Ok(DistributedPlan::Local(original.to_string()))
+                }
                 other => Ok(DistributedPlan::Explain(explain::describe(&other))),
             }
         }
@@ -745,8 +748,9 @@ fn split_create_table_as(sql: &str) -> Option<(&str, &str)> {
     Some((sql[..head_end].trim_end(), &sql[i..]))
 }
 
-/// PostgreSQL's `ABORT` and `END` (ROLLBACK and COMMIT by other names, with optional WORK or
-/// TRANSACTION and AND [NO] CHAIN), which sqlparser does not read.
+/// Transaction control read from the words: PostgreSQL's `ABORT` and `END` (ROLLBACK and
+/// COMMIT by other names, with optional WORK or TRANSACTION and AND [NO] CHAIN), which
+/// sqlparser does not read, and BEGIN / START TRANSACTION in every form.
 fn abort_or_end(sql: &str) -> Option<TransactionCommand> {
     let words: Vec<String> = sql
         .trim()
@@ -757,6 +761,12 @@ fn abort_or_end(sql: &str) -> Option<TransactionCommand> {
     let commit = match words.first()?.as_str() {
         "abort" => false,
         "end" => true,
+        // BEGIN / START TRANSACTION with any characteristics (sqlparser misses some, e.g.
+        // DEFERRABLE); the text goes to every participant as it is.
+        "begin" => return Some(TransactionCommand::Begin(sql.trim().to_string())),
+        "start" if words.get(1).is_some_and(|w| w == "transaction") => {
+            return Some(TransactionCommand::Begin(sql.trim().to_string()))
+        }
         _ => return None,
     };
     let mut rest: &[String] = &words[1..];
