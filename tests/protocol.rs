@@ -625,6 +625,42 @@ fn sessions_carry_settings_copy_local_tables_and_pass_notices() {
             );
         }
 
+        // Several statements in one Query are one transaction, as in PostgreSQL.
+        client
+            .batch_execute(
+                "CREATE TABLE st_multi (k int, v int); SELECT create_distributed_table('st_multi', 'k'); \
+                 INSERT INTO st_multi VALUES (1, 1), (2, 2)",
+            )
+            .await
+            .expect("create, distribute and fill in one Query");
+        let failed = client
+            .batch_execute("INSERT INTO st_multi VALUES (3, 3); INSERT INTO st_multi VALUES (4, 1 / 0)")
+            .await;
+        assert!(failed.is_err());
+        let failed = client
+            .batch_execute("DELETE FROM st_multi WHERE k = 1; SELECT 1 / 0")
+            .await;
+        assert!(failed.is_err());
+        let n = client
+            .query_one("SELECT count(*) FROM st_multi", &[])
+            .await
+            .expect("count");
+        assert_eq!(n.get::<_, i64>(0), 2, "the failed Queries left nothing behind");
+        let in_block = client.batch_execute("SELECT 1; VACUUM st_local").await;
+        assert_eq!(
+            in_block.err().and_then(|e| e.code().map(|c| c.code().to_string())),
+            Some("25001".into())
+        );
+        client
+            .batch_execute("INSERT INTO st_multi VALUES (5, 5); COMMIT; INSERT INTO st_multi VALUES (6, 1 / 0)")
+            .await
+            .expect_err("the statement after COMMIT fails");
+        let n = client
+            .query_one("SELECT count(*) FROM st_multi", &[])
+            .await
+            .expect("count");
+        assert_eq!(n.get::<_, i64>(0), 3, "COMMIT inside the Query kept what came before it");
+
         // Notices and warnings reach the client with their fields.
         let (ok, out) = psql(&env, &["-c", "DROP TABLE IF EXISTS st_nosuch"], None);
         assert!(

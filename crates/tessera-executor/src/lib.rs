@@ -238,6 +238,33 @@ fn is_set_transaction(sql: &str) -> bool {
     words.len() == 2 && words[0] == "set" && words[1].trim_end_matches(';') == "transaction"
 }
 
+/// Sends a statement to the coordinator PostgreSQL as a client of it would: over the simple
+/// protocol when there are no parameters and no binary results (no unnamed portal in
+/// pg_cursors, a rule's results as psql gets them: the last), else the extended one.
+async fn forward(
+    conn: &mut WireConnection,
+    sql: &str,
+    req: Request<'_>,
+) -> Result<StatementResult, ExecError> {
+    if req.params.is_empty() && req.result_formats.iter().all(|f| *f == 0) {
+        Ok(conn.simple_query(sql).await?.pop().unwrap_or_default())
+    } else {
+        Ok(conn
+            .execute(sql, req.param_types, req.params, req.result_formats)
+            .await?)
+    }
+}
+
+/// Whether a statement is `PREPARE TRANSACTION 'gid'`.
+fn is_prepare_transaction(sql: &str) -> bool {
+    let words: Vec<String> = sql
+        .split_whitespace()
+        .take(2)
+        .map(|w| w.to_ascii_lowercase())
+        .collect();
+    words.len() == 2 && words[0] == "prepare" && words[1] == "transaction"
+}
+
 /// Whether a statement is DDL (CREATE, DROP, ALTER).
 fn is_ddl(sql: &str) -> bool {
     let word: String = sql
@@ -662,6 +689,12 @@ impl Executor {
             {
                 return self.end_transaction(session, false).await;
             }
+            // PREPARE TRANSACTION of a failed block rolls it back, as in PostgreSQL.
+            if let DistributedPlan::Local(sql) = &plan {
+                if is_prepare_transaction(sql) {
+                    return self.end_transaction(session, false).await;
+                }
+            }
             if !matches!(
                 plan,
                 DistributedPlan::Transaction(
@@ -690,6 +723,10 @@ impl Executor {
         let snapshot = self.snapshot();
         match plan {
             DistributedPlan::Transaction(TransactionCommand::Begin(sql)) => {
+                if session.in_implicit_block() {
+                    session.make_explicit();
+                    return Ok(Outcome::TransactionStarted);
+                }
                 if session.in_block() {
                     // PostgreSQL only warns; keep the block.
                     session.warn("25001", "there is already a transaction in progress");
@@ -754,16 +791,21 @@ impl Executor {
                         }
                     };
                 }
-                // Without parameters or binary results, the simple protocol: what PostgreSQL
-                // sees is then what a client connected to it would send (no unnamed portal
-                // in pg_cursors, rules' extra results as psql gets them).
-                let result = if req.params.is_empty() && req.result_formats.iter().all(|f| *f == 0)
-                {
-                    conn.simple_query(&sql).await?.pop().unwrap_or_default()
-                } else {
-                    conn.execute(&sql, req.param_types, req.params, req.result_formats)
-                        .await?
-                };
+                let prepare_transaction = is_prepare_transaction(&sql);
+                if prepare_transaction && session.has_block_workers() {
+                    return Err(ExecError::Unsupported(
+                        "PREPARE TRANSACTION of a transaction that wrote to distributed or reference tables is not \
+                         supported; Tessera commits those with two-phase commit itself"
+                            .into(),
+                    ));
+                }
+                let conn = session.coordinator_for_statement(self).await?;
+                let result = forward(conn, &sql, req).await;
+                if prepare_transaction {
+                    // Prepared or failed, the transaction is over on this connection.
+                    session.forget_block();
+                }
+                let result = result?;
                 if session.in_block() && is_set_transaction(&sql) {
                     session.set_transaction(&sql).await?;
                 }
@@ -780,7 +822,7 @@ impl Executor {
                 original,
             } => {
                 let conn = session.coordinator_for_statement(self).await?;
-                let result = conn.execute(&original, &[], &[], &[]).await?;
+                let result = forward(conn, &original, req).await?;
                 let types = conn
                     .execute(
                         "SELECT t::oid, pg_catalog.format_type(t::oid, NULL) \
@@ -830,21 +872,13 @@ impl Executor {
                     // Unknown here, or PostgreSQL's own error about the arguments.
                     _ => {
                         let conn = session.coordinator_for_statement(self).await?;
-                        Ok(Outcome::Result(
-                            conn.execute(
-                                &original,
-                                req.param_types,
-                                req.params,
-                                req.result_formats,
-                            )
-                            .await?,
-                        ))
+                        Ok(Outcome::Result(forward(conn, &original, req).await?))
                     }
                 }
             }
             DistributedPlan::Deallocate { name, original } => {
                 let conn = session.coordinator_for_statement(self).await?;
-                let result = conn.execute(&original, &[], &[], &[]).await?;
+                let result = forward(conn, &original, req).await?;
                 match name {
                     Some(n) => {
                         session.prepared.remove(&n);
@@ -962,6 +996,16 @@ impl Executor {
             }
             DistributedPlan::Copy(plan) => Ok(Outcome::CopyIn(Box::new(CopyRouter::new(plan)))),
             DistributedPlan::Utility(call) => {
+                if session.in_implicit_block() {
+                    // Tessera's functions read what came before through other connections:
+                    // what came before in the Query commits first, what follows begins anew.
+                    transaction::end_block(self, session, true).await?;
+                    let _guard = self.catalog_lock.lock().await;
+                    let result = utility::run(self, &call).await;
+                    self.reload_catalog().await?;
+                    session.begin_implicit();
+                    return Ok(Outcome::Result(result?));
+                }
                 if session.in_block() {
                     return Err(ExecError::Unsupported(format!(
                         "{} cannot run inside a transaction block yet",
@@ -1182,6 +1226,16 @@ impl Executor {
             "(SELECT * FROM (VALUES {}) AS subplan_rows({columns}){filter})",
             rows.join(", ")
         ))
+    }
+
+    /// Ends the implicit transaction of a multi-statement Query, if it is still open:
+    /// committed when every statement succeeded, else rolled back.
+    pub async fn end_implicit(&self, session: &mut Session) -> Result<(), ExecError> {
+        if session.in_implicit_block() {
+            let commit = !session.is_failed();
+            transaction::end_block(self, session, commit).await?;
+        }
+        Ok(())
     }
 
     async fn end_transaction(

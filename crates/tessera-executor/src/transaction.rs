@@ -35,6 +35,8 @@ struct Block {
     settings_in_transaction: bool,
     /// Open savepoints, oldest first; a participant that joins later sets them too.
     savepoints: Vec<String>,
+    /// The implicit transaction of a multi-statement Query (ends with the Query).
+    implicit: bool,
 }
 
 impl Block {
@@ -173,6 +175,28 @@ impl Session {
         }
     }
 
+    /// Opens the implicit transaction of a Query with several statements (PostgreSQL runs
+    /// them as one transaction unless they say otherwise).
+    pub fn begin_implicit(&mut self) {
+        self.begin("BEGIN".into());
+        if let Some(b) = &mut self.block {
+            b.implicit = true;
+        }
+    }
+
+    /// Whether the open block is a Query's implicit transaction.
+    pub fn in_implicit_block(&self) -> bool {
+        self.block.as_ref().is_some_and(|b| b.implicit)
+    }
+
+    /// An explicit BEGIN inside a multi-statement Query: its implicit transaction becomes a
+    /// regular block that outlives the Query.
+    pub fn make_explicit(&mut self) {
+        if let Some(b) = &mut self.block {
+            b.implicit = false;
+        }
+    }
+
     /// What participants of the open block begin with (BEGIN with its characteristics and
     /// the SET TRANSACTIONs since); `None` outside a block.
     pub fn begin_sql(&self) -> Option<String> {
@@ -193,6 +217,21 @@ impl Session {
         }
         block.begin_sql = format!("{}; {sql}", block.begin_sql.trim_end_matches(';'));
         Ok(())
+    }
+
+    /// Whether the open block has worker participants.
+    pub fn has_block_workers(&self) -> bool {
+        self.block.as_ref().is_some_and(|b| !b.workers.is_empty())
+    }
+
+    /// Ends the block without a word to any participant: the coordinator connection ended
+    /// its transaction itself (PREPARE TRANSACTION).
+    pub fn forget_block(&mut self) {
+        if let Some(b) = self.block.take() {
+            if b.settings_touched {
+                self.settings_dirty = true;
+            }
+        }
     }
 
     /// Queues a WARNING of Tessera's own for the client.
@@ -232,6 +271,7 @@ impl Session {
             settings_touched: false,
             settings_in_transaction: false,
             savepoints: Vec::new(),
+            implicit: false,
         });
     }
 

@@ -117,6 +117,20 @@ pub struct ServerError {
     pub column: Option<String>,
     /// Constraint name.
     pub constraint: Option<String>,
+    /// `p`, `q`: position in and text of an internally generated query (PL/pgSQL).
+    pub internal_position: Option<String>,
+    /// Internal query.
+    pub internal_query: Option<String>,
+    /// `d`: data type name.
+    pub data_type: Option<String>,
+    /// `V`: severity, never localized.
+    pub severity_nonlocalized: Option<String>,
+    /// `F`, `L`, `R`: source file, line and routine in the server.
+    pub file: Option<String>,
+    /// Source line.
+    pub line: Option<String>,
+    /// Source routine.
+    pub routine: Option<String>,
 }
 
 impl std::fmt::Display for ServerError {
@@ -269,7 +283,18 @@ fn error_fields(mut fields: backend::ErrorFields<'_>) -> ServerError {
         let v = String::from_utf8_lossy(f.value_bytes()).into_owned();
         match f.type_() {
             b'S' => e.severity = v,
-            b'V' if e.severity.is_empty() => e.severity = v,
+            b'V' => {
+                if e.severity.is_empty() {
+                    e.severity = v.clone();
+                }
+                e.severity_nonlocalized = Some(v);
+            }
+            b'p' => e.internal_position = Some(v),
+            b'q' => e.internal_query = Some(v),
+            b'd' => e.data_type = Some(v),
+            b'F' => e.file = Some(v),
+            b'L' => e.line = Some(v),
+            b'R' => e.routine = Some(v),
             b'C' => e.code = v,
             b'M' => e.message = v,
             b'D' => e.detail = Some(v),

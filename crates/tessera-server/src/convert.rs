@@ -107,6 +107,14 @@ pub fn exec_error(e: ExecError) -> ErrorInfo {
             info.table = error.table.clone();
             info.column = error.column.clone();
             info.constraint = error.constraint.clone();
+            info.datatype = error.data_type.clone();
+            info.severity_nonlocalized = error
+                .severity_nonlocalized
+                .as_ref()
+                .map(|_| info.severity.clone());
+            info.file_name = error.file.clone();
+            info.line = error.line.as_deref().and_then(|l| l.parse().ok());
+            info.routine = error.routine.clone();
             match node {
                 Some(n) => {
                     let context = match &error.context {
@@ -117,6 +125,8 @@ pub fn exec_error(e: ExecError) -> ErrorInfo {
                 }
                 None => {
                     info.position = error.position.clone();
+                    info.internal_position = error.internal_position.clone();
+                    info.internal_query = error.internal_query.clone();
                     info.where_context = error.context.clone();
                 }
             }

@@ -380,7 +380,21 @@ impl SimpleQueryHandler for Backend {
             return Ok(vec![Response::EmptyQuery]);
         }
         let mut responses = Vec::with_capacity(statements.len());
-        for sql in statements {
+        // Several statements in one Query are one transaction, as in PostgreSQL (COPY FROM
+        // STDIN, which goes on after this Query returns, is left out).
+        let implicit = statements.len() > 1
+            && !state.session.in_block()
+            && !statements
+                .iter()
+                .any(|s| s.trim_start().get(..4).is_some_and(|w| w.eq_ignore_ascii_case("copy")));
+        for (i, sql) in statements.into_iter().enumerate() {
+            if implicit && i > 0 && !state.session.in_block() {
+                // An explicit COMMIT ended the implicit transaction; the rest get a new one.
+                state.session.begin_implicit();
+            }
+            if implicit && i == 0 {
+                state.session.begin_implicit();
+            }
             let response = self
                 .run_statement(
                     &mut state,
@@ -399,6 +413,12 @@ impl SimpleQueryHandler for Backend {
             responses.push(response);
             if stop {
                 break;
+            }
+        }
+        if implicit {
+            let SessionState { session, .. } = &mut *state;
+            if let Err(e) = self.executor.end_implicit(session).await {
+                responses.push(Response::Error(Box::new(exec_error(e))));
             }
         }
         Ok(responses)
