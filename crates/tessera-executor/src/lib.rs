@@ -647,14 +647,12 @@ impl Executor {
             startup: startup.to_vec(),
             ..self.config.coordinator.clone()
         };
-        WireConnection::connect(&params)
-            .await
-            .map_err(|e| match e {
-                WireError::Server(error) => ExecError::Server { error, node: None },
-                other => ExecError::Connection(format!(
-                    "cannot reach the coordinator PostgreSQL: {other}"
-                )),
-            })
+        WireConnection::connect(&params).await.map_err(|e| match e {
+            WireError::Server(error) => ExecError::Server { error, node: None },
+            other => {
+                ExecError::Connection(format!("cannot reach the coordinator PostgreSQL: {other}"))
+            }
+        })
     }
 
     /// Describes a statement on the coordinator PostgreSQL (shell tables have the same
@@ -724,7 +722,7 @@ impl Executor {
         match plan {
             DistributedPlan::Transaction(TransactionCommand::Begin(sql)) => {
                 if session.in_implicit_block() {
-                    session.make_explicit();
+                    session.make_explicit(sql);
                     return Ok(Outcome::TransactionStarted);
                 }
                 if session.in_block() {
@@ -736,15 +734,23 @@ impl Executor {
                 Ok(Outcome::TransactionStarted)
             }
             DistributedPlan::Transaction(TransactionCommand::Commit) => {
+                if session.in_implicit_block() {
+                    // PostgreSQL commits a Query's implicit transaction, with a warning.
+                    session.warn("25P01", "there is no transaction in progress");
+                }
                 self.end_transaction(session, true).await
             }
             DistributedPlan::Transaction(TransactionCommand::Rollback) => {
+                if session.in_implicit_block() {
+                    session.warn("25P01", "there is no transaction in progress");
+                }
                 self.end_transaction(session, false).await
             }
             DistributedPlan::Transaction(
                 cmd @ (TransactionCommand::CommitAndChain | TransactionCommand::RollbackAndChain),
             ) => {
-                let Some(begin) = session.begin_sql() else {
+                let begin = session.begin_sql().filter(|_| !session.in_implicit_block());
+                let Some(begin) = begin else {
                     return Err(ExecError::Sql {
                         code: "25P01".into(),
                         message: format!(

@@ -190,10 +190,14 @@ impl Session {
     }
 
     /// An explicit BEGIN inside a multi-statement Query: its implicit transaction becomes a
-    /// regular block that outlives the Query.
-    pub fn make_explicit(&mut self) {
+    /// regular block that outlives the Query, with the BEGIN's characteristics (isolation
+    /// level, ...) when no participant has begun yet.
+    pub fn make_explicit(&mut self, begin_sql: String) {
         if let Some(b) = &mut self.block {
             b.implicit = false;
+            if !b.coordinator_begun && b.workers.is_empty() {
+                b.begin_sql = begin_sql;
+            }
         }
     }
 
@@ -392,7 +396,8 @@ pub async fn savepoint(
         TransactionCommand::RollbackTo(n) => ("ROLLBACK TO SAVEPOINT", n, "ROLLBACK"),
         _ => return Err(ExecError::Internal("not a savepoint command".into())),
     };
-    let Some(block) = &mut session.block else {
+    // A Query's implicit transaction takes no savepoints (PostgreSQL's rule).
+    let Some(block) = session.block.as_mut().filter(|b| !b.implicit) else {
         return Err(ExecError::Sql {
             code: "25P01".into(),
             message: format!("{verb} can only be used in transaction blocks"),

@@ -776,7 +776,12 @@ fn abort_or_end(sql: &str) -> Option<TransactionCommand> {
     {
         rest = &rest[1..];
     }
-    let chain = match rest.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let chain = match rest
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         [] | ["and", "no", "chain"] => false,
         ["and", "chain"] => true,
         _ => return None,

@@ -166,10 +166,16 @@ mod tests {
     #[test]
     fn keeps_rule_actions_and_atomic_bodies_whole() {
         let rule = "CREATE RULE r AS ON INSERT TO t DO INSTEAD (DELETE FROM t; DELETE FROM t);";
-        assert_eq!(split_statements(&format!("{rule} SELECT 1")), vec![rule, "SELECT 1"]);
+        assert_eq!(
+            split_statements(&format!("{rule} SELECT 1")),
+            vec![rule, "SELECT 1"]
+        );
         let body = "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC \
                     SELECT CASE WHEN true THEN 1 ELSE 2 END; SELECT 2; END;";
-        assert_eq!(split_statements(&format!("{body}\nSELECT 3;")), vec![body, "SELECT 3;"]);
+        assert_eq!(
+            split_statements(&format!("{body}\nSELECT 3;")),
+            vec![body, "SELECT 3;"]
+        );
     }
 
     #[test]

@@ -384,9 +384,11 @@ impl SimpleQueryHandler for Backend {
         // STDIN, which goes on after this Query returns, is left out).
         let implicit = statements.len() > 1
             && !state.session.in_block()
-            && !statements
-                .iter()
-                .any(|s| s.trim_start().get(..4).is_some_and(|w| w.eq_ignore_ascii_case("copy")));
+            && !statements.iter().any(|s| {
+                s.trim_start()
+                    .get(..4)
+                    .is_some_and(|w| w.eq_ignore_ascii_case("copy"))
+            });
         for (i, sql) in statements.into_iter().enumerate() {
             if implicit && i > 0 && !state.session.in_block() {
                 // An explicit COMMIT ended the implicit transaction; the rest get a new one.
