@@ -57,22 +57,6 @@ pub fn query(n: usize) -> Vec<String> {
         text = text.replace(&format!(":{}", i + 1), p);
     }
     text = text.replace(" day (3)", " day").replace(":s", "0");
-    if n == 15 {
-        // The specification's Q15 creates a view; views over distributed tables come with
-        // session support (they are refused until then). This is the same query with the
-        // view written as a CTE (the form the specification's variants use).
-        text = format!(
-            "with revenue0 (supplier_no, total_revenue) as (\n\
-             \tselect l_suppkey, sum(l_extendedprice * (1 - l_discount)) from lineitem\n\
-             \twhere l_shipdate >= date '{d}' and l_shipdate < date '{d}' + interval '3' month\n\
-             \tgroup by l_suppkey)\n\
-             select s_suppkey, s_name, s_address, s_phone, total_revenue\n\
-             from supplier, revenue0\n\
-             where s_suppkey = supplier_no and total_revenue = (select max(total_revenue) from revenue0)\n\
-             order by s_suppkey",
-            d = params[0]
-        );
-    }
     tessera_planner::split_statements(&text)
         .into_iter()
         .map(str::to_string)
