@@ -37,6 +37,21 @@ INSERT INTO v_big VALUES (1000, 1, 99);
 UPDATE v_big SET o_total = 0 WHERE o_id = 7;
 -- unsupported
 CREATE MATERIALIZED VIEW v_mat AS SELECT o_cust, count(*) FROM v_orders GROUP BY o_cust;
+-- Functions that read distributed tables are refused when called, never run on the shells.
+CREATE FUNCTION v_count_orders() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM v_orders';
+CREATE FUNCTION v_spent(c int) RETURNS numeric LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN (SELECT sum(o_total) FROM v_orders WHERE o_cust = c);
+END $$;
+CREATE FUNCTION v_double(x int) RETURNS int LANGUAGE sql AS 'SELECT x * 2';
+-- unsupported
+SELECT v_count_orders();
+-- unsupported
+SELECT c_id, v_spent(c_id) FROM v_cust WHERE c_id = 3;
+-- unsupported
+SELECT * FROM v_count_orders();
+SELECT v_double(21), count(*) FROM v_orders WHERE v_double(o_id) > 900;
+DROP FUNCTION v_count_orders(), v_spent(int), v_double(int);
 CREATE OR REPLACE VIEW v_big AS SELECT o_id, o_cust, o_total FROM v_orders WHERE o_total > 90;
 SELECT count(*) FROM v_big;
 DROP VIEW v_of_view;

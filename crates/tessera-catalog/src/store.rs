@@ -285,10 +285,39 @@ pub async fn load_snapshot(client: &impl GenericClient) -> Result<CatalogSnapsho
         };
         views.insert((schema, name), Arc::new(view));
     }
+    // Functions whose source names one of those tables (a word match: an over-approximation
+    // that refuses a little too much rather than read a shell).
+    let mut shell_readers = HashMap::new();
+    if !tables.is_empty() {
+        let names: std::collections::HashSet<String> =
+            tables.keys().map(|(_, n)| n.to_lowercase()).collect();
+        for r in client
+            .query(
+                "SELECT p.proname::text, pg_get_functiondef(p.oid)
+                 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                 JOIN pg_language l ON l.oid = p.prolang
+                 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'tessera')
+                   AND l.lanname IN ('sql', 'plpgsql') AND p.prokind IN ('f', 'p')",
+                &[],
+            )
+            .await?
+        {
+            let name: String = r.get(0);
+            let source: String = r.get(1);
+            let lower = source.to_lowercase();
+            if let Some(t) = lower
+                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .find(|w| names.contains(*w))
+            {
+                shell_readers.insert(name.to_lowercase(), t.to_string());
+            }
+        }
+    }
     Ok(CatalogSnapshot {
         nodes,
         tables,
         views,
+        shell_readers,
         search_path: None,
     })
 }

@@ -815,9 +815,10 @@ impl Executor {
                 if session.in_block() && is_set_transaction(&sql) {
                     session.set_transaction(&sql).await?;
                 }
-                // DROP/ALTER of a view (or of what a view stands on) changes what the planner
-                // must expand; committed outside a block, it is visible to the reload.
-                if !snapshot.views.is_empty() && !session.in_block() && is_ddl(&sql) {
+                // CREATE/DROP/ALTER of a view or function that reads distributed tables
+                // changes what the planner must expand or refuse; committed outside a block,
+                // it is visible to the reload.
+                if !snapshot.tables.is_empty() && !session.in_block() && is_ddl(&sql) {
                     self.reload_catalog().await?;
                 }
                 Ok(Outcome::Result(result))

@@ -292,6 +292,7 @@ pub fn plan_sql(
     });
     match parsed {
         Ok(mut stmt) => {
+            views::refuse_shell_readers(&stmt, catalog)?;
             if views::expand_views(&mut stmt, catalog)? {
                 let expanded = stmt.to_string();
                 return plan(&stmt, &expanded, params, catalog);
@@ -301,6 +302,17 @@ pub fn plan_sql(
         Err(e) => {
             if let Some(plan) = create_table_as_text(sql, catalog) {
                 return plan;
+            }
+            let lower = sql.to_lowercase();
+            if let Some(f) = catalog
+                .shell_readers
+                .keys()
+                .find(|f| lower.contains(&format!("{f}(")))
+            {
+                return Err(PlanError::Unsupported(format!(
+                    "function {f}() reads distributed tables, and Tessera cannot run a function's queries on the \
+                     shards yet; run its queries directly"
+                )));
             }
             if let Some(table) = mentions_distributed_table(sql, catalog) {
                 Err(PlanError::Unsupported(format!(

@@ -255,3 +255,71 @@ impl VisitorMut for Expander<'_> {
         }
     }
 }
+
+/// Refuses a statement that calls a function reading distributed or reference tables
+/// ([`CatalogSnapshot::shell_readers`]): run on the coordinator PostgreSQL, its queries would
+/// read the empty shells.
+///
+/// Errors: 0A000 naming the function and the table.
+pub fn refuse_shell_readers(stmt: &Statement, catalog: &CatalogSnapshot) -> Result<(), PlanError> {
+    if catalog.shell_readers.is_empty() {
+        return Ok(());
+    }
+    struct Calls<'a> {
+        catalog: &'a CatalogSnapshot,
+        found: Option<(String, String)>,
+    }
+    impl Calls<'_> {
+        fn check(&mut self, name: &sqlparser::ast::ObjectName) -> ControlFlow<()> {
+            let Some(last) = name.0.last().and_then(|p| p.as_ident()) else {
+                return ControlFlow::Continue(());
+            };
+            let function = crate::analyze::ident_name(last).to_lowercase();
+            match self.catalog.shell_readers.get(&function) {
+                Some(table) => {
+                    self.found = Some((function, table.clone()));
+                    ControlFlow::Break(())
+                }
+                None => ControlFlow::Continue(()),
+            }
+        }
+    }
+    impl Visitor for Calls<'_> {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &sqlparser::ast::Expr) -> ControlFlow<()> {
+            match e {
+                sqlparser::ast::Expr::Function(f) => self.check(&f.name),
+                _ => ControlFlow::Continue(()),
+            }
+        }
+        fn pre_visit_table_factor(&mut self, f: &TableFactor) -> ControlFlow<()> {
+            match f {
+                TableFactor::Table {
+                    name,
+                    args: Some(_),
+                    ..
+                } => self.check(name),
+                TableFactor::Function { name, .. } => self.check(name),
+                _ => ControlFlow::Continue(()),
+            }
+        }
+        fn pre_visit_statement(&mut self, s: &Statement) -> ControlFlow<()> {
+            match s {
+                Statement::Call(f) => self.check(&f.name),
+                _ => ControlFlow::Continue(()),
+            }
+        }
+    }
+    let mut calls = Calls {
+        catalog,
+        found: None,
+    };
+    let _ = stmt.visit(&mut calls);
+    match calls.found {
+        Some((function, table)) => Err(unsupported(format!(
+            "function {function}() reads distributed table \"{table}\", and Tessera cannot run a function's \
+             queries on the shards yet (it would read the coordinator's empty shell); run its queries directly"
+        ))),
+        None => Ok(()),
+    }
+}
