@@ -2,10 +2,12 @@
 //! PostgreSQL with the same data, measured in the same run (the machine is shared and noisy, so
 //! the ratio is the number that matters).
 //!
-//! Initializes pgbench at scale 10 through Tessera (`pgbench_accounts` distributed by `aid`,
-//! the small tables local), the same directly on the baseline, then runs
-//! `pgbench -S -n -c 16 -j 2 -T 20` (select-only, the router path) against both and prints
-//! both TPS figures and their ratio.
+//! Initializes pgbench at scale 10 through Tessera (`pgbench_accounts` and `pgbench_history`
+//! distributed by `aid`, `pgbench_branches` and `pgbench_tellers` reference tables), the same
+//! directly on the baseline, then runs against both, one after the other: `pgbench -S`
+//! (select-only, the router path) over the simple and the prepared protocol, and the built-in
+//! TPC-B-like script; prints each pair of TPS figures, their ratio and the failed
+//! transactions.
 //!
 //! `cargo bench -p tessera --bench pgbench`
 //! Environment: `TESSERA_BENCH_SCALE` (10), `TESSERA_BENCH_SECONDS` (20),
@@ -47,6 +49,16 @@ fn tps(output: &str) -> f64 {
         .and_then(|l| l.trim_start_matches("tps = ").split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no tps in pgbench output:\n{output}"))
+}
+
+/// pgbench's count of failed transactions (0 when it prints none).
+fn failed(output: &str) -> String {
+    output
+        .lines()
+        .find(|l| l.starts_with("number of failed transactions"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_else(|| "0".into())
 }
 
 fn main() {
@@ -99,6 +111,12 @@ fn main() {
             "-q",
             "-c",
             "SELECT create_distributed_table('pgbench_accounts', 'aid')",
+            "-c",
+            "SELECT create_distributed_table('pgbench_history', 'aid', colocate_with => 'pgbench_accounts')",
+            "-c",
+            "SELECT create_reference_table('pgbench_branches')",
+            "-c",
+            "SELECT create_reference_table('pgbench_tellers')",
             "postgres",
         ],
     );
@@ -132,21 +150,47 @@ fn main() {
         "same data on both"
     );
 
-    let bench_args = [
-        "-S", "-n", "-c", &clients, "-j", "2", "-T", &seconds, "postgres",
-    ];
-    let baseline_out = run(&binaries, "pgbench", baseline_port, &bench_args);
-    let tessera_out = run(&binaries, "pgbench", tessera_port, &bench_args);
-    let (b, t) = (tps(&baseline_out), tps(&tessera_out));
-    println!("pgbench -S -c {clients} -j 2 -T {seconds}, scale {scale}");
+    println!("pgbench, scale {scale}, -c {clients} -j 2 -T {seconds}");
     println!(
         "  initialization: postgres {:.1}s, tessera {:.1}s",
         baseline_init.as_secs_f64(),
         tessera_init.as_secs_f64()
     );
-    println!("  postgres  tps = {b:.0}");
-    println!("  tessera   tps = {t:.0}");
-    println!("  ratio tessera/postgres = {:.2}", t / b);
+    for (label, mode) in [
+        ("-S (simple protocol)", &["-S", "-M", "simple"][..]),
+        ("-S -M prepared", &["-S", "-M", "prepared"][..]),
+        ("TPC-B (built-in script)", &["-M", "simple"][..]),
+    ] {
+        let mut bench_args: Vec<&str> = mode.to_vec();
+        bench_args.extend(["-n", "-c", &clients, "-j", "2", "-T", &seconds, "postgres"]);
+        let baseline_out = run(&binaries, "pgbench", baseline_port, &bench_args);
+        let tessera_out = run(&binaries, "pgbench", tessera_port, &bench_args);
+        let (b, t) = (tps(&baseline_out), tps(&tessera_out));
+        println!(
+            "  {label:<26} postgres {b:>8.0} tps, tessera {t:>8.0} tps, ratio {:.2}, failed: postgres {}, tessera {}",
+            t / b,
+            failed(&baseline_out),
+            failed(&tessera_out)
+        );
+    }
+    // TPC-B's invariant: every transaction adds the same delta to one account, teller, branch
+    // and a history row, so the four sums agree (no write half-applied).
+    let sums = run(
+        &binaries,
+        "psql",
+        tessera_port,
+        &[
+            "-X",
+            "-At",
+            "-c",
+            "SELECT (SELECT sum(abalance) FROM pgbench_accounts), (SELECT sum(tbalance) FROM pgbench_tellers), \
+             (SELECT sum(bbalance) FROM pgbench_branches), (SELECT sum(delta) FROM pgbench_history)",
+            "postgres",
+        ],
+    );
+    let sums: Vec<&str> = sums.trim().split('|').collect();
+    println!("  tessera after TPC-B: accounts, tellers, branches, history sums = {sums:?}");
+    assert!(sums.windows(2).all(|w| w[0] == w[1]), "TPC-B sums differ: {sums:?}");
     drop(coordinator);
     drop(runtime);
     drop(cluster);
