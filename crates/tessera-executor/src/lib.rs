@@ -1273,7 +1273,7 @@ impl Executor {
                 .map_err(|e| ExecError::from(e).on_node(&address));
         }
         if self.config.pipeline_lanes > 0
-            && session.settings().is_default()
+            && session.settings().pipeline_safe()
             && req.params.is_empty()
             && result_formats.iter().all(|f| *f == 0)
         {

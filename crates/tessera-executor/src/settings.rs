@@ -23,6 +23,15 @@ pub const UNKNOWN: u64 = u64::MAX;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// Ids by settings content, so that sessions with the same settings (every pgbench client's
+/// application_name, say) share pooled connections without resetting them.
+type Interned = std::collections::HashMap<Vec<(String, String)>, u64>;
+static INTERNED: std::sync::Mutex<Option<Interned>> = std::sync::Mutex::new(None);
+
+/// Distinct settings remembered at most; past that the table starts over (ids are never
+/// reused, so connections tagged with a forgotten id are merely reset once more).
+const MAX_INTERNED: usize = 10_000;
+
 /// Reads the settings of the current session that differ from the server's defaults: set
 /// by SET/`set_config()` (source `session`) or by the startup packet (source `client`).
 /// Settings that belong to the connection between Tessera and a server rather than to the
@@ -62,8 +71,19 @@ impl SessionSettings {
         if values.is_empty() {
             return SessionSettings::default();
         }
+        let mut guard = match INTERNED.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let table = guard.get_or_insert_with(Default::default);
+        if table.len() >= MAX_INTERNED {
+            table.clear();
+        }
+        let id = *table
+            .entry(values.clone())
+            .or_insert_with(|| NEXT_ID.fetch_add(1, Ordering::Relaxed));
         SessionSettings {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            id,
             values: Arc::new(values),
         }
     }
@@ -81,6 +101,14 @@ impl SessionSettings {
             })
             .collect();
         SessionSettings::new(values)
+    }
+
+    /// Whether statements may share a pipelined worker connection that carries no session's
+    /// settings: only application_name differs (it changes no result).
+    pub fn pipeline_safe(&self) -> bool {
+        self.values
+            .iter()
+            .all(|(n, _)| n.eq_ignore_ascii_case("application_name"))
     }
 
     /// Whether the session runs on the servers' defaults.

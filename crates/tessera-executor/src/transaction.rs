@@ -99,9 +99,11 @@ impl Session {
     /// A session of `user` whose startup packet carried `startup` settings (see
     /// [`crate::settings::startup_settings`]).
     pub fn new(user: &str, startup: Vec<(String, String)>) -> Session {
+        // The startup settings as given; read back in PostgreSQL's spelling after the first
+        // statement that may change settings (no coordinator round trip before that).
         Session {
             user: user.to_string(),
-            settings_dirty: !startup.is_empty(),
+            settings: SessionSettings::new(startup.clone()),
             startup,
             ..Session::default()
         }
@@ -310,10 +312,8 @@ impl Session {
             // The startup packet's settings are the connection's own; one that replaces a
             // connection that broke gets the settings the session had, too.
             let mut conn = exec.coordinator_connection(&self.startup).await?;
-            if !self.settings.is_default() {
+            if self.settings != SessionSettings::new(self.startup.clone()) {
                 conn.simple_query(&self.settings.script()).await?;
-            }
-            if !self.startup.is_empty() || !self.settings.is_default() {
                 self.settings_dirty = true;
             }
             conn.notices.clear();
