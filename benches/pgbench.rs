@@ -190,7 +190,10 @@ fn main() {
     );
     let sums: Vec<&str> = sums.trim().split('|').collect();
     println!("  tessera after TPC-B: accounts, tellers, branches, history sums = {sums:?}");
-    assert!(sums.windows(2).all(|w| w[0] == w[1]), "TPC-B sums differ: {sums:?}");
+    assert!(
+        sums.windows(2).all(|w| w[0] == w[1]),
+        "TPC-B sums differ: {sums:?}"
+    );
     drop(coordinator);
     drop(runtime);
     drop(cluster);

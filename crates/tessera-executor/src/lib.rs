@@ -12,6 +12,7 @@
 
 pub mod copy_router;
 pub mod explain_analyze;
+pub mod inline;
 pub mod merge;
 pub mod pipeline;
 pub mod pool;
@@ -1272,9 +1273,16 @@ impl Executor {
                 .await
                 .map_err(|e| ExecError::from(e).on_node(&address));
         }
+        // Text parameters of common types are written in as typed literals, so prepared
+        // statements share the pipelined path too.
+        let inlined = if req.params.is_empty() {
+            None
+        } else {
+            inline::inline_params(&task.sql, req.param_types, req.params)
+        };
         if self.config.pipeline_lanes > 0
             && session.settings().pipeline_safe()
-            && req.params.is_empty()
+            && (req.params.is_empty() || inlined.is_some())
             && result_formats.iter().all(|f| *f == 0)
         {
             let lanes = {
@@ -1293,7 +1301,7 @@ impl Executor {
                     .clone()
             };
             return lanes
-                .query(task.sql.clone())
+                .query(inlined.unwrap_or_else(|| task.sql.clone()))
                 .await
                 .map_err(|e| ExecError::from(e).on_node(&address));
         }
