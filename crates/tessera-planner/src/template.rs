@@ -203,20 +203,44 @@ impl RouterTemplate {
             last = lit.end;
         }
         marked.push_str(&sql[last..]);
-        let stmt = parse_statement(&marked).ok()?;
         let params: Vec<ParamValue> = literals
             .iter()
             .map(|l| ParamValue::Text(l.value.clone()))
             .collect();
+        RouterTemplate::build_marked(&marked, &params, catalog)
+    }
+
+    /// Builds the template of a prepared statement (`$n` parameters) from the values of one
+    /// execution, if its plan is a router plan pinned by exactly one parameter; `None`
+    /// otherwise. Its tasks ([`Self::instantiate_params`]) keep the `$n` markers.
+    pub fn build_prepared(
+        sql: &str,
+        params: &[ParamValue],
+        catalog: &CatalogSnapshot,
+    ) -> Option<RouterTemplate> {
+        if params.is_empty() || !params.iter().all(|p| matches!(p, ParamValue::Text(_))) {
+            return None;
+        }
+        RouterTemplate::build_marked(sql, params, catalog)
+    }
+
+    fn build_marked(
+        marked: &str,
+        params: &[ParamValue],
+        catalog: &CatalogSnapshot,
+    ) -> Option<RouterTemplate> {
+        let literals = params;
+        let stmt = parse_statement(marked).ok()?;
+        let marked = marked.to_string();
         // The full planner decides, with all its checks; the template only reuses a router
         // decision, and the analysis below only says which literal pinned it.
         if !matches!(
-            crate::plan(&stmt, &marked, &params, catalog),
+            crate::plan(&stmt, &marked, params, catalog),
             Ok(DistributedPlan::Router(_))
         ) {
             return None;
         }
-        let mut analysis = analyze(&stmt, &params, catalog)?;
+        let mut analysis = analyze(&stmt, params, catalog)?;
         if !matches!(analysis.placement().ok()?, Placement::ShardGroup(_)) {
             return None;
         }
@@ -245,6 +269,33 @@ impl RouterTemplate {
             pin_literal,
             table,
             shards,
+        })
+    }
+
+    /// The router task of a prepared statement for these parameter values; its SQL keeps the
+    /// `$n` markers. `None` when the pinning value is NULL, binary or not a valid value of
+    /// the column.
+    pub fn instantiate_params(&self, params: &[ParamValue]) -> Option<Task> {
+        let TableKind::Distributed { column_type, .. } = self.table.kind else {
+            return None;
+        };
+        let ParamValue::Text(pin) = params.get(self.pin_literal)? else {
+            return None;
+        };
+        let hash = column_type.hash_text_value(pin).ok()?;
+        let index = self.table.shard_index_for_hash(hash);
+        let (group_id, pieces) = self.shards.get(index)?;
+        let mut out = String::new();
+        for p in pieces {
+            match p {
+                Piece::Text(t) => out.push_str(t),
+                Piece::Literal(n) => out.push_str(&format!("${}", n + 1)),
+            }
+        }
+        Some(Task {
+            group_id: *group_id,
+            sql: out,
+            shard_ids: vec![self.table.shards[index].shard_id],
         })
     }
 

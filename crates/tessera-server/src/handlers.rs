@@ -191,6 +191,42 @@ impl Backend {
             .map(DistributedPlan::Router)
     }
 
+    /// The router task for a prepared statement whose plan was a router plan for earlier
+    /// values (see [`RouterTemplate::build_prepared`]); `None` to plan it in full.
+    fn prepared_templated(
+        &self,
+        sql: &str,
+        params: &[ParamValue],
+        snapshot: &Arc<tessera_catalog::CatalogSnapshot>,
+    ) -> Option<DistributedPlan> {
+        let key = format!("\0{sql}");
+        let mut cache = match self.templates.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if !cache
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| Arc::ptr_eq(s, snapshot))
+            || cache.by_shape.len() >= TEMPLATE_CACHE_SIZE
+        {
+            cache.by_shape.clear();
+            cache.snapshot = Some(snapshot.clone());
+        }
+        let template = match cache.by_shape.get(&key) {
+            Some(t) => t.clone(),
+            None => {
+                let t = RouterTemplate::build_prepared(sql, params, snapshot).map(Arc::new);
+                cache.by_shape.insert(key, t.clone());
+                t
+            }
+        }?;
+        drop(cache);
+        template
+            .instantiate_params(params)
+            .map(DistributedPlan::Router)
+    }
+
     /// Plans and runs one statement.
     async fn run_statement(
         &self,
@@ -205,10 +241,12 @@ impl Backend {
         let base = self.executor.snapshot();
         let snapshot = state.session.catalog(base.clone());
         // Router templates are cached per catalog snapshot, for the default search_path.
-        let templated = if planner_params.is_empty() && Arc::ptr_eq(&base, &snapshot) {
+        let templated = if !Arc::ptr_eq(&base, &snapshot) {
+            None
+        } else if planner_params.is_empty() {
             self.templated(sql, &snapshot)
         } else {
-            None
+            self.prepared_templated(sql, planner_params, &snapshot)
         };
         let plan = match templated {
             Some(p) => p,
