@@ -656,6 +656,17 @@ impl ServerParameterProvider for Parameters {
         if let Some(user) = client.metadata().get("user") {
             p.insert("session_authorization".into(), user.clone());
         }
+        // Reported settings the client chose in its startup packet (PGTZ, PGDATESTYLE,
+        // options=-c ...) are the session's from the start.
+        for (name, value) in tessera_executor::settings::startup_settings(client.metadata().iter())
+        {
+            let reported = ["DateStyle", "IntervalStyle", "TimeZone", "application_name"]
+                .into_iter()
+                .find(|r| r.eq_ignore_ascii_case(&name));
+            if let Some(r) = reported {
+                p.insert(r.into(), value);
+            }
+        }
         Some(p)
     }
 }
