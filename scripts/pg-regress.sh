@@ -5,6 +5,12 @@
 # and database "postgres". Prints both pass counts and the tests that pass directly but not
 # through Tessera; writes the same to target/pg-regress-report.txt.
 #
+# A third run, the distributed variant, starts another fresh `tessera up`, runs test_setup,
+# then scripts/regress/tessera_distribute.sql (onek, onek2, tenk1, tenk2 distributed by their
+# first column, the small tables reference tables), then the rest of the schedule, and counts
+# the tests whose output is identical to the direct run's (and, of the others, those whose
+# first difference is an error, typically Tessera's honest 0A000 refusal).
+#
 # The suite comes from the installed version's Debian source package (a temporary deb-src
 # list in a private apt state directory, so the system's package lists stay as they are);
 # regress.so is built against the server headers (postgresql-server-dev-N, installed when
@@ -143,6 +149,40 @@ run_suite() { # name port
 run_suite direct "$BASE_PORT"
 run_suite tessera "$TESSERA_PORT"
 
+# 5. The distributed variant, on a fresh Tessera.
+kill -INT "$TESSERA_PID" 2>/dev/null && wait "$TESSERA_PID" 2>/dev/null || true
+TESSERA_PID=""
+VARIANT_SRC="$RUN/variant-src"
+mkdir -p "$VARIANT_SRC"
+cp -r "$SRC/sql" "$SRC/expected" "$VARIANT_SRC/"
+ln -s "$SRC/data" "$VARIANT_SRC/data"
+[ -d "$SRC/input" ] && ln -s "$SRC/input" "$VARIANT_SRC/input"
+[ -d "$SRC/output" ] && ln -s "$SRC/output" "$VARIANT_SRC/output"
+cp "$ROOT/scripts/regress/tessera_distribute.sql" "$VARIANT_SRC/sql/"
+: > "$VARIANT_SRC/expected/tessera_distribute.out"
+chmod -R a+rX "$VARIANT_SRC"
+{
+    echo "test: test_setup"
+    echo "test: tessera_distribute"
+    grep -v '^test: test_setup$' "$SCHEDULE"
+} > "$VARIANT_SRC/schedule"
+"$TESSERA" up --data-dir "$RUN/tessera-variant" --port "$TESSERA_PORT" > "$RUN/tessera-variant.log" 2>&1 &
+TESSERA_PID=$!
+for _ in $(seq 1 120); do
+    grep -q "tessera is ready" "$RUN/tessera-variant.log" 2>/dev/null && break
+    sleep 1
+done
+VARIANT_RAN=0
+if grep -q "tessera is ready" "$RUN/tessera-variant.log"; then
+    out="$RUN/variant"
+    mkdir -p "$out/results"
+    chmod 777 "$out" "$out/results"
+    (cd "$out" && timeout 1800 "$PG_REGRESS" --inputdir="$VARIANT_SRC" --outputdir="$out" --bindir="$BIN" \
+        --dlpath="$WORK/lib" --schedule="$VARIANT_SRC/schedule" --use-existing --dbname=postgres \
+        --host=127.0.0.1 --port="$TESSERA_PORT" --user=postgres > "$out/summary.txt" 2>&1) || true
+    VARIANT_RAN=1
+fi
+
 count() { grep -c " ok$" "$1" || true; }
 total() { wc -l < "$1" | tr -d ' '; }
 D="$RUN/direct/outcomes.txt"
@@ -162,6 +202,28 @@ mkdir -p "$ROOT/target"
         echo
     fi
     echo "  diffs: $RUN/tessera/regression.diffs"
+    if [ "$VARIANT_RAN" = 1 ]; then
+        SAME=0; ERRORED=0; OTHER=0
+        for f in "$RUN"/direct/results/*.out; do
+            t=$(basename "$f" .out)
+            [ "$t" = test_setup ] && continue
+            v="$RUN/variant/results/$t.out"
+            if [ -f "$v" ] && cmp -s "$f" "$v"; then
+                SAME=$((SAME + 1))
+                continue
+            fi
+            first=""
+            [ -f "$v" ] && first=$( (diff "$f" "$v" || true) | grep '^>' | head -1 || true)
+            case "$first" in
+                "> ERROR:"*"not supported"* | "> ERROR:"*Tessera*) ERRORED=$((ERRORED + 1)) ;;
+                *) OTHER=$((OTHER + 1)) ;;
+            esac
+        done
+        echo "distributed variant (onek, onek2, tenk1, tenk2 distributed; small tables reference tables):"
+        echo "  output identical to the direct run: $SAME of $((SAME + ERRORED + OTHER)) tests"
+        echo "  first difference is Tessera's refusal (0A000): $ERRORED; other differences: $OTHER"
+        echo "  results: $RUN/variant/results"
+    fi
 } | tee "$ROOT/target/pg-regress-report.txt"
 if [ "$STRICT" = 1 ] && { [ -n "$LOST" ] || [ -n "$MISSING" ]; }; then
     exit 1

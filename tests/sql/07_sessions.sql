@@ -95,3 +95,22 @@ DROP TABLE "S Mixed"."Items";
 DROP SCHEMA s_app;
 DROP SCHEMA "S Mixed";
 DROP TABLE s_ev;
+-- A temporary table shadows a distributed one of the same name, as in PostgreSQL.
+CREATE TABLE s_shadow (k int, v text);
+-- tessera-only
+SELECT create_distributed_table('s_shadow', 'k');
+INSERT INTO s_shadow VALUES (1, 'distributed'), (2, 'distributed');
+CREATE TEMP TABLE s_shadow (k int, v text);
+INSERT INTO s_shadow VALUES (3, 'temporary');
+SELECT * FROM s_shadow ORDER BY k;
+DELETE FROM s_shadow WHERE k = 3;
+SELECT count(*) FROM s_shadow;
+SELECT * FROM public.s_shadow ORDER BY k;
+DROP TABLE s_shadow;
+SELECT * FROM s_shadow ORDER BY k;
+BEGIN;
+CREATE TEMP TABLE s_shadow (k int);
+SELECT count(*) FROM s_shadow;
+ROLLBACK;
+SELECT count(*) FROM s_shadow;
+DROP TABLE s_shadow;

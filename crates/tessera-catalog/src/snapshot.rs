@@ -24,6 +24,10 @@ pub struct CatalogSnapshot {
     /// already replaced); `None` for PostgreSQL's default path, where only `public` can hold
     /// Tessera's tables.
     pub search_path: Option<Vec<String>>,
+    /// Names of distributed/reference tables that another relation visible first on the
+    /// session's search_path shadows (a temporary table of the same name, a table in an
+    /// earlier schema): unqualified, such a name is not the Tessera table.
+    pub shadowed: Option<Arc<std::collections::HashSet<String>>>,
 }
 
 impl CatalogSnapshot {
@@ -33,6 +37,9 @@ impl CatalogSnapshot {
     pub fn table(&self, schema: Option<&str>, name: &str) -> Option<&Arc<Table>> {
         if let Some(schema) = schema {
             return self.tables.get(&(schema.to_string(), name.to_string()));
+        }
+        if self.shadowed.as_ref().is_some_and(|s| s.contains(name)) {
+            return None;
         }
         match &self.search_path {
             None => self.tables.get(&("public".to_string(), name.to_string())),
@@ -47,6 +54,9 @@ impl CatalogSnapshot {
     pub fn view(&self, schema: Option<&str>, name: &str) -> Option<&Arc<View>> {
         if let Some(schema) = schema {
             return self.views.get(&(schema.to_string(), name.to_string()));
+        }
+        if self.shadowed.as_ref().is_some_and(|s| s.contains(name)) {
+            return None;
         }
         match &self.search_path {
             None => self.views.get(&("public".to_string(), name.to_string())),

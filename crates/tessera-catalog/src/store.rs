@@ -319,5 +319,6 @@ pub async fn load_snapshot(client: &impl GenericClient) -> Result<CatalogSnapsho
         views,
         shell_readers,
         search_path: None,
+        shadowed: None,
     })
 }

@@ -778,6 +778,9 @@ impl Executor {
                 ..Default::default()
             })),
             DistributedPlan::Local(sql) => {
+                if is_ddl(&sql) || sql.to_ascii_lowercase().contains("search_path") {
+                    session.mark_shadow_dirty();
+                }
                 if may_change_settings(&sql) {
                     session.mark_settings_dirty();
                     if sql.to_ascii_lowercase().contains("discard") {
@@ -1004,6 +1007,8 @@ impl Executor {
             }
             DistributedPlan::Copy(plan) => Ok(Outcome::CopyIn(Box::new(CopyRouter::new(plan)))),
             DistributedPlan::Utility(call) => {
+                // A table distributed now may have a shadow on this session's search_path.
+                session.mark_shadow_dirty();
                 if session.in_implicit_block() {
                     // Tessera's functions read what came before through other connections:
                     // what came before in the Query commits first, what follows begins anew.

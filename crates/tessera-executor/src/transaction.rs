@@ -69,8 +69,15 @@ pub struct Session {
     settings: SessionSettings,
     /// A statement may have changed settings since they were last read.
     settings_dirty: bool,
-    /// The catalog as this session's search_path sees it: (base snapshot, derived).
-    catalog: Option<(Arc<CatalogSnapshot>, u64, Arc<CatalogSnapshot>)>,
+    /// The catalog as this session's search_path sees it: (base snapshot, settings id,
+    /// shadowed generation, derived).
+    catalog: Option<(Arc<CatalogSnapshot>, u64, u64, Arc<CatalogSnapshot>)>,
+    /// Distributed table names another visible relation shadows (see
+    /// [`CatalogSnapshot::shadowed`]), and a counter of their changes.
+    shadowed: Option<Arc<std::collections::HashSet<String>>>,
+    shadowed_generation: u64,
+    /// A statement may have created or dropped a shadowing relation.
+    shadow_dirty: bool,
     /// SQL-level prepared statements over distributed tables, by name (also prepared on the
     /// coordinator PostgreSQL, which checks names, arguments and DEALLOCATE).
     pub prepared: std::collections::HashMap<String, SqlPrepared>,
@@ -126,9 +133,62 @@ impl Session {
     /// Reads the session's settings back from its coordinator connection if a statement may
     /// have changed them. A failed block is left alone (it accepts nothing but ROLLBACK).
     pub async fn refresh_settings(&mut self, exec: &Executor) -> Result<(), ExecError> {
-        if !self.settings_dirty || self.is_failed() {
+        if self.settings_dirty && !self.is_failed() {
+            self.read_settings(exec).await?;
+        }
+        if self.shadow_dirty && !self.is_failed() {
+            self.read_shadowed(exec).await?;
+        }
+        Ok(())
+    }
+
+    /// Notes that a statement may have created or dropped a relation that shadows a
+    /// distributed table (a temporary table, a table in an earlier search_path schema).
+    pub fn mark_shadow_dirty(&mut self) {
+        self.shadow_dirty = true;
+    }
+
+    /// Reads which distributed-table names another relation shadows on this session's
+    /// search_path (temporary tables come first on it).
+    async fn read_shadowed(&mut self, exec: &Executor) -> Result<(), ExecError> {
+        self.shadow_dirty = false;
+        if exec.snapshot().tables.is_empty() {
             return Ok(());
         }
+        let conn = self.coordinator(exec).await?;
+        let results = conn
+            .simple_query(
+                "SELECT c.relname::text FROM pg_catalog.pg_class c \
+                 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND pg_catalog.pg_table_is_visible(c.oid) \
+                 AND c.oid NOT IN (SELECT logicalrelid::oid FROM tessera.pg_dist_partition) \
+                 AND c.relname IN (SELECT d.relname FROM pg_catalog.pg_class d \
+                   JOIN tessera.pg_dist_partition p ON p.logicalrelid::oid = d.oid)",
+            )
+            .await?;
+        let names: std::collections::HashSet<String> = results
+            .first()
+            .map(|r| {
+                r.rows
+                    .iter()
+                    .filter_map(|row| {
+                        crate::wire::row_values(row)
+                            .first()
+                            .copied()
+                            .flatten()
+                            .map(|v| String::from_utf8_lossy(v).into_owned())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let fresh = (!names.is_empty()).then(|| Arc::new(names));
+        if fresh != self.shadowed {
+            self.shadowed = fresh;
+            self.shadowed_generation += 1;
+        }
+        Ok(())
+    }
+
+    async fn read_settings(&mut self, exec: &Executor) -> Result<(), ExecError> {
         let conn = self.coordinator(exec).await?;
         let results = conn.simple_query(SETTINGS_QUERY).await?;
         let fresh = results
@@ -148,19 +208,29 @@ impl Session {
     /// The catalog as the session sees it: unqualified names resolve through its
     /// search_path (the same `Arc` as `base` when the session did not change search_path).
     pub fn catalog(&mut self, base: Arc<CatalogSnapshot>) -> Arc<CatalogSnapshot> {
-        let Some(path) = self.settings.search_path(&self.user) else {
+        let path = self.settings.search_path(&self.user);
+        if path.is_none() && self.shadowed.is_none() {
             return base;
-        };
-        if let Some((b, id, derived)) = &self.catalog {
-            if Arc::ptr_eq(b, &base) && *id == self.settings.id {
+        }
+        if let Some((b, id, generation, derived)) = &self.catalog {
+            if Arc::ptr_eq(b, &base)
+                && *id == self.settings.id
+                && *generation == self.shadowed_generation
+            {
                 return derived.clone();
             }
         }
         let derived = Arc::new(CatalogSnapshot {
-            search_path: Some(path),
+            search_path: path,
+            shadowed: self.shadowed.clone(),
             ..(*base).clone()
         });
-        self.catalog = Some((base, self.settings.id, derived.clone()));
+        self.catalog = Some((
+            base,
+            self.settings.id,
+            self.shadowed_generation,
+            derived.clone(),
+        ));
         derived
     }
 
@@ -446,6 +516,7 @@ pub async fn savepoint(
     }
     if rollback_to {
         session.mark_settings_dirty();
+        session.shadow_dirty = true;
     }
     match failure {
         Some(e) => {
@@ -486,6 +557,8 @@ pub async fn end_block(
         });
     };
     let coordinator_begun = block.coordinator_begun;
+    // A rolled-back CREATE TEMP TABLE no longer shadows anything.
+    session.shadow_dirty = true;
     if block.settings_touched || block.settings_in_transaction {
         // The block's end may undo or keep what it set: read the settings again, and let
         // the next user of a worker connection set them afresh.
