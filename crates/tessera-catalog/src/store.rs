@@ -292,8 +292,15 @@ pub async fn load_snapshot(client: &impl GenericClient) -> Result<CatalogSnapsho
         let names: std::collections::HashSet<String> =
             tables.keys().map(|(_, n)| n.to_lowercase()).collect();
         for r in client
+            // prosrc for string bodies; SQL-standard bodies (BEGIN ATOMIC) record their
+            // tables in pg_depend. Columns only: functions such as pg_get_functiondef fail on
+            // objects another session drops meanwhile.
             .query(
-                "SELECT p.proname::text, pg_get_functiondef(p.oid)
+                "SELECT p.proname::text, p.prosrc,
+                        (SELECT min(c.relname::text) FROM pg_depend d
+                         JOIN tessera.pg_dist_partition x ON x.logicalrelid::oid = d.refobjid
+                         JOIN pg_class c ON c.oid = d.refobjid
+                         WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid)
                  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
                  JOIN pg_language l ON l.oid = p.prolang
                  WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'tessera')
@@ -303,13 +310,15 @@ pub async fn load_snapshot(client: &impl GenericClient) -> Result<CatalogSnapsho
             .await?
         {
             let name: String = r.get(0);
-            let source: String = r.get(1);
-            let lower = source.to_lowercase();
-            if let Some(t) = lower
+            let source: Option<String> = r.get(1);
+            let depends: Option<String> = r.get(2);
+            let lower = source.unwrap_or_default().to_lowercase();
+            let named = lower
                 .split(|c: char| !(c.is_alphanumeric() || c == '_'))
                 .find(|w| names.contains(*w))
-            {
-                shell_readers.insert(name.to_lowercase(), t.to_string());
+                .map(str::to_string);
+            if let Some(t) = named.or(depends) {
+                shell_readers.insert(name.to_lowercase(), t);
             }
         }
     }

@@ -575,11 +575,26 @@ impl Executor {
     }
 
     /// Re-reads the catalog into a new snapshot.
+    /// Reading it again after a moment when another session's DDL raced with the reading
+    /// (PostgreSQL's catalog functions such as `pg_get_viewdef` fail on objects dropped
+    /// meanwhile).
     pub async fn reload_catalog(&self) -> Result<(), ExecError> {
         let client = self.catalog_client().await?;
-        let snapshot = tessera_catalog::store::load_snapshot(&**client).await?;
-        self.catalog.store(snapshot);
-        Ok(())
+        let mut attempt = 0;
+        loop {
+            match tessera_catalog::store::load_snapshot(&**client).await {
+                Ok(snapshot) => {
+                    self.catalog.store(snapshot);
+                    return Ok(());
+                }
+                Err(e) if attempt < 4 => {
+                    attempt += 1;
+                    tracing::debug!("catalog read raced with DDL, reading again: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// The current catalog snapshot.

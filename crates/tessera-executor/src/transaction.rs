@@ -155,27 +155,41 @@ impl Session {
         if exec.snapshot().tables.is_empty() {
             return Ok(());
         }
+        let snapshot = exec.snapshot();
+        let mut names: Vec<&str> = snapshot.tables.keys().map(|(_, n)| n.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        let list = names
+            .iter()
+            .map(|n| quote_literal(n))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // For each such name, the schema the session's search path finds it in first. Only
+        // catalog columns and current_schemas(): readable by any role, and safe while other
+        // sessions drop relations.
+        let sql = format!(
+            "SELECT DISTINCT ON (c.relname) c.relname::text, n.nspname::text \
+             FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relname IN ({list}) AND c.relkind IN ('r', 'p', 'v', 'm', 'f') \
+             AND n.nspname = ANY (pg_catalog.current_schemas(true)) \
+             ORDER BY c.relname, pg_catalog.array_position(pg_catalog.current_schemas(true), n.nspname)"
+        );
         let conn = self.coordinator(exec).await?;
-        let results = conn
-            .simple_query(
-                "SELECT c.relname::text FROM pg_catalog.pg_class c \
-                 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND pg_catalog.pg_table_is_visible(c.oid) \
-                 AND c.oid NOT IN (SELECT logicalrelid::oid FROM tessera.pg_dist_partition) \
-                 AND c.relname IN (SELECT d.relname FROM pg_catalog.pg_class d \
-                   JOIN tessera.pg_dist_partition p ON p.logicalrelid::oid = d.oid)",
-            )
-            .await?;
+        let results = conn.simple_query(&sql).await?;
         let names: std::collections::HashSet<String> = results
             .first()
             .map(|r| {
                 r.rows
                     .iter()
                     .filter_map(|row| {
-                        crate::wire::row_values(row)
-                            .first()
-                            .copied()
-                            .flatten()
-                            .map(|v| String::from_utf8_lossy(v).into_owned())
+                        let v = crate::wire::row_values(row);
+                        let name = String::from_utf8_lossy(v.first().copied().flatten()?);
+                        let schema = String::from_utf8_lossy(v.get(1).copied().flatten()?);
+                        // Shadowed: what the path finds first is not the Tessera table.
+                        (!snapshot
+                            .tables
+                            .contains_key(&(schema.to_string(), name.to_string())))
+                        .then(|| name.into_owned())
                     })
                     .collect()
             })
