@@ -23,7 +23,11 @@ EXECUTE upd('changed', 100);
 SELECT * FROM pr_t WHERE k >= 100 ORDER BY k;
 PREPARE loc AS SELECT count(*) FROM pr_local;
 EXECUTE loc;
-SELECT name, statement, parameter_types FROM pg_prepared_statements WHERE from_sql ORDER BY name;
+-- (Tessera's twins that evaluate EXECUTE arguments are left out.)
+SELECT name, statement, parameter_types FROM pg_prepared_statements
+WHERE from_sql AND name NOT LIKE 'tessera\_arguments\_%' ORDER BY name;
+-- error 42804
+EXECUTE by_key(true);
 -- Errors as PostgreSQL's.
 -- error 42601
 EXECUTE by_key(1, 2);

@@ -54,3 +54,12 @@ UPDATE ws_a SET n = (SELECT max(c.n) FROM ws_c c WHERE c.k2 = ws_a.n);
 -- unsupported
 DELETE FROM ws_a WHERE EXISTS (SELECT 1 FROM ws_c c WHERE c.n = ws_a.k);
 DROP TABLE ws_a, ws_b, ws_c, ws_r, ws_local;
+-- RETURNING of a local INSERT that reads a reference table would run on the shell: refused
+CREATE TABLE ws_loc2 (k int);
+CREATE TABLE ws_ref2 (k int);
+-- tessera-only
+SELECT create_reference_table('ws_ref2');
+INSERT INTO ws_ref2 VALUES (1);
+-- unsupported
+INSERT INTO ws_loc2 VALUES (1) RETURNING k, EXISTS (SELECT 1 FROM ws_ref2) AS seen;
+DROP TABLE ws_loc2, ws_ref2;

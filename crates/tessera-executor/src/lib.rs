@@ -256,6 +256,12 @@ async fn forward(
     }
 }
 
+/// The name of the coordinator-side twin that evaluates EXECUTE arguments of the SQL-level
+/// prepared statement `name`.
+fn argument_statement(name: &str) -> String {
+    format!("tessera_arguments_{name}")
+}
+
 /// Whether a statement is `PREPARE TRANSACTION 'gid'`.
 fn is_prepare_transaction(sql: &str) -> bool {
     let words: Vec<String> = sql
@@ -875,7 +881,25 @@ impl Executor {
                         let name = String::from_utf8_lossy(v.get(1).copied().flatten()?);
                         Some((oid, name.into_owned()))
                     })
-                    .collect();
+                    .collect::<Vec<(u32, String)>>();
+                if !param_types.is_empty() {
+                    // A twin that only returns its parameters: EXECUTE of it coerces the
+                    // arguments exactly as EXECUTE of the statement would.
+                    let types = param_types
+                        .iter()
+                        .map(|(_, t)| t.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let values = (1..=param_types.len())
+                        .map(|i| format!("${i}"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    conn.simple_query(&format!(
+                        "PREPARE {} ({types}) AS SELECT {values}",
+                        tessera_planner::rewrite::quote_ident(&argument_statement(&name))
+                    ))
+                    .await?;
+                }
                 session.prepared.insert(
                     name,
                     transaction::SqlPrepared {
@@ -893,7 +917,7 @@ impl Executor {
                 let prepared = session.prepared.get(&name).cloned();
                 match prepared {
                     Some(p) if p.param_types.len() == arguments.len() => {
-                        Box::pin(self.execute_prepared(session, &p, &arguments, req)).await
+                        Box::pin(self.execute_prepared(session, &name, &p, &arguments, req)).await
                     }
                     // Unknown here, or PostgreSQL's own error about the arguments.
                     _ => {
@@ -907,7 +931,15 @@ impl Executor {
                 let result = forward(conn, &original, req).await?;
                 match name {
                     Some(n) => {
-                        session.prepared.remove(&n);
+                        if session.prepared.remove(&n).is_some() {
+                            let conn = session.coordinator_for_statement(self).await?;
+                            let _ = conn
+                                .simple_query(&format!(
+                                    "DEALLOCATE {}",
+                                    tessera_planner::rewrite::quote_ident(&argument_statement(&n))
+                                ))
+                                .await;
+                        }
                     }
                     None => session.prepared.clear(),
                 }
@@ -1052,26 +1084,31 @@ impl Executor {
     }
 
     /// Runs a statement prepared with SQL PREPARE: the arguments are evaluated on the
-    /// coordinator PostgreSQL as the parameter types (as EXECUTE would), then the statement is
+    /// coordinator PostgreSQL by EXECUTE of a twin that returns its parameters (so they are
+    /// coerced exactly as EXECUTE would), then the statement is
     /// planned with those values and run like any other.
     async fn execute_prepared(
         &self,
         session: &mut Session,
+        name: &str,
         prepared: &transaction::SqlPrepared,
         arguments: &[String],
         req: Request<'_>,
     ) -> Result<Outcome, ExecError> {
         let mut params = Vec::with_capacity(arguments.len());
         if !arguments.is_empty() {
-            let casts = arguments
-                .iter()
-                .zip(&prepared.param_types)
-                .map(|(a, (_, t))| format!("CAST(({a}) AS {t})::text"))
-                .collect::<Vec<_>>()
-                .join(", ");
             let conn = session.coordinator_for_statement(self).await?;
             let result = conn
-                .execute(&format!("SELECT {casts}"), &[], req.params, &[])
+                .execute(
+                    &format!(
+                        "EXECUTE {}({})",
+                        tessera_planner::rewrite::quote_ident(&argument_statement(name)),
+                        arguments.join(", ")
+                    ),
+                    req.param_types,
+                    req.params,
+                    &[],
+                )
                 .await?;
             let row = result
                 .rows

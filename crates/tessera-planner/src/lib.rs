@@ -561,7 +561,7 @@ fn strip_only(sql: &str, catalog: &CatalogSnapshot) -> Option<String> {
 
 /// A distributed or reference table whose name appears as a word in `sql` (used only when the
 /// statement does not parse, to refuse instead of forwarding it to the shell).
-fn mentions_distributed_table(sql: &str, catalog: &CatalogSnapshot) -> Option<String> {
+pub(crate) fn mentions_distributed_table(sql: &str, catalog: &CatalogSnapshot) -> Option<String> {
     let lower = sql.to_lowercase();
     let words: std::collections::HashSet<&str> = lower
         .split(|c: char| !(c.is_alphanumeric() || c == '_'))

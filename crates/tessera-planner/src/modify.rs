@@ -36,7 +36,30 @@ pub fn plan_modify(
                 return Ok(local(stmt, original));
             };
             let Some(table) = catalog.table(schema.as_deref(), &table_name).cloned() else {
-                // A local table; its source must not read distributed tables.
+                // A local table; its RETURNING and ON CONFLICT clauses must not read
+                // distributed or reference tables (they would run on the shells).
+                let clauses = format!(
+                    "{} {}",
+                    insert
+                        .returning
+                        .iter()
+                        .flatten()
+                        .map(|i| i.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    insert
+                        .on
+                        .as_ref()
+                        .map(|o| o.to_string())
+                        .unwrap_or_default()
+                );
+                if let Some(t) = crate::mentions_distributed_table(&clauses, catalog) {
+                    return Err(PlanError::Unsupported(format!(
+                        "INSERT into local table \"{table_name}\" whose RETURNING or ON CONFLICT reads \
+                         distributed or reference table \"{t}\" is not supported"
+                    )));
+                }
+                // Its source must not read them either, unless through the general tier.
                 if let Some(source) = &insert.source {
                     let mut a = analyze_query(source, params, catalog);
                     let views = crate::views::reads_views(source, catalog);
