@@ -114,3 +114,26 @@ SELECT count(*) FROM s_shadow;
 ROLLBACK;
 SELECT count(*) FROM s_shadow;
 DROP TABLE s_shadow;
+-- A role's privileges hold through Tessera: the workers are reached as Tessera's own role,
+-- so each statement is checked on the coordinator first (EXPLAIN checks privileges).
+CREATE TABLE s_secret (k int, v text);
+-- tessera-only
+SELECT create_distributed_table('s_secret', 'k');
+INSERT INTO s_secret VALUES (1, 'hidden');
+CREATE ROLE s_reader;
+GRANT USAGE ON SCHEMA public TO s_reader;
+SET ROLE s_reader;
+-- error 42501
+SELECT * FROM s_secret;
+-- error 42501
+SELECT * FROM s_secret WHERE k = 1;
+-- error 42501
+INSERT INTO s_secret VALUES (2, 'x');
+RESET ROLE;
+GRANT SELECT ON s_secret TO s_reader;
+SET ROLE s_reader;
+SELECT * FROM s_secret WHERE k = 1;
+SELECT count(*) FROM s_secret;
+RESET ROLE;
+DROP TABLE s_secret;
+DROP ROLE s_reader;

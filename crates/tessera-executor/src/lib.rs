@@ -727,11 +727,54 @@ impl Executor {
                 });
             }
         }
-        let result = self.run_inner(session, plan, req).await;
+        let result = match self.check_privileges(session, &plan, req).await {
+            Ok(()) => self.run_inner(session, plan, req).await,
+            Err(e) => Err(e),
+        };
         if result.is_err() {
             session.mark_failed();
         }
         result
+    }
+
+    /// Workers are reached as Tessera's own role. When the session runs as a role that is
+    /// not a superuser (SET ROLE, SET SESSION AUTHORIZATION), a statement over distributed
+    /// or reference tables is first EXPLAINed on the session's coordinator connection:
+    /// PostgreSQL checks the role's privileges on the shells there, and refuses exactly as
+    /// it would refuse the statement.
+    async fn check_privileges(
+        &self,
+        session: &mut Session,
+        plan: &DistributedPlan,
+        req: Request<'_>,
+    ) -> Result<(), ExecError> {
+        // Statements PostgreSQL can EXPLAIN (queries, DML, CREATE TABLE AS); COPY TO of a
+        // distributed table is not checked yet.
+        let explainable = matches!(
+            plan,
+            DistributedPlan::Router(_)
+                | DistributedPlan::MultiShard { .. }
+                | DistributedPlan::Pull(_)
+                | DistributedPlan::Modify { .. }
+                | DistributedPlan::InsertSelect(_)
+                | DistributedPlan::PullCommand(_)
+                | DistributedPlan::WriteWithSubplans { .. }
+        );
+        if !explainable || !session.runs_as_other_role() {
+            return Ok(());
+        }
+        let conn = session.coordinator_for_statement(self).await?;
+        conn.execute(
+            &format!(
+                "EXPLAIN (COSTS OFF) {}",
+                req.sql.trim_end().trim_end_matches(';')
+            ),
+            req.param_types,
+            req.params,
+            &[],
+        )
+        .await?;
+        Ok(())
     }
 
     async fn run_inner(

@@ -83,6 +83,8 @@ pub struct Session {
     pub prepared: std::collections::HashMap<String, SqlPrepared>,
     /// Notices of Tessera's own for the client (as PostgreSQL would send them).
     notices: Vec<ServerError>,
+    /// The session's current role is not a superuser (SET ROLE, SET SESSION AUTHORIZATION).
+    other_role: bool,
 }
 
 /// A statement prepared with SQL `PREPARE` that Tessera runs at EXECUTE.
@@ -209,6 +211,15 @@ impl Session {
             .first()
             .map(SessionSettings::from_result)
             .unwrap_or_default();
+        // SET ROLE changes no reported setting: ask whether the current role is a superuser.
+        let role = conn
+            .simple_query("SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user")
+            .await?;
+        self.other_role = role
+            .first()
+            .and_then(|r| r.rows.first())
+            .and_then(|row| crate::wire::row_values(row).first().copied().flatten())
+            .is_some_and(|v| v == b"f");
         self.settings_dirty = false;
         if fresh != self.settings {
             self.settings = fresh;
@@ -322,6 +333,12 @@ impl Session {
                 self.settings_dirty = true;
             }
         }
+    }
+
+    /// Whether the session runs as a role that is not a superuser (SET ROLE or SET SESSION
+    /// AUTHORIZATION on its coordinator connection; read with the settings).
+    pub fn runs_as_other_role(&self) -> bool {
+        self.other_role
     }
 
     /// Queues a WARNING of Tessera's own for the client.
