@@ -129,6 +129,10 @@ SELECT * FROM s_secret;
 SELECT * FROM s_secret WHERE k = 1;
 -- error 42501
 INSERT INTO s_secret VALUES (2, 'x');
+PREPARE s_peek AS SELECT * FROM s_secret WHERE k = 1;
+-- error 42501
+EXECUTE s_peek;
+DEALLOCATE s_peek;
 RESET ROLE;
 GRANT SELECT ON s_secret TO s_reader;
 SET ROLE s_reader;

@@ -748,8 +748,9 @@ impl Executor {
         plan: &DistributedPlan,
         req: Request<'_>,
     ) -> Result<(), ExecError> {
-        // Statements PostgreSQL can EXPLAIN (queries, DML, CREATE TABLE AS); COPY TO of a
-        // distributed table is not checked yet.
+        // Statements PostgreSQL can EXPLAIN (queries, DML, CREATE TABLE AS, EXECUTE of a
+        // statement the coordinator prepared too); COPY TO of a distributed table is not
+        // checked yet.
         let explainable = matches!(
             plan,
             DistributedPlan::Router(_)
@@ -759,6 +760,7 @@ impl Executor {
                 | DistributedPlan::InsertSelect(_)
                 | DistributedPlan::PullCommand(_)
                 | DistributedPlan::WriteWithSubplans { .. }
+                | DistributedPlan::Execute { .. }
         );
         if !explainable || !session.runs_as_other_role() {
             return Ok(());
