@@ -1290,10 +1290,14 @@ impl Executor {
             .map(|row| {
                 wire::row_values(row)
                     .iter()
-                    .map(|v| String::from_utf8_lossy(v.unwrap_or_default()).into_owned())
-                    .collect()
+                    .map(|v| v.map(|v| String::from_utf8_lossy(v).into_owned()))
+                    .collect::<Option<Vec<String>>>()
             })
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .filter(|t| t.len() == result.fields.len())
+            .ok_or_else(|| {
+                ExecError::Internal("the coordinator did not name a subplan's column types".into())
+            })?;
         let value = |v: Option<&[u8]>, t: &str| match v {
             Some(v) => format!("{}::{t}", quote_literal(&String::from_utf8_lossy(v))),
             None => format!("NULL::{t}"),

@@ -48,30 +48,12 @@ pub async fn run_pull(
     plan: &PullPlan,
     req: Request<'_>,
 ) -> Result<Outcome, ExecError> {
-    if session.in_block() {
-        return run_in_block(exec, session, snapshot, plan, req)
-            .await
-            .map(Outcome::Result);
-    }
-    if req.params.is_empty() && req.result_formats.iter().all(|f| *f == 0) {
+    if !session.in_block() && req.params.is_empty() && req.result_formats.iter().all(|f| *f == 0) {
         return stream_pull(exec, session, snapshot, plan).await;
     }
-    let settings = session.settings().clone();
-    let conn = session.coordinator_for_statement(exec).await?;
-    conn.simple_query("BEGIN").await?;
-    let result = fill_and_run(exec, conn, snapshot, &settings, plan, req).await;
-    match result {
-        Ok(r) => {
-            conn.simple_query("COMMIT").await?;
-            Ok(Outcome::Result(r))
-        }
-        Err(e) => {
-            if !conn.is_broken() {
-                let _ = conn.simple_query("ROLLBACK").await;
-            }
-            Err(e)
-        }
-    }
+    run_pull_command(exec, session, snapshot, plan, req)
+        .await
+        .map(Outcome::Result)
 }
 
 async fn fill_and_run(
@@ -669,8 +651,9 @@ pub async fn run_insert_select(
     })
 }
 
-/// Runs a general-tier statement that returns no rows (`CREATE TABLE ... AS`, `SELECT ...
-/// INTO`) and returns its command tag.
+/// Runs a general-tier statement to completion (buffered): inside the session's block, or in
+/// a coordinator transaction of its own. Also for statements without rows (`CREATE TABLE
+/// ... AS`, `SELECT ... INTO`), whose command tag it returns.
 pub async fn run_pull_command(
     exec: &Executor,
     session: &mut Session,

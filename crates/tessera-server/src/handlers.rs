@@ -156,14 +156,14 @@ impl Backend {
         })
     }
 
-    /// The router task for a statement with inline literals whose shape was planned before
-    /// (see `tessera_planner::template`); `None` to plan it in full.
-    fn templated(
+    /// The template cached under `key` for `snapshot`, built by `build` on first use (a
+    /// shape that yields no template is remembered too).
+    fn cached_template(
         &self,
-        sql: &str,
+        key: String,
         snapshot: &Arc<tessera_catalog::CatalogSnapshot>,
-    ) -> Option<DistributedPlan> {
-        let (shape, literals) = tessera_planner::template::shape(sql)?;
+        build: impl FnOnce() -> Option<RouterTemplate>,
+    ) -> Option<Arc<RouterTemplate>> {
         let mut cache = match self.templates.lock() {
             Ok(c) => c,
             Err(poisoned) => poisoned.into_inner(),
@@ -177,16 +177,23 @@ impl Backend {
             cache.by_shape.clear();
             cache.snapshot = Some(snapshot.clone());
         }
-        let template = match cache.by_shape.get(&shape) {
-            Some(t) => t.clone(),
-            None => {
-                let t = RouterTemplate::build(sql, snapshot).map(Arc::new);
-                cache.by_shape.insert(shape, t.clone());
-                t
-            }
-        }?;
-        drop(cache);
-        template
+        if let Some(t) = cache.by_shape.get(&key) {
+            return t.clone();
+        }
+        let t = build().map(Arc::new);
+        cache.by_shape.insert(key, t.clone());
+        t
+    }
+
+    /// The router task for a statement with inline literals whose shape was planned before
+    /// (see `tessera_planner::template`); `None` to plan it in full.
+    fn templated(
+        &self,
+        sql: &str,
+        snapshot: &Arc<tessera_catalog::CatalogSnapshot>,
+    ) -> Option<DistributedPlan> {
+        let (shape, literals) = tessera_planner::template::shape(sql)?;
+        self.cached_template(shape, snapshot, || RouterTemplate::build(sql, snapshot))?
             .instantiate(sql, &literals)
             .map(DistributedPlan::Router)
     }
@@ -199,32 +206,12 @@ impl Backend {
         params: &[ParamValue],
         snapshot: &Arc<tessera_catalog::CatalogSnapshot>,
     ) -> Option<DistributedPlan> {
-        let key = format!("\0{sql}");
-        let mut cache = match self.templates.lock() {
-            Ok(c) => c,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if !cache
-            .snapshot
-            .as_ref()
-            .is_some_and(|s| Arc::ptr_eq(s, snapshot))
-            || cache.by_shape.len() >= TEMPLATE_CACHE_SIZE
-        {
-            cache.by_shape.clear();
-            cache.snapshot = Some(snapshot.clone());
-        }
-        let template = match cache.by_shape.get(&key) {
-            Some(t) => t.clone(),
-            None => {
-                let t = RouterTemplate::build_prepared(sql, params, snapshot).map(Arc::new);
-                cache.by_shape.insert(key, t.clone());
-                t
-            }
-        }?;
-        drop(cache);
-        template
-            .instantiate_params(params)
-            .map(DistributedPlan::Router)
+        // A NUL cannot start a shape, so prepared statements never meet inline ones.
+        self.cached_template(format!("\0{sql}"), snapshot, || {
+            RouterTemplate::build_prepared(sql, params, snapshot)
+        })?
+        .instantiate_params(params)
+        .map(DistributedPlan::Router)
     }
 
     /// Plans and runs one statement.
