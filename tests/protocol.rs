@@ -683,3 +683,177 @@ fn sessions_carry_settings_copy_local_tables_and_pass_notices() {
         );
     });
 }
+
+/// Connects to `dbname` through the coordinator; the error's SQLSTATE and message on failure.
+async fn connect_to(env: &common::TestEnv, dbname: &str) -> Result<tokio_postgres::Client, String> {
+    let url = format!(
+        "host=127.0.0.1 port={} user=postgres dbname='{}'",
+        env.coordinator.addr.port(),
+        dbname.replace('\\', "\\\\").replace('\'', "\\'")
+    );
+    match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+        Ok((client, conn)) => {
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            Ok(client)
+        }
+        Err(e) => Err(match e.as_db_error() {
+            Some(db) => format!("{} {}", db.code().code(), db.message()),
+            None => e.to_string(),
+        }),
+    }
+}
+
+/// `SELECT` of one bigint through `client`.
+async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
+    client
+        .query_one(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .get(0)
+}
+
+/// Whether each worker has database `name`.
+async fn on_workers(env: &common::TestEnv, name: &str) -> Vec<bool> {
+    let mut found = Vec::new();
+    for w in &env.cluster.workers {
+        let c = common::connect(&w.connection_string("postgres")).await;
+        found.push(
+            c.query_one(
+                "SELECT count(*) FROM pg_database WHERE datname = $1",
+                &[&name],
+            )
+            .await
+            .expect("pg_database")
+            .get::<_, i64>(0)
+                == 1,
+        );
+    }
+    found
+}
+
+#[test]
+fn every_database_is_served_with_its_own_catalog_and_shards() {
+    common::runtime().block_on(async {
+        let env = common::TestEnv::start(4).await;
+        let admin = env.tessera().await;
+        admin
+            .batch_execute("CREATE DATABASE db_one")
+            .await
+            .expect("create db_one");
+        admin
+            .batch_execute("CREATE DATABASE \"Db Two\" TEMPLATE = template0")
+            .await
+            .expect("create Db Two");
+
+        // The same table names in two databases, distributed in each: rows never mix.
+        let one = connect_to(&env, "db_one").await.expect("connect db_one");
+        let two = connect_to(&env, "Db Two").await.expect("connect Db Two");
+        for (client, rows) in [(&one, 100), (&two, 10)] {
+            client
+                .batch_execute(&format!(
+                    "CREATE TABLE items (k int, v text);
+                     SELECT create_distributed_table('items', 'k');
+                     CREATE TABLE kinds (id int PRIMARY KEY, name text);
+                     SELECT create_reference_table('kinds');
+                     INSERT INTO kinds VALUES (1, 'a'), (2, 'b');
+                     BEGIN;
+                     INSERT INTO items SELECT g, 'v' || g FROM generate_series(1, {rows}) g;
+                     COMMIT;"
+                ))
+                .await
+                .expect("distribute in a new database");
+        }
+        assert_eq!(count(&one, "SELECT count(*) FROM items").await, 100);
+        assert_eq!(count(&two, "SELECT count(*) FROM items").await, 10);
+        assert_eq!(
+            count(
+                &two,
+                "SELECT count(*) FROM items i JOIN kinds k ON k.id = i.k % 2 + 1"
+            )
+            .await,
+            10
+        );
+        assert_eq!(
+            count(
+                &admin,
+                "SELECT count(*) FROM pg_class WHERE relname = 'items'"
+            )
+            .await,
+            0,
+            "the primary database is untouched"
+        );
+        assert_eq!(on_workers(&env, "db_one").await, vec![true, true]);
+        assert_eq!(on_workers(&env, "Db Two").await, vec![true, true]);
+
+        // PostgreSQL's own answers for databases that cannot be connected to.
+        let missing = connect_to(&env, "no_such_db").await.err();
+        assert_eq!(
+            missing.as_deref(),
+            Some("3D000 database \"no_such_db\" does not exist")
+        );
+        let template = connect_to(&env, "template0")
+            .await
+            .err()
+            .unwrap_or_default();
+        assert!(template.starts_with("55000"), "{template}");
+
+        // A copy of a database with distributed tables would name shards it does not have.
+        let copy = admin
+            .batch_execute("CREATE DATABASE db_copy TEMPLATE db_one")
+            .await
+            .expect_err("copy of a distributed database");
+        assert_eq!(copy.code().map(|c| c.code()), Some("0A000"), "{copy}");
+
+        // Dropping a database in use fails as in PostgreSQL, and the workers keep their copy.
+        let in_use = admin
+            .batch_execute("DROP DATABASE db_one")
+            .await
+            .expect_err("drop a database in use");
+        assert_eq!(in_use.code().map(|c| c.code()), Some("55006"), "{in_use}");
+        assert_eq!(on_workers(&env, "db_one").await, vec![true, true]);
+
+        // Renamed and dropped through the coordinator: the workers' copies follow.
+        drop(two);
+        admin
+            .batch_execute("ALTER DATABASE \"Db Two\" RENAME TO db_two")
+            .await
+            .expect("rename");
+        assert_eq!(on_workers(&env, "Db Two").await, vec![false, false]);
+        let two = connect_to(&env, "db_two").await.expect("connect db_two");
+        assert_eq!(count(&two, "SELECT count(*) FROM items").await, 10);
+        assert_eq!(count(&two, "SELECT sum(k)::bigint FROM items").await, 55);
+        drop(two);
+        drop(one);
+        // As in PostgreSQL, not two in one Query (an implicit transaction block).
+        let block = admin
+            .batch_execute("DROP DATABASE db_two; DROP DATABASE IF EXISTS db_one")
+            .await
+            .expect_err("drop in a block");
+        assert_eq!(block.code().map(|c| c.code()), Some("25001"), "{block}");
+        for drop in ["DROP DATABASE db_two", "DROP DATABASE IF EXISTS db_one"] {
+            admin.batch_execute(drop).await.expect(drop);
+        }
+        assert_eq!(on_workers(&env, "db_two").await, vec![false, false]);
+        assert_eq!(on_workers(&env, "db_one").await, vec![false, false]);
+        let gone = connect_to(&env, "db_one").await.err();
+        assert_eq!(
+            gone.as_deref(),
+            Some("3D000 database \"db_one\" does not exist")
+        );
+
+        // Created again under the same name, it starts empty.
+        admin
+            .batch_execute("CREATE DATABASE db_one")
+            .await
+            .expect("create again");
+        let one = connect_to(&env, "db_one").await.expect("connect again");
+        let tables = one
+            .query_one("SELECT count(*) FROM citus_tables", &[])
+            .await
+            .expect("citus_tables")
+            .get::<_, i64>(0);
+        assert_eq!(tables, 0);
+    });
+}

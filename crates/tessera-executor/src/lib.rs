@@ -11,6 +11,7 @@
 //! back as the worker sent them.
 
 pub mod copy_router;
+pub mod database;
 pub mod explain_analyze;
 pub mod inline;
 pub mod merge;
@@ -178,6 +179,10 @@ pub struct ExecutorConfig {
     /// Pipelined connections per worker for single-statement router queries outside
     /// transaction blocks ([`pipeline`]); 0 sends every statement on its own pooled connection.
     pub pipeline_lanes: usize,
+    /// The database on every worker through which the workers' copies of
+    /// `coordinator.database` are created on first use and dropped with it (the coordinator's
+    /// configured database, e.g. `postgres`).
+    pub maintenance_database: String,
 }
 
 /// What running one statement produced.
@@ -501,7 +506,6 @@ pub struct Executor {
     /// Serializes catalog changes (create_distributed_table, DDL on distributed tables, ...).
     catalog_lock: tokio::sync::Mutex<()>,
     gid_prefix: String,
-    gid_counter: std::sync::atomic::AtomicU64,
     /// Whether the database sorts text by bytes (C/POSIX collation).
     byte_order_text: std::sync::atomic::AtomicBool,
     pipelines: std::sync::Mutex<std::collections::HashMap<(String, u16), Arc<pipeline::Pipeline>>>,
@@ -532,7 +536,13 @@ impl Executor {
             .build()
             .map_err(|e| ExecError::Internal(e.to_string()))?;
         let executor = Arc::new(Executor {
-            pools: Pools::new(config.coordinator.clone(), config.pool_size),
+            pools: Pools::new(
+                ConnParams {
+                    create_from: Some(config.maintenance_database.clone()),
+                    ..config.coordinator.clone()
+                },
+                config.pool_size,
+            ),
             config,
             catalog: SnapshotCell::default(),
             catalog_pool,
@@ -545,7 +555,6 @@ impl Executor {
                     .map(|d| d.as_secs())
                     .unwrap_or(0)
             ),
-            gid_counter: std::sync::atomic::AtomicU64::new(0),
             byte_order_text: std::sync::atomic::AtomicBool::new(false),
             pipelines: std::sync::Mutex::new(std::collections::HashMap::new()),
         });
@@ -619,9 +628,10 @@ impl Executor {
     }
 
     pub(crate) fn next_gid(&self, group_id: i32) -> String {
-        let n = self
-            .gid_counter
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // One counter for every executor of the process: transaction identifiers are unique
+        // per worker server, across its databases.
+        static GID_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = GID_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         format!("tessera_{}_{}_{}", self.gid_prefix, n, group_id)
     }
 

@@ -341,6 +341,11 @@ impl Session {
         self.other_role
     }
 
+    /// Queues a notice (NOTICE, WARNING, ...) of Tessera's own for the client.
+    pub fn add_notice(&mut self, notice: ServerError) {
+        self.notices.push(notice);
+    }
+
     /// Queues a WARNING of Tessera's own for the client.
     pub fn warn(&mut self, code: &str, message: &str) {
         self.notices.push(ServerError {

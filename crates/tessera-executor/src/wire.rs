@@ -18,6 +18,8 @@ use postgres_protocol::IsNull;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 
+use tessera_planner::rewrite::quote_ident;
+
 /// A TCP or Unix-domain socket.
 enum Stream {
     Tcp(TcpStream),
@@ -64,6 +66,11 @@ pub struct ConnParams {
     /// More startup-packet parameters (a client's TimeZone, DateStyle, options, ...), which
     /// become the connection's defaults: what RESET returns to.
     pub startup: Vec<(String, String)>,
+    /// When `database` does not exist on the server (3D000), create it by way of this
+    /// database and connect again: a worker's database is created on first use, as Citus
+    /// needs its extension in each database. `None` for the coordinator PostgreSQL, whose
+    /// databases only a client creates.
+    pub create_from: Option<String>,
 }
 
 impl ConnParams {
@@ -332,7 +339,45 @@ fn fields_of(body: &backend::RowDescriptionBody) -> Result<Vec<FieldDescription>
 impl WireConnection {
     /// Connects, authenticates (trust, password, md5, SCRAM-SHA-256) and waits for
     /// ReadyForQuery. Times out after 10 s.
+    ///
+    /// With [`ConnParams::create_from`] set, a missing database is created first (`CREATE
+    /// DATABASE`, the server's default template; a concurrent creation of the same database
+    /// is no error).
     pub async fn connect(params: &ConnParams) -> Result<WireConnection, WireError> {
+        match Self::connect_once(params).await {
+            Err(WireError::Server(e)) if e.code == "3D000" => {
+                let Some(from) = params
+                    .create_from
+                    .as_ref()
+                    .filter(|f| **f != params.database)
+                else {
+                    return Err(WireError::Server(e));
+                };
+                let maintenance = ConnParams {
+                    database: from.clone(),
+                    create_from: None,
+                    startup: Vec::new(),
+                    ..params.clone()
+                };
+                let mut conn = Self::connect_once(&maintenance).await?;
+                let create = format!("CREATE DATABASE {}", quote_ident(&params.database));
+                match conn.simple_query(&create).await {
+                    Ok(_) => tracing::info!(
+                        "created database {} on {}",
+                        params.database,
+                        params.address()
+                    ),
+                    // Another connection created it meanwhile.
+                    Err(WireError::Server(e)) if matches!(e.code.as_str(), "42P04" | "23505") => {}
+                    Err(e) => return Err(e),
+                }
+                Self::connect_once(params).await
+            }
+            other => other,
+        }
+    }
+
+    async fn connect_once(params: &ConnParams) -> Result<WireConnection, WireError> {
         let address = params.address();
         let io = |source| WireError::Io {
             address: address.clone(),

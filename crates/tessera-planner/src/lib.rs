@@ -13,6 +13,7 @@
 
 pub mod analyze;
 pub mod copy;
+pub mod database;
 pub mod ddl;
 pub mod explain;
 pub mod modify;
@@ -32,6 +33,7 @@ use sqlparser::parser::Parser;
 use tessera_catalog::CatalogSnapshot;
 
 pub use copy::{CopyFormat, CopyPlan};
+pub use database::{database_command, DatabaseCommand};
 pub use ddl::DdlPlan;
 pub use multi_shard::{FinalAggregate, FinalExpr, MergePlan, OutputColumn, SortKey};
 pub use pull::{PullInput, PullPlan, SemiJoin};

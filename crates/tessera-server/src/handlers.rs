@@ -34,11 +34,14 @@ use tokio::sync::Mutex;
 use tessera_executor::merge::format_for;
 use tessera_executor::wire::{BoundParam, FieldDescription};
 use tessera_executor::{CopyRouter, Executor, Outcome, Request, Session};
-use tessera_planner::{split_statements, DistributedPlan, ParamValue, RouterTemplate};
+use tessera_planner::{
+    split_statements, DatabaseCommand, DistributedPlan, ParamValue, RouterTemplate,
+};
 
 use crate::convert::{
     exec_error, field_info, param_value, pg_type, plan_error, result_response, user_error,
 };
+use crate::databases::{Database, Databases};
 
 /// Front-end settings.
 #[derive(Debug, Clone)]
@@ -46,8 +49,6 @@ pub struct ServerConfig {
     /// `server_version` reported to clients (the coordinator PostgreSQL's, so that psql picks
     /// catalog queries that fit it).
     pub server_version: String,
-    /// The one database Tessera serves.
-    pub database: String,
 }
 
 /// Where the data of a running `COPY ... FROM STDIN` goes.
@@ -59,6 +60,8 @@ enum CopyTarget {
 }
 
 struct SessionState {
+    /// The database the client connected to.
+    db: Arc<Database>,
     session: Session,
     copy: Option<CopyTarget>,
     copy_error: Option<ErrorInfo>,
@@ -66,23 +69,37 @@ struct SessionState {
 
 type SharedSession = Arc<Mutex<SessionState>>;
 
-fn session_of<C: ClientInfo + ?Sized>(client: &C) -> SharedSession {
+/// Starts the state of a session connected to `db` (at startup).
+fn start_session<C: ClientInfo + ?Sized>(client: &C, db: Arc<Database>) {
+    let metadata = client.metadata();
+    let user = metadata.get("user").cloned().unwrap_or_default();
+    let state = SessionState {
+        db,
+        session: Session::new(
+            &user,
+            tessera_executor::settings::startup_settings(metadata.iter()),
+        ),
+        copy: None,
+        copy_error: None,
+    };
     client
         .session_extensions()
-        .get_or_insert_with::<SharedSession>(|| {
-            let metadata = client.metadata();
-            let user = metadata.get("user").cloned().unwrap_or_default();
-            Arc::new(Mutex::new(SessionState {
-                session: Session::new(
-                    &user,
-                    tessera_executor::settings::startup_settings(metadata.iter()),
-                ),
-                copy: None,
-                copy_error: None,
-            }))
+        .insert::<SharedSession>(Arc::new(Mutex::new(state)));
+}
+
+/// The session's state, started at startup.
+fn session_of<C: ClientInfo + ?Sized>(client: &C) -> PgWireResult<SharedSession> {
+    client
+        .session_extensions()
+        .get::<SharedSession>()
+        .map(|s| s.as_ref().clone())
+        .ok_or_else(|| {
+            user_error(ErrorInfo::new(
+                "FATAL".into(),
+                "08P01".into(),
+                "a message arrived before the startup packet".into(),
+            ))
         })
-        .as_ref()
-        .clone()
 }
 
 /// Passes on what the session's coordinator connection said besides results: notices
@@ -127,7 +144,7 @@ pub struct Prepared {
 
 /// Router templates by statement shape, valid for one catalog snapshot.
 #[derive(Default)]
-struct TemplateCache {
+pub(crate) struct TemplateCache {
     snapshot: Option<Arc<tessera_catalog::CatalogSnapshot>>,
     by_shape: HashMap<String, Option<Arc<RouterTemplate>>>,
 }
@@ -135,27 +152,26 @@ struct TemplateCache {
 /// Shapes kept at most; the cache starts over when full.
 const TEMPLATE_CACHE_SIZE: usize = 4096;
 
-/// Everything the handlers share: the executor and the front-end settings.
+/// Everything the handlers share: the databases served and the front-end settings.
 pub struct Backend {
-    executor: Arc<Executor>,
+    databases: Databases,
     config: ServerConfig,
     parser: Arc<StatementDescriber>,
-    templates: std::sync::Mutex<TemplateCache>,
 }
 
 impl Backend {
-    /// A backend running statements with `executor`.
+    /// A backend serving the databases of the coordinator PostgreSQL that `executor` runs
+    /// against (its own database first; see [`Databases`]).
     pub fn new(executor: Arc<Executor>, config: ServerConfig) -> Arc<Backend> {
         Arc::new(Backend {
-            parser: Arc::new(StatementDescriber {
-                executor: executor.clone(),
-            }),
-            executor,
+            parser: Arc::new(StatementDescriber),
+            databases: Databases::new(executor),
             config,
-            templates: std::sync::Mutex::new(TemplateCache::default()),
         })
     }
+}
 
+impl Database {
     /// The template cached under `key` for `snapshot`, built by `build` on first use (a
     /// shape that yields no template is remembered too).
     fn cached_template(
@@ -213,7 +229,9 @@ impl Backend {
         .instantiate_params(params)
         .map(DistributedPlan::Router)
     }
+}
 
+impl Backend {
     /// Plans and runs one statement.
     async fn run_statement(
         &self,
@@ -222,18 +240,40 @@ impl Backend {
         planner_params: &[ParamValue],
         req: Request<'_>,
     ) -> Response {
-        if let Err(e) = state.session.refresh_settings(&self.executor).await {
+        let db = state.db.clone();
+        let executor = &db.executor;
+        if let Err(e) = state.session.refresh_settings(executor).await {
             return Response::Error(Box::new(exec_error(e)));
         }
-        let base = self.executor.snapshot();
+        let database_command = tessera_planner::database_command(sql);
+        if let Some(DatabaseCommand::Create {
+            template: Some(template),
+            ..
+        }) = &database_command
+        {
+            match self.databases.has_distributed_tables(template).await {
+                Ok(false) => {}
+                Ok(true) => {
+                    state.session.mark_failed();
+                    return Response::Error(Box::new(plan_error(
+                        tessera_planner::PlanError::Unsupported(format!(
+                            "database \"{template}\" has distributed tables, whose shards a copy of it would not have; \
+                             create the database from template0 or template1 and distribute its tables there"
+                        )),
+                    )));
+                }
+                Err(e) => return Response::Error(Box::new(exec_error(e))),
+            }
+        }
+        let base = executor.snapshot();
         let snapshot = state.session.catalog(base.clone());
         // Router templates are cached per catalog snapshot, for the default search_path.
         let templated = if !Arc::ptr_eq(&base, &snapshot) {
             None
         } else if planner_params.is_empty() {
-            self.templated(sql, &snapshot)
+            db.templated(sql, &snapshot)
         } else {
-            self.prepared_templated(sql, planner_params, &snapshot)
+            db.prepared_templated(sql, planner_params, &snapshot)
         };
         let plan = match templated {
             Some(p) => p,
@@ -246,7 +286,21 @@ impl Backend {
             },
         };
         let req = Request { sql, ..req };
-        match self.executor.run(&mut state.session, plan, req).await {
+        let outcome = executor.run(&mut state.session, plan, req).await;
+        if let (Ok(_), Some(command)) = (&outcome, database_command) {
+            // The coordinator's database is gone or renamed: so are the workers' copies.
+            let warnings = match command {
+                DatabaseCommand::Drop { name } => executor.drop_worker_databases(&name).await,
+                DatabaseCommand::Rename { from, to } => {
+                    executor.rename_worker_databases(&from, &to).await
+                }
+                DatabaseCommand::Create { .. } => Vec::new(),
+            };
+            for w in warnings {
+                state.session.add_notice(w);
+            }
+        }
+        match outcome {
             Ok(Outcome::Result(r)) => result_response(r),
             Ok(Outcome::Stream(s)) => crate::convert::stream_response(s),
             Ok(Outcome::CopyIn(router)) => {
@@ -275,9 +329,7 @@ impl Backend {
 
 /// Answers Parse/Describe by asking the coordinator PostgreSQL (shells have the same columns
 /// as the distributed tables), except for Tessera's own functions and transaction control.
-pub struct StatementDescriber {
-    executor: Arc<Executor>,
-}
+pub struct StatementDescriber;
 
 fn utility_fields(name: &str) -> Vec<FieldDescription> {
     vec![FieldDescription {
@@ -316,14 +368,15 @@ impl QueryParser for StatementDescriber {
             .iter()
             .map(|t| t.as_ref().map(|t| t.oid()).unwrap_or(0))
             .collect();
-        let shared = session_of(client);
+        let shared = session_of(client)?;
         let mut state = shared.lock().await;
+        let executor = state.db.executor.clone();
         state
             .session
-            .refresh_settings(&self.executor)
+            .refresh_settings(&executor)
             .await
             .map_err(|e| user_error(exec_error(e)))?;
-        let snapshot = state.session.catalog(self.executor.snapshot());
+        let snapshot = state.session.catalog(executor.snapshot());
         let describe_sql = match tessera_planner::plan_sql(sql, &[], &snapshot) {
             Ok(DistributedPlan::Utility(call)) => {
                 return Ok(Some(Prepared {
@@ -344,8 +397,7 @@ impl QueryParser for StatementDescriber {
             // depend on parameter values surface at Execute.
             _ => sql.to_string(),
         };
-        let (param_types, fields) = self
-            .executor
+        let (param_types, fields) = executor
             .describe(&mut state.session, &describe_sql, &given)
             .await
             .map_err(|e| user_error(exec_error(e)))?;
@@ -398,7 +450,7 @@ impl SimpleQueryHandler for Backend {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let shared = session_of(client);
+        let shared = session_of(client)?;
         let mut state = shared.lock().await;
         let statements = split_statements(query);
         if statements.is_empty() {
@@ -443,8 +495,8 @@ impl SimpleQueryHandler for Backend {
             }
         }
         if implicit {
-            let SessionState { session, .. } = &mut *state;
-            if let Err(e) = self.executor.end_implicit(session).await {
+            let SessionState { session, db, .. } = &mut *state;
+            if let Err(e) = db.executor.end_implicit(session).await {
                 responses.push(Response::Error(Box::new(exec_error(e))));
             }
         }
@@ -496,7 +548,7 @@ impl ExtendedQueryHandler for Backend {
             })
             .collect();
         let result_formats = format_codes(&portal.result_column_format);
-        let shared = session_of(client);
+        let shared = session_of(client)?;
         let mut state = shared.lock().await;
         let response = self
             .run_statement(
@@ -524,7 +576,7 @@ impl CopyHandler for Backend {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let shared = session_of(client);
+        let shared = session_of(client)?;
         let mut state = shared.lock().await;
         if state.copy_error.is_some() {
             return Ok(());
@@ -532,10 +584,8 @@ impl CopyHandler for Backend {
         let result = match state.copy.as_mut() {
             Some(CopyTarget::Route(router)) => router.feed(&copy_data.data),
             Some(CopyTarget::Local) => {
-                let SessionState { session, .. } = &mut *state;
-                self.executor
-                    .local_copy_data(session, &copy_data.data)
-                    .await
+                let SessionState { session, db, .. } = &mut *state;
+                db.executor.local_copy_data(session, &copy_data.data).await
             }
             None => Ok(()),
         };
@@ -551,13 +601,13 @@ impl CopyHandler for Backend {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let shared = session_of(client);
+        let shared = session_of(client)?;
         let mut state = shared.lock().await;
         let target = state.copy.take();
+        let executor = state.db.executor.clone();
         if let Some(e) = state.copy_error.take() {
             if matches!(target, Some(CopyTarget::Local)) {
-                let _ = self
-                    .executor
+                let _ = executor
                     .local_copy_fail(&mut state.session, "COPY data could not be passed on")
                     .await;
             }
@@ -566,9 +616,9 @@ impl CopyHandler for Backend {
         }
         let finished = match target {
             Some(CopyTarget::Route(router)) => {
-                self.executor.finish_copy(&mut state.session, router).await
+                executor.finish_copy(&mut state.session, router).await
             }
-            Some(CopyTarget::Local) => self.executor.local_copy_done(&mut state.session).await,
+            Some(CopyTarget::Local) => executor.local_copy_done(&mut state.session).await,
             None => {
                 return Err(user_error(ErrorInfo::new(
                     "ERROR".into(),
@@ -598,13 +648,14 @@ impl CopyHandler for Backend {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let shared = session_of(client);
+        let shared = match session_of(client) {
+            Ok(s) => s,
+            Err(e) => return e,
+        };
         let mut state = shared.lock().await;
         if matches!(state.copy.take(), Some(CopyTarget::Local)) {
-            let _ = self
-                .executor
-                .local_copy_fail(&mut state.session, &fail.message)
-                .await;
+            let SessionState { session, db, .. } = &mut *state;
+            let _ = db.executor.local_copy_fail(session, &fail.message).await;
         }
         state.copy_error = None;
         state.session.mark_failed();
@@ -679,20 +730,17 @@ impl StartupHandler for Backend {
                 .cloned()
                 .or_else(|| client.metadata().get("user").cloned())
                 .unwrap_or_default();
-            if database != self.config.database {
-                let info = ErrorInfo::new(
-                    "FATAL".into(),
-                    "3D000".into(),
-                    format!(
-                        "database \"{database}\" does not exist; this Tessera coordinator serves database \"{}\"",
-                        self.config.database
-                    ),
-                );
-                client
-                    .send(PgWireBackendMessage::ErrorResponse(info.into()))
-                    .await?;
-                client.close().await?;
-                return Ok(());
+            match self.databases.get(&database).await {
+                Ok(db) => start_session(client, db),
+                Err(e) => {
+                    let mut info = exec_error(e);
+                    info.severity = "FATAL".into();
+                    client
+                        .send(PgWireBackendMessage::ErrorResponse(info.into()))
+                        .await?;
+                    client.close().await?;
+                    return Ok(());
+                }
             }
             static NEXT_PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(1000);
             let pid = NEXT_PID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -9,8 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tessera_executor::wire::ConnParams;
-use tessera_executor::{Executor, ExecutorConfig, Outcome, Request, Session};
-use tessera_planner::{DistributedPlan, UtilityCall};
+use tessera_executor::{Executor, ExecutorConfig};
 use tessera_server::{Backend, ServerConfig};
 use tokio::net::TcpListener;
 
@@ -49,12 +48,14 @@ pub async fn start_coordinator(config: &Config) -> anyhow::Result<RunningCoordin
         database: config.coordinator.database.clone(),
         socket_dir: config.socket_dir.clone(),
         startup: Vec::new(),
+        create_from: None,
     };
     let executor = Executor::start(ExecutorConfig {
         coordinator: coordinator.clone(),
         pool_size: config.pool_size,
         default_shard_count: config.shard_count,
         pipeline_lanes: config.pipeline_lanes,
+        maintenance_database: config.coordinator.database.clone(),
     })
     .await
     .map_err(|e| anyhow::anyhow!("cannot start the executor: {e}"))?;
@@ -73,13 +74,7 @@ pub async fn start_coordinator(config: &Config) -> anyhow::Result<RunningCoordin
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let backend = Backend::new(
-        executor.clone(),
-        ServerConfig {
-            server_version,
-            database: config.coordinator.database.clone(),
-        },
-    );
+    let backend = Backend::new(executor.clone(), ServerConfig { server_version });
     let task = tokio::spawn(tessera_server::serve(listener, backend));
     Ok(RunningCoordinator {
         addr,
@@ -90,26 +85,8 @@ pub async fn start_coordinator(config: &Config) -> anyhow::Result<RunningCoordin
 
 /// Registers a worker (like `SELECT citus_add_node(host, port)`); a no-op if it is registered.
 pub async fn add_node(executor: &Executor, host: &str, port: u16) -> anyhow::Result<()> {
-    let mut session = Session::default();
-    let plan = DistributedPlan::Utility(UtilityCall::AddNode {
-        host: host.to_string(),
-        port,
-    });
-    match executor
-        .run(
-            &mut session,
-            plan,
-            Request {
-                sql: "",
-                param_types: &[],
-                params: &[],
-                result_formats: &[],
-            },
-        )
+    executor
+        .add_node(host, port)
         .await
-    {
-        Ok(Outcome::Result(_)) => Ok(()),
-        Ok(_) => Ok(()),
-        Err(e) => Err(anyhow::anyhow!("cannot add worker {host}:{port}: {e}")),
-    }
+        .map_err(|e| anyhow::anyhow!("cannot add worker {host}:{port}: {e}"))
 }
