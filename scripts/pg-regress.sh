@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # PostgreSQL's own regression suite, run twice in one go: directly against a plain
 # PostgreSQL and through a fresh `tessera up` (same initdb flags and settings), with
-# pg_regress from the installed PostgreSQL, the version's parallel_schedule, --use-existing
-# and database "postgres". Prints both pass counts and the tests that pass directly but not
-# through Tessera; writes the same to target/pg-regress-report.txt.
+# pg_regress from the installed PostgreSQL and the version's parallel_schedule, as a new user
+# runs it: pg_regress drops and creates its database "regression" itself (through the
+# coordinator, which serves every database). Prints both pass counts and the tests that pass
+# directly but not through Tessera; writes the same to target/pg-regress-report.txt.
 #
 # A third run, the distributed variant, starts another fresh `tessera up`, runs test_setup,
 # then scripts/regress/tessera_distribute.sql (onek, onek2, tenk1, tenk2 distributed by their
@@ -140,7 +141,7 @@ run_suite() { # name port
     mkdir -p "$out/results"
     chmod 777 "$out" "$out/results"
     (cd "$out" && timeout 2400 "$PG_REGRESS" --inputdir="$SRC" --outputdir="$out" --bindir="$BIN" \
-        --dlpath="$WORK/lib" --schedule="$SCHEDULE" --use-existing --dbname=postgres \
+        --dlpath="$WORK/lib" --schedule="$SCHEDULE" \
         --host=127.0.0.1 --port="$2" --user=postgres > "$out/summary.txt" 2>&1) || true
     # "test name ... ok" / "     name ... FAILED" (PostgreSQL 15's pg_regress output)
     awk '$0 ~ /\.\.\. (ok|FAILED|failed)/ { for (i = 1; i <= NF; i++) if ($i == "...") { print $(i-1), $(i+1); break } }' \
@@ -178,7 +179,7 @@ if grep -q "tessera is ready" "$RUN/tessera-variant.log"; then
     mkdir -p "$out/results"
     chmod 777 "$out" "$out/results"
     (cd "$out" && timeout 1800 "$PG_REGRESS" --inputdir="$VARIANT_SRC" --outputdir="$out" --bindir="$BIN" \
-        --dlpath="$WORK/lib" --schedule="$VARIANT_SRC/schedule" --use-existing --dbname=postgres \
+        --dlpath="$WORK/lib" --schedule="$VARIANT_SRC/schedule" \
         --host=127.0.0.1 --port="$TESSERA_PORT" --user=postgres > "$out/summary.txt" 2>&1) || true
     VARIANT_RAN=1
 fi
@@ -191,7 +192,7 @@ LOST=$(join <(awk '$2 == "ok" {print $1}' "$D") <(awk '$2 != "ok" {print $1}' "$
 MISSING=$(comm -23 <(awk '$2 == "ok" {print $1}' "$D") <(awk '{print $1}' "$T") || true)
 mkdir -p "$ROOT/target"
 {
-    echo "pg_regress $VERSION parallel_schedule (--use-existing, database postgres)"
+    echo "pg_regress $VERSION parallel_schedule (database regression, created by pg_regress)"
     echo "  directly:       $(count "$D") of $(total "$D") tests pass"
     echo "  through Tessera: $(count "$T") of $(total "$T") tests pass"
     echo "  pass directly, fail through Tessera: $(echo "$LOST" | grep -c . || true)"

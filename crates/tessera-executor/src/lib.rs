@@ -217,10 +217,21 @@ pub enum Outcome {
         format: i8,
         /// Number of columns.
         columns: usize,
-        /// One payload per row (the binary header joined to the first row), or the error
+        /// One payload per row (the binary header joined to the first row, no binary
+        /// trailer) and the notices the server sent between them, in order; or the error
         /// that ended the COPY.
-        data: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, ExecError>>,
+        data: tokio::sync::mpsc::Receiver<Result<CopyOutItem, ExecError>>,
     },
+}
+
+/// One item of a `COPY ... TO STDOUT` stream ([`Outcome::CopyOut`]).
+#[derive(Debug)]
+pub enum CopyOutItem {
+    /// A CopyData payload.
+    Data(bytes::Bytes),
+    /// A notice (NOTICE, WARNING, ...) raised while the COPY ran, e.g. by a trigger of
+    /// `COPY (INSERT ... RETURNING) TO STDOUT`; the client gets it between the rows.
+    Notice(ServerError),
 }
 
 /// Whether a statement forwarded to the coordinator PostgreSQL may change session settings
@@ -350,7 +361,11 @@ fn stream_copy_out(
                             chunk
                         }
                     };
-                    if tx.send(Ok(chunk)).await.is_err() {
+                    let mut sent = true;
+                    for n in std::mem::take(&mut conn.notices) {
+                        sent &= tx.send(Ok(CopyOutItem::Notice(n))).await.is_ok();
+                    }
+                    if !sent || tx.send(Ok(CopyOutItem::Data(chunk))).await.is_err() {
                         // The client went away: the unread COPY makes the connection unusable.
                         let _ = give_back.send(None);
                         return;
@@ -358,7 +373,10 @@ fn stream_copy_out(
                 }
                 Ok(None) => {
                     if let Some(h) = header.filter(|h| !h.is_empty()) {
-                        let _ = tx.send(Ok(h)).await;
+                        let _ = tx.send(Ok(CopyOutItem::Data(h))).await;
+                    }
+                    for n in std::mem::take(&mut conn.notices) {
+                        let _ = tx.send(Ok(CopyOutItem::Notice(n))).await;
                     }
                     if commit {
                         if let Err(e) = conn.simple_query("COMMIT").await {
@@ -697,6 +715,34 @@ impl Executor {
     ) -> Result<(Vec<u32>, Vec<wire::FieldDescription>), ExecError> {
         let conn = session.coordinator(self).await?;
         Ok(conn.describe(sql, param_types).await?)
+    }
+
+    /// The syntax error PostgreSQL's parser finds anywhere in a Query of several statements,
+    /// if any, with its position in the whole text — PostgreSQL parses a whole Query before
+    /// running any of it, so a syntax error in the third statement stops the first too.
+    ///
+    /// Asks the session's coordinator connection to Parse the whole text (which PostgreSQL
+    /// then refuses for having several commands, when it parses). Only outside transaction
+    /// blocks: a failed Parse would abort an open block.
+    pub async fn syntax_error(
+        &self,
+        session: &mut Session,
+        query: &str,
+    ) -> Result<Option<ServerError>, ExecError> {
+        if session.in_block() {
+            return Ok(None);
+        }
+        let conn = session.coordinator(self).await?;
+        match conn.describe(query, &[]).await {
+            Err(WireError::Server(e))
+                if e.code == "42601"
+                    && !e.message.starts_with("cannot insert multiple commands") =>
+            {
+                Ok(Some(*e))
+            }
+            Err(WireError::Server(_)) | Ok(_) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Runs one planned statement for `session`.

@@ -706,7 +706,7 @@ pub async fn run_pull_copy_out(
                 }
                 let (tx, data) = mpsc::channel(chunks.len().max(1));
                 for c in chunks {
-                    let _ = tx.try_send(Ok(c));
+                    let _ = tx.try_send(Ok(crate::CopyOutItem::Data(c)));
                 }
                 Outcome::CopyOut {
                     format,

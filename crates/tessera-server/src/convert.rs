@@ -182,22 +182,3 @@ pub fn param_value(value: Option<&[u8]>, format: i16, type_oid: u32) -> ParamVal
     };
     ParamValue::Text(text)
 }
-
-/// A `COPY ... TO STDOUT` response from the payloads the coordinator PostgreSQL sent (one
-/// per row; pgwire counts them for the `COPY n` tag and writes a binary COPY's trailer).
-pub fn copy_out_response(
-    format: i8,
-    columns: usize,
-    data: tokio::sync::mpsc::Receiver<Result<Bytes, ExecError>>,
-) -> Response {
-    let chunks = stream::unfold(data, |mut data| async move {
-        let item = data.recv().await?;
-        let item = item
-            .map(pgwire::messages::copy::CopyData::new)
-            .map_err(|e| PgWireError::UserError(Box::new(exec_error(e))));
-        Some((item, data))
-    });
-    Response::CopyOut(pgwire::api::results::CopyResponse::new(
-        format, columns, chunks,
-    ))
-}

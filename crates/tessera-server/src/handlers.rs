@@ -13,9 +13,14 @@ use pgwire::api::auth::{
     finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata,
     ServerParameterProvider, StartupHandler,
 };
-use pgwire::api::copy::CopyHandler;
+use pgwire::api::copy::{
+    send_copy_both_response, send_copy_in_response, send_copy_out_response, CopyHandler,
+};
 use pgwire::api::portal::{Format, Portal};
-use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::query::{
+    send_execution_response, send_query_response, send_ready_for_query, ExtendedQueryHandler,
+    SimpleQueryHandler,
+};
 use pgwire::api::results::{CopyResponse, FieldInfo, Response, Tag};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
@@ -24,8 +29,10 @@ use pgwire::api::{
     METADATA_DATABASE,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
-use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail, CopyOutResponse};
 use pgwire::messages::response::CommandComplete;
+use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
+use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::net::TcpListener;
@@ -33,7 +40,7 @@ use tokio::sync::Mutex;
 
 use tessera_executor::merge::format_for;
 use tessera_executor::wire::{BoundParam, FieldDescription};
-use tessera_executor::{CopyRouter, Executor, Outcome, Request, Session};
+use tessera_executor::{CopyOutItem, CopyRouter, Executor, Outcome, Request, Session};
 use tessera_planner::{
     split_statements, DatabaseCommand, DistributedPlan, ParamValue, RouterTemplate,
 };
@@ -65,6 +72,9 @@ struct SessionState {
     session: Session,
     copy: Option<CopyTarget>,
     copy_error: Option<ErrorInfo>,
+    /// Statements of a simple Query after its COPY FROM STDIN (text and character offset in
+    /// the Query), run when the COPY is done.
+    pending: Vec<(String, usize)>,
 }
 
 type SharedSession = Arc<Mutex<SessionState>>;
@@ -81,6 +91,7 @@ fn start_session<C: ClientInfo + ?Sized>(client: &C, db: Arc<Database>) {
         ),
         copy: None,
         copy_error: None,
+        pending: Vec::new(),
     };
     client
         .session_extensions()
@@ -112,16 +123,7 @@ where
 {
     let (notices, parameters) = session.take_messages();
     for n in notices {
-        let mut info = exec_error(tessera_executor::ExecError::Server {
-            error: Box::new(n),
-            node: None,
-        });
-        if info.severity == "ERROR" {
-            info.severity = "WARNING".into();
-        }
-        client
-            .feed(PgWireBackendMessage::NoticeResponse(info.into()))
-            .await?;
+        client.feed(notice_message(n)).await?;
     }
     for (name, value) in parameters {
         client
@@ -132,6 +134,37 @@ where
     }
     client.flush().await?;
     Ok(())
+}
+
+/// A NoticeResponse carrying every field of `n` (an ERROR passed on as a notice becomes a
+/// WARNING).
+fn notice_message(n: tessera_executor::wire::ServerError) -> PgWireBackendMessage {
+    let mut info = exec_error(tessera_executor::ExecError::Server {
+        error: Box::new(n),
+        node: None,
+    });
+    if info.severity == "ERROR" {
+        info.severity = "WARNING".into();
+    }
+    PgWireBackendMessage::NoticeResponse(info.into())
+}
+
+/// What running one statement gives the client.
+enum Reply {
+    /// A reply pgwire knows how to send.
+    Response(Response),
+    /// A COPY TO's output, rows and notices interleaved ([`send_copy_out`]).
+    CopyOut {
+        format: i8,
+        columns: usize,
+        data: tokio::sync::mpsc::Receiver<Result<CopyOutItem, tessera_executor::ExecError>>,
+    },
+}
+
+impl From<Response> for Reply {
+    fn from(r: Response) -> Reply {
+        Reply::Response(r)
+    }
 }
 
 /// A prepared statement: its text and what the coordinator PostgreSQL said about it.
@@ -232,6 +265,77 @@ impl Database {
 }
 
 impl Backend {
+    /// Runs a simple Query's `statements` (text, and character offset in the Query for error
+    /// positions) one by one, sending each one's reply before the next runs. Stops at an
+    /// error, or at COPY FROM STDIN, whose data comes next: the statements after it wait in
+    /// the session and run when the COPY is done, as in PostgreSQL. Returns whether a COPY FROM
+    /// STDIN is under way.
+    async fn run_simple<C>(
+        &self,
+        client: &mut C,
+        state: &mut SessionState,
+        statements: Vec<(String, usize)>,
+        implicit: bool,
+    ) -> PgWireResult<bool>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut rest = statements.into_iter();
+        let mut first = true;
+        while let Some((sql, offset)) = rest.next() {
+            // After an explicit COMMIT ended the implicit transaction, the rest get a new one.
+            if implicit && (first || !state.session.in_block()) {
+                state.session.begin_implicit();
+            }
+            first = false;
+            let mut reply = self
+                .run_statement(
+                    state,
+                    &sql,
+                    &[],
+                    Request {
+                        sql: &sql,
+                        param_types: &[],
+                        params: &[],
+                        result_formats: &[],
+                    },
+                )
+                .await;
+            if let Reply::Response(Response::Error(e)) = &mut reply {
+                // PostgreSQL counts positions from the start of the whole Query.
+                if let Some(p) = e.position.as_mut().filter(|_| offset > 0) {
+                    if let Ok(n) = p.parse::<usize>() {
+                        *p = (n + offset).to_string();
+                    }
+                }
+            }
+            send_side_messages(client, &mut state.session).await?;
+            if send_reply(client, reply).await? {
+                if matches!(client.state(), PgWireConnectionState::CopyInProgress(_)) {
+                    state.pending = rest.collect();
+                    return Ok(true);
+                }
+                return Ok(false);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Ends a simple Query: ReadyForQuery with the session's real transaction status.
+    async fn ready_for_query<C>(&self, client: &mut C, state: &SessionState) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        let status = transaction_status(&state.session);
+        client.set_transaction_status(status);
+        send_ready_for_query(client, status).await
+    }
+
     /// Plans and runs one statement.
     async fn run_statement(
         &self,
@@ -239,11 +343,11 @@ impl Backend {
         sql: &str,
         planner_params: &[ParamValue],
         req: Request<'_>,
-    ) -> Response {
+    ) -> Reply {
         let db = state.db.clone();
         let executor = &db.executor;
         if let Err(e) = state.session.refresh_settings(executor).await {
-            return Response::Error(Box::new(exec_error(e)));
+            return Response::Error(Box::new(exec_error(e))).into();
         }
         let database_command = tessera_planner::database_command(sql);
         if let Some(DatabaseCommand::Create {
@@ -260,9 +364,9 @@ impl Backend {
                             "database \"{template}\" has distributed tables, whose shards a copy of it would not have; \
                              create the database from template0 or template1 and distribute its tables there"
                         )),
-                    )));
+                    ))).into();
                 }
-                Err(e) => return Response::Error(Box::new(exec_error(e))),
+                Err(e) => return Response::Error(Box::new(exec_error(e))).into(),
             }
         }
         let base = executor.snapshot();
@@ -281,7 +385,7 @@ impl Backend {
                 Ok(p) => p,
                 Err(e) => {
                     state.session.mark_failed();
-                    return Response::Error(Box::new(plan_error(e)));
+                    return Response::Error(Box::new(plan_error(e))).into();
                 }
             },
         };
@@ -300,7 +404,7 @@ impl Backend {
                 state.session.add_notice(w);
             }
         }
-        match outcome {
+        let response = match outcome {
             Ok(Outcome::Result(r)) => result_response(r),
             Ok(Outcome::Stream(s)) => crate::convert::stream_response(s),
             Ok(Outcome::CopyIn(router)) => {
@@ -318,12 +422,19 @@ impl Backend {
                 format,
                 columns,
                 data,
-            }) => crate::convert::copy_out_response(format, columns, data),
+            }) => {
+                return Reply::CopyOut {
+                    format,
+                    columns,
+                    data,
+                }
+            }
             Ok(Outcome::TransactionStarted) => Response::TransactionStart(Tag::new("BEGIN")),
             Ok(Outcome::TransactionEnded(tag)) => Response::TransactionEnd(Tag::new(&tag)),
             Ok(Outcome::BlockRestored(tag)) => Response::TransactionStart(Tag::new(&tag)),
             Err(e) => Response::Error(Box::new(exec_error(e))),
-        }
+        };
+        response.into()
     }
 }
 
@@ -441,66 +552,233 @@ fn format_codes(format: &Format) -> Vec<i16> {
     }
 }
 
+/// Whether `sql` is a `COPY ... FROM STDIN` (by its words; enough to keep a second one out of
+/// a Query whose first COPY is done).
+fn is_copy_from_stdin(sql: &str) -> bool {
+    let lower = sql.to_ascii_lowercase();
+    lower.trim_start().starts_with("copy") && lower.contains("stdin")
+}
+
+/// The transaction status ReadyForQuery reports for `session` (PostgreSQL's `I`, `T`, `E`).
+fn transaction_status(session: &Session) -> TransactionStatus {
+    if session.is_failed() {
+        TransactionStatus::Error
+    } else if session.in_block() {
+        TransactionStatus::Transaction
+    } else {
+        TransactionStatus::Idle
+    }
+}
+
+/// Sends one statement's reply, as pgwire's own simple-query loop would, except COPY TO
+/// ([`send_copy_out`]). Returns whether the Query must stop here (an error, or COPY FROM
+/// STDIN, which goes on after the Query).
+async fn send_reply<C>(client: &mut C, reply: Reply) -> PgWireResult<bool>
+where
+    C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let response = match reply {
+        Reply::Response(r) => r,
+        Reply::CopyOut {
+            format,
+            columns,
+            data,
+        } => {
+            return match send_copy_out(client, format, columns, data).await? {
+                Ok(rows) => {
+                    send_execution_response(client, Tag::new("COPY").with_rows(rows)).await?;
+                    Ok(false)
+                }
+                Err(e) => {
+                    client
+                        .feed(PgWireBackendMessage::ErrorResponse(e.into()))
+                        .await?;
+                    Ok(true)
+                }
+            }
+        }
+    };
+    match response {
+        Response::EmptyQuery => {
+            client
+                .feed(PgWireBackendMessage::EmptyQueryResponse(
+                    EmptyQueryResponse::new(),
+                ))
+                .await?;
+        }
+        Response::Query(results) => send_query_response(client, results, true).await?,
+        Response::Execution(tag)
+        | Response::TransactionStart(tag)
+        | Response::TransactionEnd(tag) => send_execution_response(client, tag).await?,
+        Response::Error(e) => {
+            client
+                .feed(PgWireBackendMessage::ErrorResponse((*e).into()))
+                .await?;
+            return Ok(true);
+        }
+        Response::CopyIn(result) => {
+            send_copy_in_response(client, result).await?;
+            client.set_state(PgWireConnectionState::CopyInProgress(false));
+            return Ok(true);
+        }
+        Response::CopyOut(result) => send_copy_out_response(client, result).await?,
+        Response::CopyBoth(result) => {
+            send_copy_both_response(client, result).await?;
+            client.set_state(PgWireConnectionState::CopyInProgress(false));
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Streams a COPY TO's output to the client: CopyOutResponse, the rows with the notices
+/// raised between them in their order, the binary trailer, CopyDone. Returns the number of
+/// rows, or the error that ended the COPY (for the caller to send instead of CommandComplete,
+/// as PostgreSQL does).
+async fn send_copy_out<C>(
+    client: &mut C,
+    format: i8,
+    columns: usize,
+    mut data: tokio::sync::mpsc::Receiver<Result<CopyOutItem, tessera_executor::ExecError>>,
+) -> PgWireResult<Result<usize, ErrorInfo>>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let column_formats = vec![i16::from(format); columns];
+    client
+        .feed(PgWireBackendMessage::CopyOutResponse(CopyOutResponse::new(
+            format,
+            columns as i16,
+            column_formats,
+        )))
+        .await?;
+    let mut rows = 0;
+    while let Some(item) = data.recv().await {
+        match item {
+            Ok(CopyOutItem::Data(bytes)) => {
+                rows += 1;
+                client
+                    .feed(PgWireBackendMessage::CopyData(CopyData::new(bytes)))
+                    .await?;
+            }
+            Ok(CopyOutItem::Notice(n)) => {
+                client.feed(notice_message(n)).await?;
+            }
+            Err(e) => return Ok(Err(exec_error(e))),
+        }
+    }
+    if format == 1 {
+        // The file trailer: a field count of -1 (copyto.c).
+        client
+            .feed(PgWireBackendMessage::CopyData(CopyData::new(
+                bytes::Bytes::from_static(&[0xff, 0xff]),
+            )))
+            .await?;
+    }
+    client
+        .feed(PgWireBackendMessage::CopyDone(CopyDone::new()))
+        .await?;
+    Ok(Ok(rows))
+}
+
 #[async_trait]
 impl SimpleQueryHandler for Backend {
-    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    /// Runs a simple Query's statements one by one and sends each one's reply before the
+    /// next runs, with the notices it raised, as PostgreSQL does (pgwire's default collects
+    /// the replies first, which would put every notice before the first statement's rows).
+    /// Several statements form one implicit transaction, as in PostgreSQL. ReadyForQuery
+    /// reports the session's real transaction status.
+    async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        client.set_state(PgWireConnectionState::QueryInProgress);
         let shared = session_of(client)?;
         let mut state = shared.lock().await;
-        let statements = split_statements(query);
+        let query = query.query;
+        let statements: Vec<(String, usize)> = split_statements(&query)
+            .into_iter()
+            .map(|sql| {
+                let start = sql.as_ptr() as usize - query.as_ptr() as usize;
+                (sql.to_string(), query[..start].chars().count())
+            })
+            .collect();
         if statements.is_empty() {
-            return Ok(vec![Response::EmptyQuery]);
+            client
+                .feed(PgWireBackendMessage::EmptyQueryResponse(
+                    EmptyQueryResponse::new(),
+                ))
+                .await?;
         }
-        let mut responses = Vec::with_capacity(statements.len());
-        // Several statements in one Query are one transaction, as in PostgreSQL (COPY FROM
-        // STDIN, which goes on after this Query returns, is left out).
+        if statements.len() > 1 {
+            let SessionState { session, db, .. } = &mut *state;
+            let checked = db.executor.syntax_error(session, &query).await;
+            let error = match checked {
+                Ok(None) => None,
+                Ok(Some(e)) => Some(exec_error(tessera_executor::ExecError::Server {
+                    error: Box::new(e),
+                    node: None,
+                })),
+                Err(e) => Some(exec_error(e)),
+            };
+            if let Some(e) = error {
+                client
+                    .feed(PgWireBackendMessage::ErrorResponse(e.into()))
+                    .await?;
+                return self.ready_for_query(client, &state).await;
+            }
+        }
+        // Several statements are one implicit transaction, as in PostgreSQL; a Query with COPY
+        // FROM STDIN, which goes on after the COPY's data, is left out.
         let implicit = statements.len() > 1
             && !state.session.in_block()
-            && !statements.iter().any(|s| {
+            && !statements.iter().any(|(s, _)| {
                 s.trim_start()
                     .get(..4)
                     .is_some_and(|w| w.eq_ignore_ascii_case("copy"))
             });
-        for (i, sql) in statements.into_iter().enumerate() {
-            if implicit && i > 0 && !state.session.in_block() {
-                // An explicit COMMIT ended the implicit transaction; the rest get a new one.
-                state.session.begin_implicit();
-            }
-            if implicit && i == 0 {
-                state.session.begin_implicit();
-            }
-            let response = self
-                .run_statement(
-                    &mut state,
-                    sql,
-                    &[],
-                    Request {
-                        sql,
-                        param_types: &[],
-                        params: &[],
-                        result_formats: &[],
-                    },
-                )
-                .await;
-            let stop = matches!(response, Response::Error(_) | Response::CopyIn(_));
-            send_side_messages(client, &mut state.session).await?;
-            responses.push(response);
-            if stop {
-                break;
-            }
-        }
+        let copying = self
+            .run_simple(client, &mut state, statements, implicit)
+            .await?;
         if implicit {
             let SessionState { session, db, .. } = &mut *state;
             if let Err(e) = db.executor.end_implicit(session).await {
-                responses.push(Response::Error(Box::new(exec_error(e))));
+                let info = exec_error(e);
+                send_side_messages(client, session).await?;
+                client
+                    .feed(PgWireBackendMessage::ErrorResponse(info.into()))
+                    .await?;
             }
         }
-        Ok(responses)
+        if copying {
+            // ReadyForQuery follows the COPY's end (on_copy_done / on_copy_fail).
+            client.flush().await?;
+            return Ok(());
+        }
+        self.ready_for_query(client, &state).await
+    }
+
+    /// Not called: [`Self::on_query`] runs simple Queries itself.
+    async fn do_query<C>(&self, _client: &mut C, _query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        Err(PgWireError::ApiError(
+            "simple queries are run by on_query".into(),
+        ))
     }
 }
 
@@ -550,7 +828,7 @@ impl ExtendedQueryHandler for Backend {
         let result_formats = format_codes(&portal.result_column_format);
         let shared = session_of(client)?;
         let mut state = shared.lock().await;
-        let response = self
+        let reply = self
             .run_statement(
                 &mut state,
                 &stmt.sql,
@@ -564,7 +842,18 @@ impl ExtendedQueryHandler for Backend {
             )
             .await;
         send_side_messages(client, &mut state.session).await?;
-        Ok(response)
+        Ok(match reply {
+            Reply::Response(r) => r,
+            // Sent here, rows and notices in order; pgwire sends the CommandComplete.
+            Reply::CopyOut {
+                format,
+                columns,
+                data,
+            } => match send_copy_out(client, format, columns, data).await? {
+                Ok(rows) => Response::Execution(Tag::new("COPY").with_rows(rows)),
+                Err(e) => Response::Error(Box::new(e)),
+            },
+        })
     }
 }
 
@@ -605,6 +894,7 @@ impl CopyHandler for Backend {
         let mut state = shared.lock().await;
         let target = state.copy.take();
         let executor = state.db.executor.clone();
+        let pending = std::mem::take(&mut state.pending);
         if let Some(e) = state.copy_error.take() {
             if matches!(target, Some(CopyTarget::Local)) {
                 let _ = executor
@@ -628,18 +918,33 @@ impl CopyHandler for Backend {
             }
         };
         send_side_messages(client, &mut state.session).await?;
-        match finished {
-            Ok(tag) => {
-                drop(state);
-                client
-                    .send(PgWireBackendMessage::CommandComplete(CommandComplete::new(
-                        tag,
-                    )))
-                    .await?;
-                Ok(())
-            }
-            Err(e) => Err(user_error(exec_error(e))),
+        let tag = finished.map_err(|e| user_error(exec_error(e)))?;
+        client
+            .feed(PgWireBackendMessage::CommandComplete(CommandComplete::new(
+                tag,
+            )))
+            .await?;
+        // The rest of the Query that started the COPY; pgwire sends ReadyForQuery after.
+        let next_copy = pending.iter().position(|(sql, _)| is_copy_from_stdin(sql));
+        let (run, refused) = match next_copy {
+            Some(i) => (pending[..i].to_vec(), true),
+            None => (pending, false),
+        };
+        let stopped = self.run_simple(client, &mut state, run, false).await?;
+        if refused && !stopped {
+            state.session.mark_failed();
+            let info = ErrorInfo::new(
+                "ERROR".into(),
+                "0A000".into(),
+                "Tessera runs one COPY FROM STDIN per Query; send the next COPY as its own Query"
+                    .into(),
+            );
+            client
+                .feed(PgWireBackendMessage::ErrorResponse(info.into()))
+                .await?;
         }
+        client.set_transaction_status(transaction_status(&state.session));
+        Ok(())
     }
 
     async fn on_copy_fail<C>(&self, client: &mut C, fail: CopyFail) -> PgWireError
@@ -653,6 +958,7 @@ impl CopyHandler for Backend {
             Err(e) => return e,
         };
         let mut state = shared.lock().await;
+        state.pending.clear();
         if matches!(state.copy.take(), Some(CopyTarget::Local)) {
             let SessionState { session, db, .. } = &mut *state;
             let _ = db.executor.local_copy_fail(session, &fail.message).await;
