@@ -10,6 +10,12 @@ use tessera_cluster::PgBinaries;
 use tokio_postgres::types::Type;
 
 fn psql(env: &common::TestEnv, args: &[&str], stdin: Option<&str>) -> (bool, String) {
+    psql_at(env.coordinator.addr.port(), args, stdin)
+}
+
+/// psql against the server on `port` (database postgres); whether it succeeded, and its
+/// stdout then stderr.
+fn psql_at(port: u16, args: &[&str], stdin: Option<&str>) -> (bool, String) {
     let bin = PgBinaries::locate()
         .expect("PostgreSQL binaries")
         .client("psql");
@@ -25,7 +31,7 @@ fn psql(env: &common::TestEnv, args: &[&str], stdin: Option<&str>) -> (bool, Str
         "-d",
         "postgres",
     ])
-    .args(["-p", &env.coordinator.addr.port().to_string()])
+    .args(["-p", &port.to_string()])
     .args(args)
     .env("PGCONNECT_TIMEOUT", "10");
     let out = match stdin {
@@ -855,5 +861,99 @@ fn every_database_is_served_with_its_own_catalog_and_shards() {
             .expect("citus_tables")
             .get::<_, i64>(0);
         assert_eq!(tables, 0);
+    });
+}
+
+/// A psql script whose output (results, notices, errors, asynchronous notifications, in
+/// order) must be the same through Tessera as from one PostgreSQL.
+/// psql against the server on `port` with `stdin` as its input; stdout and stderr as one
+/// text in the order psql wrote them (as pg_regress records them).
+fn psql_merged(port: u16, args: &[&str], stdin: &str) -> String {
+    let path = std::env::temp_dir().join(format!("tessera-psql-{port}-{}.out", std::process::id()));
+    let file = std::fs::File::create(&path).expect("psql output file");
+    let bin = PgBinaries::locate()
+        .expect("PostgreSQL binaries")
+        .client("psql");
+    let mut child = Command::new(bin)
+        .args(["-X", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres"])
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .env("PGCONNECT_TIMEOUT", "10")
+        .stdin(std::process::Stdio::piped())
+        .stdout(file.try_clone().expect("clone output file"))
+        .stderr(file)
+        .spawn()
+        .expect("run psql");
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
+    }
+    child.wait().expect("psql");
+    let text = std::fs::read_to_string(&path).expect("psql output");
+    let _ = std::fs::remove_file(&path);
+    text
+}
+
+const SIMPLE_QUERY_SCRIPT: &str = r#"
+\set VERBOSITY default
+CREATE FUNCTION sq_warn(msg text) RETURNS boolean LANGUAGE plpgsql
+  AS $$ BEGIN RAISE NOTICE 'warn %', msg; RETURN true; END $$;
+SELECT 1 AS one \; SELECT sq_warn('1.5') \; SELECT 2 AS two;
+SELECT 5 \; SELECT 6 + \; SELECT sq_warn('6.5') \; SELECT 7;
+SELECT 8 \; SELECT 9 / 0 \; SELECT 10;
+SELECT 11 \; SELECT no_such_column;
+CREATE TABLE sq_comics (s text);
+COPY (SELECT g, sq_warn(g::text) FROM generate_series(1, 3) g) TO STDOUT;
+SELECT 'ok' AS "begin" \;
+INSERT INTO sq_comics VALUES ('Calvin'), ('hobbes') \;
+COPY sq_comics FROM STDIN \;
+UPDATE sq_comics SET s = 'Hobbes' WHERE s = 'hobbes' \;
+DELETE FROM sq_comics WHERE s = 'Moe' \;
+COPY sq_comics TO STDOUT \;
+SELECT 'ok' AS "done";
+Moe
+Susie
+\.
+LISTEN sq_channel;
+NOTIFY sq_channel, 'hello';
+SELECT pg_notify('sq_channel', 'again') IS NOT NULL AS sent;
+UNLISTEN *;
+DROP TABLE sq_comics;
+DROP FUNCTION sq_warn(text);
+"#;
+
+#[test]
+fn simple_queries_answer_in_postgresql_order() {
+    common::runtime().block_on(async {
+        let env = common::TestEnv::start(4).await;
+        let args = ["-v", "ON_ERROR_STOP=0", "-a"];
+        let tessera_port = env.coordinator.addr.port();
+        let baseline_port = env.baseline.coordinator.port;
+        let (tessera, baseline) = tokio::task::spawn_blocking(move || {
+            (
+                psql_merged(tessera_port, &args, SIMPLE_QUERY_SCRIPT),
+                psql_merged(baseline_port, &args, SIMPLE_QUERY_SCRIPT),
+            )
+        })
+        .await
+        .expect("psql");
+        // Notifications name the sending backend's pid, which differs.
+        let pid = "server process with PID";
+        let normalize = |t: &str| {
+            t.lines()
+                .map(|l| match l.find(pid) {
+                    Some(i) => l[..i].to_string(),
+                    None => l.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert!(baseline.contains("Asynchronous notification"), "{baseline}");
+        assert_eq!(normalize(&tessera), normalize(&baseline));
     });
 }

@@ -87,6 +87,17 @@ pub struct Session {
     other_role: bool,
 }
 
+/// What a session's servers said besides results ([`Session::take_messages`]).
+#[derive(Debug, Default)]
+pub struct SideMessages {
+    /// NOTICE, WARNING, INFO, ... with every field, oldest first.
+    pub notices: Vec<ServerError>,
+    /// ParameterStatus changes (name, value), in arrival order.
+    pub parameters: Vec<(String, String)>,
+    /// NOTIFY deliveries on channels the session listens to.
+    pub notifications: Vec<crate::wire::Notification>,
+}
+
 /// A statement prepared with SQL `PREPARE` that Tessera runs at EXECUTE.
 #[derive(Debug, Clone)]
 pub struct SqlPrepared {
@@ -259,17 +270,20 @@ impl Session {
         derived
     }
 
-    /// Takes the notices and ParameterStatus changes the session's coordinator connection
-    /// received since the last call (to be passed on to the client).
-    pub fn take_messages(&mut self) -> (Vec<ServerError>, Vec<(String, String)>) {
-        let mut notices = std::mem::take(&mut self.notices);
-        match &mut self.coordinator {
-            Some(c) => {
-                notices.append(&mut c.notices);
-                (notices, std::mem::take(&mut c.parameter_changes))
-            }
-            None => (notices, Vec::new()),
+    /// Takes the notices, ParameterStatus changes and notifications the session's coordinator
+    /// connection received since the last call, and Tessera's own notices (to be passed on to
+    /// the client).
+    pub fn take_messages(&mut self) -> SideMessages {
+        let mut messages = SideMessages {
+            notices: std::mem::take(&mut self.notices),
+            ..SideMessages::default()
+        };
+        if let Some(c) = &mut self.coordinator {
+            messages.notices.append(&mut c.notices);
+            messages.parameters = std::mem::take(&mut c.parameter_changes);
+            messages.notifications = std::mem::take(&mut c.notifications);
         }
+        messages
     }
 
     /// Opens the implicit transaction of a Query with several statements (PostgreSQL runs

@@ -237,6 +237,20 @@ pub struct WireConnection {
     pub notices: Vec<ServerError>,
     /// ParameterStatus changes received since they were last taken, in arrival order.
     pub parameter_changes: Vec<(String, String)>,
+    /// NotificationResponses (LISTEN/NOTIFY) received since they were last taken, oldest
+    /// first; at most [`MAX_NOTICES`] are kept.
+    pub notifications: Vec<Notification>,
+}
+
+/// A NotificationResponse: a NOTIFY on a channel this connection listens to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    /// Process id of the notifying backend.
+    pub pid: i32,
+    /// Channel name.
+    pub channel: String,
+    /// Payload ('' when none was given).
+    pub payload: String,
 }
 
 /// Notices kept per connection until taken; more are dropped (a runaway loop of RAISE NOTICE
@@ -421,6 +435,7 @@ impl WireConnection {
             settings_id: 0,
             notices: Vec::new(),
             parameter_changes: Vec::new(),
+            notifications: Vec::new(),
         };
         let mut startup = vec![
             ("user", params.user.as_str()),
@@ -561,6 +576,17 @@ impl WireConnection {
                     if let (Ok(k), Ok(v)) = (p.name(), p.value()) {
                         self.parameters.insert(k.to_string(), v.to_string());
                         self.parameter_changes.push((k.to_string(), v.to_string()));
+                    }
+                }
+                Message::NotificationResponse(n) => {
+                    if let (Ok(channel), Ok(payload)) = (n.channel(), n.message()) {
+                        if self.notifications.len() < MAX_NOTICES {
+                            self.notifications.push(Notification {
+                                pid: n.process_id(),
+                                channel: channel.to_string(),
+                                payload: payload.to_string(),
+                            });
+                        }
                     }
                 }
                 other => return Ok(other),

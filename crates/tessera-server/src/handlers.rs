@@ -31,7 +31,7 @@ use pgwire::api::{
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail, CopyOutResponse};
 use pgwire::messages::response::CommandComplete;
-use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
+use pgwire::messages::response::{EmptyQueryResponse, NotificationResponse, TransactionStatus};
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
@@ -114,18 +114,26 @@ fn session_of<C: ClientInfo + ?Sized>(client: &C) -> PgWireResult<SharedSession>
 }
 
 /// Passes on what the session's coordinator connection said besides results: notices
-/// (NOTICE, WARNING, INFO, ... with every field) and ParameterStatus changes (after SET).
+/// (NOTICE, WARNING, INFO, ... with every field), NOTIFY deliveries (LISTEN) and ParameterStatus
+/// changes (after SET).
 async fn send_side_messages<C>(client: &mut C, session: &mut Session) -> PgWireResult<()>
 where
     C: Sink<PgWireBackendMessage> + Unpin + Send,
     C::Error: Debug,
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
-    let (notices, parameters) = session.take_messages();
-    for n in notices {
+    let messages = session.take_messages();
+    for n in messages.notices {
         client.feed(notice_message(n)).await?;
     }
-    for (name, value) in parameters {
+    for n in messages.notifications {
+        client
+            .feed(PgWireBackendMessage::NotificationResponse(
+                NotificationResponse::new(n.pid, n.channel, n.payload),
+            ))
+            .await?;
+    }
+    for (name, value) in messages.parameters {
         client
             .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
                 name, value,
