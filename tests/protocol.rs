@@ -957,3 +957,99 @@ fn simple_queries_answer_in_postgresql_order() {
         assert_eq!(normalize(&tessera), normalize(&baseline));
     });
 }
+
+#[test]
+fn recovery_finishes_abandoned_prepared_transactions_only() {
+    common::runtime().block_on(async {
+        let env = common::TestEnv::start(4).await;
+        let client = env.tessera().await;
+        client
+            .batch_execute(
+                "CREATE TABLE rc_items (k int, v text);
+                 SELECT create_distributed_table('rc_items', 'k', shard_count => 1)",
+            )
+            .await
+            .expect("distribute");
+        let row = client
+            .query_one(
+                "SELECT s.shard_name::text, n.nodeport, n.groupid FROM citus_shards s
+                 JOIN pg_dist_node n ON n.nodeport = s.nodeport WHERE s.table_name = 'rc_items'::regclass",
+                &[],
+            )
+            .await
+            .expect("placement");
+        let (shard, port, group): (String, i32, i32) = (row.get(0), row.get(1), row.get(2));
+        let worker = env
+            .cluster
+            .workers
+            .iter()
+            .find(|w| i32::from(w.port) == port)
+            .expect("worker of the shard");
+        let coordinator_pg = common::connect(&env.cluster.coordinator.connection_string("postgres")).await;
+        // Three transactions left prepared by "other coordinators": 901 decided to commit
+        // (its record exists) and is gone, 902 never decided and is gone, 903 is alive.
+        let alive = common::connect(&format!(
+            "{} application_name='tessera coordinator 903_1'",
+            env.cluster.coordinator.connection_string("postgres")
+        ))
+        .await;
+        for (owner, k) in [(901, 1), (902, 2), (903, 3)] {
+            let w = common::connect(&worker.connection_string("postgres")).await;
+            let gid = format!("tessera_{owner}_1_0_{group}");
+            w.batch_execute(&format!(
+                "BEGIN; INSERT INTO {shard} VALUES ({k}, 'left'); PREPARE TRANSACTION '{gid}'"
+            ))
+            .await
+            .expect("prepare");
+            if owner == 901 {
+                coordinator_pg
+                    .execute(
+                        "INSERT INTO tessera.pg_dist_transaction (groupid, gid) VALUES ($1, $2)",
+                        &[&group, &gid],
+                    )
+                    .await
+                    .expect("decision record");
+            }
+        }
+        let recovered: i32 = client
+            .query_one("SELECT citus_recover_prepared_transactions()", &[])
+            .await
+            .expect("recover")
+            .get(0);
+        assert_eq!(recovered, 2);
+        let keys: Vec<i32> = client
+            .query("SELECT k FROM rc_items ORDER BY k", &[])
+            .await
+            .expect("read")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(keys, vec![1], "901 committed, 902 rolled back, 903 still prepared");
+        let records: i64 = coordinator_pg
+            .query_one("SELECT count(*) FROM tessera.pg_dist_transaction", &[])
+            .await
+            .expect("records")
+            .get(0);
+        assert_eq!(records, 0, "the committed transaction's record is gone");
+        // Once its coordinator is gone, 903 is rolled back too.
+        drop(alive);
+        let mut left = 1;
+        for _ in 0..50 {
+            client
+                .batch_execute("SELECT citus_recover_prepared_transactions()")
+                .await
+                .expect("recover");
+            let w = common::connect(&worker.connection_string("postgres")).await;
+            left = w
+                .query_one("SELECT count(*) FROM pg_prepared_xacts", &[])
+                .await
+                .expect("prepared")
+                .get::<_, i64>(0);
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(left, 0);
+    });
+}

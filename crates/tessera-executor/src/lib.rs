@@ -183,6 +183,9 @@ pub struct ExecutorConfig {
     /// `coordinator.database` are created on first use and dropped with it (the coordinator's
     /// configured database, e.g. `postgres`).
     pub maintenance_database: String,
+    /// Time between runs of two-phase-commit recovery ([`transaction::recover_prepared`]);
+    /// zero runs it only at start and on `citus_recover_prepared_transactions()`.
+    pub recovery_interval: std::time::Duration,
 }
 
 /// What running one statement produced.
@@ -523,7 +526,15 @@ pub struct Executor {
     catalog_pool: deadpool_postgres::Pool,
     /// Serializes catalog changes (create_distributed_table, DDL on distributed tables, ...).
     catalog_lock: tokio::sync::Mutex<()>,
+    /// `<process id>_<start time>`: names this coordinator process in the transaction
+    /// identifiers it prepares on workers.
     gid_prefix: String,
+    /// Transaction identifiers this executor is committing right now (recovery leaves them
+    /// alone).
+    in_flight: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// A connection to the coordinator PostgreSQL named after `gid_prefix` while this process
+    /// lives: other coordinators' recovery sees it and leaves our transactions alone.
+    liveness: tokio::sync::Mutex<Option<tokio_postgres::Client>>,
     /// Whether the database sorts text by bytes (C/POSIX collation).
     byte_order_text: std::sync::atomic::AtomicBool,
     pipelines: std::sync::Mutex<std::collections::HashMap<(String, u16), Arc<pipeline::Pipeline>>>,
@@ -573,6 +584,8 @@ impl Executor {
                     .map(|d| d.as_secs())
                     .unwrap_or(0)
             ),
+            in_flight: std::sync::Mutex::new(std::collections::HashSet::new()),
+            liveness: tokio::sync::Mutex::new(None),
             byte_order_text: std::sync::atomic::AtomicBool::new(false),
             pipelines: std::sync::Mutex::new(std::collections::HashMap::new()),
         });
@@ -593,8 +606,67 @@ impl Executor {
             );
         }
         executor.reload_catalog().await?;
+        executor.keep_alive().await?;
         transaction::recover_prepared(&executor).await;
+        transaction::schedule_recovery(&executor);
         Ok(executor)
+    }
+
+    /// The application_name of a coordinator process's liveness connection.
+    pub(crate) fn liveness_name(prefix: &str) -> String {
+        format!("tessera coordinator {prefix}")
+    }
+
+    /// Opens the liveness connection if it is not open.
+    pub(crate) async fn keep_alive(&self) -> Result<(), ExecError> {
+        let mut liveness = self.liveness.lock().await;
+        if liveness.as_ref().is_some_and(|c| !c.is_closed()) {
+            return Ok(());
+        }
+        let c = &self.config.coordinator;
+        let mut pg = tokio_postgres::Config::new();
+        pg.host(&c.host)
+            .port(c.port)
+            .user(&c.user)
+            .dbname(&c.database)
+            .application_name(&Self::liveness_name(&self.gid_prefix));
+        if let Some(pw) = &c.password {
+            pg.password(pw);
+        }
+        let (client, connection) = pg
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|e| ExecError::Connection(format!("coordinator PostgreSQL: {e}")))?;
+        tokio::spawn(connection);
+        *liveness = Some(client);
+        Ok(())
+    }
+
+    /// Marks `gid` as being committed by this executor (until [`Self::landed`]).
+    pub(crate) fn in_flight(&self, gid: &str) {
+        self.in_flight_set().insert(gid.to_string());
+    }
+
+    /// `gid`'s commit or rollback is over.
+    pub(crate) fn landed(&self, gid: &str) {
+        self.in_flight_set().remove(gid);
+    }
+
+    /// Whether `gid` is being committed by this executor.
+    pub(crate) fn is_in_flight(&self, gid: &str) -> bool {
+        self.in_flight_set().contains(gid)
+    }
+
+    /// This process's transaction identifier prefix.
+    pub(crate) fn gid_prefix(&self) -> &str {
+        &self.gid_prefix
+    }
+
+    fn in_flight_set(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        match self.in_flight.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        }
     }
 
     /// A tokio-postgres client on the coordinator PostgreSQL, for catalog work.
@@ -1162,7 +1234,7 @@ impl Executor {
                     // what came before in the Query commits first, what follows begins anew.
                     transaction::end_block(self, session, true).await?;
                     let _guard = self.catalog_lock.lock().await;
-                    let result = utility::run(self, &call).await;
+                    let result = utility::run(self, &call, req.result_formats).await;
                     self.reload_catalog().await?;
                     session.begin_implicit();
                     return Ok(Outcome::Result(result?));
@@ -1174,7 +1246,7 @@ impl Executor {
                     )));
                 }
                 let _guard = self.catalog_lock.lock().await;
-                let result = utility::run(self, &call).await;
+                let result = utility::run(self, &call, req.result_formats).await;
                 self.reload_catalog().await?;
                 Ok(Outcome::Result(result?))
             }

@@ -641,6 +641,32 @@ pub async fn end_block(
     Ok("COMMIT".into())
 }
 
+/// The transaction identifiers a commit is working on, in the executor's in-flight set until
+/// the commit is over (recovery must not decide for them meanwhile).
+struct InFlight<'a> {
+    exec: &'a Executor,
+    gids: std::sync::Mutex<Vec<String>>,
+}
+
+impl InFlight<'_> {
+    fn add(&self, gid: &str) {
+        self.exec.in_flight(gid);
+        if let Ok(mut g) = self.gids.lock() {
+            g.push(gid.to_string());
+        }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Ok(g) = self.gids.lock() {
+            for gid in g.iter() {
+                self.exec.landed(gid);
+            }
+        }
+    }
+}
+
 /// Commits open transactions on `workers` (and the coordinator connection, if given) as one:
 /// plain COMMIT for a single participant, two-phase commit otherwise. On failure everything
 /// not yet decided is rolled back.
@@ -673,8 +699,13 @@ pub async fn commit_participants(
     // Phase one: prepare every worker.
     let mut prepared: Vec<(i32, String)> = Vec::new();
     let mut failure: Option<ExecError> = None;
+    let _in_flight = InFlight {
+        exec,
+        gids: std::sync::Mutex::new(Vec::new()),
+    };
     for (group, conn) in workers.iter_mut() {
         let gid = exec.next_gid(*group);
+        _in_flight.add(&gid);
         match conn
             .simple_query(&format!("PREPARE TRANSACTION {}", quote_literal(&gid)))
             .await
@@ -740,19 +771,25 @@ pub async fn commit_participants(
         }
         return Err(e);
     }
-    // Phase two. A failure here is repaired by recovery; the decision stands.
+    // Phase two. A failure here is repaired by recovery; the decision stands, and its record
+    // stays until the transaction is committed on its worker.
+    let mut committed = Vec::new();
     for ((_, conn), (_, gid)) in workers.iter_mut().zip(&prepared) {
-        if let Err(e) = conn
+        match conn
             .simple_query(&format!("COMMIT PREPARED {}", quote_literal(gid)))
             .await
         {
-            tracing::warn!("COMMIT PREPARED {gid} failed, recovery will finish it: {e}");
+            Ok(_) => committed.push(gid),
+            Err(e) => tracing::warn!("COMMIT PREPARED {gid} failed, recovery will finish it: {e}"),
         }
     }
+    if committed.is_empty() {
+        return Ok(());
+    }
     if let Ok(client) = exec.catalog_client().await {
-        let gids = prepared
+        let gids = committed
             .iter()
-            .map(|(_, gid)| quote_literal(gid))
+            .map(|gid| quote_literal(gid))
             .collect::<Vec<_>>()
             .join(", ");
         let _ = client
@@ -1032,13 +1069,51 @@ pub async fn run_copy(
     commit_participants(exec, &mut participants, None).await
 }
 
-/// Resolves prepared transactions Tessera left on the workers: COMMIT PREPARED when the
-/// decision record exists, ROLLBACK PREPARED otherwise. Runs at startup; errors are logged.
-pub async fn recover_prepared(exec: &Executor) {
+/// The coordinator process that prepared `gid` (`tessera_<pid>_<start>_<n>_<group>` →
+/// `<pid>_<start>`), if it is one of Tessera's.
+fn gid_owner(gid: &str) -> Option<&str> {
+    let rest = gid.strip_prefix("tessera_")?;
+    let mut cut = rest.match_indices('_').map(|(i, _)| i);
+    let _ = cut.next()?;
+    let end = cut.next()?;
+    Some(&rest[..end])
+}
+
+/// Resolves prepared transactions Tessera left on the workers of this database: COMMIT
+/// PREPARED when the decision record exists, ROLLBACK PREPARED otherwise; returns how many.
+///
+/// Transactions still being committed are left alone: this process's (its in-flight set) and
+/// those of any other coordinator process that is alive (its liveness connection is in the
+/// coordinator PostgreSQL's `pg_stat_activity`). A decision record is deleted only once its
+/// transaction is no longer prepared on its worker, so a worker that cannot be reached keeps
+/// its records for the next run. Runs at start, every [`crate::ExecutorConfig::recovery_interval`]
+/// and on `citus_recover_prepared_transactions()`; errors are logged.
+pub async fn recover_prepared(exec: &Executor) -> usize {
     let snapshot = exec.snapshot();
     let Ok(client) = exec.catalog_client().await else {
-        return;
+        return 0;
     };
+    let alive: std::collections::HashSet<String> = match client
+        .query(
+            "SELECT application_name FROM pg_stat_activity WHERE application_name LIKE 'tessera coordinator %'",
+            &[],
+        )
+        .await
+    {
+        Ok(rows) => rows.iter().map(|r| r.get::<_, String>(0)).collect(),
+        // Without knowing who is alive, decide nothing.
+        Err(e) => {
+            tracing::warn!("recovery: cannot list coordinators: {e}");
+            return 0;
+        }
+    };
+    // Whether the owner of `gid` may still be committing it.
+    let busy = |gid: &str| match gid_owner(gid) {
+        Some(owner) if owner == exec.gid_prefix() => exec.is_in_flight(gid),
+        Some(owner) => alive.contains(&Executor::liveness_name(owner)),
+        None => true,
+    };
+    let mut recovered = 0;
     for node in &snapshot.nodes {
         let mut conn = match exec
             .worker_connection(&snapshot, node.group_id, &SessionSettings::default())
@@ -1058,7 +1133,7 @@ pub async fn recover_prepared(exec: &Executor) {
         else {
             continue;
         };
-        let gids: Vec<String> = results
+        let prepared: Vec<String> = results
             .first()
             .map(|r| {
                 r.rows
@@ -1073,30 +1148,79 @@ pub async fn recover_prepared(exec: &Executor) {
                     .collect()
             })
             .unwrap_or_default();
-        for gid in gids {
-            let committed = client
-                .query_opt(
-                    "SELECT 1 FROM tessera.pg_dist_transaction WHERE gid = $1",
-                    &[&gid],
-                )
-                .await
-                .map(|r| r.is_some())
-                .unwrap_or(false);
-            let verb = if committed { "COMMIT" } else { "ROLLBACK" };
+        // Read after the prepared list: a record of a transaction prepared since is busy.
+        let Ok(records) = client
+            .query(
+                "SELECT gid FROM tessera.pg_dist_transaction WHERE groupid = $1",
+                &[&node.group_id],
+            )
+            .await
+        else {
+            continue;
+        };
+        let records: std::collections::HashSet<String> =
+            records.iter().map(|r| r.get::<_, String>(0)).collect();
+        let mut finished: Vec<String> = records
+            .iter()
+            .filter(|g| !prepared.contains(g) && !busy(g))
+            .cloned()
+            .collect();
+        for gid in prepared.iter().filter(|g| !busy(g)) {
+            let verb = if records.contains(gid) {
+                "COMMIT"
+            } else {
+                "ROLLBACK"
+            };
             match conn
-                .simple_query(&format!("{verb} PREPARED {}", quote_literal(&gid)))
+                .simple_query(&format!("{verb} PREPARED {}", quote_literal(gid)))
                 .await
             {
-                Ok(_) => tracing::info!(
-                    "recovery: {verb} PREPARED {gid} on {}:{}",
-                    node.host,
-                    node.port
-                ),
+                Ok(_) => {
+                    recovered += 1;
+                    tracing::info!(
+                        "recovery: {verb} PREPARED {gid} on {}:{}",
+                        node.host,
+                        node.port
+                    );
+                    if verb == "COMMIT" {
+                        finished.push(gid.clone());
+                    }
+                }
                 Err(e) => tracing::warn!("recovery: {verb} PREPARED {gid} failed: {e}"),
             }
         }
+        if !finished.is_empty() {
+            if let Err(e) = client
+                .execute(
+                    "DELETE FROM tessera.pg_dist_transaction WHERE groupid = $1 AND gid = ANY($2)",
+                    &[&node.group_id, &finished],
+                )
+                .await
+            {
+                tracing::warn!("recovery: cannot delete decision records: {e}");
+            }
+        }
     }
-    let _ = client
-        .batch_execute("DELETE FROM tessera.pg_dist_transaction")
-        .await;
+    recovered
+}
+
+/// Runs [`recover_prepared`] every `recovery_interval` while the executor lives (and keeps its
+/// liveness connection open).
+pub fn schedule_recovery(exec: &Arc<Executor>) {
+    let interval = exec.config().recovery_interval;
+    if interval.is_zero() {
+        return;
+    }
+    let weak = Arc::downgrade(exec);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(interval).await;
+            let Some(exec) = weak.upgrade() else { return };
+            if let Err(e) = exec.keep_alive().await {
+                tracing::warn!("recovery: {e}");
+                continue;
+            }
+            recover_prepared(&exec).await;
+        }
+    });
 }

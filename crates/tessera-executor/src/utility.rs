@@ -27,8 +27,13 @@ fn sql_error(code: &str, message: impl Into<String>) -> ExecError {
     }
 }
 
-/// Runs a utility call; returns its one-row result.
-pub async fn run(exec: &Executor, call: &UtilityCall) -> Result<StatementResult, ExecError> {
+/// Runs a utility call; returns its one-row result, its one column in the format the client
+/// asked for (`result_formats` as in Bind: 0 text, 1 binary).
+pub async fn run(
+    exec: &Executor,
+    call: &UtilityCall,
+    result_formats: &[i16],
+) -> Result<StatementResult, ExecError> {
     let name = call.function_name();
     let (type_oid, value): (u32, Vec<u8>) = match call {
         UtilityCall::CreateDistributedTable {
@@ -52,6 +57,21 @@ pub async fn run(exec: &Executor, call: &UtilityCall) -> Result<StatementResult,
             remove_node(exec, host, *port).await?;
             (2278, Vec::new())
         }
+        UtilityCall::RecoverPreparedTransactions => {
+            let n = crate::transaction::recover_prepared(exec).await;
+            (oid::INT4, n.to_string().into_bytes())
+        }
+    };
+    let format = crate::merge::format_for(result_formats, 0);
+    // int4's binary form is 4 bytes big-endian; void's is empty (int4send, void_send).
+    let value = match (format, type_oid) {
+        (1, oid::INT4) => std::str::from_utf8(&value)
+            .ok()
+            .and_then(|v| v.parse::<i32>().ok())
+            .map(|v| v.to_be_bytes().to_vec())
+            .ok_or_else(|| ExecError::Internal("utility result is not an int4".into()))?,
+        (1, _) => Vec::new(),
+        _ => value,
     };
     Ok(StatementResult {
         fields: vec![FieldDescription {
@@ -61,7 +81,7 @@ pub async fn run(exec: &Executor, call: &UtilityCall) -> Result<StatementResult,
             type_oid,
             type_size: 4,
             type_modifier: -1,
-            format: 0,
+            format,
         }],
         rows: vec![encode_row([Some(value.as_slice())])],
         tag: "SELECT 1".into(),

@@ -20,6 +20,86 @@ use tokio::net::{TcpStream, UnixStream};
 
 use tessera_planner::rewrite::quote_ident;
 
+/// Where a connection's startup stands ([`WireConnection::begin`]).
+pub enum Started {
+    /// Authenticated and ready for queries.
+    Ready(WireConnection),
+    /// The server asks for authentication; answer through the handshake.
+    Asks(Handshake, AuthRequest),
+}
+
+/// An authentication request of the server during startup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthRequest {
+    /// AuthenticationCleartextPassword.
+    Cleartext,
+    /// AuthenticationMD5Password with its salt.
+    Md5 {
+        /// The 4 salt bytes.
+        salt: [u8; 4],
+    },
+    /// AuthenticationSASL with the mechanisms offered (e.g. `SCRAM-SHA-256`).
+    Sasl {
+        /// Mechanism names.
+        mechanisms: Vec<String>,
+    },
+    /// AuthenticationSASLContinue: the server's challenge.
+    SaslContinue(Bytes),
+    /// AuthenticationSASLFinal: the server's final message; no answer is expected (answer
+    /// `None` to read on).
+    SaslFinal(Bytes),
+}
+
+/// An answer to an [`AuthRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthAnswer {
+    /// PasswordMessage: a cleartext password or an md5 hash as the protocol wants it.
+    Password(String),
+    /// SASLInitialResponse.
+    SaslInitial {
+        /// The chosen mechanism.
+        mechanism: String,
+        /// The client-first message.
+        data: Bytes,
+    },
+    /// SASLResponse.
+    Sasl(Bytes),
+}
+
+/// A connection waiting for the answer to an authentication request.
+pub struct Handshake {
+    conn: WireConnection,
+}
+
+impl std::fmt::Debug for Handshake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handshake")
+            .field("address", &self.conn.address)
+            .finish()
+    }
+}
+
+impl Handshake {
+    /// Sends `answer` (`None` after [`AuthRequest::SaslFinal`]) and reads on.
+    pub async fn answer(mut self, answer: Option<AuthAnswer>) -> Result<Started, WireError> {
+        let address = self.conn.address.clone();
+        let io = |source| WireError::Io { address, source };
+        let buf = &mut self.conn.write_buf;
+        match answer {
+            None => {}
+            Some(AuthAnswer::Password(pw)) => {
+                frontend::password_message(pw.as_bytes(), buf).map_err(io)?
+            }
+            Some(AuthAnswer::SaslInitial { mechanism, data }) => {
+                frontend::sasl_initial_response(&mechanism, &data, buf).map_err(io)?
+            }
+            Some(AuthAnswer::Sasl(data)) => frontend::sasl_response(&data, buf).map_err(io)?,
+        }
+        self.conn.flush().await?;
+        self.conn.startup_step().await
+    }
+}
+
 /// A TCP or Unix-domain socket.
 enum Stream {
     Tcp(TcpStream),
@@ -392,6 +472,66 @@ impl WireConnection {
     }
 
     async fn connect_once(params: &ConnParams) -> Result<WireConnection, WireError> {
+        let mut started = Self::begin(params).await?;
+        let mut scram: Option<ScramSha256> = None;
+        loop {
+            let (handshake, request) = match started {
+                Started::Ready(conn) => return Ok(conn),
+                Started::Asks(h, r) => (h, r),
+            };
+            let conn = &handshake.conn;
+            let answer = match request {
+                AuthRequest::Cleartext => Some(AuthAnswer::Password(conn.password(params)?)),
+                AuthRequest::Md5 { salt } => {
+                    let pw = conn.password(params)?;
+                    Some(AuthAnswer::Password(
+                        postgres_protocol::authentication::md5_hash(
+                            params.user.as_bytes(),
+                            pw.as_bytes(),
+                            salt,
+                        ),
+                    ))
+                }
+                AuthRequest::Sasl { .. } => {
+                    let pw = conn.password(params)?;
+                    let s = ScramSha256::new(pw.as_bytes(), ChannelBinding::unsupported());
+                    let data = Bytes::copy_from_slice(s.message());
+                    scram = Some(s);
+                    Some(AuthAnswer::SaslInitial {
+                        mechanism: "SCRAM-SHA-256".into(),
+                        data,
+                    })
+                }
+                AuthRequest::SaslContinue(body) => {
+                    let address = conn.address.clone();
+                    let s = scram.as_mut().ok_or_else(|| WireError::Protocol {
+                        address: address.clone(),
+                        detail: "unexpected SASL continue".into(),
+                    })?;
+                    s.update(&body)
+                        .map_err(|source| WireError::Io { address, source })?;
+                    Some(AuthAnswer::Sasl(Bytes::copy_from_slice(s.message())))
+                }
+                AuthRequest::SaslFinal(body) => {
+                    let address = conn.address.clone();
+                    let s = scram.as_mut().ok_or_else(|| WireError::Protocol {
+                        address: address.clone(),
+                        detail: "unexpected SASL final".into(),
+                    })?;
+                    s.finish(&body)
+                        .map_err(|source| WireError::Io { address, source })?;
+                    None
+                }
+            };
+            started = handshake.answer(answer).await?;
+        }
+    }
+
+    /// Opens a connection and sends the startup packet; the server's authentication requests
+    /// come back for the caller to answer ([`Handshake::answer`]) — with a client's own
+    /// answers when Tessera relays the client's authentication to the coordinator PostgreSQL,
+    /// which then checks the client's password against its roles.
+    pub async fn begin(params: &ConnParams) -> Result<Started, WireError> {
         let address = params.address();
         let io = |source| WireError::Io {
             address: address.clone(),
@@ -454,66 +594,44 @@ impl WireConnection {
         );
         frontend::startup_message(startup, &mut conn.write_buf).map_err(io)?;
         conn.flush().await?;
-        let mut scram: Option<ScramSha256> = None;
+        conn.startup_step().await
+    }
+
+    /// Reads the server's startup messages up to ReadyForQuery (the connection is ready) or an
+    /// authentication request that needs an answer.
+    async fn startup_step(mut self) -> Result<Started, WireError> {
         loop {
-            match conn.read_message().await? {
-                Message::AuthenticationOk => {}
-                Message::AuthenticationCleartextPassword => {
-                    let pw = conn.password(params)?;
-                    frontend::password_message(pw.as_bytes(), &mut conn.write_buf).map_err(io)?;
-                    conn.flush().await?;
-                }
-                Message::AuthenticationMd5Password(body) => {
-                    let pw = conn.password(params)?;
-                    let hash = postgres_protocol::authentication::md5_hash(
-                        params.user.as_bytes(),
-                        pw.as_bytes(),
-                        body.salt(),
-                    );
-                    frontend::password_message(hash.as_bytes(), &mut conn.write_buf).map_err(io)?;
-                    conn.flush().await?;
-                }
-                Message::AuthenticationSasl(_) => {
-                    let pw = conn.password(params)?;
-                    let s = ScramSha256::new(pw.as_bytes(), ChannelBinding::unsupported());
-                    frontend::sasl_initial_response(
-                        "SCRAM-SHA-256",
-                        s.message(),
-                        &mut conn.write_buf,
-                    )
-                    .map_err(io)?;
-                    conn.flush().await?;
-                    scram = Some(s);
+            let request = match self.read_message().await? {
+                Message::AuthenticationOk => continue,
+                Message::AuthenticationCleartextPassword => AuthRequest::Cleartext,
+                Message::AuthenticationMd5Password(body) => AuthRequest::Md5 { salt: body.salt() },
+                Message::AuthenticationSasl(body) => {
+                    use fallible_iterator::FallibleIterator;
+                    let address = self.address.clone();
+                    let mechanisms = body
+                        .mechanisms()
+                        .map(|m| Ok(m.to_string()))
+                        .collect()
+                        .map_err(|source| WireError::Io { address, source })?;
+                    AuthRequest::Sasl { mechanisms }
                 }
                 Message::AuthenticationSaslContinue(body) => {
-                    let s = scram
-                        .as_mut()
-                        .ok_or_else(|| conn.protocol("unexpected SASL continue"))?;
-                    s.update(body.data()).map_err(io)?;
-                    frontend::sasl_response(s.message(), &mut conn.write_buf).map_err(io)?;
-                    conn.flush().await?;
+                    AuthRequest::SaslContinue(Bytes::copy_from_slice(body.data()))
                 }
                 Message::AuthenticationSaslFinal(body) => {
-                    let s = scram
-                        .as_mut()
-                        .ok_or_else(|| conn.protocol("unexpected SASL final"))?;
-                    s.finish(body.data()).map_err(io)?;
+                    AuthRequest::SaslFinal(Bytes::copy_from_slice(body.data()))
                 }
-                Message::ParameterStatus(p) => {
-                    if let (Ok(k), Ok(v)) = (p.name(), p.value()) {
-                        conn.parameters.insert(k.to_string(), v.to_string());
-                    }
-                }
-                Message::BackendKeyData(_) | Message::NoticeResponse(_) => {}
+                Message::BackendKeyData(_) => continue,
                 Message::ReadyForQuery(_) => {
-                    conn.parameter_changes.clear();
-                    return Ok(conn);
+                    self.parameter_changes.clear();
+                    return Ok(Started::Ready(self));
                 }
                 Message::ErrorResponse(body) => {
                     return Err(WireError::Server(Box::new(server_error(&body))))
                 }
-                _ => return Err(conn.protocol("unexpected message during startup")),
-            }
+                _ => return Err(self.protocol("unexpected message during startup")),
+            };
+            return Ok(Started::Asks(Handshake { conn: self }, request));
         }
     }
 

@@ -43,6 +43,10 @@ pub enum UtilityCall {
         /// Port.
         port: u16,
     },
+    /// `citus_recover_prepared_transactions()` (also `recover_prepared_transactions`):
+    /// finishes the prepared transactions a failure left on the workers; returns how many
+    /// (int4).
+    RecoverPreparedTransactions,
 }
 
 impl UtilityCall {
@@ -53,6 +57,7 @@ impl UtilityCall {
             UtilityCall::CreateReferenceTable { .. } => "create_reference_table",
             UtilityCall::AddNode { .. } => "citus_add_node",
             UtilityCall::RemoveNode { .. } => "citus_remove_node",
+            UtilityCall::RecoverPreparedTransactions => "citus_recover_prepared_transactions",
         }
     }
 }
@@ -64,6 +69,8 @@ const FUNCTIONS: &[&str] = &[
     "master_add_node",
     "citus_remove_node",
     "master_remove_node",
+    "citus_recover_prepared_transactions",
+    "recover_prepared_transactions",
 ];
 
 fn invalid(s: impl Into<String>) -> PlanError {
@@ -166,6 +173,7 @@ pub fn recognize(query: &Query, params: &[ParamValue]) -> Result<Option<UtilityC
         "citus_add_node" | "master_add_node" => {
             &["nodename", "nodeport", "groupid", "noderole", "nodecluster"]
         }
+        "citus_recover_prepared_transactions" | "recover_prepared_transactions" => &[],
         _ => &["nodename", "nodeport"],
     };
     if positional.len() > signature.len() {
@@ -241,6 +249,9 @@ pub fn recognize(query: &Query, params: &[ParamValue]) -> Result<Option<UtilityC
                 host: required(0)?,
                 port: port(1)?,
             }
+        }
+        "citus_recover_prepared_transactions" | "recover_prepared_transactions" => {
+            UtilityCall::RecoverPreparedTransactions
         }
         _ => UtilityCall::RemoveNode {
             host: required(0)?,

@@ -455,7 +455,10 @@ fn utility_fields(name: &str) -> Vec<FieldDescription> {
         name: name.into(),
         table_oid: 0,
         column_id: 0,
-        type_oid: if name == "citus_add_node" { 23 } else { 2278 },
+        type_oid: match name {
+            "citus_add_node" | "citus_recover_prepared_transactions" => 23,
+            _ => 2278,
+        },
         type_size: 4,
         type_modifier: -1,
         format: 0,

@@ -5,6 +5,7 @@
 //! pool_size = 64        # connections per worker
 //! shard_count = 32      # default for create_distributed_table
 //! pipeline_lanes = 2    # pipelined connections per worker for router queries (0: off)
+//! recovery_interval_secs = 60  # 2PC recovery of prepared transactions left by failures (0: off)
 //!
 //! [coordinator]         # the coordinator PostgreSQL (catalog and shells)
 //! host = "127.0.0.1"
@@ -35,7 +36,8 @@ pub struct CoordinatorPg {
     /// Password, if the servers ask for one.
     #[serde(default)]
     pub password: Option<String>,
-    /// Database (the one database Tessera serves; shards live in the same database on workers).
+    /// Database opened at start (clients may connect to any database of the coordinator
+    /// PostgreSQL; each one's shards live in the database of the same name on the workers).
     #[serde(default = "default_user")]
     pub database: String,
 }
@@ -64,6 +66,11 @@ pub struct Config {
     /// Pipelined connections per worker for single-statement router queries (0: off).
     #[serde(default = "default_pipeline_lanes")]
     pub pipeline_lanes: usize,
+    /// Seconds between runs of two-phase-commit recovery (prepared transactions a failure
+    /// left on the workers); 0 runs it only at start and on
+    /// `citus_recover_prepared_transactions()`.
+    #[serde(default = "default_recovery_interval")]
+    pub recovery_interval_secs: u64,
     /// The coordinator PostgreSQL.
     pub coordinator: CoordinatorPg,
     /// Workers to register at start.
@@ -95,6 +102,10 @@ fn default_pipeline_lanes() -> usize {
     2
 }
 
+fn default_recovery_interval() -> u64 {
+    60
+}
+
 impl Config {
     /// Settings for a coordinator PostgreSQL on 127.0.0.1:`pg_port` with defaults elsewhere.
     pub fn local(listen: String, pg_port: u16, workers: Vec<u16>) -> Config {
@@ -103,6 +114,7 @@ impl Config {
             pool_size: default_pool_size(),
             shard_count: default_shard_count(),
             pipeline_lanes: default_pipeline_lanes(),
+            recovery_interval_secs: default_recovery_interval(),
             coordinator: CoordinatorPg {
                 host: "127.0.0.1".into(),
                 port: pg_port,

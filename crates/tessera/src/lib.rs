@@ -56,6 +56,7 @@ pub async fn start_coordinator(config: &Config) -> anyhow::Result<RunningCoordin
         default_shard_count: config.shard_count,
         pipeline_lanes: config.pipeline_lanes,
         maintenance_database: config.coordinator.database.clone(),
+        recovery_interval: std::time::Duration::from_secs(config.recovery_interval_secs),
     })
     .await
     .map_err(|e| anyhow::anyhow!("cannot start the executor: {e}"))?;
