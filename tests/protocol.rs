@@ -1053,3 +1053,132 @@ fn recovery_finishes_abandoned_prepared_transactions_only() {
         assert_eq!(left, 0);
     });
 }
+
+#[test]
+fn logins_are_authenticated_by_the_coordinator_postgresql() {
+    common::runtime().block_on(async {
+        let env = common::TestEnv::start(4).await;
+        let admin = env.tessera().await;
+        admin
+            .batch_execute(
+                "CREATE ROLE au_alice LOGIN PASSWORD 'alice-secret';
+                 CREATE TABLE au_items (k int, v text);
+                 SELECT create_distributed_table('au_items', 'k');
+                 INSERT INTO au_items SELECT g, 'v' FROM generate_series(1, 20) g",
+            )
+            .await
+            .expect("setup");
+        let url = |password: &str| {
+            format!(
+                "host=127.0.0.1 port={} user=au_alice password={password} dbname=postgres",
+                env.coordinator.addr.port()
+            )
+        };
+        // A wrong password gets PostgreSQL's own answer.
+        let wrong = tokio_postgres::connect(&url("nope"), tokio_postgres::NoTls)
+            .await
+            .err()
+            .expect("a wrong password is refused");
+        assert_eq!(
+            wrong.as_db_error().map(|e| e.code().code()),
+            Some("28P01"),
+            "{wrong}"
+        );
+        // The right one: the session is alice's, on the coordinator and for distributed tables.
+        let alice = common::connect(&url("alice-secret")).await;
+        let row = alice
+            .query_one(
+                "SELECT current_user::text, session_user::text, current_setting('is_superuser')",
+                &[],
+            )
+            .await
+            .expect("who");
+        let who: (String, String, String) = (row.get(0), row.get(1), row.get(2));
+        assert_eq!(who, ("au_alice".into(), "au_alice".into(), "off".into()));
+        let denied = alice
+            .query_one("SELECT count(*) FROM au_items", &[])
+            .await
+            .expect_err("no privilege yet");
+        assert_eq!(denied.code().map(|c| c.code()), Some("42501"), "{denied}");
+        admin
+            .batch_execute("GRANT SELECT ON au_items TO au_alice")
+            .await
+            .expect("grant");
+        let n: i64 = alice
+            .query_one("SELECT count(*) FROM au_items", &[])
+            .await
+            .expect("read after GRANT")
+            .get(0);
+        assert_eq!(n, 20);
+        let write = alice
+            .batch_execute("INSERT INTO au_items VALUES (99, 'x')")
+            .await
+            .expect_err("no INSERT privilege");
+        assert_eq!(write.code().map(|c| c.code()), Some("42501"), "{write}");
+        // RESET SESSION AUTHORIZATION returns to the login role, not to a superuser.
+        alice
+            .batch_execute("RESET SESSION AUTHORIZATION")
+            .await
+            .expect("reset");
+        let user: String = alice
+            .query_one("SELECT current_user::text", &[])
+            .await
+            .expect("who")
+            .get(0);
+        assert_eq!(user, "au_alice");
+    });
+}
+
+#[test]
+fn clients_may_use_tls() {
+    common::runtime().block_on(async {
+        let cluster = tokio::task::spawn_blocking(|| {
+            tessera_cluster::LocalCluster::start_temporary(1).expect("servers")
+        })
+        .await
+        .expect("start");
+        let dir = std::env::temp_dir().join(format!("tessera-tls-{}", std::process::id()));
+        let (cert, key) = tessera::self_signed_certificate(&dir).expect("certificate");
+        let mut config = tessera::Config::local(
+            "127.0.0.1:0".into(),
+            cluster.coordinator.port,
+            cluster.workers.iter().map(|w| w.port).collect(),
+        );
+        config.tls_cert = Some(cert);
+        config.tls_key = Some(key);
+        let coordinator = tessera::start_coordinator(&config)
+            .await
+            .expect("coordinator with TLS");
+        let port = coordinator.addr.port();
+        let (required, plain) = tokio::task::spawn_blocking(move || {
+            let query = ["-c", "SELECT 'over tls' AS answer", "-c", "\\conninfo"];
+            let with = |mode: &str| {
+                let bin = PgBinaries::locate().expect("binaries").client("psql");
+                let out = Command::new(bin)
+                    .arg(format!(
+                        "host=127.0.0.1 port={port} user=postgres dbname=postgres sslmode={mode}"
+                    ))
+                    .args(["-X", "-v", "ON_ERROR_STOP=1"])
+                    .args(query)
+                    .env("PGCONNECT_TIMEOUT", "10")
+                    .output()
+                    .expect("psql");
+                (
+                    out.status.success(),
+                    String::from_utf8_lossy(&out.stdout).into_owned()
+                        + &String::from_utf8_lossy(&out.stderr),
+                )
+            };
+            (with("require"), with("disable"))
+        })
+        .await
+        .expect("psql");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(required.0, "{}", required.1);
+        assert!(required.1.contains("over tls"), "{}", required.1);
+        assert!(required.1.contains("SSL connection"), "{}", required.1);
+        assert!(plain.0, "{}", plain.1);
+        assert!(!plain.1.contains("SSL connection"), "{}", plain.1);
+        drop(coordinator);
+    });
+}

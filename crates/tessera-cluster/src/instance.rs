@@ -5,6 +5,22 @@ use std::process::{Command, Output};
 
 use crate::{ClusterError, PgBinaries};
 
+/// pg_hba.conf of every local server, written on every start: the bootstrap superuser
+/// `postgres` connects without a password from this machine (Tessera's own connections, and
+/// development), every other role with SCRAM-SHA-256 — so a role created through the
+/// coordinator must give its password, which Tessera relays to the coordinator PostgreSQL.
+const HBA: &str = "\
+# written by tessera-cluster on every start
+local all         postgres              trust
+host  all         postgres 127.0.0.1/32 trust
+host  all         postgres ::1/128      trust
+local replication postgres              trust
+host  replication postgres 127.0.0.1/32 trust
+local all         all                   scram-sha-256
+host  all         all      127.0.0.1/32 scram-sha-256
+host  all         all      ::1/128      scram-sha-256
+";
+
 /// Settings written into every server's `postgresql.auto.conf`-style include file.
 #[derive(Debug, Clone)]
 pub struct InstanceOptions {
@@ -233,6 +249,12 @@ impl Instance {
             })?;
         }
         self.binaries.give_to_server_user(&path)?;
+        let hba = self.data_dir.join("pg_hba.conf");
+        std::fs::write(&hba, HBA).map_err(|source| ClusterError::Io {
+            path: hba.display().to_string(),
+            source,
+        })?;
+        self.binaries.give_to_server_user(&hba)?;
         Ok(())
     }
 

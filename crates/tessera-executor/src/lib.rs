@@ -234,7 +234,7 @@ pub enum CopyOutItem {
     Data(bytes::Bytes),
     /// A notice (NOTICE, WARNING, ...) raised while the COPY ran, e.g. by a trigger of
     /// `COPY (INSERT ... RETURNING) TO STDOUT`; the client gets it between the rows.
-    Notice(ServerError),
+    Notice(Box<ServerError>),
 }
 
 /// Whether a statement forwarded to the coordinator PostgreSQL may change session settings
@@ -366,7 +366,7 @@ fn stream_copy_out(
                     };
                     let mut sent = true;
                     for n in std::mem::take(&mut conn.notices) {
-                        sent &= tx.send(Ok(CopyOutItem::Notice(n))).await.is_ok();
+                        sent &= tx.send(Ok(CopyOutItem::Notice(Box::new(n)))).await.is_ok();
                     }
                     if !sent || tx.send(Ok(CopyOutItem::Data(chunk))).await.is_err() {
                         // The client went away: the unread COPY makes the connection unusable.
@@ -379,7 +379,7 @@ fn stream_copy_out(
                         let _ = tx.send(Ok(CopyOutItem::Data(h))).await;
                     }
                     for n in std::mem::take(&mut conn.notices) {
-                        let _ = tx.send(Ok(CopyOutItem::Notice(n))).await;
+                        let _ = tx.send(Ok(CopyOutItem::Notice(Box::new(n)))).await;
                     }
                     if commit {
                         if let Err(e) = conn.simple_query("COMMIT").await {
@@ -629,7 +629,7 @@ impl Executor {
             .port(c.port)
             .user(&c.user)
             .dbname(&c.database)
-            .application_name(&Self::liveness_name(&self.gid_prefix));
+            .application_name(Self::liveness_name(&self.gid_prefix));
         if let Some(pw) = &c.password {
             pg.password(pw);
         }
@@ -775,6 +775,24 @@ impl Executor {
                 ExecError::Connection(format!("cannot reach the coordinator PostgreSQL: {other}"))
             }
         })
+    }
+
+    /// Where and how a client's own login to the coordinator PostgreSQL connects: as `user`,
+    /// to this executor's database, with the client's startup settings (`startup`, including
+    /// its application_name or none) and no password of Tessera's — the client answers the
+    /// server's authentication itself ([`crate::wire::WireConnection::begin`]).
+    pub fn login_params(&self, user: &str, startup: &[(String, String)]) -> ConnParams {
+        let mut startup = startup.to_vec();
+        if !startup.iter().any(|(k, _)| k == "application_name") {
+            startup.push(("application_name".into(), String::new()));
+        }
+        ConnParams {
+            user: user.to_string(),
+            password: None,
+            startup,
+            create_from: None,
+            ..self.config.coordinator.clone()
+        }
     }
 
     /// Describes a statement on the coordinator PostgreSQL (shell tables have the same

@@ -83,8 +83,12 @@ pub struct Session {
     pub prepared: std::collections::HashMap<String, SqlPrepared>,
     /// Notices of Tessera's own for the client (as PostgreSQL would send them).
     notices: Vec<ServerError>,
-    /// The session's current role is not a superuser (SET ROLE, SET SESSION AUTHORIZATION).
+    /// The session's current role is not a superuser (its login role, SET ROLE, SET SESSION
+    /// AUTHORIZATION).
     other_role: bool,
+    /// The coordinator connection was logged in as the client's role with the client's own
+    /// authentication ([`Session::with_login`]): it cannot be replaced when it breaks.
+    login: bool,
 }
 
 /// What a session's servers said besides results ([`Session::take_messages`]).
@@ -126,6 +130,23 @@ impl Session {
             settings: SessionSettings::new(startup.clone()),
             startup,
             ..Session::default()
+        }
+    }
+
+    /// A client's session whose coordinator connection `conn` is logged in as the client's
+    /// role (authenticated by the coordinator PostgreSQL, see
+    /// [`crate::wire::WireConnection::begin`]): local statements run with that role's
+    /// privileges, and statements over distributed tables are checked against them.
+    pub fn with_login(user: &str, startup: Vec<(String, String)>, conn: WireConnection) -> Session {
+        let other_role = conn
+            .parameters
+            .get("is_superuser")
+            .is_some_and(|v| v == "off");
+        Session {
+            coordinator: Some(conn),
+            other_role,
+            login: true,
+            ..Session::new(user, startup)
         }
     }
 
@@ -427,6 +448,19 @@ impl Session {
     pub async fn coordinator(&mut self, exec: &Executor) -> Result<&mut WireConnection, ExecError> {
         if let Some(lent) = self.coordinator_lent.take() {
             self.coordinator = lent.await.ok().flatten();
+        }
+        if self.coordinator.as_ref().is_none_or(|c| c.is_broken()) && self.login {
+            return Err(ExecError::Server {
+                error: Box::new(ServerError {
+                    severity: "FATAL".into(),
+                    code: "57P01".into(),
+                    message: "the session's connection to the coordinator PostgreSQL was lost"
+                        .into(),
+                    hint: Some("Reconnect.".into()),
+                    ..Default::default()
+                }),
+                node: None,
+            });
         }
         if self.coordinator.as_ref().is_none_or(|c| c.is_broken()) {
             // The startup packet's settings are the connection's own; one that replaces a

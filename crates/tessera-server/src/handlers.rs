@@ -33,13 +33,16 @@ use pgwire::messages::copy::{CopyData, CopyDone, CopyFail, CopyOutResponse};
 use pgwire::messages::response::CommandComplete;
 use pgwire::messages::response::{EmptyQueryResponse, NotificationResponse, TransactionStatus};
 use pgwire::messages::simplequery::Query;
-use pgwire::messages::startup::ParameterStatus;
+use pgwire::messages::startup::{Authentication, ParameterStatus};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 
 use tessera_executor::merge::format_for;
-use tessera_executor::wire::{BoundParam, FieldDescription};
+use tessera_executor::wire::{
+    AuthAnswer, AuthRequest, BoundParam, FieldDescription, Handshake, Started, WireConnection,
+    WireError,
+};
 use tessera_executor::{CopyOutItem, CopyRouter, Executor, Outcome, Request, Session};
 use tessera_planner::{
     split_statements, DatabaseCommand, DistributedPlan, ParamValue, RouterTemplate,
@@ -80,15 +83,10 @@ struct SessionState {
 type SharedSession = Arc<Mutex<SessionState>>;
 
 /// Starts the state of a session connected to `db` (at startup).
-fn start_session<C: ClientInfo + ?Sized>(client: &C, db: Arc<Database>) {
-    let metadata = client.metadata();
-    let user = metadata.get("user").cloned().unwrap_or_default();
+fn start_session<C: ClientInfo + ?Sized>(client: &C, db: Arc<Database>, session: Session) {
     let state = SessionState {
         db,
-        session: Session::new(
-            &user,
-            tessera_executor::settings::startup_settings(metadata.iter()),
-        ),
+        session,
         copy: None,
         copy_error: None,
         pending: Vec::new(),
@@ -677,7 +675,7 @@ where
                     .await?;
             }
             Ok(CopyOutItem::Notice(n)) => {
-                client.feed(notice_message(n)).await?;
+                client.feed(notice_message(*n)).await?;
             }
             Err(e) => return Ok(Err(exec_error(e))),
         }
@@ -984,50 +982,141 @@ impl CopyHandler for Backend {
     }
 }
 
-struct Parameters {
-    server_version: String,
-}
+/// The ParameterStatus values of a new session: what the coordinator PostgreSQL reported to
+/// the session's login connection (server_version, is_superuser, TimeZone, ...).
+struct Parameters(HashMap<String, String>);
 
 impl ServerParameterProvider for Parameters {
-    fn server_parameters<C>(&self, client: &C) -> Option<HashMap<String, String>>
+    fn server_parameters<C>(&self, _client: &C) -> Option<HashMap<String, String>>
     where
         C: ClientInfo,
     {
-        let mut p = HashMap::new();
-        p.insert("server_version".into(), self.server_version.clone());
-        p.insert("server_encoding".into(), "UTF8".into());
-        p.insert("client_encoding".into(), "UTF8".into());
-        p.insert("DateStyle".into(), "ISO, MDY".into());
-        p.insert("IntervalStyle".into(), "postgres".into());
-        p.insert("TimeZone".into(), "UTC".into());
-        p.insert("integer_datetimes".into(), "on".into());
-        p.insert("standard_conforming_strings".into(), "on".into());
-        p.insert("is_superuser".into(), "on".into());
-        p.insert("in_hot_standby".into(), "off".into());
-        p.insert("default_transaction_read_only".into(), "off".into());
-        if let Some(app) = client.metadata().get("application_name") {
-            p.insert("application_name".into(), app.clone());
+        Some(self.0.clone())
+    }
+}
+
+/// A client's login whose authentication the coordinator PostgreSQL asked for: the request
+/// went to the client, whose answer goes on through `handshake`.
+struct PendingLogin {
+    db: Arc<Database>,
+    handshake: Handshake,
+    request: AuthRequest,
+}
+
+type SharedLogin = std::sync::Mutex<Option<PendingLogin>>;
+
+/// Ends a connection at startup with a FATAL error.
+async fn refuse<C>(client: &mut C, mut info: ErrorInfo) -> PgWireResult<()>
+where
+    C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    info.severity = "FATAL".into();
+    client
+        .send(PgWireBackendMessage::ErrorResponse(info.into()))
+        .await?;
+    client.close().await?;
+    Ok(())
+}
+
+impl Backend {
+    /// Takes a client's login one step on: relays the coordinator PostgreSQL's next
+    /// authentication request to the client, or, once the server accepted the login, starts
+    /// the session on that connection (the session's coordinator connection, as the client's
+    /// role) and tells the client the server's parameters.
+    async fn login_step<C>(
+        &self,
+        client: &mut C,
+        db: Arc<Database>,
+        mut started: Result<Started, WireError>,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        loop {
+            let (handshake, request) = match started {
+                Err(e) => {
+                    let e = match e {
+                        WireError::Server(error) => {
+                            tessera_executor::ExecError::Server { error, node: None }
+                        }
+                        other => tessera_executor::ExecError::Connection(format!(
+                            "cannot reach the coordinator PostgreSQL: {other}"
+                        )),
+                    };
+                    return refuse(client, exec_error(e)).await;
+                }
+                Ok(Started::Ready(conn)) => {
+                    let mut parameters = conn.parameters.clone();
+                    parameters
+                        .entry("server_version".into())
+                        .or_insert_with(|| self.config.server_version.clone());
+                    let metadata = client.metadata();
+                    let user = metadata.get("user").cloned().unwrap_or_default();
+                    let startup = tessera_executor::settings::startup_settings(metadata.iter());
+                    start_session(client, db, Session::with_login(&user, startup, conn));
+                    static NEXT_PID: std::sync::atomic::AtomicI32 =
+                        std::sync::atomic::AtomicI32::new(1000);
+                    let pid = NEXT_PID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    client.set_pid_and_secret_key(
+                        pid,
+                        pgwire::messages::startup::SecretKey::I32(pid.wrapping_mul(7919)),
+                    );
+                    finish_authentication(client, &Parameters(parameters)).await?;
+                    client.set_state(PgWireConnectionState::ReadyForQuery);
+                    return Ok(());
+                }
+                Ok(Started::Asks(h, r)) => (h, r),
+            };
+            let message = match &request {
+                AuthRequest::SaslFinal(data) => {
+                    // No answer is expected: read on to AuthenticationOk.
+                    client
+                        .send(PgWireBackendMessage::Authentication(
+                            Authentication::SASLFinal(data.clone()),
+                        ))
+                        .await?;
+                    started = handshake.answer(None).await;
+                    continue;
+                }
+                AuthRequest::Cleartext => Authentication::CleartextPassword,
+                AuthRequest::Md5 { salt } => Authentication::MD5Password(salt.to_vec()),
+                // Channel binding binds to the TLS connection it runs over, which is not the
+                // client's: only the plain mechanisms can be relayed.
+                AuthRequest::Sasl { mechanisms } => Authentication::SASL(
+                    mechanisms
+                        .iter()
+                        .filter(|m| !m.ends_with("-PLUS"))
+                        .cloned()
+                        .collect(),
+                ),
+                AuthRequest::SaslContinue(data) => Authentication::SASLContinue(data.clone()),
+            };
+            client
+                .send(PgWireBackendMessage::Authentication(message))
+                .await?;
+            client.set_state(PgWireConnectionState::AuthenticationInProgress);
+            client
+                .session_extensions()
+                .insert::<SharedLogin>(std::sync::Mutex::new(Some(PendingLogin {
+                    db,
+                    handshake,
+                    request,
+                })));
+            return Ok(());
         }
-        if let Some(user) = client.metadata().get("user") {
-            p.insert("session_authorization".into(), user.clone());
-        }
-        // Reported settings the client chose in its startup packet (PGTZ, PGDATESTYLE,
-        // options=-c ...) are the session's from the start.
-        for (name, value) in tessera_executor::settings::startup_settings(client.metadata().iter())
-        {
-            let reported = ["DateStyle", "IntervalStyle", "TimeZone", "application_name"]
-                .into_iter()
-                .find(|r| r.eq_ignore_ascii_case(&name));
-            if let Some(r) = reported {
-                p.insert(r.into(), value);
-            }
-        }
-        Some(p)
     }
 }
 
 #[async_trait]
 impl StartupHandler for Backend {
+    /// Startup: the client's database is opened ([`Databases`]) and its login is relayed to
+    /// the coordinator PostgreSQL, which authenticates it against its own roles and
+    /// passwords (pg_hba.conf decides how: trust, SCRAM-SHA-256, md5, password); a wrong
+    /// password gets PostgreSQL's own FATAL 28P01.
     async fn on_startup<C>(
         &self,
         client: &mut C,
@@ -1038,43 +1127,66 @@ impl StartupHandler for Backend {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        if let PgWireFrontendMessage::Startup(ref startup) = message {
-            protocol_negotiation(client, startup).await?;
-            save_startup_parameters_to_metadata(client, startup);
-            let database = client
-                .metadata()
-                .get(METADATA_DATABASE)
-                .cloned()
-                .or_else(|| client.metadata().get("user").cloned())
-                .unwrap_or_default();
-            match self.databases.get(&database).await {
-                Ok(db) => start_session(client, db),
-                Err(e) => {
-                    let mut info = exec_error(e);
-                    info.severity = "FATAL".into();
-                    client
-                        .send(PgWireBackendMessage::ErrorResponse(info.into()))
-                        .await?;
-                    client.close().await?;
-                    return Ok(());
-                }
+        match message {
+            PgWireFrontendMessage::Startup(ref startup) => {
+                protocol_negotiation(client, startup).await?;
+                save_startup_parameters_to_metadata(client, startup);
+                let metadata = client.metadata();
+                let user = metadata.get("user").cloned().unwrap_or_default();
+                let database = metadata
+                    .get(METADATA_DATABASE)
+                    .cloned()
+                    .unwrap_or_else(|| user.clone());
+                let settings = tessera_executor::settings::startup_settings(metadata.iter());
+                let db = match self.databases.get(&database).await {
+                    Ok(db) => db,
+                    Err(e) => return refuse(client, exec_error(e)).await,
+                };
+                let params = db.executor.login_params(&user, &settings);
+                let started = WireConnection::begin(&params).await;
+                self.login_step(client, db, started).await
             }
-            static NEXT_PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(1000);
-            let pid = NEXT_PID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            client.set_pid_and_secret_key(
-                pid,
-                pgwire::messages::startup::SecretKey::I32(pid.wrapping_mul(7919)),
-            );
-            finish_authentication(
-                client,
-                &Parameters {
-                    server_version: self.config.server_version.clone(),
-                },
-            )
-            .await?;
-            client.set_state(PgWireConnectionState::ReadyForQuery);
+            PgWireFrontendMessage::PasswordMessageFamily(message) => {
+                let pending = client
+                    .session_extensions()
+                    .get::<SharedLogin>()
+                    .and_then(|m| m.lock().ok()?.take());
+                let Some(PendingLogin {
+                    db,
+                    handshake,
+                    request,
+                }) = pending
+                else {
+                    return refuse(
+                        client,
+                        ErrorInfo::new(
+                            "FATAL".into(),
+                            "08P01".into(),
+                            "unexpected password message".into(),
+                        ),
+                    )
+                    .await;
+                };
+                let answer = match request {
+                    AuthRequest::Cleartext | AuthRequest::Md5 { .. } => {
+                        AuthAnswer::Password(message.into_password()?.password)
+                    }
+                    AuthRequest::Sasl { .. } => {
+                        let initial = message.into_sasl_initial_response()?;
+                        AuthAnswer::SaslInitial {
+                            mechanism: initial.auth_method,
+                            data: initial.data.unwrap_or_default(),
+                        }
+                    }
+                    AuthRequest::SaslContinue(_) | AuthRequest::SaslFinal(_) => {
+                        AuthAnswer::Sasl(message.into_sasl_response()?.data)
+                    }
+                };
+                let started = handshake.answer(Some(answer)).await;
+                self.login_step(client, db, started).await
+            }
+            _ => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -1098,14 +1210,20 @@ impl PgWireServerHandlers for Handlers {
     }
 }
 
-/// Accepts clients on `listener` forever, one task per connection.
-pub async fn serve(listener: TcpListener, backend: Arc<Backend>) -> std::io::Result<()> {
+/// Accepts clients on `listener` forever, one task per connection; with `tls`, clients that
+/// ask for TLS (`sslmode=require`) get it.
+pub async fn serve(
+    listener: TcpListener,
+    backend: Arc<Backend>,
+    tls: Option<pgwire::tokio::TlsAcceptor>,
+) -> std::io::Result<()> {
     loop {
         let (socket, _) = listener.accept().await?;
         let _ = socket.set_nodelay(true);
         let handlers = Handlers(backend.clone());
+        let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
+            if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
                 tracing::debug!("client connection ended: {e}");
             }
         });

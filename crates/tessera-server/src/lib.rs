@@ -10,6 +10,7 @@
 mod convert;
 pub mod databases;
 mod handlers;
+pub mod tls;
 
 pub use databases::{Database, Databases};
 pub use handlers::{serve, Backend, ServerConfig};

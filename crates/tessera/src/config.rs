@@ -15,6 +15,8 @@
 //! # password = "..."   # also used for the workers; never logged
 //!
 //! # socket_dir = "/var/run/postgresql"  # Unix sockets of servers on this machine
+//! # tls_cert = "server.crt"              # TLS for clients (PEM); both or neither
+//! # tls_key = "server.key"
 //!
 //! [[workers]]           # registered at start (citus_add_node), optional
 //! host = "10.0.0.2"
@@ -80,6 +82,12 @@ pub struct Config {
     /// loopback TCP when the socket exists).
     #[serde(default)]
     pub socket_dir: Option<std::path::PathBuf>,
+    /// TLS certificate chain for clients (PEM file); with `tls_key`, clients may use TLS.
+    #[serde(default)]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// TLS private key (PEM file) of `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 fn default_user() -> String {
@@ -130,6 +138,8 @@ impl Config {
                 })
                 .collect(),
             socket_dir: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 

@@ -76,7 +76,14 @@ pub async fn start_coordinator(config: &Config) -> anyhow::Result<RunningCoordin
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let backend = Backend::new(executor.clone(), ServerConfig { server_version });
-    let task = tokio::spawn(tessera_server::serve(listener, backend));
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(tessera_server::tls::acceptor(cert, key).map_err(|e| anyhow::anyhow!(e))?)
+        }
+        (None, None) => None,
+        _ => anyhow::bail!("tls_cert and tls_key go together: give both or neither"),
+    };
+    let task = tokio::spawn(tessera_server::serve(listener, backend, tls));
     Ok(RunningCoordinator {
         addr,
         executor,
@@ -90,4 +97,31 @@ pub async fn add_node(executor: &Executor, host: &str, port: u16) -> anyhow::Res
         .add_node(host, port)
         .await
         .map_err(|e| anyhow::anyhow!("cannot add worker {host}:{port}: {e}"))
+}
+
+/// A self-signed certificate for `localhost` and 127.0.0.1 in `dir` (`server.crt`,
+/// `server.key`, made on first use and kept), for `tessera up`'s TLS: clients that ask for
+/// TLS get it, without verifying the certificate (`sslmode=require`).
+pub fn self_signed_certificate(
+    dir: &std::path::Path,
+) -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf)> {
+    let cert = dir.join("server.crt");
+    let key = dir.join("server.key");
+    if cert.exists() && key.exists() {
+        return Ok((cert, key));
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+        .context("cannot make a TLS certificate")?;
+    std::fs::write(&cert, made.cert.pem())
+        .with_context(|| format!("cannot write {}", cert.display()))?;
+    std::fs::write(&key, made.key_pair.serialize_pem())
+        .with_context(|| format!("cannot write {}", key.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot protect {}", key.display()))?;
+    }
+    Ok((cert, key))
 }

@@ -85,6 +85,9 @@ async fn up(workers: usize, data_dir: PathBuf, port: u16) -> anyhow::Result<()> 
     .await??;
     let mut config = Config::local(format!("127.0.0.1:{port}"), pg_port, worker_ports);
     config.socket_dir = Some(cluster.socket_dir());
+    let (cert, key) = tessera::self_signed_certificate(&data_dir.join("tls"))?;
+    config.tls_cert = Some(cert);
+    config.tls_key = Some(key);
     let coordinator = match start_coordinator(&config).await {
         Ok(c) => c,
         Err(e) => {
