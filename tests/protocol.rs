@@ -1182,3 +1182,75 @@ fn clients_may_use_tls() {
         drop(coordinator);
     });
 }
+
+#[test]
+fn cancel_requests_stop_the_sessions_queries() {
+    common::runtime().block_on(async {
+        let env = common::TestEnv::start(4).await;
+        let client = env.tessera().await;
+        client
+            .batch_execute(
+                "CREATE TABLE cr_items (k int, v text);
+                 SELECT create_distributed_table('cr_items', 'k');
+                 INSERT INTO cr_items SELECT g, 'v' FROM generate_series(1, 8) g",
+            )
+            .await
+            .expect("setup");
+        // Another session's query must go on while this one's are cancelled.
+        let other = env.tessera().await;
+        let bystander = tokio::spawn(async move {
+            other
+                .query_one(
+                    "SELECT count(*) FROM cr_items WHERE pg_sleep(0.2) IS NOT NULL",
+                    &[],
+                )
+                .await
+                .map(|r| r.get::<_, i64>(0))
+        });
+        for (what, sql, block) in [
+            ("local", "SELECT pg_sleep(60)", false),
+            (
+                "every shard",
+                "SELECT count(*) FROM cr_items WHERE pg_sleep(60) IS NOT NULL",
+                false,
+            ),
+            (
+                "one shard in a block",
+                "SELECT count(*) FROM cr_items WHERE k = 3 AND pg_sleep(60) IS NOT NULL",
+                true,
+            ),
+        ] {
+            if block {
+                client.batch_execute("BEGIN").await.expect("begin");
+            }
+            let token = client.cancel_token();
+            let started = std::time::Instant::now();
+            let canceller = tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+                token.cancel_query(tokio_postgres::NoTls).await
+            });
+            let error = client.query(sql, &[]).await.expect_err("cancelled");
+            canceller.await.expect("join").expect("cancel request");
+            assert_eq!(
+                error.code().map(|c| c.code()),
+                Some("57014"),
+                "{what}: {error}"
+            );
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(20),
+                "{what} took {:?}",
+                started.elapsed()
+            );
+            if block {
+                client.batch_execute("ROLLBACK").await.expect("rollback");
+            }
+            let n: i64 = client
+                .query_one("SELECT count(*) FROM cr_items", &[])
+                .await
+                .expect("usable after the cancel")
+                .get(0);
+            assert_eq!(n, 8, "{what}");
+        }
+        assert_eq!(bystander.await.expect("join").expect("bystander"), 8);
+    });
+}

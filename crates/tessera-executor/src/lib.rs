@@ -10,6 +10,7 @@
 //! The router path is kept lean on purpose: one pooled connection, one round trip, rows handed
 //! back as the worker sent them.
 
+pub mod cancel;
 pub mod copy_router;
 pub mod database;
 pub mod explain_analyze;
@@ -34,7 +35,7 @@ use tessera_planner::{
 };
 
 pub use copy_router::CopyRouter;
-use pool::{PooledConnection, Pools};
+use pool::{Leased, Pools};
 use settings::SessionSettings;
 pub use transaction::Session;
 use wire::{BoundParam, ConnParams, ServerError, StatementResult, WireConnection, WireError};
@@ -46,7 +47,7 @@ async fn pooled_with_settings(
     host: &str,
     port: u16,
     settings: &SessionSettings,
-) -> Result<PooledConnection, ExecError> {
+) -> Result<Leased, ExecError> {
     let mut conn = pool.get().await.map_err(|e| {
         ExecError::Connection(format!(
             "cannot connect to worker {host}:{port}: {}",
@@ -61,7 +62,7 @@ async fn pooled_with_settings(
     settings::apply(&mut conn, settings)
         .await
         .map_err(|e| ExecError::from(e).on_node(&format!("{host}:{port}")))?;
-    Ok(conn)
+    Ok(Leased::new(conn, settings.cancel.as_ref()))
 }
 
 /// Errors of execution; [`ExecError::sqlstate`] gives the SQLSTATE for the client.
@@ -754,7 +755,7 @@ impl Executor {
         snapshot: &CatalogSnapshot,
         group_id: i32,
         settings: &SessionSettings,
-    ) -> Result<PooledConnection, ExecError> {
+    ) -> Result<Leased, ExecError> {
         let (host, port) = self.node_address(snapshot, group_id)?;
         pooled_with_settings(&self.pools.pool(&host, port), &host, port, settings).await
     }

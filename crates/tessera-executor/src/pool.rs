@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use deadpool::managed::{Manager, Metrics, Object, Pool, RecycleError, RecycleResult};
 
+use crate::cancel::{CancelScope, Registration};
 use crate::wire::{ConnParams, TxStatus, WireConnection, WireError};
 
 /// Creates and checks [`WireConnection`]s for one server.
@@ -36,10 +37,54 @@ impl Manager for WireManager {
     }
 }
 
+impl WireManager {
+    /// Where this manager's connections go.
+    pub fn params(&self) -> &ConnParams {
+        &self.params
+    }
+}
+
 /// A pool of connections to one server.
 pub type WirePool = Pool<WireManager>;
 /// A connection taken from a [`WirePool`]; returns to it on drop.
 pub type PooledConnection = Object<WireManager>;
+
+/// A pooled connection lent to a session: while it is out, the session's CancelRequest
+/// reaches its server process ([`crate::cancel::CancelScope`]). Derefs to the connection;
+/// returns to its pool on drop.
+#[derive(Debug)]
+pub struct Leased {
+    conn: PooledConnection,
+    _registration: Option<Registration>,
+}
+
+impl Leased {
+    /// `conn`, registered in `scope` (if any) while lent.
+    pub fn new(conn: PooledConnection, scope: Option<&Arc<CancelScope>>) -> Leased {
+        let registration = scope.and_then(|scope| {
+            let key = conn.backend_key?;
+            Some(scope.register(Object::pool(&conn)?.manager().params(), key))
+        });
+        Leased {
+            conn,
+            _registration: registration,
+        }
+    }
+}
+
+impl std::ops::Deref for Leased {
+    type Target = WireConnection;
+
+    fn deref(&self) -> &WireConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Leased {
+    fn deref_mut(&mut self) -> &mut WireConnection {
+        &mut self.conn
+    }
+}
 
 /// Pools by server address, created lazily with the same user, password and database.
 #[derive(Debug)]

@@ -57,6 +57,10 @@ pub struct SessionSettings {
     /// Unique per distinct set of values in this process; 0 means none (server defaults).
     pub id: u64,
     values: Arc<Vec<(String, String)>>,
+    /// The session whose settings these are, for its CancelRequest: worker connections
+    /// brought to these settings are registered in it while lent (`None` for Tessera's own
+    /// work). Not part of the settings' identity.
+    pub cancel: Option<Arc<crate::cancel::CancelScope>>,
 }
 
 impl PartialEq for SessionSettings {
@@ -85,6 +89,7 @@ impl SessionSettings {
         SessionSettings {
             id,
             values: Arc::new(values),
+            cancel: None,
         }
     }
 

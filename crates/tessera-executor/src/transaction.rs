@@ -19,14 +19,15 @@ use tessera_planner::{DdlPlan, Task, TransactionCommand};
 
 use std::sync::Arc;
 
-use crate::pool::PooledConnection;
+use crate::cancel::CancelScope;
+use crate::pool::Leased;
 use crate::settings::{SessionSettings, SETTINGS_QUERY};
-use crate::wire::{ServerError, StatementResult, TxStatus, WireConnection};
+use crate::wire::{ConnParams, ServerError, StatementResult, TxStatus, WireConnection};
 use crate::{CopyRouter, ExecError, Executor, Request};
 
 struct Block {
     begin_sql: String,
-    workers: BTreeMap<i32, PooledConnection>,
+    workers: BTreeMap<i32, Leased>,
     coordinator_begun: bool,
     failed: bool,
     /// A statement that may change settings ran in the block (its end may undo them).
@@ -89,6 +90,8 @@ pub struct Session {
     /// The coordinator connection was logged in as the client's role with the client's own
     /// authentication ([`Session::with_login`]): it cannot be replaced when it breaks.
     login: bool,
+    /// The server processes working for the session (clients' sessions only).
+    cancel: Option<Arc<CancelScope>>,
 }
 
 /// What a session's servers said besides results ([`Session::take_messages`]).
@@ -125,28 +128,47 @@ impl Session {
     pub fn new(user: &str, startup: Vec<(String, String)>) -> Session {
         // The startup settings as given; read back in PostgreSQL's spelling after the first
         // statement that may change settings (no coordinator round trip before that).
+        let cancel = CancelScope::new();
+        let mut settings = SessionSettings::new(startup.clone());
+        settings.cancel = Some(cancel.clone());
         Session {
             user: user.to_string(),
-            settings: SessionSettings::new(startup.clone()),
+            settings,
             startup,
+            cancel: Some(cancel),
             ..Session::default()
         }
+    }
+
+    /// The server processes working for this session, for a client's CancelRequest (`None`
+    /// for Tessera's own sessions).
+    pub fn cancel_scope(&self) -> Option<Arc<CancelScope>> {
+        self.cancel.clone()
     }
 
     /// A client's session whose coordinator connection `conn` is logged in as the client's
     /// role (authenticated by the coordinator PostgreSQL, see
     /// [`crate::wire::WireConnection::begin`]): local statements run with that role's
     /// privileges, and statements over distributed tables are checked against them.
-    pub fn with_login(user: &str, startup: Vec<(String, String)>, conn: WireConnection) -> Session {
+    pub fn with_login(
+        user: &str,
+        startup: Vec<(String, String)>,
+        params: &ConnParams,
+        conn: WireConnection,
+    ) -> Session {
         let other_role = conn
             .parameters
             .get("is_superuser")
             .is_some_and(|v| v == "off");
+        let session = Session::new(user, startup);
+        if let (Some(scope), Some(key)) = (&session.cancel, conn.backend_key) {
+            scope.set_coordinator(params, key);
+        }
         Session {
             coordinator: Some(conn),
             other_role,
             login: true,
-            ..Session::new(user, startup)
+            ..session
         }
     }
 
@@ -247,6 +269,8 @@ impl Session {
         let role = conn
             .simple_query("SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user")
             .await?;
+        let mut fresh = fresh;
+        fresh.cancel = self.cancel.clone();
         self.other_role = role
             .first()
             .and_then(|r| r.rows.first())
@@ -466,6 +490,9 @@ impl Session {
             // The startup packet's settings are the connection's own; one that replaces a
             // connection that broke gets the settings the session had, too.
             let mut conn = exec.coordinator_connection(&self.startup).await?;
+            if let (Some(scope), Some(key)) = (&self.cancel, conn.backend_key) {
+                scope.set_coordinator(&exec.config().coordinator, key);
+            }
             if self.settings != SessionSettings::new(self.startup.clone()) {
                 conn.simple_query(&self.settings.script()).await?;
                 self.settings_dirty = true;
@@ -887,7 +914,7 @@ pub async fn run_writes(
         }
         Ok::<_, ExecError>((group, conn, out))
     });
-    let mut conns: Vec<(i32, PooledConnection)> = Vec::new();
+    let mut conns: Vec<(i32, Leased)> = Vec::new();
     let mut results: Vec<Option<StatementResult>> = (0..tasks.len()).map(|_| None).collect();
     let mut error = None;
     for r in join_all(futures).await {
@@ -974,7 +1001,7 @@ pub async fn run_ddl(
     for t in &ddl.per_shard {
         by_group.entry(t.group_id).or_default().push(t);
     }
-    let mut conns: Vec<(i32, PooledConnection)> = Vec::new();
+    let mut conns: Vec<(i32, Leased)> = Vec::new();
     let mut error = None;
     for (group, tasks) in by_group {
         let mut conn = match exec

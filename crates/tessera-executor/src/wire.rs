@@ -100,6 +100,57 @@ impl Handshake {
     }
 }
 
+/// Opens the socket to the server `params` names: its Unix-domain socket when it is on this
+/// machine and the socket exists, else TCP (10 s timeout).
+async fn open_stream(params: &ConnParams) -> Result<Stream, WireError> {
+    let address = params.address();
+    let io = |source| WireError::Io {
+        address: address.clone(),
+        source,
+    };
+    let socket = params
+        .socket_dir
+        .as_ref()
+        .filter(|_| is_loopback(&params.host))
+        .map(|dir| dir.join(format!(".s.PGSQL.{}", params.port)))
+        .filter(|path| path.exists());
+    let timed_out = || std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
+    Ok(match socket {
+        Some(path) => Stream::Unix(
+            tokio::time::timeout(Duration::from_secs(10), UnixStream::connect(path))
+                .await
+                .map_err(|_| io(timed_out()))?
+                .map_err(io)?,
+        ),
+        None => {
+            let tcp = tokio::time::timeout(
+                Duration::from_secs(10),
+                TcpStream::connect((params.host.as_str(), params.port)),
+            )
+            .await
+            .map_err(|_| io(timed_out()))?
+            .map_err(io)?;
+            tcp.set_nodelay(true).map_err(io)?;
+            Stream::Tcp(tcp)
+        }
+    })
+}
+
+/// Sends a CancelRequest for the server process `pid` (secret `secret`, from its
+/// BackendKeyData) to the server `params` names: the query it runs, if any, is cancelled.
+pub async fn send_cancel(params: &ConnParams, pid: i32, secret: i32) -> Result<(), WireError> {
+    let address = params.address();
+    let io = |source| WireError::Io { address, source };
+    let mut stream = open_stream(params).await?;
+    let mut buf = BytesMut::with_capacity(16);
+    frontend::cancel_request(pid, secret, &mut buf);
+    let result = match &mut stream {
+        Stream::Tcp(s) => s.write_all(&buf).await,
+        Stream::Unix(s) => s.write_all(&buf).await,
+    };
+    result.map_err(io)
+}
+
 /// A TCP or Unix-domain socket.
 enum Stream {
     Tcp(TcpStream),
@@ -320,6 +371,8 @@ pub struct WireConnection {
     /// NotificationResponses (LISTEN/NOTIFY) received since they were last taken, oldest
     /// first; at most [`MAX_NOTICES`] are kept.
     pub notifications: Vec<Notification>,
+    /// BackendKeyData: the server process id and secret key, to cancel its query.
+    pub backend_key: Option<(i32, i32)>,
 }
 
 /// A NotificationResponse: a NOTIFY on a channel this connection listens to.
@@ -537,32 +590,7 @@ impl WireConnection {
             address: address.clone(),
             source,
         };
-        let socket = params
-            .socket_dir
-            .as_ref()
-            .filter(|_| is_loopback(&params.host))
-            .map(|dir| dir.join(format!(".s.PGSQL.{}", params.port)))
-            .filter(|path| path.exists());
-        let timed_out = || std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
-        let stream = match socket {
-            Some(path) => Stream::Unix(
-                tokio::time::timeout(Duration::from_secs(10), UnixStream::connect(path))
-                    .await
-                    .map_err(|_| io(timed_out()))?
-                    .map_err(io)?,
-            ),
-            None => {
-                let tcp = tokio::time::timeout(
-                    Duration::from_secs(10),
-                    TcpStream::connect((params.host.as_str(), params.port)),
-                )
-                .await
-                .map_err(|_| io(timed_out()))?
-                .map_err(io)?;
-                tcp.set_nodelay(true).map_err(io)?;
-                Stream::Tcp(tcp)
-            }
-        };
+        let stream = open_stream(params).await?;
         let mut conn = WireConnection {
             stream,
             read_buf: BytesMut::with_capacity(16 * 1024),
@@ -576,6 +604,7 @@ impl WireConnection {
             notices: Vec::new(),
             parameter_changes: Vec::new(),
             notifications: Vec::new(),
+            backend_key: None,
         };
         let mut startup = vec![
             ("user", params.user.as_str()),
@@ -621,7 +650,10 @@ impl WireConnection {
                 Message::AuthenticationSaslFinal(body) => {
                     AuthRequest::SaslFinal(Bytes::copy_from_slice(body.data()))
                 }
-                Message::BackendKeyData(_) => continue,
+                Message::BackendKeyData(key) => {
+                    self.backend_key = Some((key.process_id(), key.secret_key()));
+                    continue;
+                }
                 Message::ReadyForQuery(_) => {
                     self.parameter_changes.clear();
                     return Ok(Started::Ready(self));

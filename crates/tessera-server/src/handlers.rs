@@ -13,6 +13,7 @@ use pgwire::api::auth::{
     finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata,
     ServerParameterProvider, StartupHandler,
 };
+use pgwire::api::cancel::CancelHandler;
 use pgwire::api::copy::{
     send_copy_both_response, send_copy_in_response, send_copy_out_response, CopyHandler,
 };
@@ -29,15 +30,17 @@ use pgwire::api::{
     METADATA_DATABASE,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail, CopyOutResponse};
 use pgwire::messages::response::CommandComplete;
 use pgwire::messages::response::{EmptyQueryResponse, NotificationResponse, TransactionStatus};
 use pgwire::messages::simplequery::Query;
-use pgwire::messages::startup::{Authentication, ParameterStatus};
+use pgwire::messages::startup::{Authentication, ParameterStatus, SecretKey};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 
+use tessera_executor::cancel::CancelScope;
 use tessera_executor::merge::format_for;
 use tessera_executor::wire::{
     AuthAnswer, AuthRequest, BoundParam, FieldDescription, Handshake, Started, WireConnection,
@@ -196,6 +199,9 @@ pub struct Backend {
     databases: Databases,
     config: ServerConfig,
     parser: Arc<StatementDescriber>,
+    /// Sessions by the process id their client got in BackendKeyData: the secret key and
+    /// what a CancelRequest must reach.
+    sessions: std::sync::Mutex<HashMap<i32, (i32, std::sync::Weak<CancelScope>)>>,
 }
 
 impl Backend {
@@ -206,7 +212,52 @@ impl Backend {
             parser: Arc::new(StatementDescriber),
             databases: Databases::new(executor),
             config,
+            sessions: std::sync::Mutex::new(HashMap::new()),
         })
+    }
+
+    /// A process id and secret key for a new session's BackendKeyData (the key from the
+    /// operating system's randomness, as std's hasher seeds are), remembered with the
+    /// session's cancel scope.
+    fn register_session(&self, scope: Option<Arc<CancelScope>>) -> (i32, i32) {
+        use std::hash::{BuildHasher, Hasher};
+        static NEXT_PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(1000);
+        let pid = NEXT_PID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_i32(pid);
+        let secret = hasher.finish() as i32;
+        let mut sessions = match self.sessions.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        sessions.retain(|_, (_, scope)| scope.strong_count() > 0);
+        if let Some(scope) = scope {
+            sessions.insert(pid, (secret, Arc::downgrade(&scope)));
+        }
+        (pid, secret)
+    }
+}
+
+#[async_trait]
+impl CancelHandler for Backend {
+    /// A CancelRequest whose process id and secret key match a live session cancels what
+    /// that session's servers are running (see `tessera_executor::cancel`); any other is
+    /// ignored, as PostgreSQL does.
+    async fn on_cancel_request(&self, request: CancelRequest) {
+        let scope = {
+            let sessions = match self.sessions.lock() {
+                Ok(s) => s,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            sessions
+                .get(&request.pid)
+                .filter(|(s, _)| request.secret_key.eq_value(&SecretKey::I32(*s)))
+                .and_then(|(_, scope)| scope.upgrade())
+        };
+        if let Some(scope) = scope {
+            let sent = scope.cancel().await;
+            tracing::debug!("cancel request for session {}: {sent} sent", request.pid);
+        }
     }
 }
 
@@ -1057,14 +1108,11 @@ impl Backend {
                     let metadata = client.metadata();
                     let user = metadata.get("user").cloned().unwrap_or_default();
                     let startup = tessera_executor::settings::startup_settings(metadata.iter());
-                    start_session(client, db, Session::with_login(&user, startup, conn));
-                    static NEXT_PID: std::sync::atomic::AtomicI32 =
-                        std::sync::atomic::AtomicI32::new(1000);
-                    let pid = NEXT_PID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    client.set_pid_and_secret_key(
-                        pid,
-                        pgwire::messages::startup::SecretKey::I32(pid.wrapping_mul(7919)),
-                    );
+                    let params = db.executor.login_params(&user, &startup);
+                    let session = Session::with_login(&user, startup, &params, conn);
+                    let (pid, secret) = self.register_session(session.cancel_scope());
+                    start_session(client, db, session);
+                    client.set_pid_and_secret_key(pid, SecretKey::I32(secret));
                     finish_authentication(client, &Parameters(parameters)).await?;
                     client.set_state(PgWireConnectionState::ReadyForQuery);
                     return Ok(());
@@ -1206,6 +1254,10 @@ impl PgWireServerHandlers for Handlers {
     }
 
     fn copy_handler(&self) -> Arc<impl CopyHandler> {
+        self.0.clone()
+    }
+
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
         self.0.clone()
     }
 }
