@@ -1254,3 +1254,133 @@ fn cancel_requests_stop_the_sessions_queries() {
         assert_eq!(bystander.await.expect("join").expect("bystander"), 8);
     });
 }
+
+#[test]
+fn shard_moves_keep_every_row_while_writes_go_on() {
+    common::runtime().block_on(async {
+        let env = common::TestEnv::start(4).await;
+        let client = env.tessera().await;
+        client
+            .batch_execute(
+                "CREATE TABLE mv_a (k int, v int);
+                 CREATE TABLE mv_b (k int PRIMARY KEY, v int);
+                 SELECT create_distributed_table('mv_a', 'k');
+                 SELECT create_distributed_table('mv_b', 'k', colocate_with => 'mv_a');
+                 INSERT INTO mv_a SELECT g, g FROM generate_series(1, 200) g;
+                 INSERT INTO mv_b SELECT g, 0 FROM generate_series(1, 200) g",
+            )
+            .await
+            .expect("setup");
+        let placement = |table: &'static str| {
+            let client = &client;
+            async move {
+                let row = client
+                    .query_one(
+                        &format!(
+                            "SELECT shardid, nodeport FROM citus_shards WHERE table_name = '{table}'::regclass \
+                             ORDER BY shardid LIMIT 1"
+                        ),
+                        &[],
+                    )
+                    .await
+                    .expect("placement");
+                (row.get::<_, i64>(0), row.get::<_, i32>(1))
+            }
+        };
+        let (shard, from) = placement("mv_a").await;
+        let (_, b_from) = placement("mv_b").await;
+        assert_eq!(from, b_from, "co-located shards sit together");
+        let to = env
+            .cluster
+            .workers
+            .iter()
+            .map(|w| i32::from(w.port))
+            .find(|p| *p != from)
+            .expect("another worker");
+
+        for (mode, there, back) in [("auto", from, to), ("block_writes", to, from)] {
+            // Writers go on during the move: single statements and transaction blocks.
+            let url = env.tessera_url();
+            let writer = tokio::spawn(async move {
+                let c = common::connect(&url).await;
+                let (mut inserted, mut updated) = (0i64, 0i64);
+                for i in 0..150i64 {
+                    c.execute("INSERT INTO mv_a VALUES ($1, 1)", &[&(10_000 + i as i32)])
+                        .await
+                        .expect("insert during the move");
+                    inserted += 1;
+                    c.batch_execute(&format!(
+                        "BEGIN; UPDATE mv_b SET v = v + 1 WHERE k = {}; UPDATE mv_b SET v = v + 1 WHERE k = {}; COMMIT",
+                        i % 200 + 1,
+                        (i * 7) % 200 + 1
+                    ))
+                    .await
+                    .expect("block during the move");
+                    updated += 2;
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+                (inserted, updated)
+            });
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let moved = client
+                .batch_execute(&format!(
+                    "SELECT citus_move_shard_placement({shard}, '127.0.0.1', {there}, '127.0.0.1', {back}, '{mode}')"
+                ))
+                .await;
+            let written = writer.await;
+            moved.unwrap_or_else(|e| panic!("move ({mode}): {e:?}"));
+            let (inserted, updated) = written.expect("writer");
+            assert_eq!(placement("mv_a").await, (shard, back), "{mode}");
+            assert_eq!(placement("mv_b").await.1, back, "{mode}: co-located shard moved");
+            let row = client
+                .query_one(
+                    "SELECT (SELECT count(*) FROM mv_a WHERE k >= 10000), (SELECT sum(v) FROM mv_b)",
+                    &[],
+                )
+                .await
+                .expect("counts");
+            let (a, b): (i64, i64) = (row.get(0), row.get(1));
+            let earlier = if mode == "auto" { 0 } else { 150 };
+            assert_eq!(a, earlier + inserted, "{mode}: every insert is there once");
+            let earlier_updates = if mode == "auto" { 0 } else { 300 };
+            assert_eq!(b, earlier_updates + updated, "{mode}: every update is there once");
+            // Writes after the move land on the new placement.
+            client
+                .batch_execute(
+                    "INSERT INTO mv_a SELECT 20000 + g, 0 FROM generate_series(1, 10) g; DELETE FROM mv_a WHERE k > 20000",
+                )
+                .await
+                .expect("writes after the move");
+        }
+        // Nothing of the moves is left on the workers: replication objects, and the source
+        // shards after their grace period (a few seconds).
+        let mut left_over = Vec::new();
+        for _ in 0..40 {
+            left_over.clear();
+            for w in &env.cluster.workers {
+                let c = common::connect(&w.connection_string("postgres")).await;
+                let row = c
+                    .query_one(
+                        &format!(
+                            "SELECT (SELECT count(*) FROM pg_subscription) + (SELECT count(*) FROM pg_publication) \
+                             + (SELECT count(*) FROM pg_replication_slots), \
+                             (SELECT count(*) FROM pg_class WHERE relname = 'mv_a_{shard}')"
+                        ),
+                        &[],
+                    )
+                    .await
+                    .expect("worker state");
+                let (replication, copies): (i64, i64) = (row.get(0), row.get(1));
+                let expected = i64::from(i32::from(w.port) == from);
+                if replication != 0 || copies != expected {
+                    left_over.push((w.port, replication, copies));
+                }
+            }
+            if left_over.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+        assert!(left_over.is_empty(), "(port, replication objects, shard copies): {left_over:?}");
+    });
+}

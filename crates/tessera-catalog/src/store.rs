@@ -26,6 +26,7 @@ pub const CATALOG_RELATIONS: &[&str] = &[
     "pg_dist_placement",
     "pg_dist_colocation",
     "pg_dist_transaction",
+    "pg_dist_cleanup",
     "citus_tables",
     "citus_shards",
 ];
@@ -84,6 +85,12 @@ CREATE TABLE IF NOT EXISTS tessera.pg_dist_transaction (
     groupid int NOT NULL,
     gid text NOT NULL,
     PRIMARY KEY (groupid, gid)
+);
+CREATE TABLE IF NOT EXISTS tessera.pg_dist_cleanup (
+    shardid bigint NOT NULL,
+    groupid int NOT NULL,
+    object_name text NOT NULL,
+    due timestamptz NOT NULL
 );
 CREATE OR REPLACE VIEW tessera.citus_tables AS
 SELECT p.logicalrelid AS table_name,

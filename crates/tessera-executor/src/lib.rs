@@ -20,6 +20,7 @@ pub mod pipeline;
 pub mod pool;
 pub mod pull;
 pub mod settings;
+pub mod shard_move;
 pub mod transaction;
 pub mod utility;
 pub mod values;
@@ -526,13 +527,17 @@ pub struct Executor {
     catalog: SnapshotCell,
     catalog_pool: deadpool_postgres::Pool,
     /// Serializes catalog changes (create_distributed_table, DDL on distributed tables, ...).
-    catalog_lock: tokio::sync::Mutex<()>,
+    pub(crate) catalog_lock: tokio::sync::Mutex<()>,
     /// `<process id>_<start time>`: names this coordinator process in the transaction
     /// identifiers it prepares on workers.
     gid_prefix: String,
     /// Transaction identifiers this executor is committing right now (recovery leaves them
     /// alone).
     in_flight: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The placement gate: writes hold it shared while they run (blocks that wrote, until
+    /// they end); a shard move takes it exclusively for its final catch-up and the catalog
+    /// switch, so no write lands on a placement the switch leaves behind.
+    placement_gate: Arc<tokio::sync::RwLock<()>>,
     /// A connection to the coordinator PostgreSQL named after `gid_prefix` while this process
     /// lives: other coordinators' recovery sees it and leaves our transactions alone.
     liveness: tokio::sync::Mutex<Option<tokio_postgres::Client>>,
@@ -586,6 +591,7 @@ impl Executor {
                     .unwrap_or(0)
             ),
             in_flight: std::sync::Mutex::new(std::collections::HashSet::new()),
+            placement_gate: Arc::new(tokio::sync::RwLock::new(())),
             liveness: tokio::sync::Mutex::new(None),
             byte_order_text: std::sync::atomic::AtomicBool::new(false),
             pipelines: std::sync::Mutex::new(std::collections::HashMap::new()),
@@ -610,7 +616,19 @@ impl Executor {
         executor.keep_alive().await?;
         transaction::recover_prepared(&executor).await;
         transaction::schedule_recovery(&executor);
+        shard_move::schedule_cleanup(&executor);
         Ok(executor)
+    }
+
+    /// Waits for the placement gate, shared (for a write; see the field's documentation).
+    pub async fn placement_gate(&self) -> tokio::sync::OwnedRwLockReadGuard<()> {
+        self.placement_gate.clone().read_owned().await
+    }
+
+    /// Waits for the placement gate, exclusively (a shard move's switch): every running write
+    /// and every transaction block that wrote has ended, and new writes wait.
+    pub(crate) async fn close_placement_gate(&self) -> tokio::sync::OwnedRwLockWriteGuard<()> {
+        self.placement_gate.clone().write_owned().await
     }
 
     /// The application_name of a coordinator process's liveness connection.

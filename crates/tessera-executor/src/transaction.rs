@@ -92,6 +92,9 @@ pub struct Session {
     login: bool,
     /// The server processes working for the session (clients' sessions only).
     cancel: Option<Arc<CancelScope>>,
+    /// The placement gate, held while a write runs and, once a transaction block wrote, until
+    /// the block ends ([`Executor::placement_gate`]).
+    gate: Option<tokio::sync::OwnedRwLockReadGuard<()>>,
 }
 
 /// What a session's servers said besides results ([`Session::take_messages`]).
@@ -137,6 +140,25 @@ impl Session {
             startup,
             cancel: Some(cancel),
             ..Session::default()
+        }
+    }
+
+    /// Whether the session holds the placement gate.
+    pub fn holds_gate(&self) -> bool {
+        self.gate.is_some()
+    }
+
+    /// Keeps `guard` (the placement gate) until [`Self::release_gate_outside_block`] finds
+    /// no transaction block open.
+    pub fn hold_gate(&mut self, guard: tokio::sync::OwnedRwLockReadGuard<()>) {
+        self.gate = Some(guard);
+    }
+
+    /// Lets the placement gate go unless a transaction block is open (its writes must reach
+    /// the placements they were planned for before a shard move switches them).
+    pub fn release_gate_outside_block(&mut self) {
+        if !self.in_block() {
+            self.gate = None;
         }
     }
 

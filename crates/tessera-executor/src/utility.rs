@@ -57,6 +57,22 @@ pub async fn run(
             remove_node(exec, host, *port).await?;
             (2278, Vec::new())
         }
+        UtilityCall::MoveShardPlacement {
+            shard_id,
+            source,
+            target,
+            mode,
+        } => {
+            crate::shard_move::move_shard_placement(
+                exec,
+                *shard_id,
+                (&source.0, source.1),
+                (&target.0, target.1),
+                *mode,
+            )
+            .await?;
+            (2278, Vec::new())
+        }
         UtilityCall::RecoverPreparedTransactions => {
             let n = crate::transaction::recover_prepared(exec).await;
             (oid::INT4, n.to_string().into_bytes())
@@ -90,7 +106,7 @@ pub async fn run(
 }
 
 /// Column of the shell as the catalog query returns it.
-struct ShellColumn {
+pub(crate) struct ShellColumn {
     name: String,
     type_oid: u32,
     type_name: String,
@@ -101,7 +117,7 @@ struct ShellColumn {
 }
 
 /// The shell's columns in attribute order, with types, NOT NULL and defaults.
-async fn shell_columns(
+pub(crate) async fn shell_columns(
     client: &tokio_postgres::Client,
     relid: u32,
 ) -> Result<Vec<ShellColumn>, ExecError> {
@@ -132,7 +148,7 @@ async fn shell_columns(
 
 /// The DDL that recreates the shell's structure for one shard: CREATE TABLE plus constraints
 /// and indexes with shard-suffixed names.
-async fn shard_ddl(
+pub(crate) async fn shard_ddl(
     client: &tokio_postgres::Client,
     relid: u32,
     columns: &[ShellColumn],

@@ -47,6 +47,30 @@ pub enum UtilityCall {
     /// finishes the prepared transactions a failure left on the workers; returns how many
     /// (int4).
     RecoverPreparedTransactions,
+    /// `citus_move_shard_placement(shard_id bigint, source_node_name text, source_node_port
+    /// int, target_node_name text, target_node_port int, shard_transfer_mode = 'auto')` (also
+    /// `master_move_shard_placement`): moves the shard and the shards co-located with it.
+    MoveShardPlacement {
+        /// The shard.
+        shard_id: i64,
+        /// Where its placement is.
+        source: (String, u16),
+        /// Where it goes.
+        target: (String, u16),
+        /// `auto` or `force_logical` (online, logical replication) or `block_writes`.
+        mode: TransferMode,
+    },
+}
+
+/// How a shard's rows move (Citus' `citus.shard_transfer_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferMode {
+    /// Online: logical replication, writes blocked only for the final catch-up (`auto`,
+    /// `force_logical`; tables without a replica identity get `REPLICA IDENTITY FULL` on the
+    /// source for the move instead of being refused).
+    Logical,
+    /// Writes to the shard group blocked for the whole copy (`block_writes`).
+    BlockWrites,
 }
 
 impl UtilityCall {
@@ -58,6 +82,7 @@ impl UtilityCall {
             UtilityCall::AddNode { .. } => "citus_add_node",
             UtilityCall::RemoveNode { .. } => "citus_remove_node",
             UtilityCall::RecoverPreparedTransactions => "citus_recover_prepared_transactions",
+            UtilityCall::MoveShardPlacement { .. } => "citus_move_shard_placement",
         }
     }
 }
@@ -71,6 +96,8 @@ const FUNCTIONS: &[&str] = &[
     "master_remove_node",
     "citus_recover_prepared_transactions",
     "recover_prepared_transactions",
+    "citus_move_shard_placement",
+    "master_move_shard_placement",
 ];
 
 fn invalid(s: impl Into<String>) -> PlanError {
@@ -78,6 +105,20 @@ fn invalid(s: impl Into<String>) -> PlanError {
 }
 
 /// Whether `sql` is a call of one of Tessera's functions (cheap check for Describe).
+/// The name of the Tessera function `query` calls (`SELECT citus_add_node(...)`), if it is
+/// one, whatever its arguments (parameters not yet bound included).
+pub fn utility_function(query: &Query) -> Option<String> {
+    call_of(query).map(|(name, _)| name)
+}
+
+/// [`utility_function`] of a statement given as text.
+pub fn utility_function_of(sql: &str) -> Option<String> {
+    match crate::parse_statement(sql) {
+        Ok(sqlparser::ast::Statement::Query(q)) => utility_function(&q),
+        _ => None,
+    }
+}
+
 pub fn is_utility_call(query: &Query) -> bool {
     call_of(query).is_some()
 }
@@ -174,6 +215,14 @@ pub fn recognize(query: &Query, params: &[ParamValue]) -> Result<Option<UtilityC
             &["nodename", "nodeport", "groupid", "noderole", "nodecluster"]
         }
         "citus_recover_prepared_transactions" | "recover_prepared_transactions" => &[],
+        "citus_move_shard_placement" | "master_move_shard_placement" => &[
+            "shard_id",
+            "source_node_name",
+            "source_node_port",
+            "target_node_name",
+            "target_node_port",
+            "shard_transfer_mode",
+        ],
         _ => &["nodename", "nodeport"],
     };
     if positional.len() > signature.len() {
@@ -252,6 +301,26 @@ pub fn recognize(query: &Query, params: &[ParamValue]) -> Result<Option<UtilityC
         }
         "citus_recover_prepared_transactions" | "recover_prepared_transactions" => {
             UtilityCall::RecoverPreparedTransactions
+        }
+        "citus_move_shard_placement" | "master_move_shard_placement" => {
+            let shard_id = required(0)?
+                .parse::<i64>()
+                .map_err(|_| invalid(format!("invalid shard id for {name}")))?;
+            let mode = match args[5].as_deref().unwrap_or("auto") {
+                "auto" | "force_logical" => TransferMode::Logical,
+                "block_writes" => TransferMode::BlockWrites,
+                other => {
+                    return Err(invalid(format!(
+                        "invalid input value for enum citus.shard_transfer_mode: \"{other}\""
+                    )))
+                }
+            };
+            UtilityCall::MoveShardPlacement {
+                shard_id,
+                source: (required(1)?, port(2)?),
+                target: (required(3)?, port(4)?),
+                mode,
+            }
         }
         _ => UtilityCall::RemoveNode {
             host: required(0)?,

@@ -321,6 +321,55 @@ impl Database {
     }
 }
 
+/// Whether running `plan` may write to shards (and so must not overlap a shard move's switch).
+fn may_write(plan: &DistributedPlan) -> bool {
+    match plan {
+        DistributedPlan::Router(task) => {
+            let head = task.sql.trim_start().get(..6).unwrap_or_default();
+            let lower = task.sql.to_ascii_lowercase();
+            !head.eq_ignore_ascii_case("select")
+                || lower.contains(" for update")
+                || lower.contains(" for share")
+                || lower.contains(" for no key")
+                || lower.contains(" for key")
+        }
+        DistributedPlan::Modify { .. }
+        | DistributedPlan::InsertSelect(_)
+        | DistributedPlan::WriteWithSubplans { .. }
+        | DistributedPlan::Copy(_)
+        | DistributedPlan::Ddl(_)
+        | DistributedPlan::Execute { .. } => true,
+        DistributedPlan::ExplainAnalyze(inner) => may_write(inner),
+        _ => false,
+    }
+}
+
+impl Database {
+    /// Plans `sql` for `session` against the catalog `base` (a cached router template when
+    /// the shape was planned before).
+    fn plan(
+        &self,
+        session: &mut Session,
+        sql: &str,
+        planner_params: &[ParamValue],
+        base: &Arc<tessera_catalog::CatalogSnapshot>,
+    ) -> Result<DistributedPlan, tessera_planner::PlanError> {
+        let snapshot = session.catalog(base.clone());
+        // Router templates are cached per catalog snapshot, for the default search_path.
+        let templated = if !Arc::ptr_eq(base, &snapshot) {
+            None
+        } else if planner_params.is_empty() {
+            self.templated(sql, &snapshot)
+        } else {
+            self.prepared_templated(sql, planner_params, &snapshot)
+        };
+        match templated {
+            Some(p) => Ok(p),
+            None => tessera_planner::plan_sql(sql, planner_params, &snapshot),
+        }
+    }
+}
+
 impl Backend {
     /// Runs a simple Query's `statements` (text, and character offset in the Query for error
     /// positions) one by one, sending each one's reply before the next runs. Stops at an
@@ -426,28 +475,39 @@ impl Backend {
                 Err(e) => return Response::Error(Box::new(exec_error(e))).into(),
             }
         }
-        let base = executor.snapshot();
-        let snapshot = state.session.catalog(base.clone());
-        // Router templates are cached per catalog snapshot, for the default search_path.
-        let templated = if !Arc::ptr_eq(&base, &snapshot) {
-            None
-        } else if planner_params.is_empty() {
-            db.templated(sql, &snapshot)
-        } else {
-            db.prepared_templated(sql, planner_params, &snapshot)
+        let mut base = executor.snapshot();
+        let mut plan = match db.plan(&mut state.session, sql, planner_params, &base) {
+            Ok(p) => p,
+            Err(e) => {
+                state.session.mark_failed();
+                return Response::Error(Box::new(plan_error(e))).into();
+            }
         };
-        let plan = match templated {
-            Some(p) => p,
-            None => match tessera_planner::plan_sql(sql, planner_params, &snapshot) {
-                Ok(p) => p,
-                Err(e) => {
-                    state.session.mark_failed();
-                    return Response::Error(Box::new(plan_error(e))).into();
-                }
-            },
-        };
+        // A write runs under the placement gate (a shard move's switch waits for it, and it
+        // for the switch), planned against the placements the gate keeps: planned again when
+        // the catalog changed while it waited.
+        if may_write(&plan) && !state.session.holds_gate() {
+            state.session.hold_gate(executor.placement_gate().await);
+            if !Arc::ptr_eq(&base, &executor.snapshot()) {
+                base = executor.snapshot();
+                plan = match db.plan(&mut state.session, sql, planner_params, &base) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        state.session.mark_failed();
+                        state.session.release_gate_outside_block();
+                        return Response::Error(Box::new(plan_error(e))).into();
+                    }
+                };
+            }
+        }
         let req = Request { sql, ..req };
         let outcome = executor.run(&mut state.session, plan, req).await;
+        if !matches!(
+            outcome,
+            Ok(Outcome::CopyIn(_)) | Ok(Outcome::LocalCopyIn { .. })
+        ) {
+            state.session.release_gate_outside_block();
+        }
         if let (Ok(_), Some(command)) = (&outcome, database_command) {
             // The coordinator's database is gone or renamed: so are the workers' copies.
             let warnings = match command {
@@ -564,6 +624,16 @@ impl QueryParser for StatementDescriber {
                 }))
             }
             Ok(DistributedPlan::Local(local)) => local,
+            // A call of Tessera's function whose arguments are parameters: planned at Execute.
+            Err(_) if tessera_planner::utility::utility_function_of(sql).is_some() => {
+                return Ok(Some(Prepared {
+                    sql: sql.to_string(),
+                    param_types: given,
+                    fields: utility_fields(
+                        &tessera_planner::utility::utility_function_of(sql).unwrap_or_default(),
+                    ),
+                }))
+            }
             // Distributed statements are described against the shells; planning errors that
             // depend on parameter values surface at Execute.
             _ => sql.to_string(),
@@ -812,7 +882,9 @@ impl SimpleQueryHandler for Backend {
             .await?;
         if implicit {
             let SessionState { session, db, .. } = &mut *state;
-            if let Err(e) = db.executor.end_implicit(session).await {
+            let ended = db.executor.end_implicit(session).await;
+            session.release_gate_outside_block();
+            if let Err(e) = ended {
                 let info = exec_error(e);
                 send_side_messages(client, session).await?;
                 client
@@ -962,6 +1034,7 @@ impl CopyHandler for Backend {
                     .await;
             }
             state.session.mark_failed();
+            state.session.release_gate_outside_block();
             return Err(user_error(e));
         }
         let finished = match target {
@@ -978,6 +1051,9 @@ impl CopyHandler for Backend {
             }
         };
         send_side_messages(client, &mut state.session).await?;
+        if finished.is_err() {
+            state.session.release_gate_outside_block();
+        }
         let tag = finished.map_err(|e| user_error(exec_error(e)))?;
         client
             .feed(PgWireBackendMessage::CommandComplete(CommandComplete::new(
@@ -1003,6 +1079,7 @@ impl CopyHandler for Backend {
                 .feed(PgWireBackendMessage::ErrorResponse(info.into()))
                 .await?;
         }
+        state.session.release_gate_outside_block();
         client.set_transaction_status(transaction_status(&state.session));
         Ok(())
     }
@@ -1025,6 +1102,7 @@ impl CopyHandler for Backend {
         }
         state.copy_error = None;
         state.session.mark_failed();
+        state.session.release_gate_outside_block();
         user_error(ErrorInfo::new(
             "ERROR".into(),
             "57014".into(),

@@ -1,0 +1,459 @@
+//! Moving a shard group between workers: `citus_move_shard_placement`.
+//!
+//! A shard moves with the shards co-located with it (same co-location group, same shard
+//! index), as in Citus. Online (`auto`, `force_logical`):
+//!
+//! 1. the shards are created on the target (the shells' definitions, as at distribution);
+//! 2. a publication on the source and a subscription on the target copy the rows and then
+//!    stream every change (tables without a primary key or replica identity get `REPLICA
+//!    IDENTITY FULL` on the source shard, which is dropped after the move, instead of being
+//!    refused as Citus does);
+//! 3. once the initial copy is done, the placement gate is closed (see
+//!    [`Executor::placement_gate`]): running writes and blocks that wrote finish, new writes
+//!    wait (reads go on); the target catches up to the source's current WAL position; the
+//!    catalog switches the placements in one transaction; the gate opens and waiting writes
+//!    are planned again against the new placements;
+//! 4. subscription, slot and publication are dropped, and the source shards after a grace
+//!    period (a read planned before the switch may still be on its way to them; one still
+//!    running holds its lock, which DROP waits for).
+//!
+//! `block_writes` closes the gate first and copies the rows with COPY instead. A move that
+//! fails before the switch removes what it made on the target and the replication objects;
+//! the rows stay where the catalog says they are.
+
+use std::time::Duration;
+
+use tessera_catalog::{shard_name, CatalogSnapshot, Table};
+use tessera_planner::rewrite::{quote_ident, quote_literal, quoted_name};
+use tessera_planner::TransferMode;
+
+use crate::settings::SessionSettings;
+use crate::wire::WireConnection;
+use crate::{pg_error, ExecError, Executor};
+
+fn sql_error(code: &str, message: impl Into<String>) -> ExecError {
+    ExecError::Sql {
+        code: code.into(),
+        message: message.into(),
+    }
+}
+
+/// How long the initial copy and the final catch-up may take.
+const COPY_TIMEOUT: Duration = Duration::from_secs(3600);
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the source shards stay after the switch.
+const DROP_GRACE: Duration = Duration::from_secs(5);
+
+/// The shards that move together: (table, shard id) of every table co-located with the shard,
+/// at the same shard index.
+fn shard_group(snapshot: &CatalogSnapshot, shard_id: i64) -> Result<Vec<(&Table, i64)>, ExecError> {
+    let (table, index) = snapshot
+        .tables
+        .values()
+        .find_map(|t| {
+            t.shards
+                .iter()
+                .position(|s| s.shard_id == shard_id)
+                .map(|i| (t, i))
+        })
+        .ok_or_else(|| sql_error("22023", format!("shard {shard_id} does not exist")))?;
+    if table.is_reference() {
+        return Err(sql_error(
+            "0A000",
+            "reference tables have a placement on every node and do not move; add or remove nodes instead",
+        ));
+    }
+    let mut group: Vec<(&Table, i64)> = snapshot
+        .tables
+        .values()
+        .filter(|t| t.colocation_id == table.colocation_id && !t.is_reference())
+        .filter_map(|t| t.shards.get(index).map(|s| (&**t, s.shard_id)))
+        .collect();
+    group.sort_by_key(|(_, id)| *id);
+    Ok(group)
+}
+
+/// A connection to the node `group_id` for the move's own work.
+async fn node_connection(
+    exec: &Executor,
+    snapshot: &CatalogSnapshot,
+    group_id: i32,
+) -> Result<WireConnection, ExecError> {
+    let node = snapshot
+        .nodes
+        .iter()
+        .find(|n| n.group_id == group_id)
+        .ok_or_else(|| sql_error("55000", format!("no node for group {group_id}")))?;
+    Ok(WireConnection::connect(&exec.pools().params(&node.host, node.port)).await?)
+}
+
+/// The single value of the first row of `sql`'s result, as text.
+async fn value(conn: &mut WireConnection, sql: &str) -> Result<Option<String>, ExecError> {
+    let results = conn.simple_query(sql).await?;
+    Ok(results
+        .first()
+        .and_then(|r| r.rows.first())
+        .and_then(|row| crate::wire::row_values(row).first().copied().flatten())
+        .map(|v| String::from_utf8_lossy(v).into_owned()))
+}
+
+/// Moves shard `shard_id` and the shards co-located with it from the node at `source` to
+/// the node at `target` (see the module documentation); the catalog is read again after.
+///
+/// Errors: 22023 for an unknown shard or node, or a source without the placement; 0A000 for
+/// a reference table; 55000 when the target already holds the shard group; worker errors.
+pub async fn move_shard_placement(
+    exec: &Executor,
+    shard_id: i64,
+    source: (&str, u16),
+    target: (&str, u16),
+    mode: TransferMode,
+) -> Result<(), ExecError> {
+    let snapshot = exec.snapshot();
+    let group = shard_group(&snapshot, shard_id)?;
+    let node_group = |(host, port): (&str, u16)| {
+        snapshot
+            .nodes
+            .iter()
+            .find(|n| n.host == host && n.port == port)
+            .map(|n| n.group_id)
+            .ok_or_else(|| sql_error("22023", format!("node {host}:{port} is not in the cluster")))
+    };
+    let source_group = node_group(source)?;
+    let target_group = node_group(target)?;
+    let placed = |g: i32| {
+        group.iter().all(|(t, id)| {
+            t.shards
+                .iter()
+                .find(|s| s.shard_id == *id)
+                .is_some_and(|s| s.placements.iter().any(|p| p.group_id == g))
+        })
+    };
+    if !placed(source_group) {
+        return Err(sql_error(
+            "22023",
+            format!(
+                "shard {shard_id} has no placement on {}:{}",
+                source.0, source.1
+            ),
+        ));
+    }
+    if source_group == target_group || placed(target_group) {
+        return Err(sql_error(
+            "55000",
+            format!(
+                "shard {shard_id} already has a placement on {}:{}",
+                target.0, target.1
+            ),
+        ));
+    }
+    let shards: Vec<String> = group
+        .iter()
+        .map(|(t, id)| quoted_name(&t.schema, &shard_name(&t.name, *id)).to_string())
+        .collect();
+
+    // Copies a move left behind on the target (to be dropped later) go first.
+    drop_orphans(exec, Some(target_group)).await?;
+    // 1. The shards on the target.
+    let client = exec.catalog_client().await?;
+    let mut ddl = String::from("BEGIN;\n");
+    for (t, id) in &group {
+        let columns = crate::utility::shell_columns(&client, t.relid).await?;
+        let dist = t.distribution_column().map(|c| c.name.clone());
+        let make = crate::utility::shard_ddl(&client, t.relid, &columns, dist.as_deref()).await?;
+        ddl.push_str(&make(&t.schema, &t.name, *id));
+    }
+    ddl.push_str("COMMIT;");
+    let mut target_conn = node_connection(exec, &snapshot, target_group).await?;
+    target_conn.simple_query(&ddl).await?;
+
+    let name = format!("tessera_move_{shard_id}");
+    let moved = match mode {
+        TransferMode::Logical => {
+            move_logically(
+                exec,
+                &snapshot,
+                &group,
+                &shards,
+                &name,
+                source_group,
+                target_group,
+            )
+            .await
+        }
+        TransferMode::BlockWrites => {
+            move_blocking(exec, &snapshot, &group, &shards, source_group, target_group).await
+        }
+    };
+    if let Err(e) = moved {
+        // Nothing switched: the target's copies go, the rows stay on the source.
+        let drop = format!("DROP TABLE IF EXISTS {}", shards.join(", "));
+        if let Ok(mut c) = node_connection(exec, &snapshot, target_group).await {
+            let _ = c.simple_query(&drop).await;
+        }
+        return Err(e);
+    }
+    // 4. The source shards, after the grace period (a catalog record, so that a restart
+    // does not forget them).
+    let client = exec.catalog_client().await?;
+    for ((_, id), shard) in group.iter().zip(&shards) {
+        client
+            .execute(
+                "INSERT INTO tessera.pg_dist_cleanup (shardid, groupid, object_name, due) \
+                 VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
+                &[id, &source_group, shard, &DROP_GRACE.as_secs_f64()],
+            )
+            .await
+            .map_err(pg_error)?;
+    }
+    Ok(())
+}
+
+/// Drops shard copies that moves left behind: those due (or, with `group`, every one on that
+/// node group) whose shard has no placement there in the catalog. Runs under the catalog
+/// lock (a move holds it; [`schedule_cleanup`] takes it), so no move creates a copy meanwhile.
+pub(crate) async fn drop_orphans(exec: &Executor, group: Option<i32>) -> Result<usize, ExecError> {
+    let client = exec.catalog_client().await?;
+    let rows = client
+        .query(
+            "SELECT c.shardid, c.groupid, c.object_name, \
+                    EXISTS (SELECT 1 FROM tessera.pg_dist_placement p WHERE p.shardid = c.shardid AND p.groupid = c.groupid) \
+             FROM tessera.pg_dist_cleanup c WHERE ($1::int IS NULL AND c.due <= now()) OR c.groupid = $1",
+            &[&group],
+        )
+        .await
+        .map_err(pg_error)?;
+    let snapshot = exec.snapshot();
+    let mut dropped = 0;
+    for r in rows {
+        let (shard_id, group_id, object, placed): (i64, i32, String, bool) =
+            (r.get(0), r.get(1), r.get(2), r.get(3));
+        if !placed {
+            let mut conn = node_connection(exec, &snapshot, group_id).await?;
+            conn.simple_query(&format!("DROP TABLE IF EXISTS {object}"))
+                .await?;
+            dropped += 1;
+        }
+        client
+            .execute(
+                "DELETE FROM tessera.pg_dist_cleanup WHERE shardid = $1 AND groupid = $2",
+                &[&shard_id, &group_id],
+            )
+            .await
+            .map_err(pg_error)?;
+    }
+    Ok(dropped)
+}
+
+/// Runs [`drop_orphans`] for the due records every few seconds while the executor lives.
+pub(crate) fn schedule_cleanup(exec: &std::sync::Arc<Executor>) {
+    let weak = std::sync::Arc::downgrade(exec);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(DROP_GRACE).await;
+            let Some(exec) = weak.upgrade() else { return };
+            let _guard = exec.catalog_lock.lock().await;
+            if let Err(e) = drop_orphans(&exec, None).await {
+                tracing::warn!("shard cleanup: {e}");
+            }
+        }
+    });
+}
+
+/// Switches the placements of `group` from `source_group` to `target_group` in the catalog
+/// (one transaction) and reads the catalog again.
+async fn switch_placements(
+    exec: &Executor,
+    group: &[(&Table, i64)],
+    source_group: i32,
+    target_group: i32,
+) -> Result<(), ExecError> {
+    let ids: Vec<i64> = group.iter().map(|(_, id)| *id).collect();
+    let client = exec.catalog_client().await?;
+    client
+        .execute(
+            "UPDATE tessera.pg_dist_placement SET groupid = $1 WHERE shardid = ANY($2) AND groupid = $3",
+            &[&target_group, &ids, &source_group],
+        )
+        .await
+        .map_err(pg_error)?;
+    exec.reload_catalog().await
+}
+
+/// Steps 2 and 3 with logical replication.
+async fn move_logically(
+    exec: &Executor,
+    snapshot: &CatalogSnapshot,
+    group: &[(&Table, i64)],
+    shards: &[String],
+    name: &str,
+    source_group: i32,
+    target_group: i32,
+) -> Result<(), ExecError> {
+    let mut source_conn = node_connection(exec, snapshot, source_group).await?;
+    let mut target_conn = node_connection(exec, snapshot, target_group).await?;
+    let source_node = snapshot
+        .nodes
+        .iter()
+        .find(|n| n.group_id == source_group)
+        .ok_or_else(|| sql_error("55000", "source node vanished"))?;
+    // Replica identity: what UPDATE and DELETE need to be replicated.
+    for (t, id) in group {
+        let shard = quoted_name(&t.schema, &shard_name(&t.name, *id)).to_string();
+        let identity = value(
+            &mut source_conn,
+            &format!(
+                "SELECT c.relreplident::text || (SELECT count(*) FROM pg_index i WHERE i.indrelid = c.oid AND (i.indisprimary OR i.indisreplident))::text \
+                 FROM pg_class c WHERE c.oid = {}::regclass",
+                quote_literal(&shard)
+            ),
+        )
+        .await?
+        .unwrap_or_default();
+        // 'd' with no primary key, or 'n': nothing identifies a row.
+        if identity == "d0" || identity.starts_with('n') {
+            source_conn
+                .simple_query(&format!("ALTER TABLE {shard} REPLICA IDENTITY FULL"))
+                .await?;
+        }
+    }
+    // Leftovers of an earlier attempt that failed.
+    drop_replication(&mut source_conn, &mut target_conn, name).await;
+    let result = async {
+        source_conn
+            .simple_query(&format!(
+                "CREATE PUBLICATION {} FOR TABLE {}",
+                quote_ident(name),
+                shards.join(", ")
+            ))
+            .await?;
+        let params = exec.pools().params(&source_node.host, source_node.port);
+        let mut conninfo = format!(
+            "host={} port={} user={} dbname={}",
+            conninfo_value(&params.host),
+            params.port,
+            conninfo_value(&params.user),
+            conninfo_value(&params.database)
+        );
+        if let Some(pw) = &params.password {
+            conninfo.push_str(&format!(" password={}", conninfo_value(pw)));
+        }
+        target_conn
+            .simple_query(&format!(
+                "CREATE SUBSCRIPTION {n} CONNECTION {} PUBLICATION {n} WITH (copy_data = true, create_slot = true, slot_name = {})",
+                quote_literal(&conninfo),
+                quote_literal(name),
+                n = quote_ident(name),
+            ))
+            .await?;
+        // The initial copy: every table of the subscription ready.
+        let started = std::time::Instant::now();
+        loop {
+            let pending = value(
+                &mut target_conn,
+                &format!(
+                    "SELECT count(*) FROM pg_subscription_rel r JOIN pg_subscription s ON s.oid = r.srsubid \
+                     WHERE s.subname = {} AND r.srsubstate <> 'r'",
+                    quote_literal(name)
+                ),
+            )
+            .await?;
+            if pending.as_deref() == Some("0") {
+                break;
+            }
+            if started.elapsed() > COPY_TIMEOUT {
+                return Err(sql_error("57014", "the shard copy did not finish in time"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // The switch: writes wait, the target catches up, the catalog switches.
+        let _closed = exec.close_placement_gate().await;
+        let lsn = value(&mut source_conn, "SELECT pg_current_wal_lsn()::text")
+            .await?
+            .unwrap_or_default();
+        let started = std::time::Instant::now();
+        loop {
+            let caught_up = value(
+                &mut source_conn,
+                &format!(
+                    "SELECT confirmed_flush_lsn >= {}::pg_lsn FROM pg_replication_slots WHERE slot_name = {}",
+                    quote_literal(&lsn),
+                    quote_literal(name)
+                ),
+            )
+            .await?;
+            if caught_up.as_deref() == Some("t") {
+                break;
+            }
+            if started.elapsed() > CATCH_UP_TIMEOUT {
+                return Err(sql_error(
+                    "57014",
+                    "the target did not catch up with the source in time",
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        switch_placements(exec, group, source_group, target_group).await
+    }
+    .await;
+    drop_replication(&mut source_conn, &mut target_conn, name).await;
+    result
+}
+
+/// Drops the move's subscription (on the target), slot and publication (on the source), if
+/// they exist; failures are logged.
+async fn drop_replication(
+    source_conn: &mut WireConnection,
+    target_conn: &mut WireConnection,
+    name: &str,
+) {
+    let drop_sub = format!("DROP SUBSCRIPTION IF EXISTS {}", quote_ident(name));
+    if let Err(e) = target_conn.simple_query(&drop_sub).await {
+        tracing::warn!("shard move: {e}");
+    }
+    let drop_pub = format!("DROP PUBLICATION IF EXISTS {}", quote_ident(name));
+    let slot = format!(
+        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = {}",
+        quote_literal(name)
+    );
+    for sql in [drop_pub, slot] {
+        if let Err(e) = source_conn.simple_query(&sql).await {
+            tracing::warn!("shard move: {e}");
+        }
+    }
+}
+
+/// Steps 2 and 3 with writes blocked throughout: COPY from the source to the target.
+async fn move_blocking(
+    exec: &Executor,
+    snapshot: &CatalogSnapshot,
+    group: &[(&Table, i64)],
+    shards: &[String],
+    source_group: i32,
+    target_group: i32,
+) -> Result<(), ExecError> {
+    let _closed = exec.close_placement_gate().await;
+    let mut source_conn = exec
+        .worker_connection(snapshot, source_group, &SessionSettings::default())
+        .await?;
+    let mut target_conn = node_connection(exec, snapshot, target_group).await?;
+    for shard in shards {
+        // Streamed: each CopyData from the source goes on to the target as it comes.
+        source_conn
+            .copy_out_start(&format!("COPY {shard} TO STDOUT (FORMAT binary)"))
+            .await?;
+        target_conn
+            .copy_in_start(&format!("COPY {shard} FROM STDIN (FORMAT binary)"))
+            .await?;
+        while let Some(chunk) = source_conn.copy_out_next().await? {
+            target_conn.copy_data(&chunk).await?;
+        }
+        target_conn.copy_done().await?;
+    }
+    switch_placements(exec, group, source_group, target_group).await
+}
+
+/// A value for a libpq connection string, quoted.
+fn conninfo_value(v: &str) -> String {
+    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
+}
