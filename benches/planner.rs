@@ -54,6 +54,7 @@ fn catalog() -> CatalogSnapshot {
                 host: "127.0.0.1".into(),
                 port: 5432 + i as u16,
                 is_active: true,
+                should_have_shards: true,
             })
             .collect(),
         ..Default::default()

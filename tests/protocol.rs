@@ -1384,3 +1384,128 @@ fn shard_moves_keep_every_row_while_writes_go_on() {
         assert!(left_over.is_empty(), "(port, replication objects, shard copies): {left_over:?}");
     });
 }
+
+#[test]
+fn rebalancer_spreads_shards_onto_a_new_worker_and_drains_it() {
+    common::runtime().block_on(async {
+        let env = common::TestEnv::start(8).await;
+        let third = tokio::task::spawn_blocking(|| {
+            tessera_cluster::LocalCluster::start_temporary(0).expect("a third server")
+        })
+        .await
+        .expect("start");
+        let third_port = i32::from(third.coordinator.port);
+        let client = env.tessera().await;
+        client
+            .batch_execute(
+                "CREATE TABLE rb_a (k int, v text);
+                 CREATE TABLE rb_b (k int, n int);
+                 CREATE TABLE rb_ref (id int PRIMARY KEY, name text);
+                 SELECT create_distributed_table('rb_a', 'k');
+                 SELECT create_distributed_table('rb_b', 'k', colocate_with => 'rb_a');
+                 SELECT create_reference_table('rb_ref');
+                 INSERT INTO rb_a SELECT g, 'v' || g FROM generate_series(1, 500) g;
+                 INSERT INTO rb_b SELECT g, g FROM generate_series(1, 500) g;
+                 INSERT INTO rb_ref VALUES (1, 'one'), (2, 'two')",
+            )
+            .await
+            .expect("setup");
+        client
+            .batch_execute(&format!("SELECT citus_add_node('127.0.0.1', {third_port})"))
+            .await
+            .expect("add a worker");
+        let per_node = || {
+            let client = &client;
+            async move {
+                client
+                    .query(
+                        "SELECT nodeport, count(*) FROM citus_shards WHERE table_name = 'rb_a'::regclass \
+                         GROUP BY 1 ORDER BY 1",
+                        &[],
+                    )
+                    .await
+                    .expect("shards per node")
+                    .iter()
+                    .map(|r| (r.get::<_, i32>(0), r.get::<_, i64>(1)))
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert!(per_node().await.iter().all(|(p, _)| *p != third_port));
+        let plan = client
+            .query("SELECT * FROM get_rebalance_table_shards_plan()", &[])
+            .await
+            .expect("plan");
+        assert_eq!(plan.len(), 2, "8 shard groups on 3 nodes: 3, 3, 2");
+        let names: Vec<&str> = plan[0].columns().iter().map(|c| c.name()).collect();
+        assert_eq!(
+            names,
+            ["table_name", "shardid", "shard_size", "sourcename", "sourceport", "targetname", "targetport"]
+        );
+        assert!(plan.iter().all(|r| r.get::<_, i32>("targetport") == third_port));
+
+        // Rebalance while a writer goes on.
+        let url = env.tessera_url();
+        let writer = tokio::spawn(async move {
+            let c = common::connect(&url).await;
+            for i in 0..200 {
+                c.execute("INSERT INTO rb_a VALUES ($1, 'w')", &[&(1000 + i)])
+                    .await
+                    .expect("insert during the rebalance");
+            }
+        });
+        let rebalanced = client.batch_execute("SELECT rebalance_table_shards()").await;
+        writer.await.expect("writer");
+        rebalanced.expect("rebalance");
+        let placed = per_node().await;
+        let mut counts: Vec<i64> = placed.iter().map(|(_, n)| *n).collect();
+        counts.sort_unstable();
+        assert_eq!(counts, vec![2, 3, 3], "{placed:?}");
+        assert!(placed.contains(&(third_port, 2)), "{placed:?}");
+        let rows: i64 = client
+            .query_one("SELECT count(*) FROM rb_a", &[])
+            .await
+            .expect("count")
+            .get(0);
+        assert_eq!(rows, 700);
+        let joined: i64 = client
+            .query_one("SELECT count(*) FROM rb_a a JOIN rb_b b USING (k)", &[])
+            .await
+            .expect("co-located join after the moves")
+            .get(0);
+        assert_eq!(joined, 500);
+        assert!(client
+            .query("SELECT * FROM get_rebalance_table_shards_plan()", &[])
+            .await
+            .expect("plan")
+            .is_empty());
+
+        // Draining the new worker moves its shards back; then it can be removed.
+        client
+            .batch_execute(&format!("SELECT citus_drain_node('127.0.0.1', {third_port})"))
+            .await
+            .expect("drain");
+        assert!(per_node().await.iter().all(|(p, _)| *p != third_port));
+        let active = client
+            .query("SELECT * FROM citus_get_active_worker_nodes()", &[])
+            .await
+            .expect("active nodes");
+        assert_eq!(active.len(), 3);
+        client
+            .batch_execute(&format!("SELECT citus_remove_node('127.0.0.1', {third_port})"))
+            .await
+            .expect("remove the drained node");
+        let version: String = client
+            .query_one("SELECT citus_version()", &[])
+            .await
+            .expect("version")
+            .get(0);
+        assert!(version.starts_with("Tessera"), "{version}");
+        let rows: i64 = client
+            .query_one("SELECT count(*) FROM rb_a a JOIN rb_ref r ON r.id = a.k % 2 + 1", &[])
+            .await
+            .expect("count")
+            .get(0);
+        assert_eq!(rows, 700);
+        drop(third);
+    });
+}

@@ -24,6 +24,8 @@ pub struct Node {
     pub port: u16,
     /// `isactive`.
     pub is_active: bool,
+    /// `shouldhaveshards`: new shards and the rebalancer place shards here (false: drained).
+    pub should_have_shards: bool,
 }
 
 /// Types a hash-distributed table may be distributed on.

@@ -136,7 +136,7 @@ pub async fn ensure_schema(client: &impl GenericClient) -> Result<(), CatalogErr
 pub async fn load_snapshot(client: &impl GenericClient) -> Result<CatalogSnapshot, CatalogError> {
     let nodes = client
         .query(
-            "SELECT nodeid, groupid, nodename, nodeport, isactive FROM tessera.pg_dist_node ORDER BY nodeid",
+            "SELECT nodeid, groupid, nodename, nodeport, isactive, shouldhaveshards FROM tessera.pg_dist_node ORDER BY nodeid",
             &[],
         )
         .await?
@@ -147,6 +147,7 @@ pub async fn load_snapshot(client: &impl GenericClient) -> Result<CatalogSnapsho
             host: r.get(2),
             port: r.get::<_, i32>(3) as u16,
             is_active: r.get(4),
+            should_have_shards: r.get(5),
         })
         .collect();
 

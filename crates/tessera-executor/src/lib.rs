@@ -19,6 +19,7 @@ pub mod merge;
 pub mod pipeline;
 pub mod pool;
 pub mod pull;
+pub mod rebalancer;
 pub mod settings;
 pub mod shard_move;
 pub mod transaction;

@@ -367,7 +367,7 @@ async fn move_logically(
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         // The switch: writes wait, the target catches up, the catalog switches.
-        let _closed = exec.close_placement_gate().await;
+        let _closed = close_gate(exec).await?;
         let lsn = value(&mut source_conn, "SELECT pg_current_wal_lsn()::text")
             .await?
             .unwrap_or_default();
@@ -432,7 +432,7 @@ async fn move_blocking(
     source_group: i32,
     target_group: i32,
 ) -> Result<(), ExecError> {
-    let _closed = exec.close_placement_gate().await;
+    let _closed = close_gate(exec).await?;
     let mut source_conn = exec
         .worker_connection(snapshot, source_group, &SessionSettings::default())
         .await?;
@@ -451,6 +451,23 @@ async fn move_blocking(
         target_conn.copy_done().await?;
     }
     switch_placements(exec, group, source_group, target_group).await
+}
+
+/// How long a move waits for running writes and open transaction blocks that wrote.
+const GATE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Closes the placement gate, or gives up after [`GATE_TIMEOUT`] (a transaction block that
+/// wrote stays open, or waits itself for something the move holds, such as DDL waiting for the
+/// catalog lock): 55P03, and the move is undone.
+async fn close_gate(exec: &Executor) -> Result<tokio::sync::OwnedRwLockWriteGuard<()>, ExecError> {
+    tokio::time::timeout(GATE_TIMEOUT, exec.close_placement_gate())
+        .await
+        .map_err(|_| {
+            sql_error(
+                "55P03",
+                "could not block writes to the shard group: transaction blocks that wrote stayed open; try again",
+            )
+        })
 }
 
 /// A value for a libpq connection string, quoted.

@@ -27,15 +27,83 @@ fn sql_error(code: &str, message: impl Into<String>) -> ExecError {
     }
 }
 
-/// Runs a utility call; returns its one-row result, its one column in the format the client
-/// asked for (`result_formats` as in Bind: 0 text, 1 binary).
+/// The result columns of Tessera's function `name` (name, type OID), as Describe reports them.
+pub fn result_columns(name: &str) -> Vec<(&'static str, u32)> {
+    const REGCLASS: u32 = 2205;
+    match name {
+        "get_rebalance_table_shards_plan" => vec![
+            ("table_name", REGCLASS),
+            ("shardid", oid::INT8),
+            ("shard_size", oid::INT8),
+            ("sourcename", oid::TEXT),
+            ("sourceport", oid::INT4),
+            ("targetname", oid::TEXT),
+            ("targetport", oid::INT4),
+        ],
+        "citus_get_active_worker_nodes" | "master_get_active_worker_nodes" => {
+            vec![("node_name", oid::TEXT), ("node_port", oid::INT8)]
+        }
+        "citus_version" => vec![("citus_version", oid::TEXT)],
+        "citus_add_node" | "master_add_node" => vec![("citus_add_node", oid::INT4)],
+        "citus_recover_prepared_transactions" | "recover_prepared_transactions" => {
+            vec![("citus_recover_prepared_transactions", oid::INT4)]
+        }
+        // void
+        _ => vec![(utility_column_name(name), 2278)],
+    }
+}
+
+/// The column name of a void function's result (the function's own name).
+fn utility_column_name(name: &str) -> &'static str {
+    const NAMES: &[&str] = &[
+        "create_distributed_table",
+        "create_reference_table",
+        "citus_remove_node",
+        "master_remove_node",
+        "citus_move_shard_placement",
+        "master_move_shard_placement",
+        "rebalance_table_shards",
+        "citus_drain_node",
+        "citus_set_node_property",
+    ];
+    NAMES
+        .iter()
+        .find(|n| **n == name)
+        .copied()
+        .unwrap_or("void")
+}
+
+/// A value's binary form for the types utility results use (int4send, int8send, textsend,
+/// regclass/oid as uint4; void_send is empty).
+fn binary_value(type_oid: u32, text: &str) -> Result<Vec<u8>, ExecError> {
+    let bad = || ExecError::Internal(format!("utility result {text:?} is not of type {type_oid}"));
+    Ok(match type_oid {
+        oid::INT4 => text
+            .parse::<i32>()
+            .map_err(|_| bad())?
+            .to_be_bytes()
+            .to_vec(),
+        oid::INT8 => text
+            .parse::<i64>()
+            .map_err(|_| bad())?
+            .to_be_bytes()
+            .to_vec(),
+        2278 => Vec::new(),
+        _ => text.as_bytes().to_vec(),
+    })
+}
+
+/// Runs a utility call; returns its result (one row for scalar functions, a row per item for
+/// the table functions), each column in the format the client asked for (`result_formats` as
+/// in Bind: 0 text, 1 binary).
 pub async fn run(
     exec: &Executor,
     call: &UtilityCall,
     result_formats: &[i16],
 ) -> Result<StatementResult, ExecError> {
     let name = call.function_name();
-    let (type_oid, value): (u32, Vec<u8>) = match call {
+    // Text values, one inner vector per row (a void function: one row with an empty value).
+    let rows: Vec<Vec<Option<String>>> = match call {
         UtilityCall::CreateDistributedTable {
             table,
             column,
@@ -43,19 +111,19 @@ pub async fn run(
             shard_count,
         } => {
             distribute(exec, table, Some((column, colocate_with, *shard_count))).await?;
-            (2278, Vec::new())
+            vec![vec![Some(String::new())]]
         }
         UtilityCall::CreateReferenceTable { table } => {
             distribute(exec, table, None).await?;
-            (2278, Vec::new())
+            vec![vec![Some(String::new())]]
         }
         UtilityCall::AddNode { host, port } => {
             let id = add_node(exec, host, *port).await?;
-            (oid::INT4, id.to_string().into_bytes())
+            vec![vec![Some(id.to_string())]]
         }
         UtilityCall::RemoveNode { host, port } => {
             remove_node(exec, host, *port).await?;
-            (2278, Vec::new())
+            vec![vec![Some(String::new())]]
         }
         UtilityCall::MoveShardPlacement {
             shard_id,
@@ -71,36 +139,87 @@ pub async fn run(
                 *mode,
             )
             .await?;
-            (2278, Vec::new())
+            vec![vec![Some(String::new())]]
         }
         UtilityCall::RecoverPreparedTransactions => {
             let n = crate::transaction::recover_prepared(exec).await;
-            (oid::INT4, n.to_string().into_bytes())
+            vec![vec![Some(n.to_string())]]
         }
+        UtilityCall::GetRebalancePlan(options) => {
+            let snapshot = exec.snapshot();
+            crate::rebalancer::plan_moves(&snapshot, options)?
+                .iter()
+                .map(|m| {
+                    vec![
+                        Some(m.table_name.clone()),
+                        Some(m.shard_id.to_string()),
+                        Some("0".into()),
+                        Some(m.source.0.clone()),
+                        Some(m.source.1.to_string()),
+                        Some(m.target.0.clone()),
+                        Some(m.target.1.to_string()),
+                    ]
+                })
+                .collect()
+        }
+        UtilityCall::RebalanceTableShards(options, mode) => {
+            crate::rebalancer::rebalance(exec, options, *mode).await?;
+            vec![vec![Some(String::new())]]
+        }
+        UtilityCall::DrainNode { host, port, mode } => {
+            crate::rebalancer::drain_node(exec, host, *port, *mode).await?;
+            vec![vec![Some(String::new())]]
+        }
+        UtilityCall::SetShouldHaveShards { host, port, value } => {
+            crate::rebalancer::set_should_have_shards(exec, host, *port, *value).await?;
+            vec![vec![Some(String::new())]]
+        }
+        UtilityCall::ActiveWorkerNodes => exec
+            .snapshot()
+            .nodes
+            .iter()
+            .filter(|n| n.is_active)
+            .map(|n| vec![Some(n.host.clone()), Some(n.port.to_string())])
+            .collect(),
+        UtilityCall::Version => vec![vec![Some(format!(
+            "Tessera {} (Citus-compatible distributed PostgreSQL coordinator)",
+            env!("CARGO_PKG_VERSION")
+        ))]],
     };
-    let format = crate::merge::format_for(result_formats, 0);
-    // int4's binary form is 4 bytes big-endian; void's is empty (int4send, void_send).
-    let value = match (format, type_oid) {
-        (1, oid::INT4) => std::str::from_utf8(&value)
-            .ok()
-            .and_then(|v| v.parse::<i32>().ok())
-            .map(|v| v.to_be_bytes().to_vec())
-            .ok_or_else(|| ExecError::Internal("utility result is not an int4".into()))?,
-        (1, _) => Vec::new(),
-        _ => value,
-    };
-    Ok(StatementResult {
-        fields: vec![FieldDescription {
-            name: name.into(),
+    let columns = result_columns(name);
+    let fields: Vec<FieldDescription> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, (column, type_oid))| FieldDescription {
+            name: (*column).into(),
             table_oid: 0,
             column_id: 0,
-            type_oid,
-            type_size: 4,
+            type_oid: *type_oid,
+            type_size: match *type_oid {
+                oid::INT8 => 8,
+                oid::TEXT => -1,
+                _ => 4,
+            },
             type_modifier: -1,
-            format,
-        }],
-        rows: vec![encode_row([Some(value.as_slice())])],
-        tag: "SELECT 1".into(),
+            format: crate::merge::format_for(result_formats, i),
+        })
+        .collect();
+    let mut encoded = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let mut values: Vec<Option<Vec<u8>>> = Vec::with_capacity(row.len());
+        for (field, v) in fields.iter().zip(row) {
+            values.push(match (v, field.format) {
+                (None, _) => None,
+                (Some(v), 1) => Some(binary_value(field.type_oid, v)?),
+                (Some(v), _) => Some(v.clone().into_bytes()),
+            });
+        }
+        encoded.push(encode_row(values.iter().map(|v| v.as_deref())));
+    }
+    Ok(StatementResult {
+        fields,
+        tag: format!("SELECT {}", encoded.len()),
+        rows: encoded,
         described: true,
     })
 }
@@ -318,13 +437,25 @@ async fn distribute(
                 )
             })?;
                 let type_oid = columns[index].type_oid;
+                // New shards go to nodes that should have shards (not drained ones).
+                let shard_nodes: Vec<_> = nodes
+                    .iter()
+                    .filter(|n| n.should_have_shards)
+                    .cloned()
+                    .collect();
+                if shard_nodes.is_empty() {
+                    return Err(sql_error(
+                        "55000",
+                        "no active worker node should have shards; mark one with citus_set_node_property(host, port, 'shouldhaveshards', true)",
+                    ));
+                }
                 let (count, colocation, placements) = choose_colocation(
                     &snapshot,
                     colocate_with,
                     shard_count,
                     type_oid,
                     exec.config().default_shard_count,
-                    &nodes,
+                    &shard_nodes,
                 )?;
                 (
                     TableKind::Distributed {

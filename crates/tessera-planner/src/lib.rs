@@ -39,7 +39,7 @@ pub use multi_shard::{FinalAggregate, FinalExpr, MergePlan, OutputColumn, SortKe
 pub use pull::{PullInput, PullPlan, SemiJoin};
 pub use split::split_statements;
 pub use template::RouterTemplate;
-pub use utility::{TransferMode, UtilityCall};
+pub use utility::{RebalanceOptions, TransferMode, UtilityCall};
 
 /// Errors of planning; each maps to a PostgreSQL SQLSTATE ([`PlanError::sqlstate`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -10,7 +10,7 @@ use crate::analyze::{constant_text, ident_name};
 use crate::{ParamValue, PlanError};
 
 /// A call of one of Tessera's functions, arguments checked and defaults filled in.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum UtilityCall {
     /// `create_distributed_table(table_name regclass, distribution_column text,
     /// distribution_type = 'hash', colocate_with text = 'default', shard_count int = NULL)`.
@@ -60,6 +60,52 @@ pub enum UtilityCall {
         /// `auto` or `force_logical` (online, logical replication) or `block_writes`.
         mode: TransferMode,
     },
+    /// `get_rebalance_table_shards_plan(relation, threshold, max_shard_moves,
+    /// excluded_shard_list, drain_only, rebalance_strategy)`: the moves, not done.
+    GetRebalancePlan(RebalanceOptions),
+    /// `rebalance_table_shards(relation, threshold, max_shard_moves, excluded_shard_list,
+    /// shard_transfer_mode, drain_only, rebalance_strategy)`: the moves, done now.
+    RebalanceTableShards(RebalanceOptions, TransferMode),
+    /// `citus_drain_node(nodename, nodeport, shard_transfer_mode, rebalance_strategy)`: the
+    /// node gets no more shards, and its shards move to the others.
+    DrainNode {
+        /// Host.
+        host: String,
+        /// Port.
+        port: u16,
+        /// How the shards move.
+        mode: TransferMode,
+    },
+    /// `citus_set_node_property(nodename, nodeport, 'shouldhaveshards', value)`.
+    SetShouldHaveShards {
+        /// Host.
+        host: String,
+        /// Port.
+        port: u16,
+        /// The new value.
+        value: bool,
+    },
+    /// `citus_get_active_worker_nodes()`: (node_name text, node_port bigint) rows.
+    ActiveWorkerNodes,
+    /// `citus_version()`: text.
+    Version,
+}
+
+/// What the rebalancer balances and how far ([`UtilityCall::GetRebalancePlan`],
+/// [`UtilityCall::RebalanceTableShards`]); Citus' arguments and defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RebalanceOptions {
+    /// Only this table's co-location group (`relation regclass`), or every group.
+    pub relation: Option<String>,
+    /// `threshold float4`: how far a node's shard count may stray from the average, as a
+    /// fraction of it (by_shard_count's default 0: as even as shard counts allow).
+    pub threshold: f64,
+    /// `max_shard_moves int` (default 1 000 000).
+    pub max_shard_moves: u32,
+    /// `excluded_shard_list bigint[]`: shards that stay where they are.
+    pub excluded_shards: Vec<i64>,
+    /// `drain_only boolean`: only move shards off nodes that should not have any.
+    pub drain_only: bool,
 }
 
 /// How a shard's rows move (Citus' `citus.shard_transfer_mode`).
@@ -83,6 +129,12 @@ impl UtilityCall {
             UtilityCall::RemoveNode { .. } => "citus_remove_node",
             UtilityCall::RecoverPreparedTransactions => "citus_recover_prepared_transactions",
             UtilityCall::MoveShardPlacement { .. } => "citus_move_shard_placement",
+            UtilityCall::GetRebalancePlan(_) => "get_rebalance_table_shards_plan",
+            UtilityCall::RebalanceTableShards(..) => "rebalance_table_shards",
+            UtilityCall::DrainNode { .. } => "citus_drain_node",
+            UtilityCall::SetShouldHaveShards { .. } => "citus_set_node_property",
+            UtilityCall::ActiveWorkerNodes => "citus_get_active_worker_nodes",
+            UtilityCall::Version => "citus_version",
         }
     }
 }
@@ -98,6 +150,13 @@ const FUNCTIONS: &[&str] = &[
     "recover_prepared_transactions",
     "citus_move_shard_placement",
     "master_move_shard_placement",
+    "get_rebalance_table_shards_plan",
+    "rebalance_table_shards",
+    "citus_drain_node",
+    "citus_set_node_property",
+    "citus_get_active_worker_nodes",
+    "master_get_active_worker_nodes",
+    "citus_version",
 ];
 
 fn invalid(s: impl Into<String>) -> PlanError {
@@ -123,34 +182,59 @@ pub fn is_utility_call(query: &Query) -> bool {
     call_of(query).is_some()
 }
 
-fn call_of(query: &Query) -> Option<(String, &sqlparser::ast::Function)> {
+/// The function name and arguments of `SELECT f(args)` or `SELECT * FROM f(args)` when `f` is
+/// one of Tessera's functions.
+fn call_of(query: &Query) -> Option<(String, &[FunctionArg])> {
     let SetExpr::Select(select) = query.body.as_ref() else {
         return None;
     };
-    if !select.from.is_empty() || select.projection.len() != 1 || select.selection.is_some() {
+    if select.projection.len() != 1 || select.selection.is_some() {
         return None;
     }
-    let expr = match &select.projection[0] {
-        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+    let last_name = |name: &sqlparser::ast::ObjectName| {
+        name.0.last().map(|p| match p {
+            sqlparser::ast::ObjectNamePart::Identifier(i) => ident_name(i),
+            sqlparser::ast::ObjectNamePart::Function(f) => f.name.value.clone(),
+        })
+    };
+    let (name, args): (String, &[FunctionArg]) = match select.from.as_slice() {
+        [] => {
+            let expr = match &select.projection[0] {
+                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+                _ => return None,
+            };
+            let Expr::Function(f) = expr else { return None };
+            let args: &[FunctionArg] = match &f.args {
+                FunctionArguments::List(list) => &list.args,
+                FunctionArguments::None => &[],
+                FunctionArguments::Subquery(_) => return None,
+            };
+            (last_name(&f.name)?, args)
+        }
+        [from]
+            if from.joins.is_empty() && matches!(select.projection[0], SelectItem::Wildcard(_)) =>
+        {
+            let sqlparser::ast::TableFactor::Table {
+                name,
+                args: Some(args),
+                ..
+            } = &from.relation
+            else {
+                return None;
+            };
+            (last_name(name)?, &args.args)
+        }
         _ => return None,
     };
-    let Expr::Function(f) = expr else { return None };
-    let name = f.name.0.last().map(|p| match p {
-        sqlparser::ast::ObjectNamePart::Identifier(i) => ident_name(i),
-        sqlparser::ast::ObjectNamePart::Function(f) => f.name.value.clone(),
-    })?;
-    FUNCTIONS.contains(&name.as_str()).then_some((name, f))
+    FUNCTIONS.contains(&name.as_str()).then_some((name, args))
 }
 
 /// Recognizes `SELECT tessera_function(args)`; `Ok(None)` for any other query.
 ///
 /// Errors: [`PlanError::InvalidParameter`] for missing, unknown or non-constant arguments.
 pub fn recognize(query: &Query, params: &[ParamValue]) -> Result<Option<UtilityCall>, PlanError> {
-    let Some((name, f)) = call_of(query) else {
+    let Some((name, args)) = call_of(query) else {
         return Ok(None);
-    };
-    let FunctionArguments::List(list) = &f.args else {
-        return Err(invalid(format!("{name} needs arguments")));
     };
     let mut positional: Vec<Option<String>> = Vec::new();
     let mut named: Vec<(String, Option<String>)> = Vec::new();
@@ -167,7 +251,7 @@ pub fn recognize(query: &Query, params: &[ParamValue]) -> Result<Option<UtilityC
             _ => Err(invalid(format!("bad argument to {name}"))),
         }
     };
-    for arg in &list.args {
+    for arg in args {
         match arg {
             FunctionArg::Unnamed(e) => {
                 if !named.is_empty() {
@@ -223,6 +307,32 @@ pub fn recognize(query: &Query, params: &[ParamValue]) -> Result<Option<UtilityC
             "target_node_port",
             "shard_transfer_mode",
         ],
+        "get_rebalance_table_shards_plan" => &[
+            "relation",
+            "threshold",
+            "max_shard_moves",
+            "excluded_shard_list",
+            "drain_only",
+            "rebalance_strategy",
+            "improvement_threshold",
+        ],
+        "rebalance_table_shards" => &[
+            "relation",
+            "threshold",
+            "max_shard_moves",
+            "excluded_shard_list",
+            "shard_transfer_mode",
+            "drain_only",
+            "rebalance_strategy",
+        ],
+        "citus_drain_node" => &[
+            "nodename",
+            "nodeport",
+            "shard_transfer_mode",
+            "rebalance_strategy",
+        ],
+        "citus_set_node_property" => &["nodename", "nodeport", "property", "value"],
+        "citus_get_active_worker_nodes" | "master_get_active_worker_nodes" | "citus_version" => &[],
         _ => &["nodename", "nodeport"],
     };
     if positional.len() > signature.len() {
@@ -302,19 +412,43 @@ pub fn recognize(query: &Query, params: &[ParamValue]) -> Result<Option<UtilityC
         "citus_recover_prepared_transactions" | "recover_prepared_transactions" => {
             UtilityCall::RecoverPreparedTransactions
         }
+        "get_rebalance_table_shards_plan" => {
+            UtilityCall::GetRebalancePlan(rebalance_options(&name, &args, 4, Some(5))?)
+        }
+        "rebalance_table_shards" => UtilityCall::RebalanceTableShards(
+            rebalance_options(&name, &args, 5, Some(6))?,
+            transfer_mode(args[4].as_deref())?,
+        ),
+        "citus_drain_node" => {
+            strategy(args[3].as_deref())?;
+            UtilityCall::DrainNode {
+                host: required(0)?,
+                port: port(1)?,
+                mode: transfer_mode(args[2].as_deref())?,
+            }
+        }
+        "citus_set_node_property" => {
+            let property = required(2)?;
+            if property != "shouldhaveshards" {
+                return Err(invalid(format!(
+                    "only the 'shouldhaveshards' property can be set, not '{property}'"
+                )));
+            }
+            UtilityCall::SetShouldHaveShards {
+                host: required(0)?,
+                port: port(1)?,
+                value: boolean(&required(3)?)?,
+            }
+        }
+        "citus_get_active_worker_nodes" | "master_get_active_worker_nodes" => {
+            UtilityCall::ActiveWorkerNodes
+        }
+        "citus_version" => UtilityCall::Version,
         "citus_move_shard_placement" | "master_move_shard_placement" => {
             let shard_id = required(0)?
                 .parse::<i64>()
                 .map_err(|_| invalid(format!("invalid shard id for {name}")))?;
-            let mode = match args[5].as_deref().unwrap_or("auto") {
-                "auto" | "force_logical" => TransferMode::Logical,
-                "block_writes" => TransferMode::BlockWrites,
-                other => {
-                    return Err(invalid(format!(
-                        "invalid input value for enum citus.shard_transfer_mode: \"{other}\""
-                    )))
-                }
-            };
+            let mode = transfer_mode(args[5].as_deref())?;
             UtilityCall::MoveShardPlacement {
                 shard_id,
                 source: (required(1)?, port(2)?),
@@ -328,4 +462,96 @@ pub fn recognize(query: &Query, params: &[ParamValue]) -> Result<Option<UtilityC
         },
     };
     Ok(Some(call))
+}
+
+/// `shard_transfer_mode` (NULL: `auto`).
+fn transfer_mode(v: Option<&str>) -> Result<TransferMode, PlanError> {
+    match v.unwrap_or("auto") {
+        "auto" | "force_logical" => Ok(TransferMode::Logical),
+        "block_writes" => Ok(TransferMode::BlockWrites),
+        other => Err(invalid(format!(
+            "invalid input value for enum citus.shard_transfer_mode: \"{other}\""
+        ))),
+    }
+}
+
+/// `rebalance_strategy`: `by_shard_count` (the default, also NULL) is the one there is.
+fn strategy(v: Option<&str>) -> Result<(), PlanError> {
+    match v {
+        None | Some("by_shard_count") => Ok(()),
+        Some("by_disk_size") => Err(PlanError::Unsupported(
+            "rebalance strategy by_disk_size is not supported yet; use by_shard_count".into(),
+        )),
+        Some(other) => Err(invalid(format!(
+            "could not find rebalance strategy with name {other}"
+        ))),
+    }
+}
+
+/// A boolean argument in PostgreSQL's input syntax.
+fn boolean(v: &str) -> Result<bool, PlanError> {
+    match v.to_ascii_lowercase().as_str() {
+        "t" | "true" | "yes" | "on" | "1" | "y" => Ok(true),
+        "f" | "false" | "no" | "off" | "0" | "n" => Ok(false),
+        _ => Err(invalid(format!(
+            "invalid input syntax for type boolean: \"{v}\""
+        ))),
+    }
+}
+
+/// The rebalancer's common arguments: relation (0), threshold (1), max_shard_moves (2),
+/// excluded_shard_list (3), drain_only (`drain`), rebalance_strategy (`strategy_at`).
+fn rebalance_options(
+    name: &str,
+    args: &[Option<String>],
+    drain: usize,
+    strategy_at: Option<usize>,
+) -> Result<RebalanceOptions, PlanError> {
+    if let Some(i) = strategy_at {
+        strategy(args[i].as_deref())?;
+    }
+    let threshold = match &args[1] {
+        None => 0.0,
+        Some(t) => t
+            .parse::<f64>()
+            .ok()
+            .filter(|t| (0.0..1.0).contains(t))
+            .ok_or_else(|| {
+                invalid(format!(
+                    "threshold of {name} must be at least 0 and below 1, not {t}"
+                ))
+            })?,
+    };
+    let max_shard_moves = match &args[2] {
+        None => 1_000_000,
+        Some(m) => m
+            .parse::<u32>()
+            .map_err(|_| invalid(format!("invalid max_shard_moves for {name}: {m}")))?,
+    };
+    // '{1,2}' (an array literal's text).
+    let excluded_shards = match &args[3] {
+        None => Vec::new(),
+        Some(list) => list
+            .trim()
+            .trim_start_matches('{')
+            .trim_end_matches('}')
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<i64>()
+                    .map_err(|_| invalid(format!("invalid shard id in excluded_shard_list: {s}")))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(RebalanceOptions {
+        relation: args[0].clone(),
+        threshold,
+        max_shard_moves,
+        excluded_shards,
+        drain_only: match &args[drain] {
+            None => false,
+            Some(v) => boolean(v)?,
+        },
+    })
 }

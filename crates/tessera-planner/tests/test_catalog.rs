@@ -83,6 +83,7 @@ pub fn catalog() -> CatalogSnapshot {
                 host: "w1".into(),
                 port: 1,
                 is_active: true,
+                should_have_shards: true,
             },
             Node {
                 node_id: 2,
@@ -90,6 +91,7 @@ pub fn catalog() -> CatalogSnapshot {
                 host: "w2".into(),
                 port: 2,
                 is_active: true,
+                should_have_shards: true,
             },
         ],
         ..Default::default()

@@ -326,19 +326,20 @@ fn may_write(plan: &DistributedPlan) -> bool {
     match plan {
         DistributedPlan::Router(task) => {
             let head = task.sql.trim_start().get(..6).unwrap_or_default();
-            let lower = task.sql.to_ascii_lowercase();
+            // A SELECT writes nothing unless it locks rows (FOR UPDATE / SHARE / ...).
             !head.eq_ignore_ascii_case("select")
-                || lower.contains(" for update")
-                || lower.contains(" for share")
-                || lower.contains(" for no key")
-                || lower.contains(" for key")
+                || task
+                    .sql
+                    .as_bytes()
+                    .windows(5)
+                    .any(|w| w.eq_ignore_ascii_case(b" for "))
         }
         DistributedPlan::Modify { .. }
         | DistributedPlan::InsertSelect(_)
         | DistributedPlan::WriteWithSubplans { .. }
         | DistributedPlan::Copy(_)
-        | DistributedPlan::Ddl(_)
         | DistributedPlan::Execute { .. } => true,
+        // DDL waits for a move through the catalog lock, which a move holds throughout.
         DistributedPlan::ExplainAnalyze(inner) => may_write(inner),
         _ => false,
     }
@@ -560,18 +561,18 @@ impl Backend {
 pub struct StatementDescriber;
 
 fn utility_fields(name: &str) -> Vec<FieldDescription> {
-    vec![FieldDescription {
-        name: name.into(),
-        table_oid: 0,
-        column_id: 0,
-        type_oid: match name {
-            "citus_add_node" | "citus_recover_prepared_transactions" => 23,
-            _ => 2278,
-        },
-        type_size: 4,
-        type_modifier: -1,
-        format: 0,
-    }]
+    tessera_executor::utility::result_columns(name)
+        .into_iter()
+        .map(|(column, type_oid)| FieldDescription {
+            name: column.into(),
+            table_oid: 0,
+            column_id: 0,
+            type_oid,
+            type_size: 4,
+            type_modifier: -1,
+            format: 0,
+        })
+        .collect()
 }
 
 #[async_trait]
