@@ -1509,3 +1509,84 @@ fn rebalancer_spreads_shards_onto_a_new_worker_and_drains_it() {
         drop(third);
     });
 }
+
+#[test]
+fn background_rebalance_jobs_report_and_finish() {
+    common::runtime().block_on(async {
+        let env = common::TestEnv::start(6).await;
+        let third = tokio::task::spawn_blocking(|| {
+            tessera_cluster::LocalCluster::start_temporary(0).expect("a third server")
+        })
+        .await
+        .expect("start");
+        let third_port = i32::from(third.coordinator.port);
+        let client = env.tessera().await;
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE bj_a (k bigint, v text);
+                 SELECT create_distributed_table('bj_a', 'k');
+                 INSERT INTO bj_a SELECT g, 'v' FROM generate_series(1, 300) g;
+                 SELECT citus_add_node('127.0.0.1', {third_port})"
+            ))
+            .await
+            .expect("setup");
+        let job: i64 = client
+            .query_one("SELECT citus_rebalance_start()", &[])
+            .await
+            .expect("start")
+            .get(0);
+        let again = client
+            .batch_execute("SELECT citus_rebalance_start()")
+            .await
+            .expect_err("one rebalance at a time");
+        assert_eq!(again.code().map(|c| c.code()), Some("55000"), "{again}");
+        client
+            .batch_execute("SELECT citus_rebalance_wait()")
+            .await
+            .expect("wait");
+        let status = client
+            .query("SELECT * FROM citus_rebalance_status()", &[])
+            .await
+            .expect("status");
+        assert_eq!(status[0].get::<_, i64>("job_id"), job);
+        assert_eq!(status[0].get::<_, String>("state"), "finished");
+        let started: std::time::SystemTime = status[0].get("started_at");
+        assert!(started.elapsed().is_ok_and(|e| e.as_secs() < 600));
+        // The details in text: every move done.
+        let text = client
+            .simple_query("SELECT * FROM citus_rebalance_status()")
+            .await
+            .expect("status as text");
+        let details = text
+            .iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get("details").map(str::to_string),
+                _ => None,
+            })
+            .unwrap_or_default();
+        assert!(details.contains("\"task_state_counts\": {\"done\": 2}"), "{details}");
+        let on_third: i64 = client
+            .query_one(
+                &format!(
+                    "SELECT count(*) FROM citus_shards WHERE table_name = 'bj_a'::regclass AND nodeport = {third_port}"
+                ),
+                &[],
+            )
+            .await
+            .expect("placements")
+            .get(0);
+        assert_eq!(on_third, 2, "6 shards on 3 nodes");
+        let rows: i64 = client
+            .query_one("SELECT count(*) FROM bj_a", &[])
+            .await
+            .expect("count")
+            .get(0);
+        assert_eq!(rows, 300);
+        let stop = client
+            .batch_execute("SELECT citus_rebalance_stop()")
+            .await
+            .expect_err("nothing to stop");
+        assert_eq!(stop.code().map(|c| c.code()), Some("55000"), "{stop}");
+        drop(third);
+    });
+}

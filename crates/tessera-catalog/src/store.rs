@@ -27,6 +27,8 @@ pub const CATALOG_RELATIONS: &[&str] = &[
     "pg_dist_colocation",
     "pg_dist_transaction",
     "pg_dist_cleanup",
+    "pg_dist_background_job",
+    "pg_dist_background_task",
     "citus_tables",
     "citus_shards",
 ];
@@ -85,6 +87,26 @@ CREATE TABLE IF NOT EXISTS tessera.pg_dist_transaction (
     groupid int NOT NULL,
     gid text NOT NULL,
     PRIMARY KEY (groupid, gid)
+);
+CREATE TABLE IF NOT EXISTS tessera.pg_dist_background_job (
+    job_id bigserial PRIMARY KEY,
+    state text NOT NULL,
+    job_type name NOT NULL,
+    description text NOT NULL,
+    started_at timestamptz,
+    finished_at timestamptz,
+    transfer_mode text NOT NULL DEFAULT 'auto'
+);
+CREATE TABLE IF NOT EXISTS tessera.pg_dist_background_task (
+    job_id bigint NOT NULL REFERENCES tessera.pg_dist_background_job ON DELETE CASCADE,
+    task_id bigserial PRIMARY KEY,
+    status text NOT NULL,
+    shardid bigint NOT NULL,
+    sourcename text NOT NULL,
+    sourceport int NOT NULL,
+    targetname text NOT NULL,
+    targetport int NOT NULL,
+    message text
 );
 CREATE TABLE IF NOT EXISTS tessera.pg_dist_cleanup (
     shardid bigint NOT NULL,

@@ -539,6 +539,8 @@ pub struct Executor {
     /// they end); a shard move takes it exclusively for its final catch-up and the catalog
     /// switch, so no write lands on a placement the switch leaves behind.
     placement_gate: Arc<tokio::sync::RwLock<()>>,
+    /// This executor, for background work that outlives a call (rebalance jobs).
+    myself: std::sync::OnceLock<std::sync::Weak<Executor>>,
     /// A connection to the coordinator PostgreSQL named after `gid_prefix` while this process
     /// lives: other coordinators' recovery sees it and leaves our transactions alone.
     liveness: tokio::sync::Mutex<Option<tokio_postgres::Client>>,
@@ -593,6 +595,7 @@ impl Executor {
             ),
             in_flight: std::sync::Mutex::new(std::collections::HashSet::new()),
             placement_gate: Arc::new(tokio::sync::RwLock::new(())),
+            myself: std::sync::OnceLock::new(),
             liveness: tokio::sync::Mutex::new(None),
             byte_order_text: std::sync::atomic::AtomicBool::new(false),
             pipelines: std::sync::Mutex::new(std::collections::HashMap::new()),
@@ -616,8 +619,10 @@ impl Executor {
         executor.reload_catalog().await?;
         executor.keep_alive().await?;
         transaction::recover_prepared(&executor).await;
+        let _ = executor.myself.set(Arc::downgrade(&executor));
         transaction::schedule_recovery(&executor);
         shard_move::schedule_cleanup(&executor);
+        rebalancer::resume_jobs(&executor).await;
         Ok(executor)
     }
 
@@ -630,6 +635,11 @@ impl Executor {
     /// and every transaction block that wrote has ended, and new writes wait.
     pub(crate) async fn close_placement_gate(&self) -> tokio::sync::OwnedRwLockWriteGuard<()> {
         self.placement_gate.clone().write_owned().await
+    }
+
+    /// This executor as an `Arc` (for background work).
+    pub(crate) fn arc(&self) -> Option<Arc<Executor>> {
+        self.myself.get().and_then(std::sync::Weak::upgrade)
     }
 
     /// The application_name of a coordinator process's liveness connection.
@@ -1282,6 +1292,13 @@ impl Executor {
                         "{} cannot run inside a transaction block yet",
                         call.function_name()
                     )));
+                }
+                if !call.changes_catalog() {
+                    // Reads and waits (citus_rebalance_wait waits for moves that need the
+                    // catalog lock).
+                    return Ok(Outcome::Result(
+                        utility::run(self, &call, req.result_formats).await?,
+                    ));
                 }
                 let _guard = self.catalog_lock.lock().await;
                 let result = utility::run(self, &call, req.result_formats).await;

@@ -237,3 +237,285 @@ pub async fn drain_node(
     };
     rebalance(exec, &options, mode).await.map(|_| ())
 }
+
+/// `citus_rebalance_start`: plans the moves, records them as a background job in the catalog
+/// (`tessera.pg_dist_background_job` and `_task`, so the job survives a coordinator restart)
+/// and runs them in the background; returns the job id.
+///
+/// Errors: 55000 when a rebalance job is already running (as Citus); the plan's errors.
+pub async fn start_job(
+    exec: &Executor,
+    options: &RebalanceOptions,
+    mode: TransferMode,
+) -> Result<i64, ExecError> {
+    let moves = plan_moves(&exec.snapshot(), options)?;
+    let client = exec.catalog_client().await?;
+    let running = client
+        .query_opt(
+            "SELECT job_id FROM tessera.pg_dist_background_job WHERE state IN ('scheduled', 'running', 'cancelling') LIMIT 1",
+            &[],
+        )
+        .await
+        .map_err(pg_error)?;
+    if let Some(r) = running {
+        return Err(sql_error(
+            "55000",
+            format!(
+                "A rebalance is already running as job {}; wait for it with citus_rebalance_wait() or stop it with citus_rebalance_stop()",
+                r.get::<_, i64>(0)
+            ),
+        ));
+    }
+    let mode_text = match mode {
+        TransferMode::Logical => "auto",
+        TransferMode::BlockWrites => "block_writes",
+    };
+    let job_id: i64 = client
+        .query_one(
+            "INSERT INTO tessera.pg_dist_background_job (state, job_type, description, transfer_mode) \
+             VALUES ('scheduled', 'rebalance', $1, $2) RETURNING job_id",
+            &[
+                &format!("Rebalance all colocation groups ({} moves)", moves.len()),
+                &mode_text,
+            ],
+        )
+        .await
+        .map_err(pg_error)?
+        .get(0);
+    for m in &moves {
+        client
+            .execute(
+                "INSERT INTO tessera.pg_dist_background_task \
+                 (job_id, status, shardid, sourcename, sourceport, targetname, targetport) \
+                 VALUES ($1, 'runnable', $2, $3, $4, $5, $6)",
+                &[
+                    &job_id,
+                    &m.shard_id,
+                    &m.source.0,
+                    &i32::from(m.source.1),
+                    &m.target.0,
+                    &i32::from(m.target.1),
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
+    }
+    spawn_job(exec, job_id, mode);
+    Ok(job_id)
+}
+
+/// Runs job `job_id`'s remaining moves in the background, one at a time, each under the
+/// catalog lock; between moves it stops when the job is being cancelled.
+fn spawn_job(exec: &Executor, job_id: i64, mode: TransferMode) {
+    let Some(exec) = exec.arc() else { return };
+    tokio::spawn(async move {
+        if let Err(e) = run_job(&exec, job_id, mode).await {
+            tracing::warn!("rebalance job {job_id}: {e}");
+        }
+    });
+}
+
+async fn run_job(exec: &Executor, job_id: i64, mode: TransferMode) -> Result<(), ExecError> {
+    let client = exec.catalog_client().await?;
+    client
+        .execute(
+            "UPDATE tessera.pg_dist_background_job SET state = 'running', started_at = coalesce(started_at, now()) \
+             WHERE job_id = $1 AND state = 'scheduled'",
+            &[&job_id],
+        )
+        .await
+        .map_err(pg_error)?;
+    loop {
+        let state: String = client
+            .query_one(
+                "SELECT state FROM tessera.pg_dist_background_job WHERE job_id = $1",
+                &[&job_id],
+            )
+            .await
+            .map_err(pg_error)?
+            .get(0);
+        if state == "cancelling" {
+            client
+                .batch_execute(&format!(
+                    "UPDATE tessera.pg_dist_background_task SET status = 'cancelled' WHERE job_id = {job_id} AND status = 'runnable';
+                     UPDATE tessera.pg_dist_background_job SET state = 'cancelled', finished_at = now() WHERE job_id = {job_id}"
+                ))
+                .await
+                .map_err(pg_error)?;
+            return Ok(());
+        }
+        let next = client
+            .query_opt(
+                "SELECT task_id, shardid, sourcename, sourceport, targetname, targetport \
+                 FROM tessera.pg_dist_background_task WHERE job_id = $1 AND status IN ('runnable', 'running') \
+                 ORDER BY task_id LIMIT 1",
+                &[&job_id],
+            )
+            .await
+            .map_err(pg_error)?;
+        let Some(task) = next else {
+            client
+                .execute(
+                    "UPDATE tessera.pg_dist_background_job SET state = 'finished', finished_at = now() WHERE job_id = $1",
+                    &[&job_id],
+                )
+                .await
+                .map_err(pg_error)?;
+            return Ok(());
+        };
+        let task_id: i64 = task.get(0);
+        let shard_id: i64 = task.get(1);
+        let (source_host, source_port): (String, i32) = (task.get(2), task.get(3));
+        let (target_host, target_port): (String, i32) = (task.get(4), task.get(5));
+        client
+            .execute(
+                "UPDATE tessera.pg_dist_background_task SET status = 'running' WHERE task_id = $1",
+                &[&task_id],
+            )
+            .await
+            .map_err(pg_error)?;
+        let moved = {
+            let _guard = exec.catalog_lock.lock().await;
+            // A move a restart interrupted after its switch is done already.
+            let done = exec.snapshot().tables.values().any(|t| {
+                t.shards.iter().any(|s| {
+                    s.shard_id == shard_id
+                        && s.placements.iter().any(|p| {
+                            exec.snapshot().nodes.iter().any(|n| {
+                                n.group_id == p.group_id
+                                    && n.host == target_host
+                                    && i32::from(n.port) == target_port
+                            })
+                        })
+                })
+            });
+            if done {
+                Ok(())
+            } else {
+                crate::shard_move::move_shard_placement(
+                    exec,
+                    shard_id,
+                    (&source_host, source_port as u16),
+                    (&target_host, target_port as u16),
+                    mode,
+                )
+                .await
+            }
+        };
+        match moved {
+            Ok(()) => {
+                client
+                    .execute(
+                        "UPDATE tessera.pg_dist_background_task SET status = 'done' WHERE task_id = $1",
+                        &[&task_id],
+                    )
+                    .await
+                    .map_err(pg_error)?;
+            }
+            Err(e) => {
+                let message = e.to_string();
+                client
+                    .batch_execute(&format!(
+                        "UPDATE tessera.pg_dist_background_task SET status = 'error', message = {} WHERE task_id = {task_id};
+                         UPDATE tessera.pg_dist_background_task SET status = 'unscheduled' WHERE job_id = {job_id} AND status = 'runnable';
+                         UPDATE tessera.pg_dist_background_job SET state = 'failed', finished_at = now() WHERE job_id = {job_id}",
+                        tessera_planner::rewrite::quote_literal(&message)
+                    ))
+                    .await
+                    .map_err(pg_error)?;
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// Continues the rebalance jobs a coordinator restart interrupted (at start).
+pub async fn resume_jobs(exec: &Executor) {
+    let Ok(client) = exec.catalog_client().await else {
+        return;
+    };
+    let Ok(rows) = client
+        .query(
+            "SELECT job_id, transfer_mode FROM tessera.pg_dist_background_job \
+             WHERE state IN ('scheduled', 'running', 'cancelling') ORDER BY job_id",
+            &[],
+        )
+        .await
+    else {
+        return;
+    };
+    for r in rows {
+        let mode = match r.get::<_, String>(1).as_str() {
+            "block_writes" => TransferMode::BlockWrites,
+            _ => TransferMode::Logical,
+        };
+        tracing::info!("resuming rebalance job {}", r.get::<_, i64>(0));
+        spawn_job(exec, r.get(0), mode);
+    }
+}
+
+/// `citus_rebalance_status()` rows: job_id, state, job_type, description, started_at,
+/// finished_at, details (jsonb: the moves and how many are in each state), newest job first.
+pub async fn job_status(exec: &Executor) -> Result<Vec<Vec<Option<String>>>, ExecError> {
+    let client = exec.catalog_client().await?;
+    let rows = client
+        .query(
+            "SELECT j.job_id::text, j.state, j.job_type::text, j.description, to_char(j.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00', \
+                    to_char(j.finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00', \
+                    jsonb_build_object( \
+                      'task_state_counts', (SELECT coalesce(jsonb_object_agg(status, n), '{}') FROM \
+                          (SELECT status, count(*) AS n FROM tessera.pg_dist_background_task t WHERE t.job_id = j.job_id GROUP BY status) c), \
+                      'tasks', (SELECT coalesce(jsonb_agg(jsonb_build_object('state', t.status, 'command', \
+                          format('SELECT citus_move_shard_placement(%s, %L, %s, %L, %s)', t.shardid, t.sourcename, t.sourceport, t.targetname, t.targetport)) \
+                          || CASE WHEN t.message IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('message', t.message) END \
+                          ORDER BY t.task_id), '[]') FROM tessera.pg_dist_background_task t WHERE t.job_id = j.job_id) \
+                    )::text \
+             FROM tessera.pg_dist_background_job j ORDER BY j.job_id DESC",
+            &[],
+        )
+        .await
+        .map_err(pg_error)?;
+    Ok(rows
+        .iter()
+        .map(|r| (0..7).map(|i| r.get::<_, Option<String>>(i)).collect())
+        .collect())
+}
+
+/// `citus_rebalance_wait()`: returns when no rebalance job is scheduled or running any more.
+pub async fn wait_for_jobs(exec: &Executor) -> Result<(), ExecError> {
+    let client = exec.catalog_client().await?;
+    loop {
+        let busy = client
+            .query_opt(
+                "SELECT 1 FROM tessera.pg_dist_background_job WHERE state IN ('scheduled', 'running', 'cancelling') LIMIT 1",
+                &[],
+            )
+            .await
+            .map_err(pg_error)?;
+        if busy.is_none() {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// `citus_rebalance_stop()`: the running job stops after its current move.
+///
+/// Errors: 55000 when no rebalance job runs.
+pub async fn stop_jobs(exec: &Executor) -> Result<(), ExecError> {
+    let client = exec.catalog_client().await?;
+    let n = client
+        .execute(
+            "UPDATE tessera.pg_dist_background_job SET state = 'cancelling' WHERE state IN ('scheduled', 'running')",
+            &[],
+        )
+        .await
+        .map_err(pg_error)?;
+    if n == 0 {
+        return Err(sql_error(
+            "55000",
+            "no ongoing rebalance that can be cancelled",
+        ));
+    }
+    Ok(())
+}

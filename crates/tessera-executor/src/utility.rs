@@ -44,6 +44,16 @@ pub fn result_columns(name: &str) -> Vec<(&'static str, u32)> {
             vec![("node_name", oid::TEXT), ("node_port", oid::INT8)]
         }
         "citus_version" => vec![("citus_version", oid::TEXT)],
+        "citus_rebalance_start" => vec![("citus_rebalance_start", oid::INT8)],
+        "citus_rebalance_status" => vec![
+            ("job_id", oid::INT8),
+            ("state", oid::TEXT),
+            ("job_type", 19),
+            ("description", oid::TEXT),
+            ("started_at", oid::TIMESTAMPTZ),
+            ("finished_at", oid::TIMESTAMPTZ),
+            ("details", oid::JSONB),
+        ],
         "citus_add_node" | "master_add_node" => vec![("citus_add_node", oid::INT4)],
         "citus_recover_prepared_transactions" | "recover_prepared_transactions" => {
             vec![("citus_recover_prepared_transactions", oid::INT4)]
@@ -65,6 +75,8 @@ fn utility_column_name(name: &str) -> &'static str {
         "rebalance_table_shards",
         "citus_drain_node",
         "citus_set_node_property",
+        "citus_rebalance_wait",
+        "citus_rebalance_stop",
     ];
     NAMES
         .iter()
@@ -89,6 +101,25 @@ fn binary_value(type_oid: u32, text: &str) -> Result<Vec<u8>, ExecError> {
             .to_be_bytes()
             .to_vec(),
         2278 => Vec::new(),
+        // jsonb_send: a version byte, then the text.
+        oid::JSONB => [&[1u8][..], text.as_bytes()].concat(),
+        // timestamptz_send: microseconds since 2000-01-01 UTC; the catalog connection writes
+        // `YYYY-MM-DD HH:MM:SS[.ffffff]+00` (TimeZone UTC).
+        oid::TIMESTAMPTZ => {
+            let (date, time) = text.split_once(' ').ok_or_else(bad)?;
+            let time = time.trim_end_matches("+00");
+            let days = tessera_catalog::model::parse_date(date).ok_or_else(bad)?;
+            let (hms, fraction) = time.split_once('.').unwrap_or((time, "0"));
+            let mut parts = hms.split(':').map(|p| p.parse::<i64>());
+            let (h, m, sec) = match (parts.next(), parts.next(), parts.next()) {
+                (Some(Ok(h)), Some(Ok(m)), Some(Ok(s))) => (h, m, s),
+                _ => return Err(bad()),
+            };
+            let micros: i64 = format!("{fraction:0<6}")[..6].parse().map_err(|_| bad())?;
+            let value =
+                i64::from(days) * 86_400_000_000 + ((h * 60 + m) * 60 + sec) * 1_000_000 + micros;
+            value.to_be_bytes().to_vec()
+        }
         _ => text.as_bytes().to_vec(),
     })
 }
@@ -181,6 +212,19 @@ pub async fn run(
             .filter(|n| n.is_active)
             .map(|n| vec![Some(n.host.clone()), Some(n.port.to_string())])
             .collect(),
+        UtilityCall::RebalanceStart(options, mode) => {
+            let id = crate::rebalancer::start_job(exec, options, *mode).await?;
+            vec![vec![Some(id.to_string())]]
+        }
+        UtilityCall::RebalanceStatus => crate::rebalancer::job_status(exec).await?,
+        UtilityCall::RebalanceWait => {
+            crate::rebalancer::wait_for_jobs(exec).await?;
+            vec![vec![Some(String::new())]]
+        }
+        UtilityCall::RebalanceStop => {
+            crate::rebalancer::stop_jobs(exec).await?;
+            vec![vec![Some(String::new())]]
+        }
         UtilityCall::Version => vec![vec![Some(format!(
             "Tessera {} (Citus-compatible distributed PostgreSQL coordinator)",
             env!("CARGO_PKG_VERSION")

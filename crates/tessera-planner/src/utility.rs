@@ -89,6 +89,16 @@ pub enum UtilityCall {
     ActiveWorkerNodes,
     /// `citus_version()`: text.
     Version,
+    /// `citus_rebalance_start(relation, drain_only, rebalance_strategy, shard_transfer_mode)`:
+    /// the rebalance as a background job; returns its id (bigint).
+    RebalanceStart(RebalanceOptions, TransferMode),
+    /// `citus_rebalance_status()`: the background jobs and their moves.
+    RebalanceStatus,
+    /// `citus_rebalance_wait()`: waits for the running background rebalance.
+    RebalanceWait,
+    /// `citus_rebalance_stop()`: cancels the running background rebalance after its current
+    /// move.
+    RebalanceStop,
 }
 
 /// What the rebalancer balances and how far ([`UtilityCall::GetRebalancePlan`],
@@ -135,7 +145,27 @@ impl UtilityCall {
             UtilityCall::SetShouldHaveShards { .. } => "citus_set_node_property",
             UtilityCall::ActiveWorkerNodes => "citus_get_active_worker_nodes",
             UtilityCall::Version => "citus_version",
+            UtilityCall::RebalanceStart(..) => "citus_rebalance_start",
+            UtilityCall::RebalanceStatus => "citus_rebalance_status",
+            UtilityCall::RebalanceWait => "citus_rebalance_wait",
+            UtilityCall::RebalanceStop => "citus_rebalance_stop",
         }
+    }
+
+    /// Whether the call changes the catalog (it runs under the catalog lock, and the catalog
+    /// is read again after it); reads and waits do not.
+    pub fn changes_catalog(&self) -> bool {
+        !matches!(
+            self,
+            UtilityCall::GetRebalancePlan(_)
+                | UtilityCall::ActiveWorkerNodes
+                | UtilityCall::Version
+                | UtilityCall::RebalanceStart(..)
+                | UtilityCall::RebalanceStatus
+                | UtilityCall::RebalanceWait
+                | UtilityCall::RebalanceStop
+                | UtilityCall::RecoverPreparedTransactions
+        )
     }
 }
 
@@ -157,6 +187,10 @@ const FUNCTIONS: &[&str] = &[
     "citus_get_active_worker_nodes",
     "master_get_active_worker_nodes",
     "citus_version",
+    "citus_rebalance_start",
+    "citus_rebalance_status",
+    "citus_rebalance_wait",
+    "citus_rebalance_stop",
 ];
 
 fn invalid(s: impl Into<String>) -> PlanError {
@@ -332,7 +366,18 @@ pub fn recognize(query: &Query, params: &[ParamValue]) -> Result<Option<UtilityC
             "rebalance_strategy",
         ],
         "citus_set_node_property" => &["nodename", "nodeport", "property", "value"],
-        "citus_get_active_worker_nodes" | "master_get_active_worker_nodes" | "citus_version" => &[],
+        "citus_get_active_worker_nodes"
+        | "master_get_active_worker_nodes"
+        | "citus_version"
+        | "citus_rebalance_status"
+        | "citus_rebalance_wait"
+        | "citus_rebalance_stop" => &[],
+        "citus_rebalance_start" => &[
+            "relation",
+            "drain_only",
+            "rebalance_strategy",
+            "shard_transfer_mode",
+        ],
         _ => &["nodename", "nodeport"],
     };
     if positional.len() > signature.len() {
@@ -444,6 +489,25 @@ pub fn recognize(query: &Query, params: &[ParamValue]) -> Result<Option<UtilityC
             UtilityCall::ActiveWorkerNodes
         }
         "citus_version" => UtilityCall::Version,
+        "citus_rebalance_status" => UtilityCall::RebalanceStatus,
+        "citus_rebalance_wait" => UtilityCall::RebalanceWait,
+        "citus_rebalance_stop" => UtilityCall::RebalanceStop,
+        "citus_rebalance_start" => {
+            strategy(args[2].as_deref())?;
+            UtilityCall::RebalanceStart(
+                RebalanceOptions {
+                    relation: args[0].clone(),
+                    threshold: 0.0,
+                    max_shard_moves: 1_000_000,
+                    excluded_shards: Vec::new(),
+                    drain_only: match &args[1] {
+                        None => false,
+                        Some(v) => boolean(v)?,
+                    },
+                },
+                transfer_mode(args[3].as_deref())?,
+            )
+        }
         "citus_move_shard_placement" | "master_move_shard_placement" => {
             let shard_id = required(0)?
                 .parse::<i64>()
