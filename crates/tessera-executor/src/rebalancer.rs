@@ -148,9 +148,13 @@ pub fn plan_moves(
             };
             moves.push(PlannedMove {
                 table_name: if first.schema == "public" {
-                    quote_ident(&first.name)
+                    regclass_part(&first.name)
                 } else {
-                    tessera_planner::rewrite::quoted_name(&first.schema, &first.name).to_string()
+                    format!(
+                        "{}.{}",
+                        regclass_part(&first.schema),
+                        regclass_part(&first.name)
+                    )
                 },
                 shard_id,
                 source: (source.host.clone(), source.port),
@@ -162,6 +166,23 @@ pub fn plan_moves(
         }
     }
     Ok(moves)
+}
+
+/// A name as `regclass` output writes it: quoted only when it must be (not a lower-case
+/// identifier), as PostgreSQL's `quote_identifier` does (keywords aside).
+fn regclass_part(name: &str) -> String {
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        name.to_string()
+    } else {
+        quote_ident(name)
+    }
 }
 
 /// Plans the moves and does them one after another (each one online, or with writes blocked

@@ -51,6 +51,16 @@ enum Command {
         #[arg(long, default_value_t = 6432)]
         port: u16,
     },
+    /// Spread the shards evenly over the workers, online (like `rebalance_table_shards()`),
+    /// with a progress bar; `--plan` prints the moves without doing them.
+    Rebalance {
+        /// Coordinator port.
+        #[arg(long, default_value_t = 6432)]
+        port: u16,
+        /// Only print the moves (`get_rebalance_table_shards_plan()`).
+        #[arg(long)]
+        plan: bool,
+    },
 }
 
 async fn wait_for_ctrl_c() {
@@ -107,7 +117,8 @@ async fn up(workers: usize, data_dir: PathBuf, port: u16) -> anyhow::Result<()> 
     Ok(())
 }
 
-async fn status(port: u16) -> anyhow::Result<()> {
+/// A client of the coordinator on this machine's `port`.
+async fn coordinator_client(port: u16) -> anyhow::Result<tokio_postgres::Client> {
     let (client, conn) = tokio_postgres::connect(
         &format!("host=127.0.0.1 port={port} user=postgres dbname=postgres"),
         tokio_postgres::NoTls,
@@ -115,6 +126,79 @@ async fn status(port: u16) -> anyhow::Result<()> {
     .await
     .with_context(|| format!("cannot connect to the coordinator on port {port}"))?;
     tokio::spawn(conn);
+    Ok(client)
+}
+
+/// The text rows of `sql` (simple protocol).
+async fn text_rows(client: &tokio_postgres::Client, sql: &str) -> anyhow::Result<Vec<Vec<String>>> {
+    Ok(client
+        .simple_query(sql)
+        .await?
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(
+                (0..r.len())
+                    .map(|i| r.get(i).unwrap_or("").to_string())
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect())
+}
+
+/// `tessera rebalance`: the plan, or a background rebalance job followed to its end.
+async fn rebalance(port: u16, plan_only: bool) -> anyhow::Result<()> {
+    let client = coordinator_client(port).await?;
+    let moves = text_rows(&client, "SELECT * FROM get_rebalance_table_shards_plan()").await?;
+    if plan_only || moves.is_empty() {
+        if moves.is_empty() {
+            println!("the shards are balanced: nothing to move");
+        }
+        for m in &moves {
+            println!(
+                "move shard {} of {} from {}:{} to {}:{}",
+                m[1], m[0], m[3], m[4], m[5], m[6]
+            );
+        }
+        return Ok(());
+    }
+    let job = text_rows(&client, "SELECT citus_rebalance_start()").await?;
+    let job_id = job
+        .first()
+        .and_then(|r| r.first())
+        .cloned()
+        .unwrap_or_default();
+    let bar = indicatif::ProgressBar::new(moves.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} shard groups moved {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    loop {
+        let status = text_rows(&client, "SELECT * FROM citus_rebalance_status()").await?;
+        let Some(row) = status.iter().find(|r| r.first() == Some(&job_id)) else {
+            anyhow::bail!("rebalance job {job_id} disappeared");
+        };
+        let details = row.get(6).cloned().unwrap_or_default();
+        let done = details.matches("\"state\": \"done\"").count() as u64;
+        bar.set_position(done);
+        match row.get(1).map(String::as_str) {
+            Some("finished") => {
+                bar.finish_with_message("done");
+                return Ok(());
+            }
+            Some(state @ ("failed" | "cancelled")) => {
+                bar.abandon_with_message(state.to_string());
+                anyhow::bail!("rebalance job {job_id} {state}: {details}");
+            }
+            _ => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+        }
+    }
+}
+
+async fn status(port: u16) -> anyhow::Result<()> {
+    let client = coordinator_client(port).await?;
     println!("nodes:");
     for m in client
         .simple_query(
@@ -131,6 +215,15 @@ async fn status(port: u16) -> anyhow::Result<()> {
                 r.get(3).unwrap_or("")
             );
         }
+    }
+    println!("shards per node:");
+    for r in text_rows(
+        &client,
+        "SELECT nodename, nodeport, count(*) FROM citus_shards GROUP BY 1, 2 ORDER BY 1, 2",
+    )
+    .await?
+    {
+        println!("  {}:{} {} shards", r[0], r[1], r[2]);
     }
     println!("tables:");
     for m in client
@@ -187,6 +280,7 @@ fn run() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Status { port } => status(port).await,
+            Command::Rebalance { port, plan } => rebalance(port, plan).await,
         }
     })
 }
