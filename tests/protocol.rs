@@ -1466,6 +1466,17 @@ fn rebalancer_spreads_shards_onto_a_new_worker_and_drains_it() {
             .await
             .expect("count")
             .get(0);
+        let missing: Vec<i32> = client
+            .query(
+                "SELECT g FROM generate_series(1000, 1199) g WHERE NOT EXISTS (SELECT 1 FROM rb_a WHERE k = g)",
+                &[],
+            )
+            .await
+            .expect("missing")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert!(missing.is_empty(), "rows written during the rebalance are missing: {missing:?}");
         assert_eq!(rows, 700);
         let joined: i64 = client
             .query_one("SELECT count(*) FROM rb_a a JOIN rb_b b USING (k)", &[])

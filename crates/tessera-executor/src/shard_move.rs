@@ -4,11 +4,12 @@
 //! index), as in Citus. Online (`auto`, `force_logical`):
 //!
 //! 1. the shards are created on the target (the shells' definitions, as at distribution);
-//! 2. a publication on the source and a subscription on the target copy the rows and then
-//!    stream every change (tables without a primary key or replica identity get `REPLICA
-//!    IDENTITY FULL` on the source shard, which is dropped after the move, instead of being
-//!    refused as Citus does);
-//! 3. once the initial copy is done, the placement gate is closed (see
+//! 2. a publication and a replication slot on the source; the rows are copied (binary COPY)
+//!    in the snapshot the slot exported, and a subscription on the target then streams every
+//!    change after it (tables without a primary key or replica identity get `REPLICA IDENTITY
+//!    FULL` on the source shard, which is dropped after the move, instead of being refused as
+//!    Citus does);
+//! 3. then the placement gate is closed (see
 //!    [`Executor::placement_gate`]): running writes and blocks that wrote finish, new writes
 //!    wait (reads go on); the target catches up to the source's current WAL position; the
 //!    catalog switches the placements in one transaction; the gate opens and waiting writes
@@ -38,8 +39,7 @@ fn sql_error(code: &str, message: impl Into<String>) -> ExecError {
     }
 }
 
-/// How long the initial copy and the final catch-up may take.
-const COPY_TIMEOUT: Duration = Duration::from_secs(3600);
+/// How long the final catch-up may take.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the source shards stay after the switch.
 const DROP_GRACE: Duration = Duration::from_secs(5);
@@ -327,7 +327,49 @@ async fn move_logically(
                 shards.join(", ")
             ))
             .await?;
+        // The slot first, with its snapshot exported: the copy reads exactly the rows the slot
+        // does not stream (PostgreSQL's own initial table sync, racing with concurrent
+        // writes, lost rows in our tests).
         let params = exec.pools().params(&source_node.host, source_node.port);
+        let mut replication = WireConnection::connect(&crate::wire::ConnParams {
+            startup: vec![("replication".into(), "database".into())],
+            create_from: None,
+            ..params.clone()
+        })
+        .await?;
+        let created = replication
+            .simple_query(&format!(
+                "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput (SNAPSHOT 'export')",
+                quote_ident(name)
+            ))
+            .await?;
+        let snapshot_name = created
+            .first()
+            .and_then(|r| r.rows.first())
+            .and_then(|row| crate::wire::row_values(row).get(2).copied().flatten())
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .ok_or_else(|| sql_error("XX000", "CREATE_REPLICATION_SLOT returned no snapshot"))?;
+        source_conn
+            .simple_query(&format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT {}",
+                quote_literal(&snapshot_name)
+            ))
+            .await?;
+        for shard in shards {
+            source_conn
+                .copy_out_start(&format!("COPY {shard} TO STDOUT (FORMAT binary)"))
+                .await?;
+            target_conn
+                .copy_in_start(&format!("COPY {shard} FROM STDIN (FORMAT binary)"))
+                .await?;
+            while let Some(chunk) = source_conn.copy_out_next().await? {
+                target_conn.copy_data(&chunk).await?;
+            }
+            target_conn.copy_done().await?;
+        }
+        source_conn.simple_query("COMMIT").await?;
+        // The snapshot is no longer needed; the slot stays.
+        drop(replication);
         let mut conninfo = format!(
             "host={} port={} user={} dbname={}",
             conninfo_value(&params.host),
@@ -340,32 +382,12 @@ async fn move_logically(
         }
         target_conn
             .simple_query(&format!(
-                "CREATE SUBSCRIPTION {n} CONNECTION {} PUBLICATION {n} WITH (copy_data = true, create_slot = true, slot_name = {})",
+                "CREATE SUBSCRIPTION {n} CONNECTION {} PUBLICATION {n} WITH (create_slot = false, slot_name = {}, copy_data = false)",
                 quote_literal(&conninfo),
                 quote_literal(name),
                 n = quote_ident(name),
             ))
             .await?;
-        // The initial copy: every table of the subscription ready.
-        let started = std::time::Instant::now();
-        loop {
-            let pending = value(
-                &mut target_conn,
-                &format!(
-                    "SELECT count(*) FROM pg_subscription_rel r JOIN pg_subscription s ON s.oid = r.srsubid \
-                     WHERE s.subname = {} AND r.srsubstate <> 'r'",
-                    quote_literal(name)
-                ),
-            )
-            .await?;
-            if pending.as_deref() == Some("0") {
-                break;
-            }
-            if started.elapsed() > COPY_TIMEOUT {
-                return Err(sql_error("57014", "the shard copy did not finish in time"));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
         // The switch: writes wait, the target catches up, the catalog switches.
         let _closed = close_gate(exec).await?;
         let lsn = value(&mut source_conn, "SELECT pg_current_wal_lsn()::text")
