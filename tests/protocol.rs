@@ -1442,6 +1442,23 @@ fn rebalancer_spreads_shards_onto_a_new_worker_and_drains_it() {
             ["table_name", "shardid", "shard_size", "sourcename", "sourceport", "targetname", "targetport"]
         );
         assert!(plan.iter().all(|r| r.get::<_, i32>("targetport") == third_port));
+        // Sizes are the shard groups' bytes on the workers.
+        assert!(plan.iter().all(|r| r.get::<_, i64>("shard_size") > 0));
+        let sized: i64 = client
+            .query_one(
+                "SELECT count(*) FROM citus_shards WHERE table_name = 'rb_a'::regclass AND shard_size > 0",
+                &[],
+            )
+            .await
+            .expect("shard sizes")
+            .get(0);
+        assert_eq!(sized, 8);
+        let table_size: String = client
+            .query_one("SELECT table_size FROM citus_tables WHERE table_name = 'rb_a'::regclass", &[])
+            .await
+            .expect("table size")
+            .get(0);
+        assert!(table_size.ends_with("kB") || table_size.ends_with("MB"), "{table_size}");
 
         // Rebalance while a writer goes on.
         let url = env.tessera_url();

@@ -119,7 +119,9 @@ SELECT p.logicalrelid AS table_name,
        CASE p.partmethod WHEN 'h' THEN 'distributed' ELSE 'reference' END AS citus_table_type,
        CASE p.partmethod WHEN 'h' THEN p.partkey ELSE '<none>' END AS distribution_column,
        p.colocationid AS colocation_id,
-       NULL::text AS table_size,
+       pg_size_pretty((SELECT coalesce(sum(pl.shardlength), 0) FROM tessera.pg_dist_shard s
+                       JOIN tessera.pg_dist_placement pl ON pl.shardid = s.shardid
+                       WHERE s.logicalrelid = p.logicalrelid)::bigint) AS table_size,
        (SELECT count(*) FROM tessera.pg_dist_shard s WHERE s.logicalrelid = p.logicalrelid) AS shard_count,
        pg_get_userbyid(c.relowner) AS table_owner,
        'heap'::name AS access_method
@@ -133,7 +135,7 @@ SELECT s.logicalrelid AS table_name,
        p.colocationid AS colocation_id,
        n.nodename,
        n.nodeport,
-       NULL::bigint AS shard_size
+       pl.shardlength AS shard_size
 FROM tessera.pg_dist_shard s
 JOIN tessera.pg_dist_partition p ON p.logicalrelid = s.logicalrelid
 JOIN pg_class c ON c.oid = s.logicalrelid

@@ -540,3 +540,85 @@ pub async fn stop_jobs(exec: &Executor) -> Result<(), ExecError> {
     }
     Ok(())
 }
+
+/// Reads every shard placement's size on its worker (`pg_total_relation_size`, bytes: table,
+/// indexes and TOAST) into `pg_dist_placement.shardlength`, which `citus_shards.shard_size`,
+/// `citus_tables.table_size` and the rebalance plan show. Workers that cannot be reached keep
+/// their last sizes.
+pub async fn refresh_shard_sizes(exec: &Executor) -> Result<(), ExecError> {
+    let snapshot = exec.snapshot();
+    let client = exec.catalog_client().await?;
+    for node in &snapshot.nodes {
+        // (shard id, shard table name) of every placement on this node.
+        let mut shards: Vec<(i64, String)> = Vec::new();
+        for t in snapshot.tables.values() {
+            for s in &t.shards {
+                if s.placements.iter().any(|p| p.group_id == node.group_id) {
+                    shards.push((
+                        s.shard_id,
+                        tessera_planner::rewrite::quoted_name(
+                            &t.schema,
+                            &tessera_catalog::shard_name(&t.name, s.shard_id),
+                        )
+                        .to_string(),
+                    ));
+                }
+            }
+        }
+        if shards.is_empty() {
+            continue;
+        }
+        let list = shards
+            .iter()
+            .map(|(id, name)| {
+                format!(
+                    "({id}, to_regclass({}))",
+                    tessera_planner::rewrite::quote_literal(name)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT id::text, coalesce(pg_total_relation_size(rel), 0)::text FROM (VALUES {list}) v(id, rel)"
+        );
+        let mut conn =
+            match crate::wire::WireConnection::connect(&exec.pools().params(&node.host, node.port))
+                .await
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!("shard sizes: cannot reach {}:{}: {e}", node.host, node.port);
+                    continue;
+                }
+            };
+        let results = conn.simple_query(&sql).await?;
+        let mut ids: Vec<i64> = Vec::new();
+        let mut sizes: Vec<i64> = Vec::new();
+        if let Some(r) = results.first() {
+            for row in &r.rows {
+                let v = crate::wire::row_values(row);
+                let text = |i: usize| {
+                    v.get(i)
+                        .copied()
+                        .flatten()
+                        .and_then(|b| std::str::from_utf8(b).ok())
+                        .and_then(|t| t.parse::<i64>().ok())
+                };
+                if let (Some(id), Some(size)) = (text(0), text(1)) {
+                    ids.push(id);
+                    sizes.push(size);
+                }
+            }
+        }
+        client
+            .execute(
+                "UPDATE tessera.pg_dist_placement p SET shardlength = v.size \
+                 FROM unnest($1::bigint[], $2::bigint[]) v(id, size) \
+                 WHERE p.shardid = v.id AND p.groupid = $3",
+                &[&ids, &sizes, &node.group_id],
+            )
+            .await
+            .map_err(pg_error)?;
+    }
+    Ok(())
+}

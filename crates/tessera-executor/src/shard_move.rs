@@ -248,16 +248,28 @@ pub(crate) async fn drop_orphans(exec: &Executor, group: Option<i32>) -> Result<
     Ok(dropped)
 }
 
-/// Runs [`drop_orphans`] for the due records every few seconds while the executor lives.
+/// How often the shard sizes in the catalog are read again from the workers.
+const SIZE_REFRESH: Duration = Duration::from_secs(60);
+
+/// Runs [`drop_orphans`] for the due records every few seconds while the executor lives, and
+/// [`crate::rebalancer::refresh_shard_sizes`] every [`SIZE_REFRESH`].
 pub(crate) fn schedule_cleanup(exec: &std::sync::Arc<Executor>) {
     let weak = std::sync::Arc::downgrade(exec);
     tokio::spawn(async move {
+        let mut sizes_due = std::time::Instant::now();
         loop {
             tokio::time::sleep(DROP_GRACE).await;
             let Some(exec) = weak.upgrade() else { return };
             let _guard = exec.catalog_lock.lock().await;
             if let Err(e) = drop_orphans(&exec, None).await {
                 tracing::warn!("shard cleanup: {e}");
+            }
+            drop(_guard);
+            if sizes_due.elapsed() >= SIZE_REFRESH {
+                sizes_due = std::time::Instant::now();
+                if let Err(e) = crate::rebalancer::refresh_shard_sizes(&exec).await {
+                    tracing::warn!("shard sizes: {e}");
+                }
             }
         }
     });

@@ -178,13 +178,33 @@ pub async fn run(
         }
         UtilityCall::GetRebalancePlan(options) => {
             let snapshot = exec.snapshot();
-            crate::rebalancer::plan_moves(&snapshot, options)?
+            let moves = crate::rebalancer::plan_moves(&snapshot, options)?;
+            crate::rebalancer::refresh_shard_sizes(exec).await?;
+            let client = exec.catalog_client().await?;
+            let ids: Vec<i64> = moves.iter().map(|m| m.shard_id).collect();
+            // Each move's size: the shard group's (every co-located shard's) bytes.
+            let sizes: std::collections::HashMap<i64, i64> = client
+                .query(
+                    "SELECT s.shardid, (SELECT coalesce(sum(pl.shardlength), 0)::bigint \
+                        FROM tessera.pg_dist_shard s2 JOIN tessera.pg_dist_partition p2 ON p2.logicalrelid = s2.logicalrelid \
+                        JOIN tessera.pg_dist_placement pl ON pl.shardid = s2.shardid \
+                        WHERE p2.colocationid = p.colocationid AND s2.shardminvalue = s.shardminvalue) \
+                     FROM tessera.pg_dist_shard s JOIN tessera.pg_dist_partition p ON p.logicalrelid = s.logicalrelid \
+                     WHERE s.shardid = ANY($1)",
+                    &[&ids],
+                )
+                .await
+                .map_err(pg_error)?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            moves
                 .iter()
                 .map(|m| {
                     vec![
                         Some(m.table_name.clone()),
                         Some(m.shard_id.to_string()),
-                        Some("0".into()),
+                        Some(sizes.get(&m.shard_id).copied().unwrap_or(0).to_string()),
                         Some(m.source.0.clone()),
                         Some(m.source.1.to_string()),
                         Some(m.target.0.clone()),

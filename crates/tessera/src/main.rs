@@ -219,11 +219,11 @@ async fn status(port: u16) -> anyhow::Result<()> {
     println!("shards per node:");
     for r in text_rows(
         &client,
-        "SELECT nodename, nodeport, count(*) FROM citus_shards GROUP BY 1, 2 ORDER BY 1, 2",
+        "SELECT nodename, nodeport, count(*), pg_size_pretty(sum(shard_size)) FROM citus_shards GROUP BY 1, 2 ORDER BY 1, 2",
     )
     .await?
     {
-        println!("  {}:{} {} shards", r[0], r[1], r[2]);
+        println!("  {}:{} {} shards, {}", r[0], r[1], r[2], r[3]);
     }
     println!("tables:");
     for m in client
