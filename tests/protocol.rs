@@ -1225,8 +1225,12 @@ fn cancel_requests_stop_the_sessions_queries() {
             }
             let token = client.cancel_token();
             let started = std::time::Instant::now();
+            let servers: Vec<String> = std::iter::once(&env.cluster.coordinator)
+                .chain(env.cluster.workers.iter())
+                .map(|s| s.connection_string("postgres"))
+                .collect();
             let canceller = tokio::spawn(async move {
-                tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+                wait_until_running(&servers, "pg_sleep(60)").await;
                 token.cancel_query(tokio_postgres::NoTls).await
             });
             let error = client.query(sql, &[]).await.expect_err("cancelled");
@@ -1301,6 +1305,7 @@ fn shard_moves_keep_every_row_while_writes_go_on() {
         for (mode, there, back) in [("auto", from, to), ("block_writes", to, from)] {
             // Writers go on during the move: single statements and transaction blocks.
             let url = env.tessera_url();
+            let (started, mut writing) = tokio::sync::watch::channel(false);
             let writer = tokio::spawn(async move {
                 let c = common::connect(&url).await;
                 let (mut inserted, mut updated) = (0i64, 0i64);
@@ -1309,6 +1314,9 @@ fn shard_moves_keep_every_row_while_writes_go_on() {
                         .await
                         .expect("insert during the move");
                     inserted += 1;
+                    if i == 5 {
+                        let _ = started.send(true);
+                    }
                     c.batch_execute(&format!(
                         "BEGIN; UPDATE mv_b SET v = v + 1 WHERE k = {}; UPDATE mv_b SET v = v + 1 WHERE k = {}; COMMIT",
                         i % 200 + 1,
@@ -1321,7 +1329,8 @@ fn shard_moves_keep_every_row_while_writes_go_on() {
                 }
                 (inserted, updated)
             });
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            // The move starts once writes are under way.
+            let _ = writing.wait_for(|w| *w).await;
             let moved = client
                 .batch_execute(&format!(
                     "SELECT citus_move_shard_placement({shard}, '127.0.0.1', {there}, '127.0.0.1', {back}, '{mode}')"
@@ -1617,4 +1626,29 @@ fn background_rebalance_jobs_report_and_finish() {
         assert_eq!(stop.code().map(|c| c.code()), Some("55000"), "{stop}");
         drop(third);
     });
+}
+
+/// Waits (at most 20 s) until a statement containing `text` is active on one of `servers`.
+async fn wait_until_running(servers: &[String], text: &str) {
+    let clients: Vec<tokio_postgres::Client> =
+        futures::future::join_all(servers.iter().map(|s| common::connect(s))).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        for c in &clients {
+            let running: i64 = c
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%' || $1 || '%' \
+                     AND pid <> pg_backend_pid()",
+                    &[&text],
+                )
+                .await
+                .expect("pg_stat_activity")
+                .get(0);
+            if running > 0 {
+                return;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("no statement with {text} started");
 }

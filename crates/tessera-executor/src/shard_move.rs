@@ -324,7 +324,7 @@ async fn move_logically(
             ),
         )
         .await?
-        .unwrap_or_default();
+        .ok_or_else(|| sql_error("XX000", format!("the source has no shard {shard}")))?;
         // 'd' with no primary key, or 'n': nothing identifies a row.
         if identity == "d0" || identity.starts_with('n') {
             source_conn
@@ -396,7 +396,7 @@ async fn move_logically(
         let _closed = close_gate(exec).await?;
         let lsn = value(&mut source_conn, "SELECT pg_current_wal_lsn()::text")
             .await?
-            .unwrap_or_default();
+            .ok_or_else(|| sql_error("XX000", "the source did not report its WAL position"))?;
         let started = std::time::Instant::now();
         loop {
             let caught_up = value(

@@ -222,7 +222,25 @@ fn call_of(query: &Query) -> Option<(String, &[FunctionArg])> {
     let SetExpr::Select(select) = query.body.as_ref() else {
         return None;
     };
-    if select.projection.len() != 1 || select.selection.is_some() {
+    // Only the bare call: Tessera answers it without PostgreSQL, so any clause around it
+    // (WHERE, ORDER BY, LIMIT, DISTINCT, GROUP BY, an alias, ...) would be ignored. Such a
+    // statement goes to the coordinator PostgreSQL, which does not know the function (an
+    // error, never an answer that ignores the clause).
+    let bare_group = matches!(&select.group_by, sqlparser::ast::GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty());
+    if select.projection.len() != 1
+        || select.selection.is_some()
+        || query.with.is_some()
+        || query.order_by.is_some()
+        || query.limit_clause.is_some()
+        || query.fetch.is_some()
+        || !query.locks.is_empty()
+        || select.distinct.is_some()
+        || select.into.is_some()
+        || !bare_group
+        || select.having.is_some()
+        || select.qualify.is_some()
+        || !select.named_window.is_empty()
+    {
         return None;
     }
     let last_name = |name: &sqlparser::ast::ObjectName| {
@@ -251,6 +269,8 @@ fn call_of(query: &Query) -> Option<(String, &[FunctionArg])> {
             let sqlparser::ast::TableFactor::Table {
                 name,
                 args: Some(args),
+                alias: None,
+                with_ordinality: false,
                 ..
             } = &from.relation
             else {
@@ -526,6 +546,39 @@ pub fn recognize(query: &Query, params: &[ParamValue]) -> Result<Option<UtilityC
         },
     };
     Ok(Some(call))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(sql: &str) -> Option<String> {
+        utility_function_of(sql)
+    }
+
+    #[test]
+    fn only_bare_calls_are_tesseras() {
+        assert_eq!(
+            call("SELECT citus_version()").as_deref(),
+            Some("citus_version")
+        );
+        assert_eq!(
+            call("SELECT * FROM get_rebalance_table_shards_plan()").as_deref(),
+            Some("get_rebalance_table_shards_plan")
+        );
+        for sql in [
+            "SELECT * FROM get_rebalance_table_shards_plan() ORDER BY 2",
+            "SELECT * FROM get_rebalance_table_shards_plan() LIMIT 1",
+            "SELECT * FROM get_rebalance_table_shards_plan() WHERE shardid > 0",
+            "SELECT DISTINCT * FROM citus_get_active_worker_nodes()",
+            "SELECT * FROM citus_get_active_worker_nodes() AS n(a, b)",
+            "SELECT * FROM citus_get_active_worker_nodes() WITH ORDINALITY",
+            "SELECT citus_version() LIMIT 0",
+            "SELECT node_name FROM citus_get_active_worker_nodes()",
+        ] {
+            assert_eq!(call(sql), None, "{sql}");
+        }
+    }
 }
 
 /// `shard_transfer_mode` (NULL: `auto`).

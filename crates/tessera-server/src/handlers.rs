@@ -626,15 +626,16 @@ impl QueryParser for StatementDescriber {
             }
             Ok(DistributedPlan::Local(local)) => local,
             // A call of Tessera's function whose arguments are parameters: planned at Execute.
-            Err(_) if tessera_planner::utility::utility_function_of(sql).is_some() => {
-                return Ok(Some(Prepared {
-                    sql: sql.to_string(),
-                    param_types: given,
-                    fields: utility_fields(
-                        &tessera_planner::utility::utility_function_of(sql).unwrap_or_default(),
-                    ),
-                }))
-            }
+            Err(_) => match tessera_planner::utility::utility_function_of(sql) {
+                Some(name) => {
+                    return Ok(Some(Prepared {
+                        sql: sql.to_string(),
+                        param_types: given,
+                        fields: utility_fields(&name),
+                    }))
+                }
+                None => sql.to_string(),
+            },
             // Distributed statements are described against the shells; planning errors that
             // depend on parameter values surface at Execute.
             _ => sql.to_string(),

@@ -167,7 +167,7 @@ async fn rebalance(port: u16, plan_only: bool) -> anyhow::Result<()> {
         .first()
         .and_then(|r| r.first())
         .cloned()
-        .unwrap_or_default();
+        .context("citus_rebalance_start() returned no job id")?;
     let bar = indicatif::ProgressBar::new(moves.len() as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
