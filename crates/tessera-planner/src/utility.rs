@@ -548,39 +548,6 @@ pub fn recognize(query: &Query, params: &[ParamValue]) -> Result<Option<UtilityC
     Ok(Some(call))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn call(sql: &str) -> Option<String> {
-        utility_function_of(sql)
-    }
-
-    #[test]
-    fn only_bare_calls_are_tesseras() {
-        assert_eq!(
-            call("SELECT citus_version()").as_deref(),
-            Some("citus_version")
-        );
-        assert_eq!(
-            call("SELECT * FROM get_rebalance_table_shards_plan()").as_deref(),
-            Some("get_rebalance_table_shards_plan")
-        );
-        for sql in [
-            "SELECT * FROM get_rebalance_table_shards_plan() ORDER BY 2",
-            "SELECT * FROM get_rebalance_table_shards_plan() LIMIT 1",
-            "SELECT * FROM get_rebalance_table_shards_plan() WHERE shardid > 0",
-            "SELECT DISTINCT * FROM citus_get_active_worker_nodes()",
-            "SELECT * FROM citus_get_active_worker_nodes() AS n(a, b)",
-            "SELECT * FROM citus_get_active_worker_nodes() WITH ORDINALITY",
-            "SELECT citus_version() LIMIT 0",
-            "SELECT node_name FROM citus_get_active_worker_nodes()",
-        ] {
-            assert_eq!(call(sql), None, "{sql}");
-        }
-    }
-}
-
 /// `shard_transfer_mode` (NULL: `auto`).
 fn transfer_mode(v: Option<&str>) -> Result<TransferMode, PlanError> {
     match v.unwrap_or("auto") {
@@ -671,4 +638,37 @@ fn rebalance_options(
             Some(v) => boolean(v)?,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(sql: &str) -> Option<String> {
+        utility_function_of(sql)
+    }
+
+    #[test]
+    fn only_bare_calls_are_tesseras() {
+        assert_eq!(
+            call("SELECT citus_version()").as_deref(),
+            Some("citus_version")
+        );
+        assert_eq!(
+            call("SELECT * FROM get_rebalance_table_shards_plan()").as_deref(),
+            Some("get_rebalance_table_shards_plan")
+        );
+        for sql in [
+            "SELECT * FROM get_rebalance_table_shards_plan() ORDER BY 2",
+            "SELECT * FROM get_rebalance_table_shards_plan() LIMIT 1",
+            "SELECT * FROM get_rebalance_table_shards_plan() WHERE shardid > 0",
+            "SELECT DISTINCT * FROM citus_get_active_worker_nodes()",
+            "SELECT * FROM citus_get_active_worker_nodes() AS n(a, b)",
+            "SELECT * FROM citus_get_active_worker_nodes() WITH ORDINALITY",
+            "SELECT citus_version() LIMIT 0",
+            "SELECT node_name FROM citus_get_active_worker_nodes()",
+        ] {
+            assert_eq!(call(sql), None, "{sql}");
+        }
+    }
 }
