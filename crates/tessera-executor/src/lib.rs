@@ -14,6 +14,7 @@ pub mod cancel;
 pub mod copy_router;
 pub mod database;
 pub mod explain_analyze;
+pub mod fastpath;
 pub mod inline;
 pub mod merge;
 pub mod pipeline;

@@ -757,28 +757,95 @@ impl WireConnection {
                     });
                 }
             }
-            if self.read_buf.capacity() - self.read_buf.len() < 4096 {
-                self.read_buf.reserve(16 * 1024);
+            self.fill().await?;
+        }
+    }
+
+    /// Reads more bytes from the server into the read buffer (at least one).
+    async fn fill(&mut self) -> Result<(), WireError> {
+        if self.read_buf.capacity() - self.read_buf.len() < 4096 {
+            self.read_buf.reserve(16 * 1024);
+        }
+        match self.stream.read_buf(&mut self.read_buf).await {
+            Ok(0) => {
+                self.broken = true;
+                Err(WireError::Io {
+                    address: self.address.clone(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "server closed the connection",
+                    ),
+                })
             }
-            match self.stream.read_buf(&mut self.read_buf).await {
-                Ok(0) => {
-                    self.broken = true;
-                    return Err(WireError::Io {
-                        address: self.address.clone(),
-                        source: std::io::Error::new(
-                            std::io::ErrorKind::UnexpectedEof,
-                            "server closed the connection",
-                        ),
-                    });
+            Ok(_) => Ok(()),
+            Err(source) => {
+                self.broken = true;
+                Err(WireError::Io {
+                    address: self.address.clone(),
+                    source,
+                })
+            }
+        }
+    }
+
+    /// Relays a fast-path FunctionCall (protocol message `F`, which libpq's `PQfn` and so
+    /// psql's `\lo_*` commands send): `body` is the message after its length word, as the
+    /// client sent it (function OID, argument formats and values, result format). Returns the
+    /// server's whole FunctionCallResponse message (`V`, its length, the result's length or
+    /// -1 for NULL, and the result's bytes), to be passed on as it is; or the server's error.
+    /// Notices go where [`Self::read_message`] puts them.
+    pub async fn function_call(&mut self, body: &[u8]) -> Result<Bytes, WireError> {
+        let Ok(len) = i32::try_from(body.len() + 4) else {
+            return Err(self.protocol("FunctionCall message too long"));
+        };
+        self.write_buf.extend_from_slice(b"F");
+        self.write_buf.extend_from_slice(&len.to_be_bytes());
+        self.write_buf.extend_from_slice(body);
+        self.flush().await?;
+        let mut response = None;
+        let mut error = None;
+        loop {
+            // postgres-protocol does not know FunctionCallResponse: take it off the buffer
+            // here, and leave every other message to the parser.
+            if self.read_buf.is_empty() {
+                self.fill().await?;
+                continue;
+            }
+            if self.read_buf[0] == b'V' {
+                if self.read_buf.len() < 5 {
+                    self.fill().await?;
+                    continue;
                 }
-                Ok(_) => {}
-                Err(source) => {
-                    self.broken = true;
-                    return Err(WireError::Io {
-                        address: self.address.clone(),
-                        source,
-                    });
+                let len = i32::from_be_bytes([
+                    self.read_buf[1],
+                    self.read_buf[2],
+                    self.read_buf[3],
+                    self.read_buf[4],
+                ]);
+                let Some(total) = usize::try_from(len).ok().filter(|l| *l >= 8) else {
+                    return Err(self.protocol("malformed FunctionCallResponse"));
+                };
+                if self.read_buf.len() < total + 1 {
+                    self.fill().await?;
+                    continue;
                 }
+                response = Some(self.read_buf.split_to(total + 1).freeze());
+                continue;
+            }
+            match self.read_message().await? {
+                Message::ErrorResponse(body) => error = Some(server_error(&body)),
+                Message::NoticeResponse(_) | Message::ParameterStatus(_) => {}
+                Message::ReadyForQuery(body) => {
+                    self.ready(&body);
+                    return match (error, response) {
+                        (Some(e), _) => Err(WireError::Server(Box::new(e))),
+                        (None, Some(r)) => Ok(r),
+                        (None, None) => {
+                            Err(self.protocol("FunctionCall answered without a result"))
+                        }
+                    };
+                }
+                _ => return Err(self.protocol("unexpected message answering FunctionCall")),
             }
         }
     }

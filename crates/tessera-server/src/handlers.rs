@@ -25,10 +25,7 @@ use pgwire::api::query::{
 use pgwire::api::results::{CopyResponse, FieldInfo, Response, Tag};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
-use pgwire::api::{
-    ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type,
-    METADATA_DATABASE,
-};
+use pgwire::api::{ClientInfo, ClientPortalStore, PgWireConnectionState, Type, METADATA_DATABASE};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail, CopyOutResponse};
@@ -72,10 +69,10 @@ enum CopyTarget {
     Local,
 }
 
-struct SessionState {
+pub(crate) struct SessionState {
     /// The database the client connected to.
-    db: Arc<Database>,
-    session: Session,
+    pub(crate) db: Arc<Database>,
+    pub(crate) session: Session,
     copy: Option<CopyTarget>,
     copy_error: Option<ErrorInfo>,
     /// Statements of a simple Query after its COPY FROM STDIN (text and character offset in
@@ -83,7 +80,7 @@ struct SessionState {
     pending: Vec<(String, usize)>,
 }
 
-type SharedSession = Arc<Mutex<SessionState>>;
+pub(crate) type SharedSession = Arc<Mutex<SessionState>>;
 
 /// Starts the state of a session connected to `db` (at startup).
 fn start_session<C: ClientInfo + ?Sized>(client: &C, db: Arc<Database>, session: Session) {
@@ -100,7 +97,7 @@ fn start_session<C: ClientInfo + ?Sized>(client: &C, db: Arc<Database>, session:
 }
 
 /// The session's state, started at startup.
-fn session_of<C: ClientInfo + ?Sized>(client: &C) -> PgWireResult<SharedSession> {
+pub(crate) fn session_of<C: ClientInfo + ?Sized>(client: &C) -> PgWireResult<SharedSession> {
     client
         .session_extensions()
         .get::<SharedSession>()
@@ -117,7 +114,7 @@ fn session_of<C: ClientInfo + ?Sized>(client: &C) -> PgWireResult<SharedSession>
 /// Passes on what the session's coordinator connection said besides results: notices
 /// (NOTICE, WARNING, INFO, ... with every field), NOTIFY deliveries (LISTEN) and ParameterStatus
 /// changes (after SET).
-async fn send_side_messages<C>(client: &mut C, session: &mut Session) -> PgWireResult<()>
+pub(crate) async fn send_side_messages<C>(client: &mut C, session: &mut Session) -> PgWireResult<()>
 where
     C: Sink<PgWireBackendMessage> + Unpin + Send,
     C::Error: Debug,
@@ -692,7 +689,7 @@ fn is_copy_from_stdin(sql: &str) -> bool {
 }
 
 /// The transaction status ReadyForQuery reports for `session` (PostgreSQL's `I`, `T`, `E`).
-fn transaction_status(session: &Session) -> TransactionStatus {
+pub(crate) fn transaction_status(session: &Session) -> TransactionStatus {
     if session.is_failed() {
         TransactionStatus::Error
     } else if session.in_block() {
@@ -1318,30 +1315,6 @@ impl StartupHandler for Backend {
     }
 }
 
-struct Handlers(Arc<Backend>);
-
-impl PgWireServerHandlers for Handlers {
-    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
-        self.0.clone()
-    }
-
-    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
-        self.0.clone()
-    }
-
-    fn startup_handler(&self) -> Arc<impl StartupHandler> {
-        self.0.clone()
-    }
-
-    fn copy_handler(&self) -> Arc<impl CopyHandler> {
-        self.0.clone()
-    }
-
-    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
-        self.0.clone()
-    }
-}
-
 /// Accepts clients on `listener` forever, one task per connection; with `tls`, clients that
 /// ask for TLS (`sslmode=require`) get it.
 pub async fn serve(
@@ -1352,10 +1325,10 @@ pub async fn serve(
     loop {
         let (socket, _) = listener.accept().await?;
         let _ = socket.set_nodelay(true);
-        let handlers = Handlers(backend.clone());
+        let backend = backend.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
+            if let Err(e) = crate::connection::process_socket(socket, tls, backend).await {
                 tracing::debug!("client connection ended: {e}");
             }
         });

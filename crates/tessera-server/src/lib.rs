@@ -7,6 +7,7 @@
 //! come back from a worker are handed to the client as the worker encoded them. Clients connect
 //! to any database of the coordinator PostgreSQL ([`databases`]).
 
+mod connection;
 mod convert;
 pub mod databases;
 mod handlers;
