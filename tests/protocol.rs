@@ -958,6 +958,72 @@ fn simple_queries_answer_in_postgresql_order() {
     });
 }
 
+/// psql's large-object commands over the fast-path interface (FunctionCall), `{dir}` being
+/// a directory for the files they read and write.
+const LARGE_OBJECT_SCRIPT: &str = r#"
+\set QUIET on
+\set VERBOSITY default
+\lo_import '{dir}/in.txt'
+SELECT md5(lo_get(:LASTOID)) AS imported, length(lo_get(:LASTOID)) AS bytes;
+\lo_export :LASTOID '{dir}/out.txt'
+\lo_unlink :LASTOID
+SELECT count(*) AS left_over FROM pg_largeobject_metadata WHERE oid = :LASTOID;
+\lo_unlink 4242999
+BEGIN;
+\lo_import '{dir}/in.txt'
+SELECT count(*) AS in_block FROM pg_largeobject_metadata WHERE oid = :LASTOID;
+ROLLBACK;
+SELECT count(*) AS rolled_back FROM pg_largeobject_metadata WHERE oid = :LASTOID;
+BEGIN;
+SELECT 1 / 0;
+\lo_import '{dir}/in.txt'
+ROLLBACK;
+SELECT 'still serving' AS after;
+"#;
+
+#[test]
+fn large_objects_travel_the_fast_path() {
+    common::runtime().block_on(async {
+        let env = common::TestEnv::start(4).await;
+        let tessera_port = env.coordinator.addr.port();
+        let baseline_port = env.baseline.coordinator.port;
+        let dir = std::env::temp_dir().join(format!("tessera-lo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("large object directory");
+        let text = "Große Objekte\n".repeat(5000);
+        std::fs::write(dir.join("in.txt"), &text).expect("input file");
+        let script = LARGE_OBJECT_SCRIPT.replace("{dir}", &dir.display().to_string());
+        let args = ["-v", "ON_ERROR_STOP=0"];
+        let out = dir.join("out.txt");
+        let (tessera, exported, baseline) = tokio::task::spawn_blocking(move || {
+            let tessera = psql_merged(tessera_port, &args, &script);
+            let exported = std::fs::read_to_string(&out).unwrap_or_default();
+            let _ = std::fs::remove_file(&out);
+            (
+                tessera,
+                exported,
+                psql_merged(baseline_port, &args, &script),
+            )
+        })
+        .await
+        .expect("psql");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            baseline.contains("large object 4242999 does not exist"),
+            "{baseline}"
+        );
+        assert!(
+            baseline.contains("current transaction is aborted"),
+            "{baseline}"
+        );
+        assert!(tessera.contains("still serving"), "{tessera}");
+        assert_eq!(tessera, baseline);
+        assert_eq!(
+            exported, text,
+            "the exported large object differs from the imported file"
+        );
+    });
+}
+
 #[test]
 fn recovery_finishes_abandoned_prepared_transactions_only() {
     common::runtime().block_on(async {
