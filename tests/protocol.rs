@@ -919,6 +919,20 @@ SELECT 'ok' AS "done";
 Moe
 Susie
 \.
+CREATE TABLE sq_multi (c int);
+SELECT 0 AS zero \; COPY sq_multi FROM STDIN \; COPY sq_multi FROM STDIN \; SELECT 1 AS one;
+1
+\.
+2
+\.
+SELECT * FROM sq_multi ORDER BY c;
+COPY sq_multi FROM STDIN \; COPY sq_multi FROM STDIN \; SELECT 'not reached';
+3
+\.
+x
+\.
+SELECT count(*) FROM sq_multi;
+DROP TABLE sq_multi;
 LISTEN sq_channel;
 NOTIFY sq_channel, 'hello';
 SELECT pg_notify('sq_channel', 'again') IS NOT NULL AS sent;

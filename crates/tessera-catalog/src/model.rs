@@ -11,6 +11,43 @@ pub fn shard_name(table: &str, shard_id: i64) -> String {
     format!("{table}_{shard_id}")
 }
 
+/// Rewrites the names of shard objects in `text` (a worker's error message, detail,
+/// constraint or table name) to the names the client knows: each `_<shard id>` that follows a
+/// word character and is not followed by a digit is removed when `is_shard(id)` says it is a
+/// shard of the catalog — `orders_102008` becomes `orders`, `orders_pkey_102008` becomes
+/// `orders_pkey`. Returns the rewritten text and the first shard id removed, if any.
+pub fn logical_names(text: &str, is_shard: impl Fn(i64) -> bool) -> (String, Option<i64>) {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut first = None;
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let after_word = i > 0 && (bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
+        if bytes[i] == b'_' && after_word {
+            let digits = bytes[i + 1..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+            if digits > 0 {
+                let end = i + 1 + digits;
+                if let Ok(id) = text[i + 1..end].parse::<i64>() {
+                    if is_shard(id) {
+                        out.push_str(&text[copied..i]);
+                        copied = end;
+                        first.get_or_insert(id);
+                    }
+                }
+                i = end;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    out.push_str(&text[copied..]);
+    (out, first)
+}
+
 /// A worker PostgreSQL server (`pg_dist_node` row).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
@@ -321,4 +358,42 @@ pub struct View {
     pub definition: String,
     /// Output column names, in order.
     pub columns: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::logical_names;
+
+    #[test]
+    fn logical_names_remove_only_known_shard_ids() {
+        let shard = |id| (102008..102040).contains(&id);
+        assert_eq!(
+            logical_names(
+                "duplicate key value violates unique constraint \"orders_pkey_102017\"",
+                shard
+            ),
+            (
+                "duplicate key value violates unique constraint \"orders_pkey\"".into(),
+                Some(102017)
+            )
+        );
+        assert_eq!(
+            logical_names("relation \"orders_102008\" and orders_102009_pkey", shard),
+            ("relation \"orders\" and orders_pkey".into(), Some(102008))
+        );
+        // Not shard ids: other numbers, a longer number, a number that starts a word.
+        for text in [
+            "t_99",
+            "t_1020170",
+            "_102008",
+            "x _102008",
+            "Key (k)=(102008)",
+        ] {
+            assert_eq!(
+                logical_names(text, shard),
+                (text.to_string(), None),
+                "{text}"
+            );
+        }
+    }
 }

@@ -110,6 +110,54 @@ impl ExecError {
         }
     }
 
+    /// A worker's error in the client's terms: the names of shard objects in its message,
+    /// detail, hint, context, table and constraint fields become the logical names (the
+    /// constraint `orders_pkey`, not `orders_pkey_102017`, as ORMs read it), and the shard
+    /// goes where the worker is named. Other errors are returned as they are.
+    pub fn with_logical_names(self, snapshot: &CatalogSnapshot) -> ExecError {
+        let ExecError::Server {
+            mut error,
+            node: Some(node),
+        } = self
+        else {
+            return self;
+        };
+        let shards: std::collections::HashSet<i64> = snapshot
+            .tables
+            .values()
+            .flat_map(|t| t.shards.iter().map(|s| s.shard_id))
+            .collect();
+        let mut shard = None;
+        let mut rewrite = |text: &mut String| {
+            let (logical, found) =
+                tessera_catalog::model::logical_names(text, |id| shards.contains(&id));
+            if found.is_some() {
+                *text = logical;
+                shard = shard.or(found);
+            }
+        };
+        rewrite(&mut error.message);
+        for field in [
+            &mut error.detail,
+            &mut error.hint,
+            &mut error.context,
+            &mut error.table,
+            &mut error.constraint,
+        ] {
+            if let Some(text) = field {
+                rewrite(text);
+            }
+        }
+        let node = match shard {
+            Some(id) => format!("{node}, shard {id}"),
+            None => node,
+        };
+        ExecError::Server {
+            error,
+            node: Some(node),
+        }
+    }
+
     fn on_node(self, address: &str) -> ExecError {
         match self {
             ExecError::Server { error, node: None } => ExecError::Server {
@@ -911,7 +959,7 @@ impl Executor {
         if result.is_err() {
             session.mark_failed();
         }
-        result
+        result.map_err(|e| e.with_logical_names(&self.snapshot()))
     }
 
     /// Workers are reached as Tessera's own role. When the session runs as a role that is
@@ -1531,7 +1579,9 @@ impl Executor {
     pub async fn end_implicit(&self, session: &mut Session) -> Result<(), ExecError> {
         if session.in_implicit_block() {
             let commit = !session.is_failed();
-            transaction::end_block(self, session, commit).await?;
+            transaction::end_block(self, session, commit)
+                .await
+                .map_err(|e| e.with_logical_names(&self.snapshot()))?;
         }
         Ok(())
     }
@@ -1840,7 +1890,7 @@ impl Executor {
         if result.is_err() {
             session.mark_failed();
         }
-        result?;
+        result.map_err(|e| e.with_logical_names(&self.snapshot()))?;
         Ok(format!("COPY {}", router.rows))
     }
 }

@@ -75,6 +75,11 @@ pub async fn process_socket(
         };
         match message {
             None | Some(Ok(PgWireFrontendMessage::Terminate(_))) => return Ok(()),
+            Some(Ok(PgWireFrontendMessage::CopyDone(done)))
+                if matches!(socket.state(), PgWireConnectionState::CopyInProgress(false)) =>
+            {
+                copy_done(&mut socket, &backend, done).await?
+            }
             Some(Ok(message)) => dispatch(&mut socket, &backend, message).await?,
             Some(Err(PgWireError::InvalidMessageType(FUNCTION_CALL))) if !starting => {
                 let (rebuilt, body) = take_function_call(socket).await?;
@@ -134,6 +139,38 @@ async fn dispatch(
     match handled {
         Ok(()) => Ok(()),
         Err(e) => process_error(socket, e, extended).await,
+    }
+}
+
+/// The end of a simple Query's COPY FROM STDIN. The rest of the Query runs then, and may
+/// begin the next COPY FROM STDIN (`COPY a FROM STDIN; COPY b FROM STDIN`): ReadyForQuery
+/// comes only when the Query is over, which pgwire's dispatch, sending it after every COPY,
+/// does not allow for.
+async fn copy_done(
+    socket: &mut ClientSocket,
+    backend: &Backend,
+    done: pgwire::messages::copy::CopyDone,
+) -> io::Result<()> {
+    use pgwire::api::copy::CopyHandler;
+    // Out of COPY: a COPY begun by the rest of the Query puts the state back.
+    socket.set_state(PgWireConnectionState::QueryInProgress);
+    let result = backend.on_copy_done(socket, done).await;
+    if matches!(result, Ok(()))
+        && matches!(socket.state(), PgWireConnectionState::CopyInProgress(_))
+    {
+        return socket.flush().await;
+    }
+    socket.set_state(PgWireConnectionState::ReadyForQuery);
+    match result {
+        Ok(()) => {
+            let status = socket.transaction_status();
+            socket
+                .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
+                    status,
+                )))
+                .await
+        }
+        Err(e) => process_error(socket, e, false).await,
     }
 }
 

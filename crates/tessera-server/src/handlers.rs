@@ -78,6 +78,9 @@ pub(crate) struct SessionState {
     /// Statements of a simple Query after its COPY FROM STDIN (text and character offset in
     /// the Query), run when the COPY is done.
     pending: Vec<(String, usize)>,
+    /// The Query of the running COPY is an implicit transaction (several statements outside
+    /// a block), to be ended when the Query is over.
+    pending_implicit: bool,
 }
 
 pub(crate) type SharedSession = Arc<Mutex<SessionState>>;
@@ -90,6 +93,7 @@ fn start_session<C: ClientInfo + ?Sized>(client: &C, db: Arc<Database>, session:
         copy: None,
         copy_error: None,
         pending: Vec::new(),
+        pending_implicit: false,
     };
     client
         .session_extensions()
@@ -387,13 +391,11 @@ impl Backend {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let mut rest = statements.into_iter();
-        let mut first = true;
         while let Some((sql, offset)) = rest.next() {
             // After an explicit COMMIT ended the implicit transaction, the rest get a new one.
-            if implicit && (first || !state.session.in_block()) {
+            if implicit && !state.session.in_block() {
                 state.session.begin_implicit();
             }
-            first = false;
             let mut reply = self
                 .run_statement(
                     state,
@@ -425,6 +427,52 @@ impl Backend {
             }
         }
         Ok(false)
+    }
+
+    /// The COPY's end ([`CopyHandler::on_copy_done`]): its tag, then the rest of its Query.
+    /// Returns whether that began another COPY FROM STDIN.
+    async fn copy_in_done<C>(&self, client: &mut C, state: &mut SessionState) -> PgWireResult<bool>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let target = state.copy.take();
+        let executor = state.db.executor.clone();
+        let pending = std::mem::take(&mut state.pending);
+        if let Some(e) = state.copy_error.take() {
+            if matches!(target, Some(CopyTarget::Local)) {
+                let _ = executor
+                    .local_copy_fail(&mut state.session, "COPY data could not be passed on")
+                    .await;
+            }
+            return Err(user_error(e));
+        }
+        let finished = match target {
+            Some(CopyTarget::Route(router)) => {
+                executor.finish_copy(&mut state.session, router).await
+            }
+            Some(CopyTarget::Local) => executor.local_copy_done(&mut state.session).await,
+            None => {
+                return Err(user_error(ErrorInfo::new(
+                    "ERROR".into(),
+                    "08P01".into(),
+                    "CopyDone without COPY".into(),
+                )))
+            }
+        };
+        send_side_messages(client, &mut state.session).await?;
+        let tag = finished.map_err(|e| user_error(exec_error(e)))?;
+        client
+            .feed(PgWireBackendMessage::CommandComplete(CommandComplete::new(
+                tag,
+            )))
+            .await?;
+        // The rest of the Query that started the COPY, which may start the next COPY FROM
+        // STDIN (then the client's state is COPY again, and ReadyForQuery waits for its end:
+        // crate::connection).
+        let implicit = state.pending_implicit;
+        self.run_simple(client, state, pending, implicit).await
     }
 
     /// Ends a simple Query: ReadyForQuery with the session's real transaction status.
@@ -681,13 +729,6 @@ fn format_codes(format: &Format) -> Vec<i16> {
     }
 }
 
-/// Whether `sql` is a `COPY ... FROM STDIN` (by its words; enough to keep a second one out of
-/// a Query whose first COPY is done).
-fn is_copy_from_stdin(sql: &str) -> bool {
-    let lower = sql.to_ascii_lowercase();
-    lower.trim_start().starts_with("copy") && lower.contains("stdin")
-}
-
 /// The transaction status ReadyForQuery reports for `session` (PostgreSQL's `I`, `T`, `E`).
 pub(crate) fn transaction_status(session: &Session) -> TransactionStatus {
     if session.is_failed() {
@@ -697,6 +738,27 @@ pub(crate) fn transaction_status(session: &Session) -> TransactionStatus {
     } else {
         TransactionStatus::Idle
     }
+}
+
+/// Ends the implicit transaction of a Query that is over (committed when no statement
+/// failed) and sends the error of its end, if any.
+async fn end_implicit<C>(client: &mut C, state: &mut SessionState) -> PgWireResult<()>
+where
+    C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let SessionState { session, db, .. } = state;
+    let ended = db.executor.end_implicit(session).await;
+    session.release_gate_outside_block();
+    if let Err(e) = ended {
+        let info = exec_error(e);
+        send_side_messages(client, session).await?;
+        client
+            .feed(PgWireBackendMessage::ErrorResponse(info.into()))
+            .await?;
+    }
+    Ok(())
 }
 
 /// Sends one statement's reply, as pgwire's own simple-query loop would, except COPY TO
@@ -867,34 +929,20 @@ impl SimpleQueryHandler for Backend {
                 return self.ready_for_query(client, &state).await;
             }
         }
-        // Several statements are one implicit transaction, as in PostgreSQL; a Query with COPY
-        // FROM STDIN, which goes on after the COPY's data, is left out.
-        let implicit = statements.len() > 1
-            && !state.session.in_block()
-            && !statements.iter().any(|(s, _)| {
-                s.trim_start()
-                    .get(..4)
-                    .is_some_and(|w| w.eq_ignore_ascii_case("copy"))
-            });
+        // Several statements are one implicit transaction, as in PostgreSQL, also across
+        // the COPY FROM STDIN of one of them (ended when the Query is over).
+        let implicit = statements.len() > 1 && !state.session.in_block();
         let copying = self
             .run_simple(client, &mut state, statements, implicit)
             .await?;
-        if implicit {
-            let SessionState { session, db, .. } = &mut *state;
-            let ended = db.executor.end_implicit(session).await;
-            session.release_gate_outside_block();
-            if let Err(e) = ended {
-                let info = exec_error(e);
-                send_side_messages(client, session).await?;
-                client
-                    .feed(PgWireBackendMessage::ErrorResponse(info.into()))
-                    .await?;
-            }
-        }
         if copying {
             // ReadyForQuery follows the COPY's end (on_copy_done / on_copy_fail).
+            state.pending_implicit = implicit;
             client.flush().await?;
             return Ok(());
+        }
+        if implicit {
+            end_implicit(client, &mut state).await?;
         }
         self.ready_for_query(client, &state).await
     }
@@ -1015,6 +1063,9 @@ impl CopyHandler for Backend {
         Ok(())
     }
 
+    /// Ends a COPY FROM STDIN and runs the rest of its Query, which may begin the next COPY
+    /// (the client is then in COPY again); when the Query is over, its implicit transaction
+    /// ends too.
     async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -1023,64 +1074,18 @@ impl CopyHandler for Backend {
     {
         let shared = session_of(client)?;
         let mut state = shared.lock().await;
-        let target = state.copy.take();
-        let executor = state.db.executor.clone();
-        let pending = std::mem::take(&mut state.pending);
-        if let Some(e) = state.copy_error.take() {
-            if matches!(target, Some(CopyTarget::Local)) {
-                let _ = executor
-                    .local_copy_fail(&mut state.session, "COPY data could not be passed on")
-                    .await;
+        let result = self.copy_in_done(client, &mut state).await;
+        if !matches!(result, Ok(true)) {
+            if result.is_err() {
+                state.session.mark_failed();
             }
-            state.session.mark_failed();
-            state.session.release_gate_outside_block();
-            return Err(user_error(e));
-        }
-        let finished = match target {
-            Some(CopyTarget::Route(router)) => {
-                executor.finish_copy(&mut state.session, router).await
+            if std::mem::take(&mut state.pending_implicit) {
+                end_implicit(client, &mut state).await?;
             }
-            Some(CopyTarget::Local) => executor.local_copy_done(&mut state.session).await,
-            None => {
-                return Err(user_error(ErrorInfo::new(
-                    "ERROR".into(),
-                    "08P01".into(),
-                    "CopyDone without COPY".into(),
-                )))
-            }
-        };
-        send_side_messages(client, &mut state.session).await?;
-        if finished.is_err() {
             state.session.release_gate_outside_block();
         }
-        let tag = finished.map_err(|e| user_error(exec_error(e)))?;
-        client
-            .feed(PgWireBackendMessage::CommandComplete(CommandComplete::new(
-                tag,
-            )))
-            .await?;
-        // The rest of the Query that started the COPY; pgwire sends ReadyForQuery after.
-        let next_copy = pending.iter().position(|(sql, _)| is_copy_from_stdin(sql));
-        let (run, refused) = match next_copy {
-            Some(i) => (pending[..i].to_vec(), true),
-            None => (pending, false),
-        };
-        let stopped = self.run_simple(client, &mut state, run, false).await?;
-        if refused && !stopped {
-            state.session.mark_failed();
-            let info = ErrorInfo::new(
-                "ERROR".into(),
-                "0A000".into(),
-                "Tessera runs one COPY FROM STDIN per Query; send the next COPY as its own Query"
-                    .into(),
-            );
-            client
-                .feed(PgWireBackendMessage::ErrorResponse(info.into()))
-                .await?;
-        }
-        state.session.release_gate_outside_block();
         client.set_transaction_status(transaction_status(&state.session));
-        Ok(())
+        result.map(|_| ())
     }
 
     async fn on_copy_fail<C>(&self, client: &mut C, fail: CopyFail) -> PgWireError
@@ -1101,7 +1106,13 @@ impl CopyHandler for Backend {
         }
         state.copy_error = None;
         state.session.mark_failed();
+        if std::mem::take(&mut state.pending_implicit) {
+            if let Err(e) = end_implicit(client, &mut state).await {
+                return e;
+            }
+        }
         state.session.release_gate_outside_block();
+        client.set_transaction_status(transaction_status(&state.session));
         user_error(ErrorInfo::new(
             "ERROR".into(),
             "57014".into(),
