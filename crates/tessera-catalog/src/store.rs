@@ -175,12 +175,19 @@ pub async fn load_snapshot(client: &impl GenericClient) -> Result<CatalogSnapsho
         })
         .collect();
 
+    // A sequence default is a default that depends on a sequence (`nextval('s'::regclass)`
+    // records the dependency). Read from pg_depend, not by deparsing the default: pg_get_expr
+    // locks the table in PostgreSQL 15, and this load runs beside sessions whose open
+    // transaction may hold an exclusive lock on a shell (DROP TABLE in a block).
     let mut columns: HashMap<u32, Vec<Column>> = HashMap::new();
     for r in client
         .query(
             "SELECT a.attrelid::oid, a.attname::text, a.atttypid::oid, format_type(a.atttypid, a.atttypmod),
                     CASE WHEN a.attcollation IN (0, 100, 950) THEN NULL ELSE a.attcollation::regcollation::text END,
-                    a.attidentity <> '' OR coalesce(pg_get_expr(d.adbin, d.adrelid) LIKE '%nextval(%', false)
+                    a.attidentity <> '' OR EXISTS (
+                        SELECT 1 FROM pg_depend dep JOIN pg_class s ON s.oid = dep.refobjid AND s.relkind = 'S'
+                        WHERE dep.classid = 'pg_attrdef'::regclass AND dep.objid = d.oid
+                          AND dep.refclassid = 'pg_class'::regclass)
              FROM pg_attribute a JOIN tessera.pg_dist_partition p ON p.logicalrelid::oid = a.attrelid
              LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
              WHERE a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attrelid, a.attnum",

@@ -137,16 +137,17 @@ impl ExecError {
             }
         };
         rewrite(&mut error.message);
-        for field in [
+        for text in [
             &mut error.detail,
             &mut error.hint,
             &mut error.context,
             &mut error.table,
             &mut error.constraint,
-        ] {
-            if let Some(text) = field {
-                rewrite(text);
-            }
+        ]
+        .into_iter()
+        .flatten()
+        {
+            rewrite(text);
         }
         let node = match shard {
             Some(id) => format!("{node}, shard {id}"),
@@ -875,13 +876,13 @@ impl Executor {
     }
 
     /// Describes a statement on the coordinator PostgreSQL (shell tables have the same
-    /// columns): parameter types and result columns.
+    /// columns): parameter types and result columns (`None`: the statement returns no rows).
     pub async fn describe(
         &self,
         session: &mut Session,
         sql: &str,
         param_types: &[u32],
-    ) -> Result<(Vec<u32>, Vec<wire::FieldDescription>), ExecError> {
+    ) -> Result<(Vec<u32>, Option<Vec<wire::FieldDescription>>), ExecError> {
         let conn = session.coordinator(self).await?;
         Ok(conn.describe(sql, param_types).await?)
     }
@@ -1762,6 +1763,7 @@ impl Executor {
                     ));
                 }
                 let (_, result_fields) = self.describe(session, req.sql, req.param_types).await?;
+                let result_fields = result_fields.unwrap_or_default();
                 let results = self.run_reads(session, snapshot, &tasks, req, &[1]).await?;
                 let merged = merge::aggregate(
                     results,

@@ -900,12 +900,14 @@ impl WireConnection {
         self.collect_one().await
     }
 
-    /// Describes a statement without running it: parameter types and result columns.
+    /// Describes a statement without running it: parameter types and result columns, or
+    /// `None` for a statement that returns no rows (NoData; a zero-column SELECT has
+    /// `Some` of no columns).
     pub async fn describe(
         &mut self,
         sql: &str,
         param_types: &[u32],
-    ) -> Result<(Vec<u32>, Vec<FieldDescription>), WireError> {
+    ) -> Result<(Vec<u32>, Option<Vec<FieldDescription>>), WireError> {
         let address = self.address.clone();
         let io = |source| WireError::Io {
             address: address.clone(),
@@ -917,7 +919,7 @@ impl WireConnection {
         self.flush().await?;
         let mut error = None;
         let mut types = Vec::new();
-        let mut fields = Vec::new();
+        let mut fields = None;
         loop {
             match self.read_message().await? {
                 Message::ParseComplete | Message::NoData | Message::NoticeResponse(_) => {}
@@ -926,7 +928,7 @@ impl WireConnection {
                     use fallible_iterator::FallibleIterator;
                     types = body.parameters().collect().map_err(io)?;
                 }
-                Message::RowDescription(body) => fields = fields_of(&body).map_err(io)?,
+                Message::RowDescription(body) => fields = Some(fields_of(&body).map_err(io)?),
                 Message::ErrorResponse(body) => error = Some(server_error(&body)),
                 Message::ReadyForQuery(body) => {
                     self.ready(&body);

@@ -24,11 +24,13 @@ use pgwire::api::query::{
 };
 use pgwire::api::results::{CopyResponse, FieldInfo, Response, Tag};
 use pgwire::api::stmt::QueryParser;
-use pgwire::api::store::PortalStore;
+use pgwire::api::store::{Entry, PortalStore};
 use pgwire::api::{ClientInfo, ClientPortalStore, PgWireConnectionState, Type, METADATA_DATABASE};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail, CopyOutResponse};
+use pgwire::messages::data::{NoData, ParameterDescription};
+use pgwire::messages::extendedquery::{Describe, TARGET_TYPE_BYTE_STATEMENT};
 use pgwire::messages::response::CommandComplete;
 use pgwire::messages::response::{EmptyQueryResponse, NotificationResponse, TransactionStatus};
 use pgwire::messages::simplequery::Query;
@@ -183,6 +185,8 @@ pub struct Prepared {
     sql: String,
     param_types: Vec<u32>,
     fields: Vec<FieldDescription>,
+    /// The statement returns rows (RowDescription, even of no columns), else NoData.
+    returns_rows: bool,
 }
 
 /// Router templates by statement shape, valid for one catalog snapshot.
@@ -660,6 +664,7 @@ impl QueryParser for StatementDescriber {
                     sql: sql.to_string(),
                     param_types: given,
                     fields: utility_fields(call.function_name()),
+                    returns_rows: true,
                 }))
             }
             Ok(DistributedPlan::Transaction(_)) | Ok(DistributedPlan::Copy(_)) => {
@@ -667,6 +672,7 @@ impl QueryParser for StatementDescriber {
                     sql: sql.to_string(),
                     param_types: given,
                     fields: vec![],
+                    returns_rows: false,
                 }))
             }
             Ok(DistributedPlan::Local(local)) => local,
@@ -677,6 +683,7 @@ impl QueryParser for StatementDescriber {
                         sql: sql.to_string(),
                         param_types: given,
                         fields: utility_fields(&name),
+                        returns_rows: true,
                     }))
                 }
                 None => sql.to_string(),
@@ -692,7 +699,8 @@ impl QueryParser for StatementDescriber {
         Ok(Some(Prepared {
             sql: sql.to_string(),
             param_types,
-            fields,
+            returns_rows: fields.is_some(),
+            fields: fields.unwrap_or_default(),
         }))
     }
 
@@ -968,6 +976,45 @@ impl ExtendedQueryHandler for Backend {
 
     fn query_parser(&self) -> Arc<Self::QueryParser> {
         self.parser.clone()
+    }
+
+    /// Describe, as pgwire's, except that a statement that returns no rows (INSERT, UPDATE,
+    /// DDL, ...) is answered with NoData, as PostgreSQL does — also when it has parameters,
+    /// which pgwire answers with a RowDescription of no columns (pgjdbc then counts its
+    /// batched INSERTs as 0 rows each).
+    async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or("");
+        if message.target_type == TARGET_TYPE_BYTE_STATEMENT {
+            if let Some(Entry::Value(stmt)) = client.portal_store().get_statement(name) {
+                if !stmt.statement.returns_rows {
+                    let described = self.do_describe_statement(client, &stmt).await?;
+                    let types = described.parameters.iter().map(|t| t.oid()).collect();
+                    client
+                        .feed(PgWireBackendMessage::ParameterDescription(
+                            ParameterDescription::new(types),
+                        ))
+                        .await?;
+                    client
+                        .send(PgWireBackendMessage::NoData(NoData::new()))
+                        .await?;
+                    return Ok(());
+                }
+            }
+        } else if let Some(Entry::Value(portal)) = client.portal_store().get_portal(name) {
+            if !portal.statement.statement.returns_rows {
+                client
+                    .send(PgWireBackendMessage::NoData(NoData::new()))
+                    .await?;
+                return Ok(());
+            }
+        }
+        self._on_describe(client, message).await
     }
 
     async fn do_query<C>(
