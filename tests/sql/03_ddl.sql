@@ -45,3 +45,32 @@ SELECT create_distributed_table('d_plain', 'k');
 -- error 0A000
 ALTER TABLE d_plain ADD COLUMN id bigserial;
 DROP TABLE d_serial, d_plain;
+-- DDL in a transaction block: its end (commit or rollback) is what the catalog shows next
+CREATE TABLE d_blk_ref (a int PRIMARY KEY);
+-- tessera-only
+SELECT create_reference_table('d_blk_ref');
+CREATE TABLE d_blk_dist (a int);
+-- tessera-only
+SELECT create_distributed_table('d_blk_dist', 'a');
+INSERT INTO d_blk_dist SELECT generate_series(1, 20);
+BEGIN;
+DROP TABLE d_blk_dist;
+ROLLBACK;
+SELECT count(*) FROM d_blk_dist;
+BEGIN;
+DROP TABLE d_blk_dist;
+DROP TABLE d_blk_ref;
+COMMIT;
+BEGIN;
+CREATE TABLE d_blk_ref (a int PRIMARY KEY);
+CREATE TABLE d_blk_dist (a int);
+COMMIT;
+-- tessera-only
+SELECT create_reference_table('d_blk_ref');
+-- tessera-only
+SELECT create_distributed_table('d_blk_dist', 'a');
+INSERT INTO d_blk_dist SELECT generate_series(1, 30);
+INSERT INTO d_blk_ref SELECT generate_series(1, 5);
+SELECT count(*) FROM d_blk_dist;
+SELECT count(*) FROM d_blk_ref;
+DROP TABLE d_blk_dist, d_blk_ref;

@@ -1114,8 +1114,12 @@ impl Executor {
                 // CREATE/DROP/ALTER of a view or function that reads distributed tables
                 // changes what the planner must expand or refuse; committed outside a block,
                 // it is visible to the reload.
-                if !snapshot.tables.is_empty() && !session.in_block() && is_ddl(&sql) {
-                    self.reload_catalog().await?;
+                if !snapshot.tables.is_empty() && is_ddl(&sql) {
+                    if session.in_block() {
+                        session.mark_catalog_changed();
+                    } else {
+                        self.reload_catalog().await?;
+                    }
                 }
                 Ok(Outcome::Result(result))
             }
@@ -1317,6 +1321,7 @@ impl Executor {
             DistributedPlan::Ddl(ddl) => {
                 let _guard = self.catalog_lock.lock().await;
                 let tag = transaction::run_ddl(self, session, &snapshot, &ddl, req.sql).await?;
+                session.mark_catalog_changed();
                 self.reload_catalog().await?;
                 Ok(Outcome::Result(StatementResult {
                     tag,

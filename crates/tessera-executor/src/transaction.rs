@@ -38,6 +38,9 @@ struct Block {
     savepoints: Vec<String>,
     /// The implicit transaction of a multi-statement Query (ends with the Query).
     implicit: bool,
+    /// DDL ran in the block: the catalog snapshot, read through another connection, does
+    /// not show it until the block ends, so its end reads the catalog again.
+    catalog_changed: bool,
 }
 
 impl Block {
@@ -224,6 +227,14 @@ impl Session {
     /// distributed table (a temporary table, a table in an earlier search_path schema).
     pub fn mark_shadow_dirty(&mut self) {
         self.shadow_dirty = true;
+    }
+
+    /// Notes that the open block changed tables the catalog describes (no-op outside a
+    /// block): its COMMIT or ROLLBACK reads the catalog again.
+    pub fn mark_catalog_changed(&mut self) {
+        if let Some(block) = &mut self.block {
+            block.catalog_changed = true;
+        }
     }
 
     /// Reads which distributed-table names another relation shadows on this session's
@@ -465,6 +476,7 @@ impl Session {
             settings_in_transaction: false,
             savepoints: Vec::new(),
             implicit: false,
+            catalog_changed: false,
         });
     }
 
@@ -689,6 +701,23 @@ pub async fn end_block(
             "ROLLBACK".into()
         });
     };
+    let outcome = finish_block(exec, session, &mut block, commit).await;
+    if block.catalog_changed {
+        // Committed or undone, the block's DDL is now what every connection sees.
+        let _guard = exec.catalog_lock.lock().await;
+        let reloaded = exec.reload_catalog().await;
+        return outcome.and_then(|tag| reloaded.map(|()| tag));
+    }
+    outcome
+}
+
+/// Commits (or rolls back) the block's participants; see [`end_block`].
+async fn finish_block(
+    exec: &Executor,
+    session: &mut Session,
+    block: &mut Block,
+    commit: bool,
+) -> Result<String, ExecError> {
     let coordinator_begun = block.coordinator_begun;
     // A rolled-back CREATE TEMP TABLE no longer shadows anything.
     session.shadow_dirty = true;
