@@ -160,12 +160,25 @@ pub async fn move_shard_placement(
     // 1. The shards on the target.
     let client = exec.catalog_client().await?;
     let mut ddl = String::from("BEGIN;\n");
+    let mut foreign_keys = String::new();
     for (t, id) in &group {
         let columns = crate::utility::shell_columns(&client, t.relid).await?;
         let dist = t.distribution_column().map(|c| c.name.clone());
         let make = crate::utility::shard_ddl(&client, t.relid, &columns, dist.as_deref()).await?;
-        ddl.push_str(&make(&t.schema, &t.name, *id));
+        ddl.push_str(&make.create(&t.schema, &t.name, *id));
+        let index = t
+            .shards
+            .iter()
+            .position(|s| s.shard_id == *id)
+            .ok_or_else(|| {
+                ExecError::Internal(format!("shard {id} is not a shard of {}", t.name))
+            })?;
+        foreign_keys.push_str(&make.foreign_keys(&snapshot, t, index)?);
     }
+    // Foreign keys after every shard of the group exists on the target; the copy and the
+    // replication fill the shards in any order (as replicas, without checks: the source
+    // checked every row).
+    ddl.push_str(&foreign_keys);
     ddl.push_str("COMMIT;");
     let mut target_conn = node_connection(exec, &snapshot, target_group).await?;
     target_conn.simple_query(&ddl).await?;
@@ -233,7 +246,8 @@ pub(crate) async fn drop_orphans(exec: &Executor, group: Option<i32>) -> Result<
             (r.get(0), r.get(1), r.get(2), r.get(3));
         if !placed {
             let mut conn = node_connection(exec, &snapshot, group_id).await?;
-            conn.simple_query(&format!("DROP TABLE IF EXISTS {object}"))
+            // CASCADE: a moved shard may be referenced by its co-located shards, orphans too.
+            conn.simple_query(&format!("DROP TABLE IF EXISTS {object} CASCADE"))
                 .await?;
             dropped += 1;
         }
@@ -433,8 +447,11 @@ async fn move_logically(
                 tracing::warn!(
                     "shard move: {shard} differs after catch-up (source {on_source:?}, target {on_target:?}); copying it again"
                 );
+                // DELETE as a replica: TRUNCATE refuses a shard other shards reference.
                 target_conn
-                    .simple_query(&format!("TRUNCATE {shard}"))
+                    .simple_query(&format!(
+                        "SET session_replication_role = replica; DELETE FROM {shard}"
+                    ))
                     .await?;
                 copy_shards(&mut source_conn, &mut target_conn, std::slice::from_ref(shard))
                     .await?;
@@ -496,6 +513,11 @@ async fn copy_shards(
     target: &mut WireConnection,
     shards: &[String],
 ) -> Result<(), ExecError> {
+    // Rows of shards that reference each other arrive in any order: no foreign-key checks
+    // (nor triggers) on the target's own connection, as for the replication's apply worker.
+    target
+        .simple_query("SET session_replication_role = replica")
+        .await?;
     for shard in shards {
         source
             .copy_out_start(&format!("COPY {shard} TO STDOUT (FORMAT binary)"))

@@ -329,14 +329,96 @@ pub(crate) async fn shell_columns(
         .collect())
 }
 
-/// The DDL that recreates the shell's structure for one shard: CREATE TABLE plus constraints
-/// and indexes with shard-suffixed names.
+/// A foreign key of a shell, read from `pg_constraint`.
+#[derive(Debug, Clone)]
+pub(crate) struct ShellForeignKey {
+    name: String,
+    /// The referenced table's OID and name (as `regclass` prints it).
+    referenced: u32,
+    referenced_name: String,
+    columns: Vec<String>,
+    referenced_columns: Vec<String>,
+    /// `pg_constraint` codes: confmatchtype, confupdtype, confdeltype.
+    match_type: char,
+    on_update: char,
+    on_delete: char,
+    /// Columns of `ON DELETE SET NULL (cols)` / `SET DEFAULT (cols)` (PostgreSQL 15).
+    delete_set_columns: Vec<String>,
+    deferrable: bool,
+    deferred: bool,
+}
+
+impl ShellForeignKey {
+    fn as_foreign_key(&self) -> tessera_planner::constraints::ForeignKey<'_> {
+        tessera_planner::constraints::ForeignKey {
+            name: &self.name,
+            columns: &self.columns,
+            referenced_columns: &self.referenced_columns,
+            on_update: self.on_update,
+            on_delete: self.on_delete,
+        }
+    }
+
+    /// `FOREIGN KEY (...) REFERENCES {target} (...) ...` with `target` already quoted.
+    fn definition(&self, target: &str) -> String {
+        let list = |cols: &[String]| {
+            cols.iter()
+                .map(|c| quote_ident(c))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let action = |code: char| match code {
+            'r' => Some("RESTRICT"),
+            'c' => Some("CASCADE"),
+            'n' => Some("SET NULL"),
+            'd' => Some("SET DEFAULT"),
+            _ => None,
+        };
+        let mut sql = format!(
+            "FOREIGN KEY ({}) REFERENCES {target} ({})",
+            list(&self.columns),
+            list(&self.referenced_columns)
+        );
+        if self.match_type == 'f' {
+            sql.push_str(" MATCH FULL");
+        }
+        if let Some(a) = action(self.on_update) {
+            sql.push_str(&format!(" ON UPDATE {a}"));
+        }
+        if let Some(a) = action(self.on_delete) {
+            sql.push_str(&format!(" ON DELETE {a}"));
+            if !self.delete_set_columns.is_empty() {
+                sql.push_str(&format!(" ({})", list(&self.delete_set_columns)));
+            }
+        }
+        if self.deferrable {
+            sql.push_str(" DEFERRABLE");
+            if self.deferred {
+                sql.push_str(" INITIALLY DEFERRED");
+            }
+        }
+        sql
+    }
+}
+
+/// The DDL that recreates a shell's structure for its shards: CREATE TABLE with constraints
+/// and indexes ([`ShardDdl::create`]), then foreign keys ([`ShardDdl::foreign_keys`], run
+/// after every shard they reference exists). Names get the shard id as suffix.
+pub(crate) struct ShardDdl {
+    column_defs: Vec<String>,
+    constraint_defs: Vec<(String, String)>,
+    indexes: Vec<(String, String)>,
+    foreign_keys: Vec<ShellForeignKey>,
+}
+
+/// Reads the shell `relid`'s constraints, indexes and foreign keys. Errors: 0A000 when a key
+/// of a distributed table lacks `dist_column`.
 pub(crate) async fn shard_ddl(
     client: &tokio_postgres::Client,
     relid: u32,
     columns: &[ShellColumn],
     dist_column: Option<&str>,
-) -> Result<impl Fn(&str, &str, i64) -> String, ExecError> {
+) -> Result<ShardDdl, ExecError> {
     let constraints = client
         .query(
             "SELECT conname::text, pg_get_constraintdef(oid), contype::text,
@@ -364,6 +446,45 @@ pub(crate) async fn shard_ddl(
         }
         constraint_defs.push((name, def));
     }
+    let names = |array: &str, rel: &str| {
+        format!(
+            "ARRAY(SELECT a.attname::text FROM unnest({array}) WITH ORDINALITY k(attnum, i) \
+             JOIN pg_attribute a ON a.attrelid = {rel} AND a.attnum = k.attnum ORDER BY k.i)"
+        )
+    };
+    let foreign_keys = client
+        .query(
+            &format!(
+                "SELECT c.conname::text, c.confrelid, c.confrelid::regclass::text, {}, {}, \
+                        c.confmatchtype::text, c.confupdtype::text, c.confdeltype::text, {}, \
+                        c.condeferrable, c.condeferred \
+                 FROM pg_constraint c WHERE c.conrelid = $1 AND c.contype = 'f' ORDER BY c.conname",
+                names("c.conkey", "c.conrelid"),
+                names("c.confkey", "c.confrelid"),
+                names("c.confdelsetcols", "c.conrelid"),
+            ),
+            &[&relid],
+        )
+        .await
+        .map_err(pg_error)?
+        .iter()
+        .map(|r| {
+            let code = |i: usize| r.get::<_, String>(i).chars().next().unwrap_or('a');
+            ShellForeignKey {
+                name: r.get(0),
+                referenced: r.get(1),
+                referenced_name: r.get(2),
+                columns: r.get(3),
+                referenced_columns: r.get(4),
+                match_type: code(5),
+                on_update: code(6),
+                on_delete: code(7),
+                delete_set_columns: r.get(8),
+                deferrable: r.get(9),
+                deferred: r.get(10),
+            }
+        })
+        .collect();
     let indexes = client
         .query(
             "SELECT c.relname::text, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
@@ -394,20 +515,31 @@ pub(crate) async fn shard_ddl(
             s
         })
         .collect();
-    Ok(move |schema: &str, table: &str, shard_id: i64| {
+    Ok(ShardDdl {
+        column_defs,
+        constraint_defs,
+        indexes,
+        foreign_keys,
+    })
+}
+
+impl ShardDdl {
+    /// CREATE TABLE for shard `shard_id` of `schema.table`, with its constraints (foreign
+    /// keys aside) and indexes.
+    pub(crate) fn create(&self, schema: &str, table: &str, shard_id: i64) -> String {
         let shard = quoted_name(schema, &shard_name(table, shard_id));
         let mut sql = format!(
             "CREATE SCHEMA IF NOT EXISTS {};\nCREATE TABLE {shard} ({});\n",
             quote_ident(schema),
-            column_defs.join(", ")
+            self.column_defs.join(", ")
         );
-        for (name, def) in &constraint_defs {
+        for (name, def) in &self.constraint_defs {
             sql.push_str(&format!(
                 "ALTER TABLE {shard} ADD CONSTRAINT {} {def};\n",
                 quote_ident(&format!("{name}_{shard_id}"))
             ));
         }
-        for (name, def) in &indexes {
+        for (name, def) in &self.indexes {
             // pg_get_indexdef: CREATE [UNIQUE] INDEX name ON [ONLY] schema.table USING ...
             if let Some(pos) = def.find(" USING ") {
                 let head = if def.starts_with("CREATE UNIQUE INDEX") {
@@ -423,7 +555,80 @@ pub(crate) async fn shard_ddl(
             }
         }
         sql
-    })
+    }
+
+    /// Checks every foreign key of `table` (as it is, or is about to be, in the catalog)
+    /// against Citus' rules: errors 0A000 saying what to do instead.
+    pub(crate) fn check_foreign_keys(
+        &self,
+        snapshot: &CatalogSnapshot,
+        table: &Table,
+    ) -> Result<(), ExecError> {
+        for fk in &self.foreign_keys {
+            let referenced = if fk.referenced == table.relid {
+                Some(table)
+            } else {
+                snapshot
+                    .tables
+                    .values()
+                    .find(|t| t.relid == fk.referenced)
+                    .map(|t| &**t)
+            };
+            tessera_planner::constraints::check_foreign_key(
+                table,
+                referenced,
+                &fk.referenced_name,
+                &fk.as_foreign_key(),
+            )
+            .map_err(|e| sql_error("0A000", e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// ALTER TABLE ... ADD CONSTRAINT for the foreign keys of shard `index` of `table`,
+    /// each referencing the shard it pairs with (see [`Self::check_foreign_keys`], which
+    /// must have passed).
+    pub(crate) fn foreign_keys(
+        &self,
+        snapshot: &CatalogSnapshot,
+        table: &Table,
+        index: usize,
+    ) -> Result<String, ExecError> {
+        let shard_id = table.shards[index].shard_id;
+        let shard = quoted_name(&table.schema, &shard_name(&table.name, shard_id));
+        let mut sql = String::new();
+        for fk in &self.foreign_keys {
+            let referenced = if fk.referenced == table.relid {
+                table
+            } else {
+                snapshot
+                    .tables
+                    .values()
+                    .find(|t| t.relid == fk.referenced)
+                    .map(|t| &**t)
+                    .ok_or_else(|| {
+                        sql_error(
+                            "0A000",
+                            format!(
+                                "foreign key \"{}\" references \"{}\", which is not distributed",
+                                fk.name, fk.referenced_name
+                            ),
+                        )
+                    })?
+            };
+            let target = tessera_planner::constraints::referenced_shard(referenced, index)
+                .ok_or_else(|| {
+                    ExecError::Internal(format!("{} has no shard {index}", referenced.name))
+                })?;
+            let target = quoted_name(&referenced.schema, &shard_name(&referenced.name, target));
+            sql.push_str(&format!(
+                "ALTER TABLE {shard} ADD CONSTRAINT {} {};\n",
+                quote_ident(&format!("{}_{shard_id}", fk.name)),
+                fk.definition(&target.to_string())
+            ));
+        }
+        Ok(sql)
+    }
 }
 
 /// create_distributed_table (`dist` = Some) or create_reference_table (`dist` = None).
@@ -577,7 +782,11 @@ async fn distribute(
         schema: schema.clone(),
         name: name.clone(),
         kind: kind.clone(),
-        colocation_id: 0,
+        // The group it joins (a new group is co-located with nothing yet).
+        colocation_id: match colocation {
+            Colocation::Existing(id) => id,
+            Colocation::New { .. } => 0,
+        },
         columns: columns
             .iter()
             .map(|c| tessera_catalog::Column {
@@ -605,6 +814,7 @@ async fn distribute(
             .collect(),
     };
     let table = std::sync::Arc::new(table);
+    ddl.check_foreign_keys(&snapshot, &table)?;
 
     // Existing rows of the shell, routed like COPY data.
     let mut router = CopyRouter::new(CopyPlan {
@@ -656,7 +866,7 @@ async fn distribute(
                 .await?;
             let mut sql = String::from("BEGIN;\n");
             for i in indexes {
-                sql.push_str(&ddl(&schema, &name, shard_ids[*i]));
+                sql.push_str(&ddl.create(&schema, &name, shard_ids[*i]));
             }
             conn.simple_query(&sql).await?;
             for i in indexes {
@@ -669,6 +879,15 @@ async fn distribute(
                     )
                     .await?;
                 }
+            }
+            // Foreign keys once the rows are in: one validating scan each instead of a
+            // check per copied row.
+            let mut fks = String::new();
+            for i in indexes {
+                fks.push_str(&ddl.foreign_keys(&snapshot, &table, *i)?);
+            }
+            if !fks.is_empty() {
+                conn.simple_query(&fks).await?;
             }
             conn.simple_query("COMMIT").await?;
             Ok::<_, ExecError>(())
@@ -762,8 +981,19 @@ async fn distribute(
                 .map_err(pg_error)?;
             }
         }
+        // A local table may still reference the shell (it is distributed next): TRUNCATE
+        // would refuse, DELETE checks that none of its rows does.
+        let referenced_locally: bool = tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE confrelid = $1 AND conrelid <> $1 AND contype = 'f')",
+                &[&relid],
+            )
+            .await
+            .map_err(pg_error)?
+            .get(0);
+        let empty = if referenced_locally { "DELETE FROM" } else { "TRUNCATE" };
         tx.batch_execute(&format!(
-            "TRUNCATE {qualified};
+            "{empty} {qualified};
              CREATE TRIGGER tessera_refuse_shell_write BEFORE INSERT OR UPDATE OR DELETE ON {qualified}
              FOR EACH STATEMENT EXECUTE FUNCTION tessera.refuse_shell_write();"
         ))
@@ -934,18 +1164,43 @@ async fn add_node(exec: &Executor, host: &str, port: u16) -> Result<i32, ExecErr
     let group_id: i32 = row.get(1);
     // Replicate reference tables to the new node.
     let snapshot = exec.snapshot();
+    let mut replicated = Vec::new();
+    let mut result = Ok(());
     for table in snapshot.tables.values().filter(|t| t.is_reference()) {
-        let result =
-            replicate_reference_table(exec, &client, &mut conn, &snapshot, table, group_id).await;
-        if let Err(e) = result {
-            let _ = client
-                .execute(
-                    "DELETE FROM tessera.pg_dist_node WHERE nodeid = $1",
-                    &[&node_id],
-                )
-                .await;
-            return Err(e);
+        match replicate_reference_table(exec, &client, &mut conn, &snapshot, table, group_id).await
+        {
+            Ok(ddl) => replicated.push((table, ddl)),
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
         }
+    }
+    if result.is_ok() {
+        // Foreign keys between reference tables, once all of them are on the node.
+        let mut fks = String::new();
+        for (table, ddl) in &replicated {
+            match ddl.foreign_keys(&snapshot, table, 0) {
+                Ok(sql) => fks.push_str(&sql),
+                Err(e) => result = Err(e),
+            }
+        }
+        if result.is_ok() && !fks.is_empty() {
+            result = conn
+                .simple_query(&fks)
+                .await
+                .map(|_| ())
+                .map_err(ExecError::from);
+        }
+    }
+    if let Err(e) = result {
+        let _ = client
+            .execute(
+                "DELETE FROM tessera.pg_dist_node WHERE nodeid = $1",
+                &[&node_id],
+            )
+            .await;
+        return Err(e);
     }
     Ok(node_id)
 }
@@ -957,7 +1212,7 @@ async fn replicate_reference_table(
     snapshot: &CatalogSnapshot,
     table: &Table,
     group_id: i32,
-) -> Result<(), ExecError> {
+) -> Result<ShardDdl, ExecError> {
     let shard = &table.shards[0];
     let source_group = shard
         .placements
@@ -995,7 +1250,7 @@ async fn replicate_reference_table(
     target
         .simple_query(&format!(
             "BEGIN;\n{}",
-            ddl(&table.schema, &table.name, shard.shard_id)
+            ddl.create(&table.schema, &table.name, shard.shard_id)
         ))
         .await?;
     copy_rows(target, &format!("COPY {shard_table} FROM STDIN"), &data).await?;
@@ -1008,7 +1263,7 @@ async fn replicate_reference_table(
         )
         .await
         .map_err(pg_error)?;
-    Ok(())
+    Ok(ddl)
 }
 
 /// citus_remove_node: refused while the node holds placements of distributed tables; its

@@ -7,7 +7,8 @@
 use std::sync::Arc;
 
 use sqlparser::ast::{
-    AlterTableOperation, Ident, ObjectName, ObjectNamePart, ObjectType, Statement,
+    AlterTableOperation, ColumnOption, Expr, Ident, ObjectName, ObjectNamePart, ObjectType,
+    Statement, TableConstraint,
 };
 use tessera_catalog::{shard_name, CatalogSnapshot, Table};
 
@@ -52,6 +53,30 @@ fn per_placement(table: &Table, sql_for: impl Fn(&ObjectName, i64) -> String) ->
     tasks
 }
 
+/// One task per worker group holding placements of `tables`, with `sql_for(shard names)`.
+fn per_worker(tables: &[Arc<Table>], sql_for: impl Fn(&[String]) -> String) -> Vec<Task> {
+    let mut groups: std::collections::BTreeMap<i32, (Vec<String>, Vec<i64>)> =
+        std::collections::BTreeMap::new();
+    for table in tables {
+        for shard in &table.shards {
+            let name = quoted_name(&table.schema, &shard_name(&table.name, shard.shard_id));
+            for p in &shard.placements {
+                let entry = groups.entry(p.group_id).or_default();
+                entry.0.push(name.to_string());
+                entry.1.push(shard.shard_id);
+            }
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(group_id, (names, shard_ids))| Task {
+            group_id,
+            sql: sql_for(&names),
+            shard_ids,
+        })
+        .collect()
+}
+
 /// Plans a DDL (or other utility) statement.
 pub fn plan_ddl(
     stmt: &Statement,
@@ -93,7 +118,16 @@ pub fn plan_ddl(
                 return Ok(local());
             };
             let dist = table.distribution_column().map(|c| c.name.clone());
-            for op in &at.operations {
+            // Unnamed constraints get PostgreSQL's name on the shell, and `{name}_{shard id}`
+            // on the shards, so that DROP CONSTRAINT finds both.
+            let mut shell = at.clone();
+            let mut named = false;
+            for op in &mut shell.operations {
+                if let AlterTableOperation::AddConstraint { constraint, .. } = op {
+                    named |= name_constraint(&table.name, constraint);
+                }
+            }
+            for op in &shell.operations {
                 match op {
                     AlterTableOperation::AddColumn { column_def, .. }
                         if column_def
@@ -110,12 +144,23 @@ pub fn plan_ddl(
                         )));
                     }
                     AlterTableOperation::AddColumn { column_def, .. } => {
-                        if column_def.options.iter().any(|o| {
-                            matches!(o.option, sqlparser::ast::ColumnOption::ForeignKey { .. })
-                        }) {
-                            return Err(unsupported(
-                                "foreign keys on distributed tables are not supported yet",
-                            ));
+                        for o in &column_def.options {
+                            let keyed = match &o.option {
+                                ColumnOption::PrimaryKey(_) | ColumnOption::Unique(_) => {
+                                    dist.is_some()
+                                }
+                                ColumnOption::ForeignKey(_) => true,
+                                _ => false,
+                            };
+                            if keyed {
+                                return Err(unsupported(format!(
+                                    "a new column of \"{}\" cannot carry a key or a foreign key \
+                                     in ADD COLUMN; add the column, then the constraint with \
+                                     ALTER TABLE ... ADD CONSTRAINT (keys of a distributed table \
+                                     must include its distribution column)",
+                                    table.name
+                                )));
+                            }
                         }
                     }
                     AlterTableOperation::DropColumn { column_names, .. } => {
@@ -137,26 +182,17 @@ pub fn plan_ddl(
                             ));
                         }
                     }
-                    AlterTableOperation::AddConstraint { .. }
-                    | AlterTableOperation::DropConstraint { .. }
-                    | AlterTableOperation::RenameColumn { .. } => {
-                        if let AlterTableOperation::RenameColumn {
-                            old_column_name, ..
-                        } = op
-                        {
-                            if Some(ident_name(old_column_name)) == dist {
-                                return Err(unsupported(
-                                    "renaming the distribution column is not supported yet",
-                                ));
-                            }
-                        }
-                        if let AlterTableOperation::AddConstraint { constraint, .. } = op {
-                            if matches!(constraint, sqlparser::ast::TableConstraint::ForeignKey(..))
-                            {
-                                return Err(unsupported(
-                                    "foreign keys on distributed tables are not supported yet",
-                                ));
-                            }
+                    AlterTableOperation::AddConstraint { constraint, .. } => {
+                        check_new_constraint(catalog, &table, constraint)?;
+                    }
+                    AlterTableOperation::DropConstraint { .. } => {}
+                    AlterTableOperation::RenameColumn {
+                        old_column_name, ..
+                    } => {
+                        if Some(ident_name(old_column_name)) == dist {
+                            return Err(unsupported(
+                                "renaming the distribution column is not supported yet",
+                            ));
                         }
                     }
                     other => {
@@ -167,13 +203,28 @@ pub fn plan_ddl(
                     }
                 }
             }
-            let tasks = per_placement(&table, |shard, _| {
-                let mut a = at.clone();
-                a.name = shard.clone();
-                Statement::AlterTable(a).to_string()
-            });
+            let mut tasks = Vec::new();
+            for (index, shard) in table.shards.iter().enumerate() {
+                let mut a = shell.clone();
+                a.name = quoted_name(&table.schema, &shard_name(&table.name, shard.shard_id));
+                for op in &mut a.operations {
+                    shard_operation(catalog, op, index, shard.shard_id)?;
+                }
+                let sql = Statement::AlterTable(a).to_string();
+                for p in &shard.placements {
+                    tasks.push(Task {
+                        group_id: p.group_id,
+                        sql: sql.clone(),
+                        shard_ids: vec![shard.shard_id],
+                    });
+                }
+            }
             Ok(DistributedPlan::Ddl(DdlPlan {
-                shell: original.to_string(),
+                shell: if named {
+                    Statement::AlterTable(shell).to_string()
+                } else {
+                    original.to_string()
+                },
                 per_shard: tasks,
                 dropped_tables: vec![],
             }))
@@ -189,15 +240,15 @@ pub fn plan_ddl(
             if tables.is_empty() {
                 return Ok(local());
             }
-            let mut tasks = Vec::new();
-            for t in &tables {
-                tasks.extend(per_placement(t, |shard, _| {
-                    format!(
-                        "DROP TABLE IF EXISTS {shard}{}",
-                        if *cascade { " CASCADE" } else { "" }
-                    )
-                }));
-            }
+            // One statement per worker, so that shards referencing each other by foreign
+            // keys go together, as the tables do on the shell.
+            let tasks = per_worker(&tables, |shards| {
+                format!(
+                    "DROP TABLE IF EXISTS {}{}",
+                    shards.join(", "),
+                    if *cascade { " CASCADE" } else { "" }
+                )
+            });
             let _ = if_exists;
             Ok(DistributedPlan::Ddl(DdlPlan {
                 shell: original.to_string(),
@@ -206,17 +257,24 @@ pub fn plan_ddl(
             }))
         }
         Statement::Truncate(tr) => {
-            let mut tasks = Vec::new();
-            for target in &tr.table_names {
-                if let Some(t) = lookup(catalog, &target.name) {
-                    tasks.extend(per_placement(&t, |shard, _| {
-                        format!("TRUNCATE TABLE {shard}")
-                    }));
-                }
-            }
-            if tasks.is_empty() {
+            let tables: Vec<Arc<Table>> = tr
+                .table_names
+                .iter()
+                .filter_map(|target| lookup(catalog, &target.name))
+                .collect();
+            if tables.is_empty() {
                 return Ok(local());
             }
+            // One statement per worker: a referenced shard is truncated with the shards that
+            // reference it (or CASCADE reaches them, as on the shell).
+            let cascade = matches!(tr.cascade, Some(sqlparser::ast::CascadeOption::Cascade));
+            let tasks = per_worker(&tables, |shards| {
+                format!(
+                    "TRUNCATE TABLE {}{}",
+                    shards.join(", "),
+                    if cascade { " CASCADE" } else { "" }
+                )
+            });
             Ok(DistributedPlan::Ddl(DdlPlan {
                 shell: original.to_string(),
                 per_shard: tasks,
@@ -280,4 +338,161 @@ pub fn plan_ddl(
             Ok(local())
         }
     }
+}
+
+/// The plain column name an index or key column stands for (`None` for an expression).
+fn key_column(c: &sqlparser::ast::IndexColumn) -> Option<String> {
+    match &c.column.expr {
+        Expr::Identifier(i) => Some(ident_name(i)),
+        _ => None,
+    }
+}
+
+/// Checks a constraint added to a distributed or reference table: keys of a distributed
+/// table include its distribution column; foreign keys follow [`crate::constraints`].
+fn check_new_constraint(
+    catalog: &CatalogSnapshot,
+    table: &Table,
+    constraint: &TableConstraint,
+) -> Result<(), PlanError> {
+    let dist = table.distribution_column().map(|c| c.name.clone());
+    match constraint {
+        TableConstraint::PrimaryKey(_) | TableConstraint::Unique(_) => {
+            let (name, columns) = match constraint {
+                TableConstraint::PrimaryKey(k) => (&k.name, &k.columns),
+                TableConstraint::Unique(k) => (&k.name, &k.columns),
+                _ => unreachable!("matched above"),
+            };
+            if let Some(dist) = dist {
+                if !columns
+                    .iter()
+                    .any(|c| key_column(c).as_deref() == Some(&dist))
+                {
+                    return Err(unsupported(format!(
+                        "cannot create constraint{}: unique constraints and primary keys on \
+                         distributed tables must include the distribution column \"{dist}\"",
+                        name.as_ref()
+                            .map(|n| format!(" \"{}\"", ident_name(n)))
+                            .unwrap_or_default()
+                    )));
+                }
+            }
+            Ok(())
+        }
+        TableConstraint::ForeignKey(fk) => {
+            let referenced = lookup(catalog, &fk.foreign_table);
+            let columns: Vec<String> = fk.columns.iter().map(ident_name).collect();
+            let referenced_columns: Vec<String> =
+                fk.referred_columns.iter().map(ident_name).collect();
+            let name = fk.name.as_ref().map(ident_name).unwrap_or_default();
+            crate::constraints::check_foreign_key(
+                table,
+                referenced.as_deref(),
+                &fk.foreign_table.to_string(),
+                &crate::constraints::ForeignKey {
+                    name: &name,
+                    columns: &columns,
+                    referenced_columns: &referenced_columns,
+                    on_update: crate::constraints::action_code(fk.on_update.as_ref()),
+                    on_delete: crate::constraints::action_code(fk.on_delete.as_ref()),
+                },
+            )
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Gives an unnamed constraint the name PostgreSQL would choose; true when it did.
+fn name_constraint(table: &str, constraint: &mut TableConstraint) -> bool {
+    use crate::constraints::{default_constraint_name, name_addition};
+    let columns = |cols: &[sqlparser::ast::IndexColumn]| -> Vec<String> {
+        cols.iter().filter_map(key_column).collect()
+    };
+    let (slot, name) = match constraint {
+        TableConstraint::PrimaryKey(k) => {
+            (&mut k.name, default_constraint_name(table, None, "pkey"))
+        }
+        TableConstraint::Unique(k) => {
+            let addition = name_addition(&columns(&k.columns));
+            (
+                &mut k.name,
+                default_constraint_name(table, Some(&addition), "key"),
+            )
+        }
+        TableConstraint::ForeignKey(k) => {
+            let cols: Vec<String> = k.columns.iter().map(ident_name).collect();
+            let addition = name_addition(&cols);
+            (
+                &mut k.name,
+                default_constraint_name(table, Some(&addition), "fkey"),
+            )
+        }
+        TableConstraint::Check(k) => {
+            // PostgreSQL names a CHECK after its column when the expression reads exactly one
+            // column reference (AddRelationNewConstraints in heap.c).
+            let mut refs = Vec::new();
+            let _ = sqlparser::ast::visit_expressions(&*k.expr, |e| {
+                if let Expr::Identifier(i) = e {
+                    refs.push(ident_name(i));
+                }
+                std::ops::ControlFlow::<()>::Continue(())
+            });
+            let addition = (refs.len() == 1).then(|| refs[0].clone());
+            (
+                &mut k.name,
+                default_constraint_name(table, addition.as_deref(), "check"),
+            )
+        }
+        _ => return false,
+    };
+    if slot.is_some() {
+        return false;
+    }
+    *slot = Some(Ident::with_quote('"', name));
+    true
+}
+
+/// Rewrites one ALTER TABLE operation for shard `shard_id` (index `index` in its table):
+/// constraint names get the shard's suffix, a foreign key references the shard it pairs with.
+fn shard_operation(
+    catalog: &CatalogSnapshot,
+    op: &mut AlterTableOperation,
+    index: usize,
+    shard_id: i64,
+) -> Result<(), PlanError> {
+    let suffixed =
+        |name: &Ident| Ident::with_quote('"', format!("{}_{shard_id}", ident_name(name)));
+    match op {
+        AlterTableOperation::AddConstraint { constraint, .. } => {
+            let name = match constraint {
+                TableConstraint::PrimaryKey(k) => &mut k.name,
+                TableConstraint::Unique(k) => &mut k.name,
+                TableConstraint::Check(k) => &mut k.name,
+                TableConstraint::ForeignKey(k) => {
+                    let referenced = lookup(catalog, &k.foreign_table).ok_or_else(|| {
+                        unsupported("foreign keys must reference a distributed or reference table")
+                    })?;
+                    let target = crate::constraints::referenced_shard(&referenced, index)
+                        .ok_or_else(|| {
+                            unsupported(format!(
+                                "\"{}\" has no shard {index} to reference",
+                                referenced.name
+                            ))
+                        })?;
+                    k.foreign_table =
+                        quoted_name(&referenced.schema, &shard_name(&referenced.name, target));
+                    &mut k.name
+                }
+                _ => return Ok(()),
+            };
+            if let Some(n) = name.as_ref() {
+                *name = Some(suffixed(n));
+            }
+        }
+        AlterTableOperation::DropConstraint { name, .. } => {
+            *name = suffixed(name);
+        }
+        _ => {}
+    }
+    Ok(())
 }

@@ -12,6 +12,7 @@
 //! ([`multi_shard`]). Anything else is refused with SQLSTATE 0A000 — never answered wrongly.
 
 pub mod analyze;
+pub mod constraints;
 pub mod copy;
 pub mod database;
 pub mod ddl;
