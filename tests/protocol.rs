@@ -1732,3 +1732,108 @@ async fn wait_until_running(servers: &[String], text: &str) {
     }
     panic!("no statement with {text} started");
 }
+
+/// Sums `sql` (one count) over every worker.
+async fn on_all_workers(env: &common::TestEnv, sql: &str) -> i64 {
+    let mut total = 0;
+    for w in &env.cluster.workers {
+        let c = common::connect(&w.connection_string("postgres")).await;
+        total += count(&c, sql).await;
+    }
+    total
+}
+
+#[test]
+fn foreign_keys_and_indexes_live_on_the_shards() {
+    common::runtime().block_on(async {
+        let env = common::TestEnv::start(4).await;
+        let client = env.tessera().await;
+        client
+            .batch_execute(
+                "CREATE TABLE fks_ref (code int PRIMARY KEY);
+                 CREATE TABLE fks_p (id int PRIMARY KEY, code int REFERENCES fks_ref (code));
+                 CREATE TABLE fks_c (id int, pid int REFERENCES fks_p (id) ON DELETE CASCADE, PRIMARY KEY (pid, id));
+                 SELECT create_reference_table('fks_ref');
+                 SELECT create_distributed_table('fks_p', 'id');
+                 SELECT create_distributed_table('fks_c', 'pid', colocate_with => 'fks_p');
+                 INSERT INTO fks_ref SELECT generate_series(1, 10);
+                 INSERT INTO fks_p SELECT g, g % 10 + 1 FROM generate_series(1, 100) g;
+                 INSERT INTO fks_c SELECT g, g % 100 + 1 FROM generate_series(1, 1000) g;
+                 CREATE INDEX ON fks_c (id);",
+            )
+            .await
+            .expect("setup");
+        let fk_count = "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND conrelid::regclass::text LIKE 'fks_%'";
+        // One foreign key per shard of each referencing table (4 + 4).
+        assert_eq!(on_all_workers(&env, fk_count).await, 8);
+        let shard_indexes =
+            "SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'fks_c_id_idx_%'";
+        assert_eq!(on_all_workers(&env, shard_indexes).await, 4);
+
+        // A shard group moves with its foreign keys, rows copied in any order.
+        let row = client
+            .query_one(
+                "SELECT shardid, nodeport FROM citus_shards WHERE table_name = 'fks_p'::regclass ORDER BY shardid LIMIT 1",
+                &[],
+            )
+            .await
+            .expect("placement");
+        let (shard, port): (i64, i32) = (row.get(0), row.get(1));
+        let target = env
+            .cluster
+            .workers
+            .iter()
+            .map(|w| w.port as i32)
+            .find(|p| *p != port)
+            .expect("another worker");
+        client
+            .simple_query(&format!(
+                "SELECT citus_move_shard_placement({shard}, '127.0.0.1', {port}, '127.0.0.1', {target}, 'block_writes')"
+            ))
+            .await
+            .expect("move");
+        let moved = env
+            .cluster
+            .workers
+            .iter()
+            .find(|w| w.port as i32 == target)
+            .expect("target");
+        let target_client = common::connect(&moved.connection_string("postgres")).await;
+        assert_eq!(
+            count(
+                &target_client,
+                &format!("SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND conname LIKE 'fks_p_code_fkey_{shard}'")
+            )
+            .await,
+            1
+        );
+        // Enforced after the move, cascades included.
+        let e = client
+            .simple_query("INSERT INTO fks_c VALUES (1, 100000)")
+            .await
+            .expect_err("orphan child");
+        assert_eq!(e.code().map(|c| c.code()), Some("23503"));
+        client
+            .simple_query("DELETE FROM fks_p WHERE id <= 50")
+            .await
+            .expect("cascade");
+        assert_eq!(count(&client, "SELECT count(*) FROM fks_c").await, 500);
+
+        // The move's source copies go after their grace period, referenced ones too.
+        let tables = "SELECT count(*) FROM pg_class WHERE relkind = 'r' AND relname LIKE 'fks_%'";
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while on_all_workers(&env, tables).await != 4 + 4 + 2 {
+            assert!(std::time::Instant::now() < deadline, "source copies left after the move");
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+        // DROP INDEX and DROP CONSTRAINT reach every shard.
+        client
+            .batch_execute(
+                "DROP INDEX fks_c_id_idx; ALTER TABLE fks_c DROP CONSTRAINT fks_c_pid_fkey",
+            )
+            .await
+            .expect("drops");
+        assert_eq!(on_all_workers(&env, shard_indexes).await, 0);
+        assert_eq!(on_all_workers(&env, fk_count).await, 4);
+    });
+}

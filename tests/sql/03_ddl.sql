@@ -74,3 +74,37 @@ INSERT INTO d_blk_ref SELECT generate_series(1, 5);
 SELECT count(*) FROM d_blk_dist;
 SELECT count(*) FROM d_blk_ref;
 DROP TABLE d_blk_dist, d_blk_ref;
+-- indexes: unnamed ones get PostgreSQL's names, DROP INDEX reaches the shards, CONCURRENTLY
+-- builds on its own; maintenance and locks act on the shards
+CREATE TABLE d_idx (k int, v text, n int);
+-- tessera-only
+SELECT create_distributed_table('d_idx', 'k');
+INSERT INTO d_idx SELECT g, 'v' || g, g % 7 FROM generate_series(1, 100) g;
+CREATE INDEX ON d_idx (v);
+CREATE INDEX ON d_idx (lower(v));
+CREATE INDEX CONCURRENTLY d_idx_n ON d_idx (n);
+SELECT indexname FROM pg_indexes WHERE tablename = 'd_idx' ORDER BY 1;
+-- unsupported
+CREATE UNIQUE INDEX ON d_idx (v);
+CREATE UNIQUE INDEX d_idx_kv ON d_idx (k, v);
+-- error 23505
+INSERT INTO d_idx VALUES (1, 'v1', 0);
+DROP INDEX d_idx_kv;
+INSERT INTO d_idx VALUES (1, 'v1', 0);
+DROP INDEX d_idx_v_idx, d_idx_lower_idx;
+BEGIN;
+CREATE INDEX CONCURRENTLY d_idx_bad ON d_idx (v);
+ROLLBACK;
+SELECT indexname FROM pg_indexes WHERE tablename = 'd_idx' ORDER BY 1;
+VACUUM d_idx;
+ANALYZE d_idx;
+ANALYZE d_idx (n);
+BEGIN;
+VACUUM d_idx;
+ROLLBACK;
+LOCK TABLE d_idx;
+BEGIN;
+LOCK TABLE d_idx IN SHARE MODE;
+SELECT count(*) FROM d_idx;
+COMMIT;
+DROP TABLE d_idx;

@@ -34,7 +34,7 @@ use std::sync::Arc;
 use futures::future::join_all;
 use tessera_catalog::{CatalogSnapshot, SnapshotCell};
 use tessera_planner::{
-    DistributedPlan, MergePlan, PlanError, RowCountFrom, Task, TransactionCommand,
+    DdlMode, DistributedPlan, MergePlan, PlanError, RowCountFrom, Task, TransactionCommand,
 };
 
 pub use copy_router::CopyRouter;
@@ -1316,6 +1316,39 @@ impl Executor {
                     rows,
                     tag,
                     described: returning,
+                }))
+            }
+            DistributedPlan::Ddl(mut ddl) if !ddl.dropped_indexes.is_empty() => {
+                let conn = session.coordinator_for_statement(self).await?;
+                if !transaction::resolve_dropped_indexes(conn, &snapshot, &mut ddl).await? {
+                    // No index of a distributed table: the coordinator PostgreSQL's own.
+                    return Ok(Outcome::Result(forward(conn, &ddl.shell, req).await?));
+                }
+                let _guard = self.catalog_lock.lock().await;
+                let tag = transaction::run_ddl(self, session, &snapshot, &ddl, req.sql).await?;
+                Ok(Outcome::Result(StatementResult {
+                    tag,
+                    ..Default::default()
+                }))
+            }
+            DistributedPlan::Ddl(ddl) if ddl.mode != DdlMode::Transactional => {
+                let wrong_place = match ddl.mode {
+                    DdlMode::InBlock => !session.in_block(),
+                    _ => session.in_block(),
+                };
+                if wrong_place {
+                    // PostgreSQL's own error (LOCK outside a block, VACUUM inside one).
+                    let conn = session.coordinator_for_statement(self).await?;
+                    return Ok(Outcome::Result(forward(conn, &ddl.shell, req).await?));
+                }
+                let tag = if ddl.mode == DdlMode::InBlock {
+                    transaction::run_ddl(self, session, &snapshot, &ddl, req.sql).await?
+                } else {
+                    transaction::run_autocommit(self, session, &snapshot, &ddl).await?
+                };
+                Ok(Outcome::Result(StatementResult {
+                    tag,
+                    ..Default::default()
                 }))
             }
             DistributedPlan::Ddl(ddl) => {

@@ -991,6 +991,83 @@ pub async fn run_writes(
     Ok(results.into_iter().flatten().collect())
 }
 
+/// Finds the tables of DROP INDEX's indexes (through the session's coordinator connection,
+/// so its search_path applies) and adds the drops of the shards' copies of those that belong
+/// to distributed or reference tables; false when none does.
+pub async fn resolve_dropped_indexes(
+    conn: &mut WireConnection,
+    snapshot: &CatalogSnapshot,
+    ddl: &mut DdlPlan,
+) -> Result<bool, ExecError> {
+    for name in &ddl.dropped_indexes {
+        let sql = format!(
+            "SELECT i.indrelid::text, c.relname::text FROM pg_catalog.pg_index i \
+             JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid \
+             WHERE i.indexrelid = pg_catalog.to_regclass({})",
+            quote_literal(name)
+        );
+        let result = conn.execute(&sql, &[], &[], &[]).await?;
+        let Some(row) = result.rows.first() else {
+            continue;
+        };
+        let values = crate::wire::row_values(row);
+        let text = |i: usize| {
+            values
+                .get(i)
+                .copied()
+                .flatten()
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default()
+        };
+        let relid: u32 = text(0).parse().unwrap_or(0);
+        let index = text(1);
+        let Some(table) = snapshot.tables.values().find(|t| t.relid == relid) else {
+            continue;
+        };
+        for shard in &table.shards {
+            let sql = format!(
+                "DROP INDEX IF EXISTS {}{}",
+                quoted_name(&table.schema, &format!("{index}_{}", shard.shard_id)),
+                if ddl.cascade { " CASCADE" } else { "" }
+            );
+            for p in &shard.placements {
+                ddl.per_shard.push(Task {
+                    group_id: p.group_id,
+                    sql: sql.clone(),
+                    shard_ids: vec![shard.shard_id],
+                });
+            }
+        }
+    }
+    Ok(!ddl.per_shard.is_empty())
+}
+
+/// Runs the shell statement, then each shard statement, each on its own outside any
+/// transaction (CREATE INDEX CONCURRENTLY, VACUUM, ANALYZE); returns the shell statement's
+/// command tag. A failure stops there, as PostgreSQL's own statement would (an index built
+/// concurrently on some shards stays, as PostgreSQL leaves an invalid one).
+pub async fn run_autocommit(
+    exec: &Executor,
+    session: &mut Session,
+    snapshot: &CatalogSnapshot,
+    ddl: &DdlPlan,
+) -> Result<String, ExecError> {
+    let tag = {
+        let conn = session.coordinator(exec).await?;
+        conn.execute(&ddl.shell, &[], &[], &[]).await?.tag
+    };
+    for t in &ddl.per_shard {
+        let mut conn = exec
+            .worker_connection(snapshot, t.group_id, &session.settings)
+            .await?;
+        let address = conn.address().to_string();
+        conn.simple_query(&t.sql)
+            .await
+            .map_err(|e| ExecError::from(e).on_node(&address))?;
+    }
+    Ok(tag)
+}
+
 /// Applies DDL to the shell and every shard as one distributed transaction; returns the shell
 /// statement's command tag.
 pub async fn run_ddl(

@@ -25,6 +25,28 @@ pub struct DdlPlan {
     pub per_shard: Vec<Task>,
     /// Tables whose catalog rows are removed (DROP TABLE), by shell OID.
     pub dropped_tables: Vec<u32>,
+    /// How the statements run.
+    pub mode: DdlMode,
+    /// DROP INDEX: the index names as written; the executor finds their tables on the
+    /// coordinator and adds the drops of the shards' copies (`{name}_{shard id}`) to
+    /// `per_shard` (with CASCADE when `cascade`).
+    pub dropped_indexes: Vec<String>,
+    /// The statement said CASCADE.
+    pub cascade: bool,
+}
+
+/// How a [`DdlPlan`]'s statements run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DdlMode {
+    /// Shell and shards in one distributed transaction (or in the session's block).
+    #[default]
+    Transactional,
+    /// Only inside a transaction block (LOCK): outside one, the shell statement alone runs,
+    /// so that PostgreSQL reports its error.
+    InBlock,
+    /// Each statement on its own, outside any transaction block (CREATE INDEX CONCURRENTLY,
+    /// VACUUM): refused inside one, as PostgreSQL does.
+    Autocommit,
 }
 
 fn unsupported(s: impl Into<String>) -> PlanError {
@@ -91,6 +113,55 @@ pub fn plan_ddl(
             let Some(table) = lookup(catalog, &ci.table_name) else {
                 return Ok(local());
             };
+            if let Some(dist) = table.distribution_column() {
+                if ci.unique
+                    && !ci
+                        .columns
+                        .iter()
+                        .any(|c| key_column(c).as_deref() == Some(&dist.name))
+                {
+                    return Err(unsupported(format!(
+                        "a unique index on distributed table \"{}\" must include its distribution column \"{}\" (each shard checks only its own rows)",
+                        table.name, dist.name
+                    )));
+                }
+            }
+            // An unnamed index gets PostgreSQL's name on the shell too, so that the shards'
+            // copies (`{name}_{shard id}`) are found by DROP INDEX.
+            let mut ci = ci.clone();
+            let named = ci.name.is_none();
+            if named {
+                let columns: Vec<String> = ci
+                    .columns
+                    .iter()
+                    .map(|c| match &c.column.expr {
+                        Expr::Identifier(i) => ident_name(i),
+                        Expr::Function(f) => f
+                            .name
+                            .0
+                            .last()
+                            .map(|p| match p {
+                                ObjectNamePart::Identifier(i) => ident_name(i),
+                                ObjectNamePart::Function(f) => f.name.value.clone(),
+                            })
+                            .unwrap_or_else(|| "expr".into()),
+                        _ => "expr".into(),
+                    })
+                    .collect();
+                let name = crate::constraints::default_constraint_name(
+                    &table.name,
+                    Some(&crate::constraints::name_addition(&columns)),
+                    "idx",
+                );
+                ci.name = Some(ObjectName(vec![ObjectNamePart::Identifier(
+                    Ident::with_quote('"', name),
+                )]));
+            }
+            let shell = if named {
+                Statement::CreateIndex(ci.clone()).to_string()
+            } else {
+                original.to_string()
+            };
             let tasks = per_placement(&table, |shard, shard_id| {
                 let mut c = ci.clone();
                 c.table_name = shard.clone();
@@ -103,14 +174,21 @@ pub fn plan_ddl(
                         Ident::with_quote('"', format!("{}_{shard_id}", base.unwrap_or_default())),
                     )]));
                 }
-                // CONCURRENTLY cannot run inside the transaction block the executor uses.
-                c.concurrently = false;
                 Statement::CreateIndex(c).to_string()
             });
             Ok(DistributedPlan::Ddl(DdlPlan {
-                shell: original.to_string(),
+                shell,
                 per_shard: tasks,
                 dropped_tables: vec![],
+                // CONCURRENTLY: each shard's index is built concurrently on its own, as
+                // PostgreSQL builds one (writes go on meanwhile).
+                mode: if ci.concurrently {
+                    DdlMode::Autocommit
+                } else {
+                    DdlMode::Transactional
+                },
+                dropped_indexes: vec![],
+                cascade: false,
             }))
         }
         Statement::AlterTable(at) => {
@@ -227,8 +305,24 @@ pub fn plan_ddl(
                 },
                 per_shard: tasks,
                 dropped_tables: vec![],
+                mode: DdlMode::Transactional,
+                dropped_indexes: vec![],
+                cascade: false,
             }))
         }
+        Statement::Drop {
+            object_type: ObjectType::Index,
+            names,
+            cascade,
+            ..
+        } if !catalog.tables.is_empty() => Ok(DistributedPlan::Ddl(DdlPlan {
+            shell: original.to_string(),
+            per_shard: vec![],
+            dropped_tables: vec![],
+            mode: DdlMode::Transactional,
+            dropped_indexes: names.iter().map(|n| n.to_string()).collect(),
+            cascade: *cascade,
+        })),
         Statement::Drop {
             object_type: ObjectType::Table,
             if_exists,
@@ -254,6 +348,9 @@ pub fn plan_ddl(
                 shell: original.to_string(),
                 per_shard: tasks,
                 dropped_tables: tables.iter().map(|t| t.relid).collect(),
+                mode: DdlMode::Transactional,
+                dropped_indexes: vec![],
+                cascade: false,
             }))
         }
         Statement::Truncate(tr) => {
@@ -279,6 +376,9 @@ pub fn plan_ddl(
                 shell: original.to_string(),
                 per_shard: tasks,
                 dropped_tables: vec![],
+                mode: DdlMode::Transactional,
+                dropped_indexes: vec![],
+                cascade: false,
             }))
         }
         Statement::CreateView(cv) => {
@@ -318,12 +418,95 @@ pub fn plan_ddl(
             }
             Ok(local())
         }
-        Statement::Analyze(_)
-        | Statement::Vacuum(_)
-        | Statement::Comment { .. }
-        | Statement::Grant(_)
-        | Statement::Revoke(_)
-        | Statement::Lock(_) => Ok(local()),
+        Statement::Lock(lock) => {
+            let tables: Vec<Arc<Table>> = lock
+                .tables
+                .iter()
+                .filter_map(|t| lookup(catalog, &t.name))
+                .collect();
+            if tables.is_empty() {
+                return Ok(local());
+            }
+            // The shards are locked on every worker within the session's block, so that a
+            // lock taken to keep writers out keeps them out of the rows too.
+            let mode = lock
+                .lock_mode
+                .as_ref()
+                .map(|m| m.to_string())
+                .unwrap_or_else(|| "ACCESS EXCLUSIVE".into());
+            let nowait = if lock.nowait { " NOWAIT" } else { "" };
+            Ok(DistributedPlan::Ddl(DdlPlan {
+                shell: original.to_string(),
+                per_shard: per_worker(&tables, |shards| {
+                    format!("LOCK TABLE {} IN {mode} MODE{nowait}", shards.join(", "))
+                }),
+                dropped_tables: vec![],
+                mode: DdlMode::InBlock,
+                dropped_indexes: vec![],
+                cascade: false,
+            }))
+        }
+        Statement::Analyze(analyze) => {
+            let Some(table) = analyze.table_name.as_ref().and_then(|n| lookup(catalog, n)) else {
+                return Ok(local());
+            };
+            // The workers' statistics of each shard (and the shell's, empty, on the
+            // coordinator).
+            let columns = if analyze.columns.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({})",
+                    analyze
+                        .columns
+                        .iter()
+                        .map(|c| quote_ident(&ident_name(c)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            Ok(DistributedPlan::Ddl(DdlPlan {
+                shell: original.to_string(),
+                per_shard: per_worker(std::slice::from_ref(&table), |shards| {
+                    let list: Vec<String> =
+                        shards.iter().map(|s| format!("{s}{columns}")).collect();
+                    format!("ANALYZE {}", list.join(", "))
+                }),
+                dropped_tables: vec![],
+                mode: DdlMode::Autocommit,
+                dropped_indexes: vec![],
+                cascade: false,
+            }))
+        }
+        Statement::Vacuum(vacuum) => {
+            let Some(table) = vacuum.table_name.as_ref().and_then(|n| lookup(catalog, n)) else {
+                return Ok(local());
+            };
+            if vacuum.sort_only
+                || vacuum.delete_only
+                || vacuum.reindex
+                || vacuum.recluster
+                || vacuum.boost
+                || vacuum.threshold.is_some()
+            {
+                return Err(unsupported(format!(
+                    "this form of VACUUM is not supported on distributed table \"{}\"",
+                    table.name
+                )));
+            }
+            let full = if vacuum.full { "FULL " } else { "" };
+            Ok(DistributedPlan::Ddl(DdlPlan {
+                shell: original.to_string(),
+                per_shard: per_worker(std::slice::from_ref(&table), |shards| {
+                    format!("VACUUM {full}{}", shards.join(", "))
+                }),
+                dropped_tables: vec![],
+                mode: DdlMode::Autocommit,
+                dropped_indexes: vec![],
+                cascade: false,
+            }))
+        }
+        Statement::Comment { .. } | Statement::Grant(_) | Statement::Revoke(_) => Ok(local()),
         other => {
             // Anything else that names a distributed or reference table would act on the
             // (empty) shell only: refuse instead of answering from it.

@@ -35,7 +35,7 @@ use tessera_catalog::CatalogSnapshot;
 
 pub use copy::{CopyFormat, CopyPlan};
 pub use database::{database_command, DatabaseCommand};
-pub use ddl::DdlPlan;
+pub use ddl::{DdlMode, DdlPlan};
 pub use multi_shard::{FinalAggregate, FinalExpr, MergePlan, OutputColumn, SortKey};
 pub use pull::{PullInput, PullPlan, SemiJoin};
 pub use split::split_statements;
