@@ -1837,3 +1837,66 @@ fn foreign_keys_and_indexes_live_on_the_shards() {
         assert_eq!(on_all_workers(&env, fk_count).await, 4);
     });
 }
+
+/// Sends `data` as the rows of `sql` (a COPY FROM STDIN) in 64 KiB chunks.
+async fn copy_rows(client: &tokio_postgres::Client, sql: &str, data: &[u8]) -> Result<u64, String> {
+    use futures::SinkExt;
+    let sink = client.copy_in(sql).await.map_err(|e| format!("{e:?}"))?;
+    futures::pin_mut!(sink);
+    for chunk in data.chunks(64 * 1024) {
+        if let Err(e) = sink.send(bytes::Bytes::copy_from_slice(chunk)).await {
+            return Err(format!("{e:?}"));
+        }
+    }
+    sink.finish().await.map_err(|e| format!("{e:?}"))
+}
+
+#[test]
+fn large_copies_stream_in_batches_and_apply_all_or_nothing() {
+    common::runtime().block_on(async {
+        let env = common::TestEnv::start(4).await;
+        let client = env.tessera().await;
+        client
+            .batch_execute(
+                "CREATE TABLE big_copy (id bigint, payload text);
+                 SELECT create_distributed_table('big_copy', 'id');",
+            )
+            .await
+            .expect("setup");
+        // 300 000 rows of ~70 bytes: about 21 MB, several 8 MiB batches.
+        let rows = 300_000;
+        let mut data = Vec::new();
+        for i in 0..rows {
+            data.extend_from_slice(format!("{i}\t{}\n", "x".repeat(60)).as_bytes());
+        }
+        let copy = "COPY big_copy FROM STDIN";
+        assert_eq!(copy_rows(&client, copy, &data).await, Ok(rows));
+        let total = "SELECT count(*), count(DISTINCT id), sum(length(payload)) FROM big_copy";
+        let check =
+            |row: tokio_postgres::Row| -> (i64, i64, i64) { (row.get(0), row.get(1), row.get(2)) };
+        let expected = (rows as i64, rows as i64, rows as i64 * 60);
+        assert_eq!(check(client.query_one(total, &[]).await.unwrap()), expected);
+
+        // A bad row after several batches were sent undoes them all.
+        let mut bad = data.clone();
+        bad.extend_from_slice(b"not a number\tx\n");
+        let e = copy_rows(&client, copy, &bad).await.expect_err("bad row");
+        assert!(e.contains("invalid input syntax"), "{e}");
+        assert_eq!(check(client.query_one(total, &[]).await.unwrap()), expected);
+
+        // Inside the client's block, the batches belong to that block.
+        client.batch_execute("BEGIN").await.unwrap();
+        assert_eq!(copy_rows(&client, copy, &data).await, Ok(rows));
+        let doubled: i64 = client
+            .query_one("SELECT count(*) FROM big_copy", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(doubled, 2 * rows as i64);
+        client.batch_execute("ROLLBACK").await.unwrap();
+        assert_eq!(check(client.query_one(total, &[]).await.unwrap()), expected);
+
+        // The session goes on.
+        assert_eq!(copy_rows(&client, copy, b"1\ty\n").await, Ok(1));
+    });
+}

@@ -3,14 +3,18 @@
 //! Incoming CopyData chunks are cut into rows (text format: one line per row, newlines inside
 //! values are escaped; CSV: a quoted value may span lines), the distribution column's field is
 //! extracted and unescaped, hashed like every other value, and the row's bytes are appended
-//! unchanged to its shard's buffer. Each shard's buffer is later sent as the data of one COPY
-//! into that shard.
+//! unchanged to its shard's buffer. The buffers are sent on as COPYs into the shards whenever
+//! they hold [`COPY_BATCH_BYTES`] (and at the end), so that a COPY of any size needs bounded
+//! memory on the coordinator.
 
 use std::collections::BTreeMap;
 
 use tessera_planner::{CopyFormat, CopyPlan};
 
 use crate::ExecError;
+
+/// Bytes of routed rows a COPY holds before sending them on to the shards: 8 MiB.
+pub const COPY_BATCH_BYTES: usize = 8 << 20;
 
 /// Cuts COPY data into rows and assigns each row to a shard index.
 #[derive(Debug)]
@@ -25,6 +29,11 @@ pub struct CopyRouter {
     /// Rows per shard index.
     pub rows_per_shard: BTreeMap<usize, u64>,
     finished: bool,
+    /// Bytes in `buffers`.
+    buffered: usize,
+    /// The COPY began the session's transaction block to send a batch (it was outside one);
+    /// its end commits or rolls back that block.
+    pub began_block: bool,
 }
 
 impl CopyRouter {
@@ -38,6 +47,8 @@ impl CopyRouter {
             rows: 0,
             rows_per_shard: BTreeMap::new(),
             finished: false,
+            buffered: 0,
+            began_block: false,
         }
     }
 
@@ -157,7 +168,19 @@ impl CopyRouter {
         let buf = self.buffers.entry(index).or_default();
         buf.extend_from_slice(content);
         buf.push(b'\n');
+        self.buffered += content.len() + 1;
         Ok(())
+    }
+
+    /// Bytes of routed rows not sent on yet.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered
+    }
+
+    /// Forgets the routed rows once they are sent on (the counts stay).
+    pub fn clear_buffers(&mut self) {
+        self.buffers.clear();
+        self.buffered = 0;
     }
 
     /// The unescaped value of field `index` of a row, `None` for NULL.

@@ -1925,12 +1925,56 @@ impl Executor {
                 message: "current transaction is aborted, commands ignored until end of transaction block".into(),
             });
         }
-        router.finish()?;
-        let result = transaction::run_copy(self, session, &router).await;
-        if result.is_err() {
-            session.mark_failed();
+        let result = async {
+            router.finish()?;
+            transaction::run_copy(self, session, &router).await
         }
+        .await;
+        let result = if router.began_block {
+            // The block the COPY began for its batches ends with it.
+            let ended = transaction::end_block(self, session, result.is_ok()).await;
+            result.and(ended.map(|_| ()))
+        } else {
+            if result.is_err() {
+                session.mark_failed();
+            }
+            result
+        };
         result.map_err(|e| e.with_logical_names(&self.snapshot()))?;
         Ok(format!("COPY {}", router.rows))
+    }
+
+    /// Routes one CopyData chunk of a COPY FROM STDIN; once the routed rows reach
+    /// [`copy_router::COPY_BATCH_BYTES`] they are sent on to the shards, inside the session's
+    /// block (a COPY outside one begins a block of its own, which [`Self::finish_copy`] or
+    /// [`Self::abandon_copy`] ends), so that memory stays bounded whatever the input's size.
+    pub async fn copy_data(
+        &self,
+        session: &mut Session,
+        router: &mut CopyRouter,
+        data: &[u8],
+    ) -> Result<(), ExecError> {
+        router.feed(data)?;
+        if router.buffered_bytes() < copy_router::COPY_BATCH_BYTES {
+            return Ok(());
+        }
+        if !session.in_block() {
+            session.begin_implicit();
+            router.began_block = true;
+        }
+        let sent = transaction::run_copy(self, session, router).await;
+        router.clear_buffers();
+        sent.map_err(|e| e.with_logical_names(&self.snapshot()))
+    }
+
+    /// A COPY FROM STDIN that failed or was cancelled by the client: rolls back the block it
+    /// began for its batches, if any (rows already sent are undone with it); inside the
+    /// client's own block, that block is failed, as PostgreSQL does.
+    pub async fn abandon_copy(&self, session: &mut Session, router: &CopyRouter) {
+        if router.began_block {
+            let _ = transaction::end_block(self, session, false).await;
+        } else {
+            session.mark_failed();
+        }
     }
 }

@@ -445,10 +445,16 @@ impl Backend {
         let executor = state.db.executor.clone();
         let pending = std::mem::take(&mut state.pending);
         if let Some(e) = state.copy_error.take() {
-            if matches!(target, Some(CopyTarget::Local)) {
-                let _ = executor
-                    .local_copy_fail(&mut state.session, "COPY data could not be passed on")
-                    .await;
+            match &target {
+                Some(CopyTarget::Local) => {
+                    let _ = executor
+                        .local_copy_fail(&mut state.session, "COPY data could not be passed on")
+                        .await;
+                }
+                Some(CopyTarget::Route(router)) => {
+                    executor.abandon_copy(&mut state.session, router).await;
+                }
+                None => {}
             }
             return Err(user_error(e));
         }
@@ -1097,7 +1103,19 @@ impl CopyHandler for Backend {
             return Ok(());
         }
         let result = match state.copy.as_mut() {
-            Some(CopyTarget::Route(router)) => router.feed(&copy_data.data),
+            Some(CopyTarget::Route(_)) => {
+                let SessionState {
+                    session, db, copy, ..
+                } = &mut *state;
+                match copy {
+                    Some(CopyTarget::Route(router)) => {
+                        db.executor
+                            .copy_data(session, router, &copy_data.data)
+                            .await
+                    }
+                    _ => Ok(()),
+                }
+            }
             Some(CopyTarget::Local) => {
                 let SessionState { session, db, .. } = &mut *state;
                 db.executor.local_copy_data(session, &copy_data.data).await
@@ -1147,9 +1165,16 @@ impl CopyHandler for Backend {
         };
         let mut state = shared.lock().await;
         state.pending.clear();
-        if matches!(state.copy.take(), Some(CopyTarget::Local)) {
-            let SessionState { session, db, .. } = &mut *state;
-            let _ = db.executor.local_copy_fail(session, &fail.message).await;
+        match state.copy.take() {
+            Some(CopyTarget::Local) => {
+                let SessionState { session, db, .. } = &mut *state;
+                let _ = db.executor.local_copy_fail(session, &fail.message).await;
+            }
+            Some(CopyTarget::Route(router)) => {
+                let SessionState { session, db, .. } = &mut *state;
+                db.executor.abandon_copy(session, &router).await;
+            }
+            None => {}
         }
         state.copy_error = None;
         state.session.mark_failed();
