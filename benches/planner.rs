@@ -45,6 +45,8 @@ fn catalog() -> CatalogSnapshot {
             })
             .collect(),
         shards,
+        partitioned: false,
+        partition_of: None,
     };
     let mut c = CatalogSnapshot {
         nodes: (1..=2)

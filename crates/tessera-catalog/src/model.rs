@@ -318,6 +318,12 @@ pub struct Table {
     pub columns: Vec<Column>,
     /// Shards ordered by hash range (shard index order).
     pub shards: Vec<Shard>,
+    /// The shell is a partitioned table (`relkind = 'p'`): its shards are partitioned the
+    /// same way and hold no rows of their own.
+    pub partitioned: bool,
+    /// The shell is a partition of this table (its OID); each shard is attached to the
+    /// parent's shard of the same shard index on the same node.
+    pub partition_of: Option<u32>,
 }
 
 impl Table {

@@ -31,6 +31,33 @@ pub struct CatalogSnapshot {
 }
 
 impl CatalogSnapshot {
+    /// The table `table` is a partition of, when that table is distributed too.
+    pub fn partition_parent(&self, table: &Table) -> Option<&Arc<Table>> {
+        let parent = table.partition_of?;
+        self.tables.values().find(|t| t.relid == parent)
+    }
+
+    /// How many partition levels lie above `table` (0 for a table that is no partition):
+    /// shards are created in this order, parents before their partitions.
+    pub fn partition_depth(&self, table: &Table) -> usize {
+        let mut depth = 0;
+        let mut current = self.partition_parent(table);
+        while let Some(t) = current {
+            depth += 1;
+            if depth > 64 {
+                break;
+            }
+            current = self.partition_parent(t);
+        }
+        depth
+    }
+
+    /// The shard id of the partitioned table that shard `index` of `table` is attached to.
+    pub fn parent_shard_id(&self, table: &Table, index: usize) -> Option<i64> {
+        self.partition_parent(table)
+            .and_then(|p| p.shards.get(index).map(|s| s.shard_id))
+    }
+
     /// Looks a table up by an optional schema and a name. Unqualified names resolve through
     /// [`Self::search_path`] (`pg_catalog`, searched first by PostgreSQL, never holds a
     /// distributed table).

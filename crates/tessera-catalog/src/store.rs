@@ -31,6 +31,7 @@ pub const CATALOG_RELATIONS: &[&str] = &[
     "pg_dist_background_task",
     "citus_tables",
     "citus_shards",
+    "time_partitions",
 ];
 
 const SCHEMA_SQL: &str = r#"
@@ -142,6 +143,21 @@ JOIN pg_class c ON c.oid = s.logicalrelid
 JOIN tessera.pg_dist_placement pl ON pl.shardid = s.shardid
 JOIN tessera.pg_dist_node n ON n.groupid = pl.groupid
 ORDER BY s.logicalrelid::text, s.shardid, n.nodename, n.nodeport;
+CREATE OR REPLACE VIEW tessera.time_partitions AS
+SELECT parent_table, partition_column, partition,
+       CASE WHEN b[1] LIKE '''%' THEN replace(substr(b[1], 2, length(b[1]) - 2), '''''', '''') ELSE coalesce(b[1], '') END AS from_value,
+       CASE WHEN b[2] LIKE '''%' THEN replace(substr(b[2], 2, length(b[2]) - 2), '''''', '''') ELSE coalesce(b[2], '') END AS to_value,
+       access_method
+FROM (SELECT p.partrelid::regclass AS parent_table, a.attname AS partition_column, c.oid::regclass AS partition,
+             regexp_match(pg_get_expr(c.relpartbound, c.oid), '^FOR VALUES FROM \((.*)\) TO \((.*)\)$') AS b,
+             am.amname AS access_method
+      FROM pg_class c
+      JOIN pg_inherits i ON i.inhrelid = c.oid
+      JOIN pg_partitioned_table p ON p.partrelid = i.inhparent
+      JOIN pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = p.partattrs[0]
+      LEFT JOIN pg_am am ON am.oid = c.relam
+      WHERE c.relpartbound IS NOT NULL AND p.partstrat = 'r' AND p.partnatts = 1) partitions
+ORDER BY parent_table::text, from_value;
 CREATE OR REPLACE FUNCTION tessera.refuse_shell_write() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION 'cannot write to the coordinator shell of distributed table %', TG_TABLE_NAME
@@ -247,7 +263,8 @@ pub async fn load_snapshot(client: &impl GenericClient) -> Result<CatalogSnapsho
     let mut tables = HashMap::new();
     for r in client
         .query(
-            "SELECT p.logicalrelid::oid, n.nspname::text, c.relname::text, p.partmethod::text, p.partkey, p.colocationid
+            "SELECT p.logicalrelid::oid, n.nspname::text, c.relname::text, p.partmethod::text, p.partkey, p.colocationid,
+                    c.relkind = 'p', (SELECT i.inhparent FROM pg_inherits i WHERE i.inhrelid = c.oid AND c.relispartition)
              FROM tessera.pg_dist_partition p JOIN pg_class c ON c.oid = p.logicalrelid
              JOIN pg_namespace n ON n.oid = c.relnamespace",
             &[],
@@ -283,6 +300,8 @@ pub async fn load_snapshot(client: &impl GenericClient) -> Result<CatalogSnapsho
             colocation_id: r.get(5),
             columns: cols,
             shards: shards.remove(&relid).unwrap_or_default(),
+            partitioned: r.get(6),
+            partition_of: r.get(7),
         };
         tables.insert((schema, name), Arc::new(table));
     }

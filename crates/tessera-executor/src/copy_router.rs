@@ -326,6 +326,8 @@ mod tests {
                     }],
                 })
                 .collect(),
+            partitioned: false,
+            partition_of: None,
         };
         CopyPlan {
             table: Arc::new(table),

@@ -17,6 +17,7 @@ pub mod explain_analyze;
 pub mod fastpath;
 pub mod inline;
 pub mod merge;
+pub mod partitions;
 pub mod pipeline;
 pub mod pool;
 pub mod pull;
@@ -35,6 +36,7 @@ use futures::future::join_all;
 use tessera_catalog::{CatalogSnapshot, SnapshotCell};
 use tessera_planner::{
     DdlMode, DistributedPlan, MergePlan, PlanError, RowCountFrom, Task, TransactionCommand,
+    UtilityCall,
 };
 
 pub use copy_router::CopyRouter;
@@ -1346,6 +1348,10 @@ impl Executor {
                 } else {
                     transaction::run_autocommit(self, session, &snapshot, &ddl).await?
                 };
+                if ddl.partitions {
+                    // DETACH PARTITION CONCURRENTLY.
+                    self.reload_catalog().await?;
+                }
                 Ok(Outcome::Result(StatementResult {
                     tag,
                     ..Default::default()
@@ -1362,6 +1368,10 @@ impl Executor {
                 }))
             }
             DistributedPlan::Copy(plan) => Ok(Outcome::CopyIn(Box::new(CopyRouter::new(plan)))),
+            DistributedPlan::Utility(
+                call @ (UtilityCall::CreateTimePartitions { .. }
+                | UtilityCall::DropOldTimePartitions { .. }),
+            ) => Box::pin(self.time_partitions(session, &call, req)).await,
             DistributedPlan::Utility(call) => {
                 // A table distributed now may have a shadow on this session's search_path.
                 session.mark_shadow_dirty();
@@ -1393,9 +1403,128 @@ impl Executor {
                 self.reload_catalog().await?;
                 Ok(Outcome::Result(result?))
             }
-            DistributedPlan::Explain(lines) => {
+            DistributedPlan::Explain(mut lines, remote) => {
+                if let Some(task) = remote {
+                    let result = if session.in_block() {
+                        let conn = session.worker(self, &snapshot, task.group_id).await?;
+                        conn.simple_query(&task.sql).await?
+                    } else {
+                        let mut conn = self
+                            .worker_connection(&snapshot, task.group_id, session.settings())
+                            .await?;
+                        conn.simple_query(&task.sql).await?
+                    };
+                    let plan: Vec<String> = result
+                        .iter()
+                        .flat_map(|r| r.rows.iter())
+                        .filter_map(|row| {
+                            crate::wire::row_values(row)
+                                .first()
+                                .copied()
+                                .flatten()
+                                .map(|v| String::from_utf8_lossy(v).into_owned())
+                        })
+                        .collect();
+                    // Under the first task's query line.
+                    if let Some(at) = lines
+                        .iter()
+                        .position(|l| l.trim_start().starts_with("Query: "))
+                    {
+                        for (i, line) in plan.iter().enumerate() {
+                            let text = if i == 0 {
+                                format!("        ->  {line}")
+                            } else {
+                                format!("            {line}")
+                            };
+                            lines.insert(at + 1 + i, text);
+                        }
+                    }
+                }
                 Ok(Outcome::Result(explain_analyze::text_rows(lines)))
             }
+        }
+    }
+
+    /// `create_time_partitions` and `drop_old_time_partitions`: the statements they stand
+    /// for (computed on the session's coordinator connection, so its TimeZone and
+    /// search_path apply) run through Tessera like the client's own, in one transaction (the
+    /// session's block, or one of their own).
+    async fn time_partitions(
+        &self,
+        session: &mut Session,
+        call: &UtilityCall,
+        req: Request<'_>,
+    ) -> Result<Outcome, ExecError> {
+        let statements = {
+            let conn = session.coordinator_for_statement(self).await?;
+            let mut reader = utility::Reader::Wire(conn);
+            match call {
+                UtilityCall::CreateTimePartitions {
+                    table,
+                    interval,
+                    end_at,
+                    start_from,
+                } => {
+                    partitions::time_partition_statements(
+                        &mut reader,
+                        table,
+                        interval,
+                        end_at,
+                        start_from,
+                    )
+                    .await?
+                }
+                UtilityCall::DropOldTimePartitions { table, older_than } => {
+                    partitions::old_time_partition_statements(&mut reader, table, older_than)
+                        .await?
+                }
+                _ => Vec::new(),
+            }
+        };
+        let own_block = !session.in_block();
+        if own_block {
+            session.begin_implicit();
+        }
+        let mut result = Ok(());
+        for sql in &statements {
+            let catalog = session.catalog(self.snapshot());
+            let ran = match tessera_planner::plan_sql(sql, &[], &catalog) {
+                Ok(plan) => {
+                    let inner = Request {
+                        sql,
+                        param_types: &[],
+                        params: &[],
+                        result_formats: &[],
+                    };
+                    Box::pin(self.run_inner(session, plan, inner))
+                        .await
+                        .map(|_| ())
+                }
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = ran {
+                result = Err(e);
+                break;
+            }
+        }
+        if own_block {
+            let ended = transaction::end_block(self, session, result.is_ok()).await;
+            result = result.and(ended.map(|_| ()));
+            self.reload_catalog().await?;
+        }
+        result?;
+        match call {
+            UtilityCall::CreateTimePartitions { .. } => {
+                Ok(Outcome::Result(utility::scalar_result(
+                    call.function_name(),
+                    if statements.is_empty() { "f" } else { "t" },
+                    req.result_formats,
+                )?))
+            }
+            _ => Ok(Outcome::Result(StatementResult {
+                tag: "CALL".into(),
+                ..Default::default()
+            })),
         }
     }
 

@@ -72,7 +72,9 @@ fn shard_group(snapshot: &CatalogSnapshot, shard_id: i64) -> Result<Vec<(&Table,
         .filter(|t| t.colocation_id == table.colocation_id && !t.is_reference())
         .filter_map(|t| t.shards.get(index).map(|s| (&**t, s.shard_id)))
         .collect();
-    group.sort_by_key(|(_, id)| *id);
+    // Parents before their partitions (a partition's shard is created attached to its
+    // parent's).
+    group.sort_by_key(|(t, id)| (snapshot.partition_depth(t), *id));
     Ok(group)
 }
 
@@ -154,18 +156,27 @@ pub async fn move_shard_placement(
         .iter()
         .map(|(t, id)| quoted_name(&t.schema, &shard_name(&t.name, *id)).to_string())
         .collect();
+    // The shards that hold rows: a partitioned table's shard has none of its own (its
+    // partitions' shards are copied and replicated themselves).
+    let leaves: Vec<String> = group
+        .iter()
+        .zip(&shards)
+        .filter(|((t, _), _)| !t.partitioned)
+        .map(|(_, s)| s.clone())
+        .collect();
 
     // Copies a move left behind on the target (to be dropped later) go first.
     drop_orphans(exec, Some(target_group)).await?;
     // 1. The shards on the target.
     let client = exec.catalog_client().await?;
+    let mut reader = crate::utility::Reader::Client(&client);
     let mut ddl = String::from("BEGIN;\n");
     let mut foreign_keys = String::new();
     for (t, id) in &group {
-        let columns = crate::utility::shell_columns(&client, t.relid).await?;
+        let columns = crate::utility::shell_columns(&mut reader, t.relid).await?;
         let dist = t.distribution_column().map(|c| c.name.clone());
-        let make = crate::utility::shard_ddl(&client, t.relid, &columns, dist.as_deref()).await?;
-        ddl.push_str(&make.create(&t.schema, &t.name, *id));
+        let make =
+            crate::utility::shard_ddl(&mut reader, t.relid, &columns, dist.as_deref()).await?;
         let index = t
             .shards
             .iter()
@@ -173,6 +184,12 @@ pub async fn move_shard_placement(
             .ok_or_else(|| {
                 ExecError::Internal(format!("shard {id} is not a shard of {}", t.name))
             })?;
+        let parent = snapshot.partition_parent(t).and_then(|p| {
+            p.shards
+                .get(index)
+                .map(|s| quoted_name(&p.schema, &shard_name(&p.name, s.shard_id)).to_string())
+        });
+        ddl.push_str(&make.create(&t.schema, &t.name, *id, parent.as_deref()));
         foreign_keys.push_str(&make.foreign_keys(&snapshot, t, index)?);
     }
     // Foreign keys after every shard of the group exists on the target; the copy and the
@@ -190,7 +207,7 @@ pub async fn move_shard_placement(
                 exec,
                 &snapshot,
                 &group,
-                &shards,
+                &leaves,
                 &name,
                 source_group,
                 target_group,
@@ -198,7 +215,7 @@ pub async fn move_shard_placement(
             .await
         }
         TransferMode::BlockWrites => {
-            move_blocking(exec, &snapshot, &group, &shards, source_group, target_group).await
+            move_blocking(exec, &snapshot, &group, &leaves, source_group, target_group).await
         }
     };
     if let Err(e) = moved {
@@ -327,7 +344,7 @@ async fn move_logically(
         .find(|n| n.group_id == source_group)
         .ok_or_else(|| sql_error("55000", "source node vanished"))?;
     // Replica identity: what UPDATE and DELETE need to be replicated.
-    for (t, id) in group {
+    for (t, id) in group.iter().filter(|(t, _)| !t.partitioned) {
         let shard = quoted_name(&t.schema, &shard_name(&t.name, *id)).to_string();
         let identity = value(
             &mut source_conn,

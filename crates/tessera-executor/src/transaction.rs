@@ -1052,11 +1052,17 @@ pub async fn run_autocommit(
     snapshot: &CatalogSnapshot,
     ddl: &DdlPlan,
 ) -> Result<String, ExecError> {
+    let mut tasks: Vec<Task> = ddl.per_shard.clone();
     let tag = {
         let conn = session.coordinator(exec).await?;
-        conn.execute(&ddl.shell, &[], &[], &[]).await?.tag
+        let tag = conn.execute(&ddl.shell, &[], &[], &[]).await?.tag;
+        if ddl.partitions {
+            let mut reader = crate::utility::Reader::Wire(conn);
+            tasks.extend(crate::partitions::reconcile(&mut reader, snapshot).await?);
+        }
+        tag
     };
-    for t in &ddl.per_shard {
+    for t in &tasks {
         let mut conn = exec
             .worker_connection(snapshot, t.group_id, &session.settings)
             .await?;
@@ -1089,15 +1095,21 @@ pub async fn run_ddl(
             )
         })
         .collect();
+    let mut tasks: Vec<Task> = ddl.per_shard.clone();
     if session.in_block() {
         let tag = {
             let conn = session.coordinator_for_statement(exec).await?;
             if !catalog_cleanup.is_empty() {
                 conn.simple_query(&catalog_cleanup).await?;
             }
-            conn.execute(&ddl.shell, &[], &[], &[]).await?.tag
+            let tag = conn.execute(&ddl.shell, &[], &[], &[]).await?.tag;
+            if ddl.partitions {
+                let mut reader = crate::utility::Reader::Wire(conn);
+                tasks.extend(crate::partitions::reconcile(&mut reader, snapshot).await?);
+            }
+            tag
         };
-        for t in &ddl.per_shard {
+        for t in &tasks {
             let conn = session.worker(exec, snapshot, t.group_id).await?;
             let address = conn.address().to_string();
             conn.simple_query(&t.sql)
@@ -1114,7 +1126,12 @@ pub async fn run_ddl(
             if !catalog_cleanup.is_empty() {
                 conn.simple_query(&catalog_cleanup).await?;
             }
-            Ok::<_, ExecError>(conn.execute(&ddl.shell, &[], &[], &[]).await?.tag)
+            let tag = conn.execute(&ddl.shell, &[], &[], &[]).await?.tag;
+            if ddl.partitions {
+                let mut reader = crate::utility::Reader::Wire(&mut *conn);
+                tasks.extend(crate::partitions::reconcile(&mut reader, snapshot).await?);
+            }
+            Ok::<_, ExecError>(tag)
         }
         .await;
         match r {
@@ -1126,7 +1143,7 @@ pub async fn run_ddl(
         }
     };
     let mut by_group: BTreeMap<i32, Vec<&Task>> = BTreeMap::new();
-    for t in &ddl.per_shard {
+    for t in &tasks {
         by_group.entry(t.group_id).or_default().push(t);
     }
     let mut conns: Vec<(i32, Leased)> = Vec::new();

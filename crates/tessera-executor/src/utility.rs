@@ -44,6 +44,7 @@ pub fn result_columns(name: &str) -> Vec<(&'static str, u32)> {
             vec![("node_name", oid::TEXT), ("node_port", oid::INT8)]
         }
         "citus_version" => vec![("citus_version", oid::TEXT)],
+        "create_time_partitions" => vec![("create_time_partitions", oid::BOOL)],
         "citus_rebalance_start" => vec![("citus_rebalance_start", oid::INT8)],
         "citus_rebalance_status" => vec![
             ("job_id", oid::INT8),
@@ -101,6 +102,7 @@ fn binary_value(type_oid: u32, text: &str) -> Result<Vec<u8>, ExecError> {
             .to_be_bytes()
             .to_vec(),
         2278 => Vec::new(),
+        oid::BOOL => vec![u8::from(text == "t")],
         // jsonb_send: a version byte, then the text.
         oid::JSONB => [&[1u8][..], text.as_bytes()].concat(),
         // timestamptz_send: microseconds since 2000-01-01 UTC; the catalog connection writes
@@ -245,11 +247,34 @@ pub async fn run(
             crate::rebalancer::stop_jobs(exec).await?;
             vec![vec![Some(String::new())]]
         }
+        UtilityCall::CreateTimePartitions { .. } | UtilityCall::DropOldTimePartitions { .. } => {
+            return Err(ExecError::Internal(format!(
+                "{name} runs in the session, not as a utility call"
+            )))
+        }
         UtilityCall::Version => vec![vec![Some(format!(
             "Tessera {} (Citus-compatible distributed PostgreSQL coordinator)",
             env!("CARGO_PKG_VERSION")
         ))]],
     };
+    encode_result(name, &rows, result_formats)
+}
+
+/// The one-value result of function `name` (see [`result_columns`]), text `value`.
+pub fn scalar_result(
+    name: &str,
+    value: &str,
+    result_formats: &[i16],
+) -> Result<StatementResult, ExecError> {
+    encode_result(name, &[vec![Some(value.to_string())]], result_formats)
+}
+
+/// Rows of text values as function `name`'s result, in the formats asked for.
+fn encode_result(
+    name: &str,
+    rows: &[Vec<Option<String>>],
+    result_formats: &[i16],
+) -> Result<StatementResult, ExecError> {
     let columns = result_columns(name);
     let fields: Vec<FieldDescription> = columns
         .iter()
@@ -261,6 +286,7 @@ pub async fn run(
             type_oid: *type_oid,
             type_size: match *type_oid {
                 oid::INT8 => 8,
+                oid::BOOL => 1,
                 oid::TEXT => -1,
                 _ => 4,
             },
@@ -269,7 +295,7 @@ pub async fn run(
         })
         .collect();
     let mut encoded = Vec::with_capacity(rows.len());
-    for row in &rows {
+    for row in rows {
         let mut values: Vec<Option<Vec<u8>>> = Vec::with_capacity(row.len());
         for (field, v) in fields.iter().zip(row) {
             values.push(match (v, field.format) {
@@ -290,41 +316,116 @@ pub async fn run(
 
 /// Column of the shell as the catalog query returns it.
 pub(crate) struct ShellColumn {
-    name: String,
-    type_oid: u32,
-    type_name: String,
+    pub(crate) name: String,
+    pub(crate) type_oid: u32,
+    pub(crate) type_name: String,
     /// `COLLATE "..."` when the column's collation differs from its type's default.
     collate: Option<String>,
     not_null: bool,
     default: Option<String>,
 }
 
+/// A connection the shell's definition is read through: the catalog client, or a session's
+/// coordinator connection inside the transaction that just changed the shell (its changes
+/// are not visible to other connections yet).
+pub(crate) enum Reader<'a> {
+    /// A tokio-postgres client (outside any transaction of the session).
+    Client(&'a tokio_postgres::Client),
+    /// A coordinator connection of the wire layer.
+    Wire(&'a mut WireConnection),
+}
+
+impl Reader<'_> {
+    /// The rows of `sql` (simple Query, no parameters) with every value as text.
+    pub(crate) async fn rows(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, ExecError> {
+        match self {
+            Reader::Client(client) => Ok(client
+                .simple_query(sql)
+                .await
+                .map_err(pg_error)?
+                .into_iter()
+                .filter_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => {
+                        Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+                    }
+                    _ => None,
+                })
+                .collect()),
+            Reader::Wire(conn) => Ok(conn
+                .simple_query(sql)
+                .await?
+                .into_iter()
+                .flat_map(|r| r.rows)
+                .map(|row| {
+                    crate::wire::row_values(&row)
+                        .into_iter()
+                        .map(|v| v.map(|b| String::from_utf8_lossy(b).into_owned()))
+                        .collect()
+                })
+                .collect()),
+        }
+    }
+}
+
+/// Value `i` of a text row; empty for NULL or a missing column.
+fn text(row: &[Option<String>], i: usize) -> String {
+    row.get(i).cloned().flatten().unwrap_or_default()
+}
+
+/// A PostgreSQL text array (`{a,"b c"}`) as its elements (no NULLs, one dimension).
+fn text_array(value: Option<&String>) -> Vec<String> {
+    let Some(v) = value else { return Vec::new() };
+    let inner = v.trim_start_matches('{').trim_end_matches('}');
+    let mut items = Vec::new();
+    let mut current = String::new();
+    let (mut quoted, mut escaped, mut any) = (false, false, false);
+    for ch in inner.chars() {
+        if escaped {
+            current.push(ch);
+            escaped = false;
+        } else if ch == '\\' {
+            escaped = true;
+        } else if ch == '"' {
+            quoted = !quoted;
+            any = true;
+        } else if ch == ',' && !quoted {
+            items.push(std::mem::take(&mut current));
+            any = false;
+        } else {
+            current.push(ch);
+            any = true;
+        }
+    }
+    if any || !current.is_empty() {
+        items.push(current);
+    }
+    items
+}
+
 /// The shell's columns in attribute order, with types, NOT NULL and defaults.
 pub(crate) async fn shell_columns(
-    client: &tokio_postgres::Client,
+    reader: &mut Reader<'_>,
     relid: u32,
 ) -> Result<Vec<ShellColumn>, ExecError> {
-    Ok(client
-        .query(
+    Ok(reader
+        .rows(&format!(
             "SELECT a.attname::text, a.atttypid, format_type(a.atttypid, a.atttypmod), a.attnotnull,
                     pg_get_expr(d.adbin, d.adrelid),
                     CASE WHEN a.attcollation <> t.typcollation
                          THEN 'COLLATE ' || a.attcollation::regcollation::text END
              FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
                   LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-             WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-            &[&relid],
-        )
-        .await
-        .map_err(pg_error)?
+             WHERE a.attrelid = {relid} AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum"
+        ))
+        .await?
         .iter()
         .map(|r| ShellColumn {
-            name: r.get(0),
-            type_oid: r.get(1),
-            type_name: r.get(2),
-            not_null: r.get(3),
-            default: r.get(4),
-            collate: r.get(5),
+            name: text(r, 0),
+            type_oid: text(r, 1).parse().unwrap_or(0),
+            type_name: text(r, 2),
+            not_null: text(r, 3) == "t",
+            default: r.get(4).cloned().flatten(),
+            collate: r.get(5).cloned().flatten(),
         })
         .collect())
 }
@@ -404,38 +505,58 @@ impl ShellForeignKey {
 /// The DDL that recreates a shell's structure for its shards: CREATE TABLE with constraints
 /// and indexes ([`ShardDdl::create`]), then foreign keys ([`ShardDdl::foreign_keys`], run
 /// after every shard they reference exists). Names get the shard id as suffix.
+///
+/// A partition's shard is created `PARTITION OF` its parent's shard, from which it inherits
+/// columns, constraints, indexes and foreign keys; only what the partition declares itself
+/// is added.
 pub(crate) struct ShardDdl {
     column_defs: Vec<String>,
     constraint_defs: Vec<(String, String)>,
     indexes: Vec<(String, String)>,
     foreign_keys: Vec<ShellForeignKey>,
+    /// `pg_get_partkeydef`: `RANGE (ts)` for a partitioned shell.
+    partition_key: Option<String>,
+    /// `pg_get_expr(relpartbound)`: `FOR VALUES ...` or `DEFAULT` for a partition.
+    partition_bound: Option<String>,
 }
 
 /// Reads the shell `relid`'s constraints, indexes and foreign keys. Errors: 0A000 when a key
 /// of a distributed table lacks `dist_column`.
 pub(crate) async fn shard_ddl(
-    client: &tokio_postgres::Client,
+    reader: &mut Reader<'_>,
     relid: u32,
     columns: &[ShellColumn],
     dist_column: Option<&str>,
 ) -> Result<ShardDdl, ExecError> {
-    let constraints = client
-        .query(
+    let shape = reader
+        .rows(&format!(
+            "SELECT pg_get_partkeydef(c.oid), CASE WHEN c.relispartition THEN pg_get_expr(c.relpartbound, c.oid) END
+             FROM pg_class c WHERE c.oid = {relid}"
+        ))
+        .await?;
+    let partition_key = shape.first().and_then(|r| r.first().cloned().flatten());
+    let partition_bound = shape.first().and_then(|r| r.get(1).cloned().flatten());
+    // What a partition inherits comes with PARTITION OF.
+    let own = if partition_bound.is_some() {
+        "AND coninhcount = 0 AND conparentid = 0"
+    } else {
+        ""
+    };
+    let constraints = reader
+        .rows(&format!(
             "SELECT conname::text, pg_get_constraintdef(oid), contype::text,
                     (SELECT array_agg(attname::text) FROM pg_attribute WHERE attrelid = conrelid AND attnum = ANY(conkey))
-             FROM pg_constraint WHERE conrelid = $1 AND contype IN ('p', 'u', 'c') ORDER BY conname",
-            &[&relid],
-        )
-        .await
-        .map_err(pg_error)?;
+             FROM pg_constraint WHERE conrelid = {relid} AND contype IN ('p', 'u', 'c') {own} ORDER BY conname"
+        ))
+        .await?;
     let mut constraint_defs = Vec::new();
     for r in &constraints {
-        let name: String = r.get(0);
-        let def: String = r.get(1);
-        let kind: String = r.get(2);
-        let cols: Option<Vec<String>> = r.get(3);
+        let name = text(r, 0);
+        let def = text(r, 1);
+        let kind = text(r, 2);
+        let cols = text_array(r.get(3).and_then(|v| v.as_ref()));
         if let Some(dist) = dist_column {
-            if (kind == "p" || kind == "u") && !cols.unwrap_or_default().iter().any(|c| c == dist) {
+            if (kind == "p" || kind == "u") && !cols.iter().any(|c| c == dist) {
                 return Err(sql_error(
                     "0A000",
                     format!(
@@ -452,49 +573,49 @@ pub(crate) async fn shard_ddl(
              JOIN pg_attribute a ON a.attrelid = {rel} AND a.attnum = k.attnum ORDER BY k.i)"
         )
     };
-    let foreign_keys = client
-        .query(
-            &format!(
-                "SELECT c.conname::text, c.confrelid, c.confrelid::regclass::text, {}, {}, \
-                        c.confmatchtype::text, c.confupdtype::text, c.confdeltype::text, {}, \
-                        c.condeferrable, c.condeferred \
-                 FROM pg_constraint c WHERE c.conrelid = $1 AND c.contype = 'f' ORDER BY c.conname",
-                names("c.conkey", "c.conrelid"),
-                names("c.confkey", "c.confrelid"),
-                names("c.confdelsetcols", "c.conrelid"),
-            ),
-            &[&relid],
-        )
-        .await
-        .map_err(pg_error)?
+    let foreign_keys = reader
+        .rows(&format!(
+            "SELECT c.conname::text, c.confrelid, c.confrelid::regclass::text, {}, {}, \
+                    c.confmatchtype::text, c.confupdtype::text, c.confdeltype::text, {}, \
+                    c.condeferrable, c.condeferred \
+             FROM pg_constraint c WHERE c.conrelid = {relid} AND c.contype = 'f' AND c.conparentid = 0 \
+             ORDER BY c.conname",
+            names("c.conkey", "c.conrelid"),
+            names("c.confkey", "c.confrelid"),
+            names("c.confdelsetcols", "c.conrelid"),
+        ))
+        .await?
         .iter()
         .map(|r| {
-            let code = |i: usize| r.get::<_, String>(i).chars().next().unwrap_or('a');
+            let code = |i: usize| text(r, i).chars().next().unwrap_or('a');
             ShellForeignKey {
-                name: r.get(0),
-                referenced: r.get(1),
-                referenced_name: r.get(2),
-                columns: r.get(3),
-                referenced_columns: r.get(4),
+                name: text(r, 0),
+                referenced: text(r, 1).parse().unwrap_or(0),
+                referenced_name: text(r, 2),
+                columns: text_array(r.get(3).and_then(|v| v.as_ref())),
+                referenced_columns: text_array(r.get(4).and_then(|v| v.as_ref())),
                 match_type: code(5),
                 on_update: code(6),
                 on_delete: code(7),
-                delete_set_columns: r.get(8),
-                deferrable: r.get(9),
-                deferred: r.get(10),
+                delete_set_columns: text_array(r.get(8).and_then(|v| v.as_ref())),
+                deferrable: text(r, 9) == "t",
+                deferred: text(r, 10) == "t",
             }
         })
         .collect();
-    let indexes = client
-        .query(
+    let inherited_index = if partition_bound.is_some() {
+        "AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid)"
+    } else {
+        ""
+    };
+    let indexes = reader
+        .rows(&format!(
             "SELECT c.relname::text, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-             WHERE i.indrelid = $1 AND NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conindid = i.indexrelid)",
-            &[&relid],
-        )
-        .await
-        .map_err(pg_error)?
+             WHERE i.indrelid = {relid} AND NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conindid = i.indexrelid) {inherited_index}"
+        ))
+        .await?
         .iter()
-        .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+        .map(|r| (text(r, 0), text(r, 1)))
         .collect::<Vec<_>>();
     let column_defs: Vec<String> = columns
         .iter()
@@ -520,19 +641,43 @@ pub(crate) async fn shard_ddl(
         constraint_defs,
         indexes,
         foreign_keys,
+        partition_key,
+        partition_bound,
     })
 }
 
 impl ShardDdl {
+    /// The shell is a partitioned table.
+    pub(crate) fn is_partitioned(&self) -> bool {
+        self.partition_key.is_some()
+    }
+
     /// CREATE TABLE for shard `shard_id` of `schema.table`, with its constraints (foreign
-    /// keys aside) and indexes.
-    pub(crate) fn create(&self, schema: &str, table: &str, shard_id: i64) -> String {
+    /// keys aside) and indexes. A partition's shard is created as a partition of
+    /// `parent_shard` (the qualified name of its parent's shard with the same shard index),
+    /// which must exist.
+    pub(crate) fn create(
+        &self,
+        schema: &str,
+        table: &str,
+        shard_id: i64,
+        parent_shard: Option<&str>,
+    ) -> String {
         let shard = quoted_name(schema, &shard_name(table, shard_id));
-        let mut sql = format!(
-            "CREATE SCHEMA IF NOT EXISTS {};\nCREATE TABLE {shard} ({});\n",
-            quote_ident(schema),
-            self.column_defs.join(", ")
-        );
+        let mut sql = format!("CREATE SCHEMA IF NOT EXISTS {};\n", quote_ident(schema));
+        match (&self.partition_bound, parent_shard) {
+            (Some(bound), Some(parent)) => sql.push_str(&format!(
+                "CREATE TABLE {shard} PARTITION OF {parent} {bound}"
+            )),
+            _ => sql.push_str(&format!(
+                "CREATE TABLE {shard} ({})",
+                self.column_defs.join(", ")
+            )),
+        }
+        if let Some(key) = &self.partition_key {
+            sql.push_str(&format!(" PARTITION BY {key}"));
+        }
+        sql.push_str(";\n");
         for (name, def) in &self.constraint_defs {
             sql.push_str(&format!(
                 "ALTER TABLE {shard} ADD CONSTRAINT {} {def};\n",
@@ -631,7 +776,28 @@ impl ShardDdl {
     }
 }
 
-/// create_distributed_table (`dist` = Some) or create_reference_table (`dist` = None).
+/// One table a create_*_table call distributes: the named table, or one of its partitions
+/// (all levels), in parent-before-partition order.
+struct Member {
+    relid: u32,
+    schema: String,
+    name: String,
+    /// Index into the members of the partitioned table this one is a partition of.
+    parent: Option<usize>,
+    ddl: ShardDdl,
+    shard_ids: Vec<i64>,
+    table: std::sync::Arc<Table>,
+}
+
+impl Member {
+    fn shard(&self, index: usize) -> String {
+        quoted_name(&self.schema, &shard_name(&self.name, self.shard_ids[index])).to_string()
+    }
+}
+
+/// create_distributed_table (`dist` = Some) or create_reference_table (`dist` = None). A
+/// partitioned table is distributed with every partition at every level, co-located, each
+/// partition's shard attached to its parent's shard of the same index (as Citus does).
 async fn distribute(
     exec: &Executor,
     table_arg: &str,
@@ -640,7 +806,8 @@ async fn distribute(
     let mut client = exec.catalog_client().await?;
     let row = client
         .query_one(
-            "SELECT c.oid, n.nspname::text, c.relname::text, c.relkind::text
+            "SELECT c.oid, n.nspname::text, c.relname::text, c.relkind::text, c.relispartition,
+                    (SELECT i.inhparent::regclass::text FROM pg_inherits i WHERE i.inhrelid = c.oid)
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::text::regclass",
             &[&table_arg],
         )
@@ -650,11 +817,21 @@ async fn distribute(
     let schema: String = row.get(1);
     let name: String = row.get(2);
     let relkind: String = row.get(3);
-    if relkind != "r" {
+    if row.get::<_, bool>(4) {
+        let parent: Option<String> = row.get(5);
         return Err(sql_error(
             "0A000",
             format!(
-                "\"{name}\" is not a regular table; only regular tables can be distributed yet"
+                "cannot distribute relation \"{name}\" which is a partition of \"{}\"; distribute the partitioned table instead, and its partitions follow",
+                parent.unwrap_or_default()
+            ),
+        ));
+    }
+    if relkind != "r" && relkind != "p" {
+        return Err(sql_error(
+            "0A000",
+            format!(
+                "\"{name}\" is not a table; only regular and partitioned tables can be distributed"
             ),
         ));
     }
@@ -668,7 +845,8 @@ async fn distribute(
             format!("table \"{name}\" is already distributed"),
         ));
     }
-    let columns = shell_columns(&client, relid).await?;
+    let mut reader = Reader::Client(&client);
+    let columns = shell_columns(&mut reader, relid).await?;
     let nodes: Vec<_> = snapshot
         .nodes
         .iter()
@@ -761,65 +939,133 @@ async fn distribute(
         TableKind::Distributed { column_index, .. } => Some(columns[*column_index].name.clone()),
         TableKind::Reference => None,
     };
-    let ddl = shard_ddl(&client, relid, &columns, dist_name.as_deref()).await?;
 
-    // Shard ids from the catalog's sequence.
-    let first_shard_id: i64 = client
-        .query_one(
-            "SELECT nextval('tessera.pg_dist_shardid_seq') FROM generate_series(1, $1::int) ORDER BY 1 LIMIT 1",
-            &[&(shard_count as i32)],
-        )
-        .await
-        .map_err(pg_error)?
-        .get(0);
-    let shard_ids: Vec<i64> = (0..shard_count as i64)
-        .map(|i| first_shard_id + i)
-        .collect();
-
-    // The table as it will be, to route existing rows.
-    let table = Table {
-        relid,
-        schema: schema.clone(),
-        name: name.clone(),
-        kind: kind.clone(),
-        // The group it joins (a new group is co-located with nothing yet).
-        colocation_id: match colocation {
-            Colocation::Existing(id) => id,
-            Colocation::New { .. } => 0,
-        },
-        columns: columns
+    // The table and, when it is partitioned, its partitions at every level.
+    let tree: Vec<(u32, Option<u32>)> = if relkind == "p" {
+        client
+            .query(
+                "SELECT relid::oid, parentrelid::oid FROM pg_partition_tree($1::oid::regclass) ORDER BY level, relid",
+                &[&relid],
+            )
+            .await
+            .map_err(pg_error)?
             .iter()
-            .map(|c| tessera_catalog::Column {
-                name: c.name.clone(),
-                type_oid: c.type_oid,
-                type_name: c.type_name.clone(),
-                collation: None,
-                sequence_default: c.default.as_deref().is_some_and(|d| d.contains("nextval(")),
-            })
-            .collect(),
-        shards: shard_ids
-            .iter()
-            .enumerate()
-            .map(|(i, id)| tessera_catalog::Shard {
-                shard_id: *id,
-                range: dist.map(|_| shard_range(i as u32, shard_count)),
-                placements: placements[i]
-                    .iter()
-                    .map(|g| tessera_catalog::Placement {
-                        placement_id: 0,
-                        group_id: *g,
-                    })
-                    .collect(),
-            })
-            .collect(),
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    } else {
+        vec![(relid, None)]
     };
-    let table = std::sync::Arc::new(table);
-    ddl.check_foreign_keys(&snapshot, &table)?;
+    let mut members: Vec<Member> = Vec::new();
+    for (member_relid, parent_relid) in tree {
+        let (member_schema, member_name, member_columns) = if member_relid == relid {
+            (schema.clone(), name.clone(), None)
+        } else {
+            let r = client
+                .query_one(
+                    "SELECT n.nspname::text, c.relname::text, c.relkind::text
+                     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+                    &[&member_relid],
+                )
+                .await
+                .map_err(pg_error)?;
+            let (s, n, k): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+            if k != "r" && k != "p" {
+                return Err(sql_error(
+                    "0A000",
+                    format!("partition \"{n}\" of \"{name}\" is not a table; only regular tables can be distributed as partitions"),
+                ));
+            }
+            let mut reader = Reader::Client(&client);
+            let cols = shell_columns(&mut reader, member_relid).await?;
+            (s, n, Some(cols))
+        };
+        let member_columns = member_columns.as_deref().unwrap_or(&columns);
+        let names = |c: &[ShellColumn]| c.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+        crate::partitions::columns_match(
+            &name,
+            &names(&columns),
+            &member_name,
+            &names(member_columns),
+        )?;
+        let mut reader = Reader::Client(&client);
+        let ddl = shard_ddl(
+            &mut reader,
+            member_relid,
+            member_columns,
+            dist_name.as_deref(),
+        )
+        .await?;
+        // Shard ids from the catalog's sequence.
+        let first_shard_id: i64 = client
+            .query_one(
+                "SELECT nextval('tessera.pg_dist_shardid_seq') FROM generate_series(1, $1::int) ORDER BY 1 LIMIT 1",
+                &[&(shard_count as i32)],
+            )
+            .await
+            .map_err(pg_error)?
+            .get(0);
+        let shard_ids: Vec<i64> = (0..shard_count as i64)
+            .map(|i| first_shard_id + i)
+            .collect();
+        let parent = parent_relid.and_then(|p| members.iter().position(|m| m.relid == p));
+        // The table as it will be, to route existing rows.
+        let table = Table {
+            relid: member_relid,
+            schema: member_schema.clone(),
+            name: member_name.clone(),
+            kind: kind.clone(),
+            // The group it joins (a new group is co-located with nothing yet).
+            colocation_id: match colocation {
+                Colocation::Existing(id) => id,
+                Colocation::New { .. } => 0,
+            },
+            columns: member_columns
+                .iter()
+                .map(|c| tessera_catalog::Column {
+                    name: c.name.clone(),
+                    type_oid: c.type_oid,
+                    type_name: c.type_name.clone(),
+                    collation: None,
+                    sequence_default: c.default.as_deref().is_some_and(|d| d.contains("nextval(")),
+                })
+                .collect(),
+            shards: shard_ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| tessera_catalog::Shard {
+                    shard_id: *id,
+                    range: dist.map(|_| shard_range(i as u32, shard_count)),
+                    placements: placements[i]
+                        .iter()
+                        .map(|g| tessera_catalog::Placement {
+                            placement_id: 0,
+                            group_id: *g,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            partitioned: ddl.partition_key.is_some(),
+            partition_of: parent_relid,
+        };
+        let table = std::sync::Arc::new(table);
+        ddl.check_foreign_keys(&snapshot, &table)?;
+        members.push(Member {
+            relid: member_relid,
+            schema: member_schema,
+            name: member_name,
+            parent,
+            ddl,
+            shard_ids,
+            table,
+        });
+    }
+    let root = &members[0];
 
-    // Existing rows of the shell, routed like COPY data.
+    // Existing rows of the shell (of all its partitions), routed like COPY data into the
+    // root's shards, where the workers route them on to the partitions.
     let mut router = CopyRouter::new(CopyPlan {
-        table: table.clone(),
-        columns: table.columns.iter().map(|c| c.name.clone()).collect(),
+        table: root.table.clone(),
+        columns: root.table.columns.iter().map(|c| c.name.clone()).collect(),
         distribution_field: match &kind {
             TableKind::Distributed { column_index, .. } => Some(*column_index),
             TableKind::Reference => None,
@@ -834,7 +1080,7 @@ async fn distribute(
     let qualified = quoted_name(&schema, &name).to_string();
     {
         let stream = client
-            .copy_out(&format!("COPY {qualified} TO STDOUT"))
+            .copy_out(&format!("COPY (SELECT * FROM {qualified}) TO STDOUT"))
             .await
             .map_err(pg_error)?;
         futures::pin_mut!(stream);
@@ -851,7 +1097,8 @@ async fn distribute(
             per_group.entry(*g).or_default().push(i);
         }
     }
-    let columns_sql = table
+    let columns_sql = root
+        .table
         .columns
         .iter()
         .map(|c| quote_ident(&c.name))
@@ -865,16 +1112,23 @@ async fn distribute(
                 .worker_connection(&snapshot, *group, &SessionSettings::default())
                 .await?;
             let mut sql = String::from("BEGIN;\n");
-            for i in indexes {
-                sql.push_str(&ddl.create(&schema, &name, shard_ids[*i]));
+            for m in &members {
+                for i in indexes {
+                    let parent = m.parent.map(|p| members[p].shard(*i));
+                    sql.push_str(&m.ddl.create(
+                        &m.schema,
+                        &m.name,
+                        m.shard_ids[*i],
+                        parent.as_deref(),
+                    ));
+                }
             }
             conn.simple_query(&sql).await?;
             for i in indexes {
                 if let Some(data) = router.buffers.get(i) {
-                    let shard = quoted_name(&schema, &shard_name(&name, shard_ids[*i]));
                     copy_rows(
                         &mut conn,
-                        &format!("COPY {shard} ({columns_sql}) FROM STDIN"),
+                        &format!("COPY {} ({columns_sql}) FROM STDIN", root.shard(*i)),
                         data,
                     )
                     .await?;
@@ -883,8 +1137,10 @@ async fn distribute(
             // Foreign keys once the rows are in: one validating scan each instead of a
             // check per copied row.
             let mut fks = String::new();
-            for i in indexes {
-                fks.push_str(&ddl.foreign_keys(&snapshot, &table, *i)?);
+            for m in &members {
+                for i in indexes {
+                    fks.push_str(&m.ddl.foreign_keys(&snapshot, &m.table, *i)?);
+                }
             }
             if !fks.is_empty() {
                 conn.simple_query(&fks).await?;
@@ -902,27 +1158,20 @@ async fn distribute(
         }
     }
     let cleanup = |groups: Vec<i32>| {
-        let (shard_ids, per_group, schema, name, snapshot) =
-            (&shard_ids, &per_group, &schema, &name, &snapshot);
+        let (members, per_group, snapshot) = (&members, &per_group, &snapshot);
         async move {
             for g in groups {
                 if let Ok(mut conn) = exec
                     .worker_connection(snapshot, g, &SessionSettings::default())
                     .await
                 {
-                    let drops: String = per_group
-                        .get(&g)
-                        .map(|idx| {
-                            idx.iter()
-                                .map(|i| {
-                                    format!(
-                                        "DROP TABLE IF EXISTS {};",
-                                        quoted_name(schema, &shard_name(name, shard_ids[*i]))
-                                    )
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default();
+                    let mut drops = String::new();
+                    // Partitions first, then their parents.
+                    for m in members.iter().rev() {
+                        for i in per_group.get(&g).into_iter().flatten() {
+                            drops.push_str(&format!("DROP TABLE IF EXISTS {};", m.shard(*i)));
+                        }
+                    }
                     let _ = conn.simple_query(&drops).await;
                 }
             }
@@ -949,36 +1198,44 @@ async fn distribute(
                 .get(0),
         };
         let (method, repmodel) = if dist.is_some() { ("h", "s") } else { ("n", "t") };
-        tx.execute(
-            "INSERT INTO tessera.pg_dist_partition (logicalrelid, partmethod, partkey, colocationid, repmodel)
-             VALUES ($1::oid::regclass, $2::text::\"char\", $3, $4, $5::text::\"char\")",
-            &[&relid, &method, &dist_name, &colocation_id, &repmodel],
-        )
-        .await
-        .map_err(pg_error)?;
-        for (i, shard_id) in shard_ids.iter().enumerate() {
-            let (min, max) = match dist {
-                Some(_) => {
-                    let (lo, hi) = shard_range(i as u32, shard_count);
-                    (Some(lo.to_string()), Some(hi.to_string()))
-                }
-                None => (None, None),
-            };
+        for (position, m) in members.iter().enumerate() {
             tx.execute(
-                "INSERT INTO tessera.pg_dist_shard (logicalrelid, shardid, shardminvalue, shardmaxvalue)
-                 VALUES ($1::oid::regclass, $2, $3, $4)",
-                &[&relid, shard_id, &min, &max],
+                "INSERT INTO tessera.pg_dist_partition (logicalrelid, partmethod, partkey, colocationid, repmodel)
+                 VALUES ($1::oid::regclass, $2::text::\"char\", $3, $4, $5::text::\"char\")",
+                &[&m.relid, &method, &dist_name, &colocation_id, &repmodel],
             )
             .await
             .map_err(pg_error)?;
-            for g in &placements[i] {
+            for (i, shard_id) in m.shard_ids.iter().enumerate() {
+                let (min, max) = match dist {
+                    Some(_) => {
+                        let (lo, hi) = shard_range(i as u32, shard_count);
+                        (Some(lo.to_string()), Some(hi.to_string()))
+                    }
+                    None => (None, None),
+                };
                 tx.execute(
-                    "INSERT INTO tessera.pg_dist_placement (placementid, shardid, shardlength, groupid)
-                     VALUES (nextval('tessera.pg_dist_placement_placementid_seq'), $1, $2, $3)",
-                    &[shard_id, &(router.rows_per_shard.get(&i).copied().unwrap_or(0) as i64), g],
+                    "INSERT INTO tessera.pg_dist_shard (logicalrelid, shardid, shardminvalue, shardmaxvalue)
+                     VALUES ($1::oid::regclass, $2, $3, $4)",
+                    &[&m.relid, shard_id, &min, &max],
                 )
                 .await
                 .map_err(pg_error)?;
+                // Sizes of partitions are measured later (the rows went in through the root).
+                let length = if position == 0 {
+                    router.rows_per_shard.get(&i).copied().unwrap_or(0) as i64
+                } else {
+                    0
+                };
+                for g in &placements[i] {
+                    tx.execute(
+                        "INSERT INTO tessera.pg_dist_placement (placementid, shardid, shardlength, groupid)
+                         VALUES (nextval('tessera.pg_dist_placement_placementid_seq'), $1, $2, $3)",
+                        &[shard_id, &length, g],
+                    )
+                    .await
+                    .map_err(pg_error)?;
+                }
             }
         }
         // A local table may still reference the shell (it is distributed next): TRUNCATE
@@ -992,13 +1249,11 @@ async fn distribute(
             .map_err(pg_error)?
             .get(0);
         let empty = if referenced_locally { "DELETE FROM" } else { "TRUNCATE" };
-        tx.batch_execute(&format!(
-            "{empty} {qualified};
-             CREATE TRIGGER tessera_refuse_shell_write BEFORE INSERT OR UPDATE OR DELETE ON {qualified}
-             FOR EACH STATEMENT EXECUTE FUNCTION tessera.refuse_shell_write();"
-        ))
-        .await
-        .map_err(pg_error)?;
+        let mut sql = format!("{empty} {qualified};\n");
+        for m in &members {
+            sql.push_str(&refuse_shell_writes(&m.schema, &m.name));
+        }
+        tx.batch_execute(&sql).await.map_err(pg_error)?;
         tx.commit().await.map_err(pg_error)?;
         Ok::<_, ExecError>(())
     }
@@ -1008,6 +1263,15 @@ async fn distribute(
         return Err(e);
     }
     Ok(())
+}
+
+/// The trigger that makes the coordinator's shell of a distributed table refuse writes.
+pub(crate) fn refuse_shell_writes(schema: &str, name: &str) -> String {
+    format!(
+        "CREATE TRIGGER tessera_refuse_shell_write BEFORE INSERT OR UPDATE OR DELETE ON {}
+         FOR EACH STATEMENT EXECUTE FUNCTION tessera.refuse_shell_write();\n",
+        quoted_name(schema, name)
+    )
 }
 
 async fn copy_rows(conn: &mut WireConnection, sql: &str, data: &[u8]) -> Result<(), ExecError> {
@@ -1166,7 +1430,14 @@ async fn add_node(exec: &Executor, host: &str, port: u16) -> Result<i32, ExecErr
     let snapshot = exec.snapshot();
     let mut replicated = Vec::new();
     let mut result = Ok(());
-    for table in snapshot.tables.values().filter(|t| t.is_reference()) {
+    let mut references: Vec<_> = snapshot
+        .tables
+        .values()
+        .filter(|t| t.is_reference())
+        .collect();
+    // Parents before their partitions.
+    references.sort_by_key(|t| (snapshot.partition_depth(t), t.relid));
+    for table in references {
         match replicate_reference_table(exec, &client, &mut conn, &snapshot, table, group_id).await
         {
             Ok(ddl) => replicated.push((table, ddl)),
@@ -1221,15 +1492,29 @@ async fn replicate_reference_table(
         .ok_or_else(|| {
             ExecError::Internal(format!("reference table {} has no placement", table.name))
         })?;
-    let columns = shell_columns(client, table.relid).await?;
-    let ddl = shard_ddl(client, table.relid, &columns, None).await?;
+    let mut reader = Reader::Client(client);
+    let columns = shell_columns(&mut reader, table.relid).await?;
+    let ddl = shard_ddl(&mut reader, table.relid, &columns, None).await?;
     let shard_table = quoted_name(&table.schema, &shard_name(&table.name, shard.shard_id));
     let mut source = exec
         .worker_connection(snapshot, source_group, &SessionSettings::default())
         .await?;
-    let rows = source
-        .execute(&format!("SELECT * FROM {shard_table}"), &[], &[], &[])
-        .await?;
+    // A partitioned table's rows are its partitions', copied with them.
+    let rows = if table.partitioned {
+        StatementResult {
+            fields: Vec::new(),
+            tag: String::new(),
+            rows: Vec::new(),
+            described: false,
+        }
+    } else {
+        source
+            .execute(&format!("SELECT * FROM {shard_table}"), &[], &[], &[])
+            .await?
+    };
+    let parent = snapshot
+        .partition_parent(table)
+        .map(|p| quoted_name(&p.schema, &shard_name(&p.name, p.shards[0].shard_id)).to_string());
     let mut data = Vec::new();
     for row in &rows.rows {
         let values = crate::wire::row_values(row);
@@ -1250,7 +1535,12 @@ async fn replicate_reference_table(
     target
         .simple_query(&format!(
             "BEGIN;\n{}",
-            ddl.create(&table.schema, &table.name, shard.shard_id)
+            ddl.create(
+                &table.schema,
+                &table.name,
+                shard.shard_id,
+                parent.as_deref()
+            )
         ))
         .await?;
     copy_rows(target, &format!("COPY {shard_table} FROM STDIN"), &data).await?;

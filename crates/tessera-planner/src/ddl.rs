@@ -33,6 +33,10 @@ pub struct DdlPlan {
     pub dropped_indexes: Vec<String>,
     /// The statement said CASCADE.
     pub cascade: bool,
+    /// The statement may change partitions of distributed tables (CREATE TABLE ...
+    /// PARTITION OF, ATTACH/DETACH PARTITION): after the shell statement, the executor
+    /// compares the shell's partitions with the catalog and brings the shards along.
+    pub partitions: bool,
 }
 
 /// How a [`DdlPlan`]'s statements run.
@@ -59,6 +63,90 @@ fn lookup(catalog: &CatalogSnapshot, name: &ObjectName) -> Option<Arc<Table>> {
 }
 
 /// One task per placement of every shard of `table`, with `sql_for(shard_name)`.
+/// `tables` and, for partitioned ones, their distributed partitions at every level (their
+/// catalog rows go when the parent is dropped).
+fn with_partitions(catalog: &CatalogSnapshot, tables: &[Arc<Table>]) -> Vec<u32> {
+    let mut relids: Vec<u32> = tables.iter().map(|t| t.relid).collect();
+    let mut i = 0;
+    while i < relids.len() {
+        let parent = relids[i];
+        for t in catalog.tables.values() {
+            if t.partition_of == Some(parent) && !relids.contains(&t.relid) {
+                relids.push(t.relid);
+            }
+        }
+        i += 1;
+    }
+    relids
+}
+
+/// The plan of a statement that changes a distributed table's partitions: the shell
+/// statement, after which the executor reconciles the shards with the shell's partitions.
+fn partitions_changed(original: &str, mode: DdlMode) -> DistributedPlan {
+    DistributedPlan::Ddl(DdlPlan {
+        shell: original.to_string(),
+        per_shard: vec![],
+        dropped_tables: vec![],
+        mode,
+        dropped_indexes: vec![],
+        cascade: false,
+        partitions: true,
+    })
+}
+
+/// `ALTER TABLE [IF EXISTS] [ONLY] parent ATTACH PARTITION name FOR VALUES ...` and
+/// `... DETACH PARTITION name [CONCURRENTLY | FINALIZE]`, read from the text (sqlparser takes
+/// ATTACH/DETACH PARTITION for ClickHouse's): `None` when the statement is neither or names
+/// no distributed table.
+///
+/// Errors: 0A000 for attaching a distributed table to a local partitioned table.
+pub fn partition_command_text(
+    sql: &str,
+    catalog: &CatalogSnapshot,
+) -> Option<Result<DistributedPlan, PlanError>> {
+    use sqlparser::dialect::PostgreSqlDialect;
+    use sqlparser::keywords::Keyword;
+    use sqlparser::parser::Parser;
+    let dialect = PostgreSqlDialect {};
+    let mut p = Parser::new(&dialect).try_with_sql(sql).ok()?;
+    if !p.parse_keywords(&[Keyword::ALTER, Keyword::TABLE]) {
+        return None;
+    }
+    let _ = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+    let _ = p.parse_keyword(Keyword::ONLY);
+    let parent = p.parse_object_name(false).ok()?;
+    let attach = if p.parse_keyword(Keyword::ATTACH) {
+        true
+    } else if p.parse_keyword(Keyword::DETACH) {
+        false
+    } else {
+        return None;
+    };
+    if !p.parse_keyword(Keyword::PARTITION) {
+        return None;
+    }
+    let partition = p.parse_object_name(false).ok()?;
+    let concurrently = !attach && p.parse_keyword(Keyword::CONCURRENTLY);
+    let parent_table = lookup(catalog, &parent);
+    let partition_table = lookup(catalog, &partition);
+    match (parent_table, partition_table) {
+        (None, None) => None,
+        (None, Some(t)) if attach => Some(Err(unsupported(format!(
+            "cannot attach distributed table \"{}\" to \"{parent}\", which is not distributed; distribute \"{parent}\" instead, and its partitions follow",
+            t.name
+        )))),
+        (None, Some(_)) => None,
+        (Some(_), _) => Some(Ok(partitions_changed(
+            sql,
+            if concurrently {
+                DdlMode::Autocommit
+            } else {
+                DdlMode::Transactional
+            },
+        ))),
+    }
+}
+
 fn per_placement(table: &Table, sql_for: impl Fn(&ObjectName, i64) -> String) -> Vec<Task> {
     let mut tasks = Vec::new();
     for shard in &table.shards {
@@ -189,6 +277,7 @@ pub fn plan_ddl(
                 },
                 dropped_indexes: vec![],
                 cascade: false,
+                partitions: false,
             }))
         }
         Statement::AlterTable(at) => {
@@ -273,6 +362,15 @@ pub fn plan_ddl(
                             ));
                         }
                     }
+                    AlterTableOperation::AttachPartition { .. }
+                    | AlterTableOperation::DetachPartition { .. } => {
+                        if let Some(plan) = partition_command_text(original, catalog) {
+                            return plan;
+                        }
+                        return Err(unsupported(
+                            "write ATTACH/DETACH PARTITION as its own ALTER TABLE statement",
+                        ));
+                    }
                     other => {
                         return Err(unsupported(format!(
                         "ALTER TABLE ... {other} on distributed table \"{}\" is not supported yet",
@@ -308,6 +406,7 @@ pub fn plan_ddl(
                 mode: DdlMode::Transactional,
                 dropped_indexes: vec![],
                 cascade: false,
+                partitions: false,
             }))
         }
         Statement::Drop {
@@ -322,6 +421,7 @@ pub fn plan_ddl(
             mode: DdlMode::Transactional,
             dropped_indexes: names.iter().map(|n| n.to_string()).collect(),
             cascade: *cascade,
+            partitions: false,
         })),
         Statement::Drop {
             object_type: ObjectType::Table,
@@ -347,10 +447,11 @@ pub fn plan_ddl(
             Ok(DistributedPlan::Ddl(DdlPlan {
                 shell: original.to_string(),
                 per_shard: tasks,
-                dropped_tables: tables.iter().map(|t| t.relid).collect(),
+                dropped_tables: with_partitions(catalog, &tables),
                 mode: DdlMode::Transactional,
                 dropped_indexes: vec![],
                 cascade: false,
+                partitions: false,
             }))
         }
         Statement::Truncate(tr) => {
@@ -379,6 +480,7 @@ pub fn plan_ddl(
                 mode: DdlMode::Transactional,
                 dropped_indexes: vec![],
                 cascade: false,
+                partitions: false,
             }))
         }
         Statement::CreateView(cv) => {
@@ -398,6 +500,12 @@ pub fn plan_ddl(
             Ok(DistributedPlan::CatalogChange(original.to_string()))
         }
         Statement::CreateTable(ct) => {
+            if let Some(parent) = &ct.partition_of {
+                if lookup(catalog, parent).is_some() {
+                    // Distributed like its parent, in the same transaction.
+                    return Ok(partitions_changed(original, DdlMode::Transactional));
+                }
+            }
             if let Some(q) = &ct.query {
                 let mut expanded = (**q).clone();
                 let mut as_stmt = Statement::Query(Box::new(expanded.clone()));
@@ -444,6 +552,7 @@ pub fn plan_ddl(
                 mode: DdlMode::InBlock,
                 dropped_indexes: vec![],
                 cascade: false,
+                partitions: false,
             }))
         }
         Statement::Analyze(analyze) => {
@@ -476,6 +585,7 @@ pub fn plan_ddl(
                 mode: DdlMode::Autocommit,
                 dropped_indexes: vec![],
                 cascade: false,
+                partitions: false,
             }))
         }
         Statement::Vacuum(vacuum) => {
@@ -504,6 +614,7 @@ pub fn plan_ddl(
                 mode: DdlMode::Autocommit,
                 dropped_indexes: vec![],
                 cascade: false,
+                partitions: false,
             }))
         }
         Statement::Comment { .. } | Statement::Grant(_) | Statement::Revoke(_) => Ok(local()),

@@ -79,7 +79,7 @@ pub fn describe(plan: &DistributedPlan) -> Vec<String> {
         DistributedPlan::Local(sql) => out.push(format!("Local: {sql}")),
         DistributedPlan::CatalogChange(sql) => out.push(format!("Tessera Catalog Change: {sql}")),
         DistributedPlan::Transaction(t) => out.push(format!("Transaction: {t:?}")),
-        DistributedPlan::Explain(lines) => out.extend(lines.iter().cloned()),
+        DistributedPlan::Explain(lines, _) => out.extend(lines.iter().cloned()),
         DistributedPlan::ExplainAnalyze(inner) => out.extend(describe(inner)),
     }
     out

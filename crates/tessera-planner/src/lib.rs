@@ -233,8 +233,11 @@ pub enum DistributedPlan {
     Copy(CopyPlan),
     /// BEGIN / COMMIT / ROLLBACK.
     Transaction(TransactionCommand),
-    /// `EXPLAIN` of a statement: the distributed plan as text, one row per line.
-    Explain(Vec<String>),
+    /// `EXPLAIN` of a statement: the distributed plan as text, one row per line, and a task
+    /// whose query the executor explains on its worker (`EXPLAIN (options) query`, shown
+    /// under the first task, as Citus does) so that the worker's own plan — partition
+    /// pruning, index use — is visible.
+    Explain(Vec<String>, Option<Task>),
     /// `EXPLAIN ANALYZE` of a read: the plan is run, and each task's rows and times (the
     /// workers' own EXPLAIN ANALYZE) and each intermediate result's size are shown.
     ExplainAnalyze(Box<DistributedPlan>),
@@ -306,6 +309,9 @@ pub fn plan_sql(
             if let Some(plan) = create_table_as_text(sql, catalog) {
                 return plan;
             }
+            if let Some(plan) = ddl::partition_command_text(sql, catalog) {
+                return plan;
+            }
             let lower = sql.to_lowercase();
             if let Some(f) = catalog
                 .shell_readers
@@ -374,6 +380,9 @@ pub fn plan(
         Statement::Explain {
             statement,
             analyze: false,
+            format,
+            options,
+            verbose,
             ..
         } => {
             let inner = plan(statement, &statement.to_string(), params, catalog)?;
@@ -382,7 +391,43 @@ pub fn plan(
                 DistributedPlan::Local(_) | DistributedPlan::Execute { .. } => {
                     Ok(DistributedPlan::Local(original.to_string()))
                 }
-                other => Ok(DistributedPlan::Explain(explain::describe(&other))),
+                other => {
+                    let lines = explain::describe(&other);
+                    // The worker's plan of the first task, in text format only.
+                    let text = format.is_none()
+                        && options.iter().flatten().all(|o| {
+                            !o.name.value.eq_ignore_ascii_case("format")
+                                || o.arg
+                                    .as_ref()
+                                    .is_some_and(|a| a.to_string().eq_ignore_ascii_case("text"))
+                        });
+                    let first = match &other {
+                        DistributedPlan::Router(t) => Some(t.clone()),
+                        DistributedPlan::MultiShard { tasks, .. } => tasks.first().cloned(),
+                        _ => None,
+                    };
+                    let remote = first.filter(|_| text).map(|t| {
+                        let mut opts: Vec<String> = options
+                            .iter()
+                            .flatten()
+                            .filter(|o| !o.name.value.eq_ignore_ascii_case("analyze"))
+                            .map(|o| o.to_string())
+                            .collect();
+                        if *verbose {
+                            opts.push("VERBOSE".into());
+                        }
+                        let head = if opts.is_empty() {
+                            "EXPLAIN".to_string()
+                        } else {
+                            format!("EXPLAIN ({})", opts.join(", "))
+                        };
+                        Task {
+                            sql: format!("{head} {}", t.sql),
+                            ..t
+                        }
+                    });
+                    Ok(DistributedPlan::Explain(lines, remote))
+                }
             }
         }
         Statement::Explain {
@@ -445,6 +490,21 @@ pub fn plan(
                 .then(|| analyze::ident_name(name)),
             original: original.to_string(),
         }),
+        Statement::Call(f)
+            if f.name.0.last().is_some_and(|p| {
+                p.to_string()
+                    .eq_ignore_ascii_case("drop_old_time_partitions")
+            }) =>
+        {
+            // Tessera's procedure: its arguments read like a function call's.
+            let Statement::Query(query) = parse_statement(&format!("SELECT {f}"))? else {
+                return Err(PlanError::Syntax(format!("bad CALL: {f}")));
+            };
+            match utility::recognize(&query, params)? {
+                Some(call) => Ok(DistributedPlan::Utility(call)),
+                None => Ok(DistributedPlan::Local(original.to_string())),
+            }
+        }
         Statement::Query(query) => {
             if let Some(call) = utility::recognize(query, params)? {
                 return Ok(DistributedPlan::Utility(call));

@@ -99,6 +99,28 @@ pub enum UtilityCall {
     /// `citus_rebalance_stop()`: cancels the running background rebalance after its current
     /// move.
     RebalanceStop,
+    /// `create_time_partitions(table_name, partition_interval, end_at, start_from)`: creates
+    /// the missing range partitions of a time-partitioned table up to `end_at`. The
+    /// arguments are SQL expressions (the coordinator PostgreSQL evaluates them in the
+    /// session: `now() + interval '1 year'`).
+    CreateTimePartitions {
+        /// `table_name regclass`.
+        table: String,
+        /// `partition_interval interval`.
+        interval: String,
+        /// `end_at timestamptz`.
+        end_at: String,
+        /// `start_from timestamptz DEFAULT now()`.
+        start_from: String,
+    },
+    /// `CALL drop_old_time_partitions(table_name, older_than)`: drops the partitions whose
+    /// upper bound is at or before `older_than` (SQL expressions, as above).
+    DropOldTimePartitions {
+        /// `table_name regclass`.
+        table: String,
+        /// `older_than timestamptz`.
+        older_than: String,
+    },
 }
 
 /// What the rebalancer balances and how far ([`UtilityCall::GetRebalancePlan`],
@@ -149,6 +171,8 @@ impl UtilityCall {
             UtilityCall::RebalanceStatus => "citus_rebalance_status",
             UtilityCall::RebalanceWait => "citus_rebalance_wait",
             UtilityCall::RebalanceStop => "citus_rebalance_stop",
+            UtilityCall::CreateTimePartitions { .. } => "create_time_partitions",
+            UtilityCall::DropOldTimePartitions { .. } => "drop_old_time_partitions",
         }
     }
 
@@ -191,6 +215,8 @@ const FUNCTIONS: &[&str] = &[
     "citus_rebalance_status",
     "citus_rebalance_wait",
     "citus_rebalance_stop",
+    "create_time_partitions",
+    "drop_old_time_partitions",
 ];
 
 fn invalid(s: impl Into<String>) -> PlanError {
@@ -292,11 +318,22 @@ pub fn recognize(query: &Query, params: &[ParamValue]) -> Result<Option<UtilityC
     };
     let mut positional: Vec<Option<String>> = Vec::new();
     let mut named: Vec<(String, Option<String>)> = Vec::new();
+    let takes_expressions = matches!(
+        name.as_str(),
+        "create_time_partitions" | "drop_old_time_partitions"
+    );
     let value = |e: &FunctionArgExpr| -> Result<Option<String>, PlanError> {
         match e {
             FunctionArgExpr::Expr(x) => {
                 if crate::analyze::is_null_literal(x, params) {
                     return Ok(None);
+                }
+                if takes_expressions {
+                    // Evaluated by the coordinator PostgreSQL in the session.
+                    return Ok(Some(match constant_text(x, params) {
+                        Some(c) => crate::rewrite::quote_literal(&c),
+                        None => x.to_string(),
+                    }));
                 }
                 constant_text(x, params).map(Some).ok_or_else(|| {
                     invalid(format!("arguments of {name} must be constants, not {x}"))
@@ -398,6 +435,8 @@ pub fn recognize(query: &Query, params: &[ParamValue]) -> Result<Option<UtilityC
             "rebalance_strategy",
             "shard_transfer_mode",
         ],
+        "create_time_partitions" => &["table_name", "partition_interval", "end_at", "start_from"],
+        "drop_old_time_partitions" => &["table_name", "older_than"],
         _ => &["nodename", "nodeport"],
     };
     if positional.len() > signature.len() {
@@ -512,6 +551,16 @@ pub fn recognize(query: &Query, params: &[ParamValue]) -> Result<Option<UtilityC
         "citus_rebalance_status" => UtilityCall::RebalanceStatus,
         "citus_rebalance_wait" => UtilityCall::RebalanceWait,
         "citus_rebalance_stop" => UtilityCall::RebalanceStop,
+        "create_time_partitions" => UtilityCall::CreateTimePartitions {
+            table: required(0)?,
+            interval: required(1)?,
+            end_at: required(2)?,
+            start_from: args[3].clone().unwrap_or_else(|| "now()".into()),
+        },
+        "drop_old_time_partitions" => UtilityCall::DropOldTimePartitions {
+            table: required(0)?,
+            older_than: required(1)?,
+        },
         "citus_rebalance_start" => {
             strategy(args[2].as_deref())?;
             UtilityCall::RebalanceStart(

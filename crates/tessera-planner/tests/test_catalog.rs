@@ -70,6 +70,8 @@ fn table(
         colocation_id: colocation,
         columns,
         shards,
+        partitioned: false,
+        partition_of: None,
     }
 }
 
