@@ -1900,3 +1900,209 @@ fn large_copies_stream_in_batches_and_apply_all_or_nothing() {
         assert_eq!(copy_rows(&client, copy, b"1\ty\n").await, Ok(1));
     });
 }
+
+/// `SELECT count(*), sum(...)` style single-row answer as text, for comparisons.
+async fn row_text(client: &tokio_postgres::Client, sql: &str) -> Vec<Option<String>> {
+    let messages = client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    messages
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+            }
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn time_partitioned_tables_over_a_year_move_and_prune() {
+    common::runtime().block_on(async {
+        let env = common::TestEnv::start(4).await;
+        let third = tokio::task::spawn_blocking(|| {
+            tessera_cluster::LocalCluster::start_temporary(0).expect("a third server")
+        })
+        .await
+        .expect("start");
+        let third_port = i32::from(third.coordinator.port);
+        let tessera = env.tessera().await;
+        let baseline = env.baseline_client().await;
+        let schema = "CREATE TABLE tp_events (tenant int, at timestamptz, kind text, amount numeric(10,2)) PARTITION BY RANGE (at);
+                      CREATE TABLE tp_days (day date, label text) PARTITION BY RANGE (day);
+                      CREATE TABLE tp_days_h1 PARTITION OF tp_days FOR VALUES FROM ('2026-01-01') TO ('2026-07-01');
+                      CREATE TABLE tp_days_h2 PARTITION OF tp_days FOR VALUES FROM ('2026-07-01') TO ('2027-01-01');
+                      SET TimeZone = 'UTC'";
+        tessera.batch_execute(schema).await.expect("schema");
+        baseline.batch_execute(schema).await.expect("schema");
+        tessera
+            .batch_execute(
+                "SELECT create_distributed_table('tp_events', 'tenant');
+                 SELECT create_reference_table('tp_days');",
+            )
+            .await
+            .expect("distribute");
+        // A year of monthly partitions, by Citus' function; the baseline gets them by hand.
+        let created = row_text(
+            &tessera,
+            "SELECT create_time_partitions('tp_events', INTERVAL '1 month', '2027-01-01', '2026-01-01')",
+        )
+        .await;
+        assert_eq!(created, [Some("t".to_string())]);
+        let names: Vec<String> = tessera
+            .query(
+                "SELECT partition::text FROM time_partitions WHERE parent_table = 'tp_events'::regclass ORDER BY from_value",
+                &[],
+            )
+            .await
+            .expect("time_partitions")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(names.len(), 12, "{names:?}");
+        assert_eq!(names[0], "tp_events_p2026_01");
+        assert_eq!(names[11], "tp_events_p2026_12");
+        for month in 1..=12 {
+            let (next_year, next) = if month == 12 { (2027, 1) } else { (2026, month + 1) };
+            baseline
+                .batch_execute(&format!(
+                    "CREATE TABLE tp_events_p2026_{month:02} PARTITION OF tp_events \
+                     FOR VALUES FROM ('2026-{month:02}-01') TO ('{next_year}-{next:02}-01')"
+                ))
+                .await
+                .expect("baseline partition");
+        }
+        // Again: nothing to create.
+        let again = row_text(
+            &tessera,
+            "SELECT create_time_partitions('tp_events', INTERVAL '1 month', '2027-01-01', '2026-01-01')",
+        )
+        .await;
+        assert_eq!(again, [Some("f".to_string())]);
+
+        // A simulated year of events, by COPY into the parent (rows routed by tenant to the
+        // shards, then by time to the partitions on the workers).
+        let mut data = String::new();
+        for i in 0..20_000u32 {
+            data.push_str(&format!(
+                "{}\t{} {:02}:00:00+00\t{}\t{}.{:02}\n",
+                i % 50,
+                chrono_like_date(i % 365),
+                i % 24,
+                ["click", "view", "buy"][(i % 3) as usize],
+                i % 997,
+                i % 100
+            ));
+        }
+        let copy = "COPY tp_events FROM STDIN";
+        assert_eq!(copy_rows(&tessera, copy, data.as_bytes()).await, Ok(20_000));
+        assert_eq!(copy_rows(&baseline, copy, data.as_bytes()).await, Ok(20_000));
+        let days = "INSERT INTO tp_days SELECT d, to_char(d, 'Dy') FROM generate_series(date '2026-01-01', date '2026-12-31', interval '1 day') d";
+        tessera.batch_execute(days).await.expect("days");
+        baseline.batch_execute(days).await.expect("days");
+        let checks = [
+            "SELECT count(*), sum(amount), count(DISTINCT tenant) FROM tp_events",
+            "SELECT count(*), sum(amount) FROM tp_events_p2026_07",
+            "SELECT count(*), sum(amount) FROM tp_events WHERE at >= '2026-12-25' AND tenant = 7",
+            "SELECT count(*) FROM tp_events e JOIN tp_days d ON d.day = e.at::date WHERE d.label = 'Mon'",
+            "SELECT count(*) FROM tp_days_h2",
+        ];
+        let compare = |stage: &'static str| {
+            let (tessera, baseline) = (&tessera, &baseline);
+            async move {
+                for sql in checks {
+                    assert_eq!(
+                        row_text(tessera, sql).await,
+                        row_text(baseline, sql).await,
+                        "{stage}: {sql}"
+                    );
+                }
+            }
+        };
+        compare("after COPY").await;
+
+        // The workers prune partitions: the last week of one tenant reads one partition.
+        let plan = lines(
+            &tessera,
+            "EXPLAIN (COSTS OFF) SELECT count(*) FROM tp_events WHERE tenant = 7 AND at >= '2026-12-25'",
+        )
+        .await;
+        assert!(plan.contains("tp_events_p2026_12_"), "{plan}");
+        assert!(!plan.contains("tp_events_p2026_11_"), "{plan}");
+
+        // A third worker and a rebalance: partitioned shard groups move whole, parents first.
+        tessera
+            .batch_execute(&format!("SELECT citus_add_node('127.0.0.1', {third_port})"))
+            .await
+            .expect("add a worker");
+        tessera
+            .batch_execute("SELECT rebalance_table_shards()")
+            .await
+            .expect("rebalance");
+        let on_third: i64 = tessera
+            .query_one(
+                &format!("SELECT count(*) FROM citus_shards WHERE nodeport = {third_port} AND table_name = 'tp_events_p2026_07'::regclass"),
+                &[],
+            )
+            .await
+            .expect("shards on the third worker")
+            .get(0);
+        assert!(on_third > 0, "no partition shard moved to the new worker");
+        let third_client = common::connect(&third.coordinator.connection_string("postgres")).await;
+        let attached: i64 = third_client
+            .query_one(
+                "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+                 WHERE c.relname LIKE 'tp_events_p2026_%' OR c.relname LIKE 'tp_days_h%'",
+                &[],
+            )
+            .await
+            .expect("partitions on the third worker")
+            .get(0);
+        assert_eq!(attached, on_third * 12 + 2, "partition shards are attached there");
+        compare("after the rebalance").await;
+
+        // Retention: the first quarter goes.
+        tessera
+            .batch_execute("CALL drop_old_time_partitions('tp_events', '2026-04-01')")
+            .await
+            .expect("drop_old_time_partitions");
+        baseline
+            .batch_execute("DROP TABLE tp_events_p2026_01, tp_events_p2026_02, tp_events_p2026_03")
+            .await
+            .expect("baseline drops");
+        let left: i64 = tessera
+            .query_one(
+                "SELECT count(*) FROM time_partitions WHERE parent_table = 'tp_events'::regclass",
+                &[],
+            )
+            .await
+            .expect("time_partitions")
+            .get(0);
+        assert_eq!(left, 9);
+        compare("after retention").await;
+        let orphans: i64 = tessera
+            .query_one(
+                "SELECT count(*) FROM pg_dist_shard WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = logicalrelid::oid)",
+                &[],
+            )
+            .await
+            .expect("catalog")
+            .get(0);
+        assert_eq!(orphans, 0, "dropped partitions leave no catalog rows");
+    });
+}
+
+/// `YYYY-MM-DD` of day `day` (0-based) of 2026, a year that is not a leap year.
+fn chrono_like_date(day: u32) -> String {
+    const DAYS: [u32; 12] = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let mut rest = day;
+    for (m, len) in DAYS.iter().enumerate() {
+        if rest < *len {
+            return format!("2026-{:02}-{:02}", m + 1, rest + 1);
+        }
+        rest -= len;
+    }
+    "2026-12-31".into()
+}
