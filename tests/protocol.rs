@@ -2091,6 +2091,32 @@ fn time_partitioned_tables_over_a_year_move_and_prune() {
             .expect("catalog")
             .get(0);
         assert_eq!(orphans, 0, "dropped partitions leave no catalog rows");
+
+        // Maintenance by the coordinator: 3 days ahead, 2 behind, whatever was there.
+        tessera
+            .batch_execute(
+                "CREATE TABLE tp_metrics (host int, at timestamptz, v float8) PARTITION BY RANGE (at);
+                 SELECT create_distributed_table('tp_metrics', 'host');
+                 SELECT create_time_partitions('tp_metrics', INTERVAL '1 day', now(), now() - INTERVAL '6 days');
+                 SELECT set_time_partition_maintenance('tp_metrics', INTERVAL '1 day', premake => 3, retain => 2);",
+            )
+            .await
+            .expect("maintenance");
+        let kept = row_text(
+            &tessera,
+            "SELECT count(*), min(from_value::timestamptz) <= now() - INTERVAL '2 days', \
+                    max(to_value::timestamptz) > now() + INTERVAL '3 days' \
+             FROM time_partitions WHERE parent_table = 'tp_metrics'::regclass",
+        )
+        .await;
+        assert_eq!(
+            kept,
+            [Some("6".to_string()), Some("t".to_string()), Some("t".to_string())]
+        );
+        tessera
+            .batch_execute("INSERT INTO tp_metrics VALUES (1, now(), 1), (2, now() + INTERVAL '2 days', 2)")
+            .await
+            .expect("rows into maintained partitions");
     });
 }
 

@@ -32,6 +32,7 @@ pub const CATALOG_RELATIONS: &[&str] = &[
     "citus_tables",
     "citus_shards",
     "time_partitions",
+    "time_partition_maintenance",
 ];
 
 const SCHEMA_SQL: &str = r#"
@@ -143,6 +144,12 @@ JOIN pg_class c ON c.oid = s.logicalrelid
 JOIN tessera.pg_dist_placement pl ON pl.shardid = s.shardid
 JOIN tessera.pg_dist_node n ON n.groupid = pl.groupid
 ORDER BY s.logicalrelid::text, s.shardid, n.nodename, n.nodeport;
+CREATE TABLE IF NOT EXISTS tessera.time_partition_maintenance (
+    logicalrelid regclass PRIMARY KEY,
+    partition_interval interval NOT NULL,
+    premake int NOT NULL,
+    retain int
+);
 CREATE OR REPLACE VIEW tessera.time_partitions AS
 SELECT parent_table, partition_column, partition,
        CASE WHEN b[1] LIKE '''%' THEN replace(substr(b[1], 2, length(b[1]) - 2), '''''', '''') ELSE coalesce(b[1], '') END AS from_value,

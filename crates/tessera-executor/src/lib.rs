@@ -674,6 +674,7 @@ impl Executor {
         let _ = executor.myself.set(Arc::downgrade(&executor));
         transaction::schedule_recovery(&executor);
         shard_move::schedule_cleanup(&executor);
+        schedule_partition_maintenance(&executor);
         rebalancer::resume_jobs(&executor).await;
         Ok(executor)
     }
@@ -1370,7 +1371,9 @@ impl Executor {
             DistributedPlan::Copy(plan) => Ok(Outcome::CopyIn(Box::new(CopyRouter::new(plan)))),
             DistributedPlan::Utility(
                 call @ (UtilityCall::CreateTimePartitions { .. }
-                | UtilityCall::DropOldTimePartitions { .. }),
+                | UtilityCall::DropOldTimePartitions { .. }
+                | UtilityCall::SetTimePartitionMaintenance { .. }
+                | UtilityCall::RemoveTimePartitionMaintenance { .. }),
             ) => Box::pin(self.time_partitions(session, &call, req)).await,
             DistributedPlan::Utility(call) => {
                 // A table distributed now may have a shadow on this session's search_path.
@@ -1478,15 +1481,74 @@ impl Executor {
                     partitions::old_time_partition_statements(&mut reader, table, older_than)
                         .await?
                 }
+                UtilityCall::SetTimePartitionMaintenance {
+                    table,
+                    interval,
+                    premake,
+                    retain,
+                } => {
+                    partitions::set_maintenance(
+                        &mut reader,
+                        table,
+                        interval,
+                        premake,
+                        retain.as_deref(),
+                    )
+                    .await?;
+                    partitions::maintenance_statements(
+                        &mut reader,
+                        table,
+                        interval,
+                        premake,
+                        retain.as_deref(),
+                    )
+                    .await?
+                }
+                UtilityCall::RemoveTimePartitionMaintenance { table } => {
+                    reader
+                        .rows(&format!(
+                            "DELETE FROM tessera.time_partition_maintenance WHERE logicalrelid = ({table})::pg_catalog.regclass"
+                        ))
+                        .await?;
+                    Vec::new()
+                }
                 _ => Vec::new(),
             }
         };
+        self.run_statements(session, &statements).await?;
+        match call {
+            UtilityCall::CreateTimePartitions { .. } => {
+                Ok(Outcome::Result(utility::scalar_result(
+                    call.function_name(),
+                    if statements.is_empty() { "f" } else { "t" },
+                    req.result_formats,
+                )?))
+            }
+            UtilityCall::DropOldTimePartitions { .. } => Ok(Outcome::Result(StatementResult {
+                tag: "CALL".into(),
+                ..Default::default()
+            })),
+            _ => Ok(Outcome::Result(utility::scalar_result(
+                call.function_name(),
+                "",
+                req.result_formats,
+            )?)),
+        }
+    }
+
+    /// Plans and runs `statements` through Tessera for `session`, in one transaction (the
+    /// session's block, or one of their own).
+    async fn run_statements(
+        &self,
+        session: &mut Session,
+        statements: &[String],
+    ) -> Result<(), ExecError> {
         let own_block = !session.in_block();
         if own_block {
             session.begin_implicit();
         }
         let mut result = Ok(());
-        for sql in &statements {
+        for sql in statements {
             let catalog = session.catalog(self.snapshot());
             let ran = match tessera_planner::plan_sql(sql, &[], &catalog) {
                 Ok(plan) => {
@@ -1512,20 +1574,55 @@ impl Executor {
             result = result.and(ended.map(|_| ()));
             self.reload_catalog().await?;
         }
-        result?;
-        match call {
-            UtilityCall::CreateTimePartitions { .. } => {
-                Ok(Outcome::Result(utility::scalar_result(
-                    call.function_name(),
-                    if statements.is_empty() { "f" } else { "t" },
-                    req.result_formats,
-                )?))
+        result
+    }
+
+    /// One round of the time partition maintenance (`set_time_partition_maintenance`): for
+    /// each table configured, the partitions ahead are created and the old ones dropped, in a
+    /// session of Tessera's own. Tables that no longer exist leave the configuration.
+    pub async fn maintain_time_partitions(&self) -> Result<usize, ExecError> {
+        let client = self.catalog_client().await?;
+        client
+            .batch_execute(
+                "DELETE FROM tessera.time_partition_maintenance m WHERE NOT EXISTS \
+                 (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = m.logicalrelid::oid)",
+            )
+            .await
+            .map_err(pg_error)?;
+        let configured = client
+            .query(
+                "SELECT logicalrelid::oid, partition_interval::text, premake, retain \
+                 FROM tessera.time_partition_maintenance",
+                &[],
+            )
+            .await
+            .map_err(pg_error)?;
+        drop(client);
+        let mut done = 0;
+        for r in configured {
+            let (relid, interval, premake, retain): (u32, String, i32, Option<i32>) =
+                (r.get(0), r.get(1), r.get(2), r.get(3));
+            let mut session = Session::new(&self.config().coordinator.user, Vec::new());
+            let table = format!("{relid}::oid");
+            let statements = {
+                let conn = session.coordinator(self).await?;
+                let mut reader = utility::Reader::Wire(conn);
+                partitions::maintenance_statements(
+                    &mut reader,
+                    &table,
+                    &tessera_planner::rewrite::quote_literal(&interval),
+                    &premake.to_string(),
+                    retain.map(|r| r.to_string()).as_deref(),
+                )
+                .await?
+            };
+            if statements.is_empty() {
+                continue;
             }
-            _ => Ok(Outcome::Result(StatementResult {
-                tag: "CALL".into(),
-                ..Default::default()
-            })),
+            self.run_statements(&mut session, &statements).await?;
+            done += statements.len();
         }
+        Ok(done)
     }
 
     /// Runs a statement prepared with SQL PREPARE: the arguments are evaluated on the
@@ -2106,4 +2203,24 @@ impl Executor {
             session.mark_failed();
         }
     }
+}
+
+/// How often the time partition maintenance runs.
+const PARTITION_MAINTENANCE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Runs [`Executor::maintain_time_partitions`] every [`PARTITION_MAINTENANCE_EVERY`] while the
+/// executor lives; failures are logged and tried again next round.
+fn schedule_partition_maintenance(exec: &Arc<Executor>) {
+    let weak = Arc::downgrade(exec);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(PARTITION_MAINTENANCE_EVERY).await;
+            let Some(exec) = weak.upgrade() else { return };
+            match exec.maintain_time_partitions().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!("time partition maintenance: {n} statements"),
+                Err(e) => tracing::warn!("time partition maintenance: {e}"),
+            }
+        }
+    });
 }

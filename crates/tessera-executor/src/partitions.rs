@@ -559,3 +559,71 @@ pub(crate) async fn old_time_partition_statements(
         .map(|r| format!("DROP TABLE {}", quoted_name(&text(r, 0), &text(r, 1))))
         .collect())
 }
+
+/// Records (or changes) the time partition maintenance of `table` (SQL expressions, see
+/// `set_time_partition_maintenance`). Errors: as [`time_partition_statements`] for a table
+/// that is not time partitioned; 22023 for `premake` below 1 or `retain` below 0.
+pub(crate) async fn set_maintenance(
+    reader: &mut Reader<'_>,
+    table: &str,
+    interval: &str,
+    premake: &str,
+    retain: Option<&str>,
+) -> Result<(), ExecError> {
+    let t = time_partitioned(reader, table).await?;
+    let checked = reader
+        .rows(&format!(
+            "SELECT ({premake})::int >= 1, coalesce(({})::int >= 0, true)",
+            retain.unwrap_or("NULL")
+        ))
+        .await?;
+    let row = checked.first().cloned().unwrap_or_default();
+    if text(&row, 0) != "t" {
+        return Err(sql_error("22023", "premake must be at least 1"));
+    }
+    if text(&row, 1) != "t" {
+        return Err(sql_error("22023", "retain must not be negative"));
+    }
+    reader
+        .rows(&format!(
+            "INSERT INTO tessera.time_partition_maintenance (logicalrelid, partition_interval, premake, retain) \
+             VALUES ({}::oid::regclass, ({interval})::interval, ({premake})::int, ({})::int) \
+             ON CONFLICT (logicalrelid) DO UPDATE SET partition_interval = EXCLUDED.partition_interval, \
+             premake = EXCLUDED.premake, retain = EXCLUDED.retain",
+            t.oid,
+            retain.unwrap_or("NULL")
+        ))
+        .await?;
+    Ok(())
+}
+
+/// What one maintenance round does for `table`: the partitions up to `premake` intervals
+/// after now (from the one holding now), then the drops of those that ended `retain`
+/// intervals or more before now.
+pub(crate) async fn maintenance_statements(
+    reader: &mut Reader<'_>,
+    table: &str,
+    interval: &str,
+    premake: &str,
+    retain: Option<&str>,
+) -> Result<Vec<String>, ExecError> {
+    let mut statements = time_partition_statements(
+        reader,
+        table,
+        interval,
+        &format!("now() + ({premake})::int * ({interval})::interval"),
+        "now()",
+    )
+    .await?;
+    if let Some(retain) = retain {
+        statements.extend(
+            old_time_partition_statements(
+                reader,
+                table,
+                &format!("now() - ({retain})::int * ({interval})::interval"),
+            )
+            .await?,
+        );
+    }
+    Ok(statements)
+}

@@ -78,6 +78,8 @@ fn utility_column_name(name: &str) -> &'static str {
         "citus_set_node_property",
         "citus_rebalance_wait",
         "citus_rebalance_stop",
+        "set_time_partition_maintenance",
+        "remove_time_partition_maintenance",
     ];
     NAMES
         .iter()
@@ -247,7 +249,10 @@ pub async fn run(
             crate::rebalancer::stop_jobs(exec).await?;
             vec![vec![Some(String::new())]]
         }
-        UtilityCall::CreateTimePartitions { .. } | UtilityCall::DropOldTimePartitions { .. } => {
+        UtilityCall::CreateTimePartitions { .. }
+        | UtilityCall::DropOldTimePartitions { .. }
+        | UtilityCall::SetTimePartitionMaintenance { .. }
+        | UtilityCall::RemoveTimePartitionMaintenance { .. } => {
             return Err(ExecError::Internal(format!(
                 "{name} runs in the session, not as a utility call"
             )))

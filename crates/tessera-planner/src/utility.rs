@@ -121,6 +121,26 @@ pub enum UtilityCall {
         /// `older_than timestamptz`.
         older_than: String,
     },
+    /// `set_time_partition_maintenance(table_name, partition_interval, premake => 4,
+    /// retain => NULL)` (Tessera's, in the spirit of pg_partman's `create_parent`): the
+    /// coordinator keeps `premake` partitions of `partition_interval` ahead of now and drops
+    /// those that ended more than `retain` intervals ago (none when NULL), now and then
+    /// every minute, without cron. Arguments are SQL expressions, as above.
+    SetTimePartitionMaintenance {
+        /// `table_name regclass`.
+        table: String,
+        /// `partition_interval interval`.
+        interval: String,
+        /// `premake int DEFAULT 4`.
+        premake: String,
+        /// `retain int DEFAULT NULL`.
+        retain: Option<String>,
+    },
+    /// `remove_time_partition_maintenance(table_name)`: stops the maintenance of a table.
+    RemoveTimePartitionMaintenance {
+        /// `table_name regclass`.
+        table: String,
+    },
 }
 
 /// What the rebalancer balances and how far ([`UtilityCall::GetRebalancePlan`],
@@ -173,6 +193,10 @@ impl UtilityCall {
             UtilityCall::RebalanceStop => "citus_rebalance_stop",
             UtilityCall::CreateTimePartitions { .. } => "create_time_partitions",
             UtilityCall::DropOldTimePartitions { .. } => "drop_old_time_partitions",
+            UtilityCall::SetTimePartitionMaintenance { .. } => "set_time_partition_maintenance",
+            UtilityCall::RemoveTimePartitionMaintenance { .. } => {
+                "remove_time_partition_maintenance"
+            }
         }
     }
 
@@ -217,6 +241,8 @@ const FUNCTIONS: &[&str] = &[
     "citus_rebalance_stop",
     "create_time_partitions",
     "drop_old_time_partitions",
+    "set_time_partition_maintenance",
+    "remove_time_partition_maintenance",
 ];
 
 fn invalid(s: impl Into<String>) -> PlanError {
@@ -320,7 +346,10 @@ pub fn recognize(query: &Query, params: &[ParamValue]) -> Result<Option<UtilityC
     let mut named: Vec<(String, Option<String>)> = Vec::new();
     let takes_expressions = matches!(
         name.as_str(),
-        "create_time_partitions" | "drop_old_time_partitions"
+        "create_time_partitions"
+            | "drop_old_time_partitions"
+            | "set_time_partition_maintenance"
+            | "remove_time_partition_maintenance"
     );
     let value = |e: &FunctionArgExpr| -> Result<Option<String>, PlanError> {
         match e {
@@ -437,6 +466,10 @@ pub fn recognize(query: &Query, params: &[ParamValue]) -> Result<Option<UtilityC
         ],
         "create_time_partitions" => &["table_name", "partition_interval", "end_at", "start_from"],
         "drop_old_time_partitions" => &["table_name", "older_than"],
+        "set_time_partition_maintenance" => {
+            &["table_name", "partition_interval", "premake", "retain"]
+        }
+        "remove_time_partition_maintenance" => &["table_name"],
         _ => &["nodename", "nodeport"],
     };
     if positional.len() > signature.len() {
@@ -560,6 +593,15 @@ pub fn recognize(query: &Query, params: &[ParamValue]) -> Result<Option<UtilityC
         "drop_old_time_partitions" => UtilityCall::DropOldTimePartitions {
             table: required(0)?,
             older_than: required(1)?,
+        },
+        "set_time_partition_maintenance" => UtilityCall::SetTimePartitionMaintenance {
+            table: required(0)?,
+            interval: required(1)?,
+            premake: args[2].clone().unwrap_or_else(|| "4".into()),
+            retain: args[3].clone(),
+        },
+        "remove_time_partition_maintenance" => UtilityCall::RemoveTimePartitionMaintenance {
+            table: required(0)?,
         },
         "citus_rebalance_start" => {
             strategy(args[2].as_deref())?;

@@ -61,6 +61,13 @@ enum Command {
         #[arg(long)]
         plan: bool,
     },
+    /// Show the time partitions of every range-partitioned table (the `time_partitions`
+    /// view) and their maintenance settings (`set_time_partition_maintenance`).
+    Partitions {
+        /// Coordinator port.
+        #[arg(long, default_value_t = 6432)]
+        port: u16,
+    },
 }
 
 async fn wait_for_ctrl_c() {
@@ -144,6 +151,42 @@ async fn text_rows(client: &tokio_postgres::Client, sql: &str) -> anyhow::Result
             _ => None,
         })
         .collect())
+}
+
+/// `tessera partitions`: each time-partitioned table with its partitions' ranges and, when
+/// the coordinator maintains it, how many partitions it keeps ahead and behind.
+async fn partitions(port: u16) -> anyhow::Result<()> {
+    let client = coordinator_client(port).await?;
+    let maintained = text_rows(
+        &client,
+        "SELECT logicalrelid::text, partition_interval::text, premake::text, coalesce(retain::text, 'all') \
+         FROM time_partition_maintenance ORDER BY 1",
+    )
+    .await?;
+    let rows = text_rows(
+        &client,
+        "SELECT parent_table::text, partition::text, from_value, to_value FROM time_partitions",
+    )
+    .await?;
+    if rows.is_empty() {
+        println!("no range-partitioned tables");
+    }
+    let mut current = String::new();
+    for r in &rows {
+        if r[0] != current {
+            current = r[0].clone();
+            let count = rows.iter().filter(|x| x[0] == current).count();
+            match maintained.iter().find(|m| m[0] == current) {
+                Some(m) => println!(
+                    "{current}: {count} partitions; maintained every minute: {} partitions of {} ahead, keeping {} behind",
+                    m[2], m[1], m[3]
+                ),
+                None => println!("{current}: {count} partitions"),
+            }
+        }
+        println!("  {}  [{}, {})", r[1], r[2], r[3]);
+    }
+    Ok(())
 }
 
 /// `tessera rebalance`: the plan, or a background rebalance job followed to its end.
@@ -281,6 +324,7 @@ fn run() -> anyhow::Result<()> {
             }
             Command::Status { port } => status(port).await,
             Command::Rebalance { port, plan } => rebalance(port, plan).await,
+            Command::Partitions { port } => partitions(port).await,
         }
     })
 }
