@@ -54,6 +54,9 @@ INSERT INTO pt_events VALUES (4, '2028-02-03', 'buy', -1);
 -- unique keys must include the partition key (PostgreSQL) and the distribution column
 -- error 0A000
 ALTER TABLE pt_events ADD CONSTRAINT pt_events_ts_v UNIQUE (ts, v);
+-- ONLY a partitioned table: its own rows, none
+SELECT count(*) FROM ONLY pt_events;
+SELECT count(*) FROM ONLY pt_events_2025;
 -- dropping a partition
 DROP TABLE pt_events_2025;
 SELECT count(*) FROM pt_events;

@@ -556,7 +556,7 @@ fn copy_with_boolean_words(sql: &str) -> Option<String> {
 
 /// `FROM ONLY t` means "t without its inheritance children". sqlparser reads `ONLY` as a table
 /// name (and `t` as its alias), which would send the statement to the empty shell. For
-/// distributed and reference tables, whose shards have no children, `ONLY t` reads the same
+/// distributed and reference tables that are not partitioned, whose shards have no children, `ONLY t` reads the same
 /// rows as `t`: returns the text with such `ONLY` keywords removed, or `None` when there are
 /// none (`ONLY` before a local table is kept, and the statement goes to PostgreSQL as written).
 fn strip_only(sql: &str, catalog: &CatalogSnapshot) -> Option<String> {
@@ -593,7 +593,12 @@ fn strip_only(sql: &str, catalog: &CatalogSnapshot) -> Option<String> {
             (Some(Token::Word(n)), _, _) => (None, fold(n)),
             _ => continue,
         };
-        if catalog.table(name.0.as_deref(), &name.1).is_some() {
+        // A partitioned table's shards do have children: `ONLY` stays, and PostgreSQL reads
+        // the shell's (no rows, as a partitioned table itself holds none).
+        if catalog
+            .table(name.0.as_deref(), &name.1)
+            .is_some_and(|t| !t.partitioned)
+        {
             cut.push((t.span.start.line, t.span.start.column));
         }
     }
