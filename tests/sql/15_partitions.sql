@@ -66,6 +66,25 @@ CREATE TABLE pt_tenants (tenant int PRIMARY KEY, name text);
 SELECT create_distributed_table('pt_tenants', 'tenant', colocate_with => 'pt_events');
 INSERT INTO pt_tenants SELECT g, 'tenant ' || g FROM generate_series(0, 12) g;
 SELECT t.name, count(*) FROM pt_events e JOIN pt_tenants t USING (tenant) WHERE e.kind = 'click' GROUP BY t.name ORDER BY t.name;
+-- hash partitions, distributed by another column; DETACH ... CONCURRENTLY
+CREATE TABLE pt_hashed (id bigint, bucket int, payload text) PARTITION BY HASH (bucket);
+CREATE TABLE pt_hashed_0 PARTITION OF pt_hashed FOR VALUES WITH (MODULUS 3, REMAINDER 0);
+CREATE TABLE pt_hashed_1 PARTITION OF pt_hashed FOR VALUES WITH (MODULUS 3, REMAINDER 1);
+CREATE TABLE pt_hashed_2 PARTITION OF pt_hashed FOR VALUES WITH (MODULUS 3, REMAINDER 2);
+-- tessera-only
+SELECT create_distributed_table('pt_hashed', 'id');
+INSERT INTO pt_hashed SELECT g, g % 17, md5(g::text) FROM generate_series(1, 1000) g;
+SELECT count(*) FROM pt_hashed_0;
+SELECT count(*) FROM pt_hashed_2;
+SELECT bucket, count(*) FROM pt_hashed GROUP BY bucket ORDER BY bucket;
+UPDATE pt_hashed SET bucket = bucket + 1 WHERE id % 10 = 0;
+SELECT count(*), sum(bucket) FROM pt_hashed_1;
+ALTER TABLE pt_hashed DETACH PARTITION pt_hashed_2 CONCURRENTLY;
+SELECT count(*) FROM pt_hashed;
+-- error 23514
+INSERT INTO pt_hashed VALUES (5000, 5, 'no partition');
+SELECT count(*) FROM pt_hashed_2;
+DROP TABLE pt_hashed, pt_hashed_2;
 -- a partitioned reference table
 CREATE TABLE pt_calendar (day date, label text) PARTITION BY RANGE (day);
 CREATE TABLE pt_calendar_h1 PARTITION OF pt_calendar FOR VALUES FROM ('2026-01-01') TO ('2026-07-01');
