@@ -1408,18 +1408,19 @@ impl Executor {
             }
             DistributedPlan::Explain(mut lines, remote) => {
                 if let Some(task) = remote {
-                    let result = if session.in_block() {
-                        let conn = session.worker(self, &snapshot, task.group_id).await?;
-                        conn.simple_query(&task.sql).await?
-                    } else {
-                        let mut conn = self
-                            .worker_connection(&snapshot, task.group_id, session.settings())
-                            .await?;
-                        conn.simple_query(&task.sql).await?
-                    };
+                    // On a connection of its own (a failure must not touch the session's
+                    // block); the worker's plan is a help, so EXPLAIN does without it when
+                    // the worker cannot explain (a table the block created, not visible there).
+                    let mut conn = self
+                        .worker_connection(&snapshot, task.group_id, session.settings())
+                        .await?;
+                    let result = conn
+                        .execute(&task.sql, req.param_types, req.params, &[])
+                        .await
+                        .unwrap_or_default();
                     let plan: Vec<String> = result
+                        .rows
                         .iter()
-                        .flat_map(|r| r.rows.iter())
                         .filter_map(|row| {
                             crate::wire::row_values(row)
                                 .first()
