@@ -47,6 +47,19 @@ CREATE TABLE pt_events_2028 (LIKE pt_events);
 ALTER TABLE pt_events ATTACH PARTITION pt_events_2028 FOR VALUES FROM ('2028-01-01') TO ('2029-01-01');
 INSERT INTO pt_events VALUES (4, '2028-02-02', 'buy', 4);
 SELECT tenant, ts FROM pt_events_2028;
+-- a table holding rows: they move into its new shards
+CREATE TABLE pt_events_2029 (LIKE pt_events);
+INSERT INTO pt_events_2029 SELECT g % 13, date '2029-01-01' + g, 'view', g FROM generate_series(1, 200) g;
+ALTER TABLE pt_events ATTACH PARTITION pt_events_2029 FOR VALUES FROM ('2029-01-01') TO ('2030-01-01');
+SELECT count(*), sum(v) FROM pt_events_2029;
+SELECT tenant, count(*) FROM pt_events WHERE ts >= '2029-01-01' GROUP BY tenant ORDER BY tenant;
+-- a row outside the bounds: PostgreSQL refuses the ATTACH, nothing moves
+CREATE TABLE pt_events_2030 (LIKE pt_events);
+INSERT INTO pt_events_2030 VALUES (1, '2031-05-05', 'view', 1);
+-- error 23514
+ALTER TABLE pt_events ATTACH PARTITION pt_events_2030 FOR VALUES FROM ('2030-01-01') TO ('2031-01-01');
+SELECT count(*) FROM pt_events_2030;
+DROP TABLE pt_events_2030;
 -- constraints on the parent reach every partition's shards
 ALTER TABLE pt_events ADD CONSTRAINT pt_events_v_positive CHECK (v > 0);
 -- error 23514

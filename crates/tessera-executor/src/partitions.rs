@@ -80,14 +80,17 @@ impl Parent {
 /// statement ran in; writes the catalog rows of newly distributed partitions there and
 /// returns the statements for the workers, parents before partitions.
 ///
-/// Errors: 0A000 for a new partition that holds rows, a distributed table attached to a
-/// parent it is not co-located with, or a partition whose columns are in another order than
-/// its parent's.
+/// A new partition that holds rows (ATTACH of a filled table) has them moved into its
+/// shards: [`Reconciled::copies`], and the shell emptied.
+///
+/// Errors: 0A000 for a distributed table attached to a parent it is not co-located with, or a
+/// partition whose columns are in another order than its parent's.
 pub(crate) async fn reconcile(
     reader: &mut Reader<'_>,
     snapshot: &CatalogSnapshot,
-) -> Result<Vec<Task>, ExecError> {
+) -> Result<Reconciled, ExecError> {
     let mut tasks = Vec::new();
+    let mut copies = Vec::new();
     let by_relid: HashMap<u32, &Table> =
         snapshot.tables.values().map(|t| (t.relid, &**t)).collect();
     let mut parents: HashMap<u32, Parent> = snapshot
@@ -193,24 +196,7 @@ pub(crate) async fn reconcile(
                     "SELECT EXISTS (SELECT 1 FROM {qualified}) FROM pg_catalog.pg_class WHERE oid = {relid}"
                 ))
                 .await?;
-            if holds_rows.first().map(|r| text(r, 0)) == Some("t".into()) {
-                let column = match &parent.kind {
-                    TableKind::Distributed { column_index, .. } => {
-                        format!(
-                            "create_distributed_table('{}', '{}', colocate_with => '{}')",
-                            name, parent.column_names[*column_index], parent.name
-                        )
-                    }
-                    TableKind::Reference => format!("create_reference_table('{name}')"),
-                };
-                return Err(sql_error(
-                    "0A000",
-                    format!(
-                        "cannot attach \"{name}\", which holds rows, to distributed table \"{}\"; distribute it first with SELECT {column}, then attach it",
-                        parent.name
-                    ),
-                ));
-            }
+            let holds_rows = holds_rows.first().map(|r| text(r, 0)) == Some("t".into());
             let columns = shell_columns(reader, relid).await?;
             let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
             columns_match(&parent.name, &parent.column_names, &name, &names)?;
@@ -299,6 +285,13 @@ pub(crate) async fn reconcile(
                     ));
                 }
             }
+            if holds_rows {
+                // The attached table's rows move into its shards (as create_distributed_table
+                // moves them), in the statement's transaction; the shell keeps none.
+                let table = std::sync::Arc::new(table.clone());
+                copies.extend(route_rows(reader, &table, &qualified).await?);
+                catalog.push_str(&format!("DELETE FROM {qualified};\n"));
+            }
             catalog.push_str(&crate::utility::refuse_shell_writes(&schema, &name));
             reader.rows(&catalog).await?;
 
@@ -319,7 +312,90 @@ pub(crate) async fn reconcile(
             break;
         }
     }
-    Ok(tasks)
+    Ok(Reconciled { tasks, copies })
+}
+
+/// What [`reconcile`] leaves for the workers.
+#[derive(Debug, Default)]
+pub(crate) struct Reconciled {
+    /// Statements, parents before partitions.
+    pub(crate) tasks: Vec<Task>,
+    /// Rows of attached tables for their new shards, after the statements.
+    pub(crate) copies: Vec<ShardCopy>,
+}
+
+/// Rows for one shard placement: `COPY ... FROM STDIN` and its data (text format).
+#[derive(Debug)]
+pub(crate) struct ShardCopy {
+    /// Placement group.
+    pub(crate) group_id: i32,
+    /// The COPY statement.
+    pub(crate) sql: String,
+    /// Its rows.
+    pub(crate) data: Vec<u8>,
+}
+
+/// Reads the rows of the shell `qualified` (through the statement's connection) and routes
+/// them to `table`'s shards, as COPY data per placement.
+async fn route_rows(
+    reader: &mut Reader<'_>,
+    table: &std::sync::Arc<Table>,
+    qualified: &impl std::fmt::Display,
+) -> Result<Vec<ShardCopy>, ExecError> {
+    let Reader::Wire(conn) = reader else {
+        return Err(ExecError::Internal(
+            "attached rows are read in the statement's transaction".into(),
+        ));
+    };
+    let mut router = crate::CopyRouter::new(tessera_planner::CopyPlan {
+        table: table.clone(),
+        columns: table.columns.iter().map(|c| c.name.clone()).collect(),
+        distribution_field: match &table.kind {
+            TableKind::Distributed { column_index, .. } => Some(*column_index),
+            TableKind::Reference => None,
+        },
+        format: tessera_planner::CopyFormat::Text {
+            delimiter: '\t',
+            null: "\\N".into(),
+        },
+        header: false,
+        shard_options: "WITH (FORMAT text)".into(),
+    });
+    conn.copy_out_start(&format!("COPY (SELECT * FROM {qualified}) TO STDOUT"))
+        .await?;
+    // Read to the end even after a refused row, so the connection stays in step.
+    let mut refused = None;
+    while let Some(chunk) = conn.copy_out_next().await? {
+        if refused.is_none() {
+            refused = router.feed(&chunk).err();
+        }
+    }
+    if let Some(e) = refused {
+        return Err(e);
+    }
+    router.finish()?;
+    let columns = table
+        .columns
+        .iter()
+        .map(|c| tessera_planner::rewrite::quote_ident(&c.name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut copies = Vec::new();
+    for (index, data) in std::mem::take(&mut router.buffers) {
+        let shard = &table.shards[index];
+        let sql = format!(
+            "COPY {} ({columns}) FROM STDIN",
+            quoted_name(&table.schema, &shard_name(&table.name, shard.shard_id))
+        );
+        for p in &shard.placements {
+            copies.push(ShardCopy {
+                group_id: p.group_id,
+                sql: sql.clone(),
+                data: data.clone(),
+            });
+        }
+    }
+    Ok(copies)
 }
 
 fn push_on_placements(tasks: &mut Vec<Task>, groups: &[i32], sql: &str, shard_id: i64) {

@@ -1057,8 +1057,13 @@ pub async fn run_autocommit(
         let conn = session.coordinator(exec).await?;
         let tag = conn.execute(&ddl.shell, &[], &[], &[]).await?.tag;
         if ddl.partitions {
+            // DETACH ... CONCURRENTLY: only detaches, never rows to move.
             let mut reader = crate::utility::Reader::Wire(conn);
-            tasks.extend(crate::partitions::reconcile(&mut reader, snapshot).await?);
+            tasks.extend(
+                crate::partitions::reconcile(&mut reader, snapshot)
+                    .await?
+                    .tasks,
+            );
         }
         tag
     };
@@ -1096,6 +1101,7 @@ pub async fn run_ddl(
         })
         .collect();
     let mut tasks: Vec<Task> = ddl.per_shard.clone();
+    let mut copies: Vec<crate::partitions::ShardCopy> = Vec::new();
     if session.in_block() {
         let tag = {
             let conn = session.coordinator_for_statement(exec).await?;
@@ -1105,7 +1111,9 @@ pub async fn run_ddl(
             let tag = conn.execute(&ddl.shell, &[], &[], &[]).await?.tag;
             if ddl.partitions {
                 let mut reader = crate::utility::Reader::Wire(conn);
-                tasks.extend(crate::partitions::reconcile(&mut reader, snapshot).await?);
+                let reconciled = crate::partitions::reconcile(&mut reader, snapshot).await?;
+                tasks.extend(reconciled.tasks);
+                copies = reconciled.copies;
             }
             tag
         };
@@ -1115,6 +1123,10 @@ pub async fn run_ddl(
             conn.simple_query(&t.sql)
                 .await
                 .map_err(|e| ExecError::from(e).on_node(&address))?;
+        }
+        for c in &copies {
+            let conn = session.worker(exec, snapshot, c.group_id).await?;
+            copy_into(conn, c).await?;
         }
         return Ok(tag);
     }
@@ -1129,7 +1141,9 @@ pub async fn run_ddl(
             let tag = conn.execute(&ddl.shell, &[], &[], &[]).await?.tag;
             if ddl.partitions {
                 let mut reader = crate::utility::Reader::Wire(&mut *conn);
-                tasks.extend(crate::partitions::reconcile(&mut reader, snapshot).await?);
+                let reconciled = crate::partitions::reconcile(&mut reader, snapshot).await?;
+                tasks.extend(reconciled.tasks);
+                copies = reconciled.copies;
             }
             Ok::<_, ExecError>(tag)
         }
@@ -1164,10 +1178,19 @@ pub async fn run_ddl(
             .chain(tasks.iter().map(|t| t.sql.clone()))
             .collect::<Vec<_>>()
             .join(";\n");
-        let r = conn.simple_query(&sql).await;
+        let mut r = conn
+            .simple_query(&sql)
+            .await
+            .map(|_| ())
+            .map_err(ExecError::from);
+        for c in copies.iter().filter(|c| c.group_id == group) {
+            if r.is_ok() {
+                r = copy_into(&mut conn, c).await;
+            }
+        }
         conns.push((group, conn));
         if let Err(e) = r {
-            error = Some(ExecError::from(e).on_node(&address));
+            error = Some(e.on_node(&address));
             break;
         }
     }
@@ -1184,6 +1207,22 @@ pub async fn run_ddl(
     let coordinator = session.coordinator(exec).await?;
     commit_participants(exec, &mut participants, Some(coordinator)).await?;
     Ok(tag)
+}
+
+/// Runs one [`crate::partitions::ShardCopy`] on `conn` (in its transaction).
+async fn copy_into(
+    conn: &mut WireConnection,
+    copy: &crate::partitions::ShardCopy,
+) -> Result<(), ExecError> {
+    let address = conn.address().to_string();
+    let r = async {
+        conn.copy_in_start(&copy.sql).await?;
+        conn.copy_data(&copy.data).await?;
+        conn.copy_done().await?;
+        Ok::<_, crate::wire::WireError>(())
+    }
+    .await;
+    r.map_err(|e| ExecError::from(e).on_node(&address))
 }
 
 /// Sends each shard's routed COPY rows as one COPY into that shard, atomically.
