@@ -372,6 +372,22 @@ pub fn recognize(query: &Query, params: &[ParamValue]) -> Result<Option<UtilityC
         }
     };
     for arg in args {
+        // `name := value`, PostgreSQL's older spelling of `name => value`, reaches here as an
+        // assignment expression.
+        if let FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::BinaryOp {
+            left,
+            op: sqlparser::ast::BinaryOperator::Assignment,
+            right,
+        })) = arg
+        {
+            if let Expr::Identifier(n) = left.as_ref() {
+                named.push((
+                    ident_name(n),
+                    value(&FunctionArgExpr::Expr((**right).clone()))?,
+                ));
+                continue;
+            }
+        }
         match arg {
             FunctionArg::Unnamed(e) => {
                 if !named.is_empty() {

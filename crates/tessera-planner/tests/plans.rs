@@ -204,6 +204,35 @@ fn utility_call_with_named_arguments() {
         ),
         "{p:?}"
     );
+    // PostgreSQL's older `:=` spelling.
+    let p = plan("SELECT create_distributed_table('orders', distribution_column := 'o_orderkey', shard_count := 4)")
+        .unwrap();
+    assert!(
+        matches!(
+            &p,
+            DistributedPlan::Utility(tessera_planner::UtilityCall::CreateDistributedTable {
+                shard_count: Some(4),
+                column,
+                ..
+            }) if column == "o_orderkey"
+        ),
+        "{p:?}"
+    );
+    // Time partitions take expressions, evaluated later in the session.
+    let p = plan("SELECT create_time_partitions(table_name := 'orders', partition_interval := '1 month', end_at := now() + interval '1 year')")
+        .unwrap();
+    assert!(
+        matches!(
+            &p,
+            DistributedPlan::Utility(tessera_planner::UtilityCall::CreateTimePartitions {
+                table,
+                interval,
+                end_at,
+                start_from,
+            }) if table == "'orders'" && interval == "'1 month'" && end_at.contains("now()") && start_from == "now()"
+        ),
+        "{p:?}"
+    );
 }
 
 #[test]
