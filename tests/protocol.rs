@@ -1531,6 +1531,17 @@ fn rebalancer_spreads_shards_onto_a_new_worker_and_drains_it() {
             ["table_name", "shardid", "shard_size", "sourcename", "sourceport", "targetname", "targetport"]
         );
         assert!(plan.iter().all(|r| r.get::<_, i32>("targetport") == third_port));
+        // By disk size (bytes measured on the workers): shard groups of about equal size, so
+        // the same number of moves, also onto the new worker.
+        let by_size = client
+            .query(
+                "SELECT * FROM get_rebalance_table_shards_plan(rebalance_strategy => 'by_disk_size')",
+                &[],
+            )
+            .await
+            .expect("plan by disk size");
+        assert!(!by_size.is_empty() && by_size.len() <= 3, "{}", by_size.len());
+        assert!(by_size.iter().all(|r| r.get::<_, i32>("targetport") == third_port));
         // Sizes are the shard groups' bytes on the workers.
         assert!(plan.iter().all(|r| r.get::<_, i64>("shard_size") > 0));
         let sized: i64 = client

@@ -8,13 +8,14 @@
 //! holding the fewest, while the most-loaded node is above the average by more than
 //! `threshold` (a fraction of the average; 0 allows a difference of one shard) or the
 //! least-loaded below it; Citus' rebalancer (`shard_rebalancer.c`) works the same way with
-//! capacity 1 per node. The moves themselves are [`crate::shard_move`]'s.
+//! capacity 1 per node. Strategy `by_disk_size` weighs each shard group by its bytes (see
+//! [`plan_moves`]). The moves themselves are [`crate::shard_move`]'s.
 
 use std::collections::BTreeMap;
 
 use tessera_catalog::{CatalogSnapshot, Node};
 use tessera_planner::rewrite::quote_ident;
-use tessera_planner::{RebalanceOptions, TransferMode};
+use tessera_planner::{RebalanceOptions, RebalanceStrategy, TransferMode};
 
 use crate::{pg_error, ExecError, Executor};
 
@@ -38,14 +39,27 @@ fn sql_error(code: &str, message: impl Into<String>) -> ExecError {
     }
 }
 
+/// What a shard group costs under `by_disk_size` on top of its bytes: Citus'
+/// `citus.rebalancer_by_disk_size_base_cost` default, 100 MB, so that empty shard groups
+/// still spread.
+pub const BY_DISK_SIZE_BASE_COST: f64 = 100.0 * 1024.0 * 1024.0;
+
 /// The moves that balance `snapshot`'s shard groups under `options` (see the module
-/// documentation), in the order they are to be done.
+/// documentation), in the order they are to be done. `sizes` gives each shard's bytes
+/// (`by_disk_size`; unused by `by_shard_count`).
+///
+/// `by_disk_size`: a node's load is the sum of its shard groups' costs (their shards' bytes
+/// plus [`BY_DISK_SIZE_BASE_COST`]); while the most-loaded node is above the average by more
+/// than `threshold` (or the least-loaded below it), a shard group goes to the least-loaded
+/// node from the most-loaded node that has one costing less than the difference between the
+/// two (so every move narrows it, and the plan ends): the one nearest half that difference.
 ///
 /// Errors: 42P01 when `options.relation` is not a distributed table; 55000 when no node
 /// should have shards but shards must leave a drained one.
 pub fn plan_moves(
     snapshot: &CatalogSnapshot,
     options: &RebalanceOptions,
+    sizes: &std::collections::HashMap<i64, i64>,
 ) -> Result<Vec<PlannedMove>, ExecError> {
     // Co-location groups: their tables (first = lowest relid) and shard count.
     let mut groups: BTreeMap<i32, Vec<&tessera_catalog::Table>> = BTreeMap::new();
@@ -80,6 +94,7 @@ pub fn plan_moves(
         .iter()
         .filter(|n| n.is_active && n.should_have_shards)
         .collect();
+    let by_size = options.strategy == RebalanceStrategy::ByDiskSize;
     let mut moves = Vec::new();
     for tables in groups.values() {
         let first = tables[0];
@@ -89,6 +104,26 @@ pub fn plan_moves(
             .iter()
             .filter_map(|s| s.placements.first().map(|p| (s.shard_id, p.group_id)))
             .collect();
+        // Each shard group's cost, by the first table's shard id.
+        let cost: std::collections::HashMap<i64, f64> = first
+            .shards
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let c = if by_size {
+                    BY_DISK_SIZE_BASE_COST
+                        + tables
+                            .iter()
+                            .filter_map(|t| t.shards.get(i))
+                            .map(|s| sizes.get(&s.shard_id).copied().unwrap_or(0) as f64)
+                            .sum::<f64>()
+                } else {
+                    1.0
+                };
+                (s.shard_id, c)
+            })
+            .collect();
+        let total: f64 = cost.values().sum();
         loop {
             if moves.len() >= options.max_shard_moves as usize {
                 return Ok(moves);
@@ -99,10 +134,20 @@ pub fn plan_moves(
                     .map(|(id, _)| *id)
                     .min()
             };
-            let count = |group: i32| at.iter().filter(|(_, g)| *g == group).count();
+            let load = |group: i32| -> f64 {
+                at.iter()
+                    .filter(|(_, g)| *g == group)
+                    .map(|(id, _)| cost.get(id).copied().unwrap_or(1.0))
+                    .sum()
+            };
             let Some(lightest) = eligible
                 .iter()
-                .min_by_key(|n| (count(n.group_id), n.node_id))
+                .min_by(|a, b| {
+                    load(a.group_id)
+                        .total_cmp(&load(b.group_id))
+                        .then(a.node_id.cmp(&b.node_id))
+                })
+                .copied()
             else {
                 if at
                     .iter()
@@ -129,21 +174,59 @@ pub fn plan_moves(
                     let Some(heaviest) = eligible
                         .iter()
                         .filter(|n| movable(n.group_id).is_some())
-                        .max_by_key(|n| (count(n.group_id), std::cmp::Reverse(n.node_id)))
+                        .max_by(|a, b| {
+                            load(a.group_id)
+                                .total_cmp(&load(b.group_id))
+                                .then(b.node_id.cmp(&a.node_id))
+                        })
+                        .copied()
                     else {
                         break;
                     };
-                    let (most, least) = (count(heaviest.group_id), count(lightest.group_id));
-                    let average = at.len() as f64 / eligible.len() as f64;
-                    let over = most as f64 > average * (1.0 + options.threshold);
-                    let under = (least as f64) < average * (1.0 - options.threshold);
-                    if most <= least + 1 || !(over || under) {
+                    let (most, least) = (load(heaviest.group_id), load(lightest.group_id));
+                    let average = total / eligible.len() as f64;
+                    let over = most > average * (1.0 + options.threshold);
+                    let under = least < average * (1.0 - options.threshold);
+                    if !(over || under) {
                         break;
                     }
-                    let Some(id) = movable(heaviest.group_id) else {
+                    let chosen = if by_size {
+                        // From the most-loaded node that has a shard group whose move
+                        // narrows its gap to the least-loaded node (the most-loaded one may
+                        // hold a single group too big to move usefully).
+                        let mut sources: Vec<&Node> = eligible
+                            .iter()
+                            .copied()
+                            .filter(|n| n.node_id != lightest.node_id)
+                            .collect();
+                        sources.sort_by(|a, b| {
+                            load(b.group_id)
+                                .total_cmp(&load(a.group_id))
+                                .then(a.node_id.cmp(&b.node_id))
+                        });
+                        sources.into_iter().find_map(|src| {
+                            let gap = load(src.group_id) - least;
+                            at.iter()
+                                .filter(|(id, g)| {
+                                    *g == src.group_id
+                                        && !options.excluded_shards.contains(id)
+                                        && cost.get(id).copied().unwrap_or(0.0) < gap
+                                })
+                                .min_by(|(a, _), (b, _)| {
+                                    let off = |id: &i64| (gap - 2.0 * cost[id]).abs();
+                                    off(a).total_cmp(&off(b)).then(a.cmp(b))
+                                })
+                                .map(|(id, _)| (src, *id))
+                        })
+                    } else if most <= least + 1.0 {
+                        None
+                    } else {
+                        movable(heaviest.group_id).map(|id| (heaviest, id))
+                    };
+                    let Some(found) = chosen else {
                         break;
                     };
-                    (*heaviest, id)
+                    found
                 }
             };
             moves.push(PlannedMove {
@@ -166,6 +249,29 @@ pub fn plan_moves(
         }
     }
     Ok(moves)
+}
+
+/// Each shard's bytes as last measured on the workers (measured again first), for
+/// `by_disk_size`; empty for `by_shard_count`, which does not need them.
+pub async fn shard_sizes(
+    exec: &Executor,
+    strategy: RebalanceStrategy,
+) -> Result<std::collections::HashMap<i64, i64>, ExecError> {
+    if strategy != RebalanceStrategy::ByDiskSize {
+        return Ok(Default::default());
+    }
+    refresh_shard_sizes(exec).await?;
+    let client = exec.catalog_client().await?;
+    Ok(client
+        .query(
+            "SELECT shardid, max(shardlength)::bigint FROM tessera.pg_dist_placement GROUP BY shardid",
+            &[],
+        )
+        .await
+        .map_err(pg_error)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
 }
 
 /// A name as `regclass` output writes it: quoted only when it must be (not a lower-case
@@ -192,7 +298,8 @@ pub async fn rebalance(
     options: &RebalanceOptions,
     mode: TransferMode,
 ) -> Result<usize, ExecError> {
-    let moves = plan_moves(&exec.snapshot(), options)?;
+    let sizes = shard_sizes(exec, options.strategy).await?;
+    let moves = plan_moves(&exec.snapshot(), options, &sizes)?;
     for m in &moves {
         tracing::info!(
             "rebalance: moving shard {} from {}:{} to {}:{}",
@@ -255,6 +362,7 @@ pub async fn drain_node(
         max_shard_moves: u32::MAX,
         excluded_shards: Vec::new(),
         drain_only: true,
+        strategy: RebalanceStrategy::ByShardCount,
     };
     rebalance(exec, &options, mode).await.map(|_| ())
 }
@@ -269,7 +377,8 @@ pub async fn start_job(
     options: &RebalanceOptions,
     mode: TransferMode,
 ) -> Result<i64, ExecError> {
-    let moves = plan_moves(&exec.snapshot(), options)?;
+    let sizes = shard_sizes(exec, options.strategy).await?;
+    let moves = plan_moves(&exec.snapshot(), options, &sizes)?;
     let client = exec.catalog_client().await?;
     let running = client
         .query_opt(
@@ -621,4 +730,141 @@ pub async fn refresh_shard_sizes(exec: &Executor) -> Result<(), ExecError> {
             .map_err(pg_error)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use tessera_catalog::{
+        CatalogSnapshot, Column, DistributionColumnType, Node, Placement, Shard, Table, TableKind,
+    };
+    use tessera_planner::{RebalanceOptions, RebalanceStrategy};
+
+    use super::plan_moves;
+
+    /// Three nodes; 6 shards, all on node 1 (group 1), shard i of `sizes[i]` bytes.
+    fn cluster() -> CatalogSnapshot {
+        let table = Table {
+            relid: 1,
+            schema: "public".into(),
+            name: "t".into(),
+            kind: TableKind::Distributed {
+                column_index: 0,
+                column_type: DistributionColumnType::Int4,
+            },
+            colocation_id: 1,
+            columns: vec![Column {
+                name: "k".into(),
+                type_oid: 23,
+                type_name: "integer".into(),
+                collation: None,
+                sequence_default: false,
+            }],
+            shards: (0..6)
+                .map(|i| Shard {
+                    shard_id: 100 + i,
+                    range: Some(tessera_catalog::shard_range::shard_range(i as u32, 6)),
+                    placements: vec![Placement {
+                        placement_id: i,
+                        group_id: 1,
+                    }],
+                })
+                .collect(),
+            partitioned: false,
+            partition_of: None,
+        };
+        CatalogSnapshot {
+            nodes: (1..=3)
+                .map(|i| Node {
+                    node_id: i,
+                    group_id: i,
+                    host: "h".into(),
+                    port: 5000 + i as u16,
+                    is_active: true,
+                    should_have_shards: true,
+                })
+                .collect(),
+            tables: HashMap::from([(("public".into(), "t".into()), Arc::new(table))]),
+            ..Default::default()
+        }
+    }
+
+    fn options(strategy: RebalanceStrategy, threshold: f64) -> RebalanceOptions {
+        RebalanceOptions {
+            relation: None,
+            threshold,
+            max_shard_moves: 1000,
+            excluded_shards: Vec::new(),
+            drain_only: false,
+            strategy,
+        }
+    }
+
+    /// The bytes each node holds after `moves` (all shards start on port 5001).
+    fn bytes_per_node(moves: &[super::PlannedMove], sizes: &HashMap<i64, i64>) -> Vec<i64> {
+        let mut at: HashMap<i64, u16> = sizes.keys().map(|id| (*id, 5001)).collect();
+        for m in moves {
+            at.insert(m.shard_id, m.target.1);
+        }
+        (5001..=5003)
+            .map(|p| {
+                at.iter()
+                    .filter(|(_, port)| **port == p)
+                    .map(|(id, _)| sizes[id])
+                    .sum()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn by_disk_size_balances_bytes_not_counts() {
+        let snapshot = cluster();
+        // One big shard (3 GB) and five small ones (100 MB): by count, two shards per node;
+        // by size, the big one alone on a node.
+        let gb = 1024 * 1024 * 1024;
+        let sizes: HashMap<i64, i64> = (0..6)
+            .map(|i| (100 + i, if i == 0 { 3 * gb } else { gb / 10 }))
+            .collect();
+        let by_count = plan_moves(
+            &snapshot,
+            &options(RebalanceStrategy::ByShardCount, 0.0),
+            &sizes,
+        )
+        .expect("plan");
+        assert_eq!(by_count.len(), 4, "{by_count:?}");
+        let by_size = plan_moves(
+            &snapshot,
+            &options(RebalanceStrategy::ByDiskSize, 0.1),
+            &sizes,
+        )
+        .expect("plan");
+        let bytes = bytes_per_node(&by_size, &sizes);
+        // The 3 GB shard's node holds nothing else; the small ones share the other two.
+        assert!(bytes.contains(&(3 * gb)), "{bytes:?} after {by_size:?}");
+        assert!(bytes.iter().all(|b| *b > 0), "{bytes:?}");
+        // Every move narrows the gap, so the plan ends.
+        assert!(by_size.len() <= 6);
+    }
+
+    #[test]
+    fn by_disk_size_spreads_empty_shards_by_their_base_cost() {
+        let snapshot = cluster();
+        let sizes: HashMap<i64, i64> = (0..6).map(|i| (100 + i, 0)).collect();
+        let moves = plan_moves(
+            &snapshot,
+            &options(RebalanceStrategy::ByDiskSize, 0.1),
+            &sizes,
+        )
+        .expect("plan");
+        assert_eq!(moves.len(), 4, "{moves:?}");
+        // Two per node: each costs the base cost alone.
+        let mut per_port: HashMap<u16, usize> = HashMap::from([(5001, 6)]);
+        for m in &moves {
+            *per_port.entry(m.source.1).or_default() -= 1;
+            *per_port.entry(m.target.1).or_default() += 1;
+        }
+        assert_eq!(per_port, HashMap::from([(5001, 2), (5002, 2), (5003, 2)]));
+    }
 }

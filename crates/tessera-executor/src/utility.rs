@@ -181,8 +181,9 @@ pub async fn run(
             vec![vec![Some(n.to_string())]]
         }
         UtilityCall::GetRebalancePlan(options) => {
+            let sizes = crate::rebalancer::shard_sizes(exec, options.strategy).await?;
             let snapshot = exec.snapshot();
-            let moves = crate::rebalancer::plan_moves(&snapshot, options)?;
+            let moves = crate::rebalancer::plan_moves(&snapshot, options, &sizes)?;
             crate::rebalancer::refresh_shard_sizes(exec).await?;
             let client = exec.catalog_client().await?;
             let ids: Vec<i64> = moves.iter().map(|m| m.shard_id).collect();

@@ -158,6 +158,20 @@ pub struct RebalanceOptions {
     pub excluded_shards: Vec<i64>,
     /// `drain_only boolean`: only move shards off nodes that should not have any.
     pub drain_only: bool,
+    /// `rebalance_strategy name`: what "balanced" means.
+    pub strategy: RebalanceStrategy,
+}
+
+/// Citus' built-in rebalance strategies (`pg_dist_rebalance_strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RebalanceStrategy {
+    /// `by_shard_count` (the default): every node holds about as many shard groups.
+    #[default]
+    ByShardCount,
+    /// `by_disk_size`: every node holds about as many bytes, each shard group costing its
+    /// size on disk plus a base cost (Citus' `citus.rebalancer_by_disk_size_base_cost`,
+    /// 100 MB), so that empty shard groups still spread; default threshold 0.1.
+    ByDiskSize,
 }
 
 /// How a shard's rows move (Citus' `citus.shard_transfer_mode`).
@@ -620,17 +634,22 @@ pub fn recognize(query: &Query, params: &[ParamValue]) -> Result<Option<UtilityC
             table: required(0)?,
         },
         "citus_rebalance_start" => {
-            strategy(args[2].as_deref())?;
+            let strategy = strategy(args[2].as_deref())?;
             UtilityCall::RebalanceStart(
                 RebalanceOptions {
                     relation: args[0].clone(),
-                    threshold: 0.0,
+                    threshold: if strategy == RebalanceStrategy::ByDiskSize {
+                        0.1
+                    } else {
+                        0.0
+                    },
                     max_shard_moves: 1_000_000,
                     excluded_shards: Vec::new(),
                     drain_only: match &args[1] {
                         None => false,
                         Some(v) => boolean(v)?,
                     },
+                    strategy,
                 },
                 transfer_mode(args[3].as_deref())?,
             )
@@ -667,12 +686,10 @@ fn transfer_mode(v: Option<&str>) -> Result<TransferMode, PlanError> {
 }
 
 /// `rebalance_strategy`: `by_shard_count` (the default, also NULL) is the one there is.
-fn strategy(v: Option<&str>) -> Result<(), PlanError> {
+fn strategy(v: Option<&str>) -> Result<RebalanceStrategy, PlanError> {
     match v {
-        None | Some("by_shard_count") => Ok(()),
-        Some("by_disk_size") => Err(PlanError::Unsupported(
-            "rebalance strategy by_disk_size is not supported yet; use by_shard_count".into(),
-        )),
+        None | Some("by_shard_count") => Ok(RebalanceStrategy::ByShardCount),
+        Some("by_disk_size") => Ok(RebalanceStrategy::ByDiskSize),
         Some(other) => Err(invalid(format!(
             "could not find rebalance strategy with name {other}"
         ))),
@@ -698,10 +715,13 @@ fn rebalance_options(
     drain: usize,
     strategy_at: Option<usize>,
 ) -> Result<RebalanceOptions, PlanError> {
-    if let Some(i) = strategy_at {
-        strategy(args[i].as_deref())?;
-    }
+    let strategy = match strategy_at {
+        Some(i) => strategy(args[i].as_deref())?,
+        None => RebalanceStrategy::ByShardCount,
+    };
     let threshold = match &args[1] {
+        // Citus' default thresholds of the two strategies.
+        None if strategy == RebalanceStrategy::ByDiskSize => 0.1,
         None => 0.0,
         Some(t) => t
             .parse::<f64>()
@@ -744,6 +764,7 @@ fn rebalance_options(
             None => false,
             Some(v) => boolean(v)?,
         },
+        strategy,
     })
 }
 
