@@ -98,6 +98,15 @@ SELECT count(*) FROM pt_hashed;
 INSERT INTO pt_hashed VALUES (5000, 5, 'no partition');
 SELECT count(*) FROM pt_hashed_2;
 DROP TABLE pt_hashed, pt_hashed_2;
+-- renaming a partition and a distributed table renames their shards
+ALTER TABLE pt_events_2027 RENAME TO pt_events_y2027;
+SELECT count(*) FROM pt_events_y2027;
+INSERT INTO pt_events VALUES (9, '2027-09-09', 'buy', 99);
+SELECT count(*) FROM pt_events WHERE ts >= '2027-01-01' AND ts < '2028-01-01';
+ALTER TABLE pt_tenants RENAME TO pt_customers;
+SELECT count(*) FROM pt_customers;
+SELECT c.name, count(*) FROM pt_events e JOIN pt_customers c USING (tenant) WHERE e.ts >= '2027-01-01' GROUP BY c.name ORDER BY c.name;
+ALTER TABLE pt_customers RENAME TO pt_tenants;
 -- a partitioned reference table
 CREATE TABLE pt_calendar (day date, label text) PARTITION BY RANGE (day);
 CREATE TABLE pt_calendar_h1 PARTITION OF pt_calendar FOR VALUES FROM ('2026-01-01') TO ('2026-07-01');

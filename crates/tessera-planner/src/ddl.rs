@@ -362,6 +362,11 @@ pub fn plan_ddl(
                             ));
                         }
                     }
+                    AlterTableOperation::RenameTable {
+                        table_name: sqlparser::ast::RenameTableNameKind::To(new),
+                    } if new.0.len() == 1 => {
+                        // The shards are renamed with it (`{new}_{shard id}`).
+                    }
                     AlterTableOperation::AttachPartition { .. }
                     | AlterTableOperation::DetachPartition { .. } => {
                         if let Some(plan) = partition_command_text(original, catalog) {
@@ -785,6 +790,17 @@ fn shard_operation(
         }
         AlterTableOperation::DropConstraint { name, .. } => {
             *name = suffixed(name);
+        }
+        AlterTableOperation::RenameTable {
+            table_name: sqlparser::ast::RenameTableNameKind::To(new),
+        } => {
+            let renamed = new
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .map(suffixed)
+                .ok_or_else(|| unsupported("RENAME TO takes a table name"))?;
+            *new = ObjectName::from(vec![renamed]);
         }
         _ => {}
     }
