@@ -1693,6 +1693,20 @@ fn background_rebalance_jobs_report_and_finish() {
             })
             .unwrap_or_default();
         assert!(details.contains("\"task_state_counts\": {\"done\": 2}"), "{details}");
+        // Per-move progress in bytes: each shard group's size when planned, the COPY bytes
+        // passed on, the last phase.
+        assert_eq!(details.matches("\"phase\": \"Completed\"").count(), 2, "{details}");
+        let sized: i64 = client
+            .query_one(
+                &format!(
+                    "SELECT count(*) FROM pg_dist_background_task WHERE job_id = {job} AND shard_size > 0 AND copied_bytes > 0"
+                ),
+                &[],
+            )
+            .await
+            .expect("task progress")
+            .get(0);
+        assert_eq!(sized, 2, "{details}");
         let on_third: i64 = client
             .query_one(
                 &format!(

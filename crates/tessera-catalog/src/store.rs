@@ -110,6 +110,10 @@ CREATE TABLE IF NOT EXISTS tessera.pg_dist_background_task (
     targetport int NOT NULL,
     message text
 );
+-- Progress of a rebalance job's moves (added after the table first shipped).
+ALTER TABLE tessera.pg_dist_background_task ADD COLUMN IF NOT EXISTS shard_size bigint;
+ALTER TABLE tessera.pg_dist_background_task ADD COLUMN IF NOT EXISTS copied_bytes bigint NOT NULL DEFAULT 0;
+ALTER TABLE tessera.pg_dist_background_task ADD COLUMN IF NOT EXISTS phase text;
 CREATE TABLE IF NOT EXISTS tessera.pg_dist_cleanup (
     shardid bigint NOT NULL,
     groupid int NOT NULL,

@@ -752,6 +752,11 @@ impl Executor {
         }
     }
 
+    /// The pool of catalog clients (for background work that outlives a borrow).
+    pub(crate) fn catalog_pool(&self) -> deadpool_postgres::Pool {
+        self.catalog_pool.clone()
+    }
+
     /// A tokio-postgres client on the coordinator PostgreSQL, for catalog work.
     pub async fn catalog_client(&self) -> Result<deadpool_postgres::Object, ExecError> {
         self.catalog_pool.get().await.map_err(|e| {

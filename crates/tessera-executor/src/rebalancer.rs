@@ -251,6 +251,31 @@ pub fn plan_moves(
     Ok(moves)
 }
 
+/// Each shard group's bytes (every co-located shard's), by the shard ids given, measured on
+/// the workers first.
+pub async fn group_sizes(
+    exec: &Executor,
+    ids: &[i64],
+) -> Result<std::collections::HashMap<i64, i64>, ExecError> {
+    refresh_shard_sizes(exec).await?;
+    let client = exec.catalog_client().await?;
+    Ok(client
+        .query(
+            "SELECT s.shardid, (SELECT coalesce(sum(pl.shardlength), 0)::bigint \
+                FROM tessera.pg_dist_shard s2 JOIN tessera.pg_dist_partition p2 ON p2.logicalrelid = s2.logicalrelid \
+                JOIN tessera.pg_dist_placement pl ON pl.shardid = s2.shardid \
+                WHERE p2.colocationid = p.colocationid AND s2.shardminvalue = s.shardminvalue) \
+             FROM tessera.pg_dist_shard s JOIN tessera.pg_dist_partition p ON p.logicalrelid = s.logicalrelid \
+             WHERE s.shardid = ANY($1)",
+            &[&ids],
+        )
+        .await
+        .map_err(pg_error)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}
+
 /// Each shard's bytes as last measured on the workers (measured again first), for
 /// `by_disk_size`; empty for `by_shard_count`, which does not need them.
 pub async fn shard_sizes(
@@ -367,6 +392,34 @@ pub async fn drain_node(
     rebalance(exec, &options, mode).await.map(|_| ())
 }
 
+/// How often a running move's phase and copied bytes are written to its task row.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Writes `progress` to task `task_id`'s row (`phase`, `copied_bytes`) every
+/// [`PROGRESS_EVERY`] until aborted, for `citus_rebalance_status()` and `tessera rebalance`.
+fn report_progress(
+    exec: &Executor,
+    task_id: i64,
+    progress: std::sync::Arc<crate::shard_move::MoveProgress>,
+) -> tokio::task::JoinHandle<()> {
+    let pools = exec.catalog_pool();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(PROGRESS_EVERY).await;
+            let Ok(client) = pools.get().await else {
+                continue;
+            };
+            let (phase, copied) = progress.snapshot();
+            let _ = client
+                .execute(
+                    "UPDATE tessera.pg_dist_background_task SET phase = $1, copied_bytes = $2 WHERE task_id = $3",
+                    &[&phase, &(copied as i64), &task_id],
+                )
+                .await;
+        }
+    })
+}
+
 /// `citus_rebalance_start`: plans the moves, records them as a background job in the catalog
 /// (`tessera.pg_dist_background_job` and `_task`, so the job survives a coordinator restart)
 /// and runs them in the background; returns the job id.
@@ -412,12 +465,14 @@ pub async fn start_job(
         .await
         .map_err(pg_error)?
         .get(0);
+    let ids: Vec<i64> = moves.iter().map(|m| m.shard_id).collect();
+    let sizes = group_sizes(exec, &ids).await?;
     for m in &moves {
         client
             .execute(
                 "INSERT INTO tessera.pg_dist_background_task \
-                 (job_id, status, shardid, sourcename, sourceport, targetname, targetport) \
-                 VALUES ($1, 'runnable', $2, $3, $4, $5, $6)",
+                 (job_id, status, shardid, sourcename, sourceport, targetname, targetport, shard_size) \
+                 VALUES ($1, 'runnable', $2, $3, $4, $5, $6, $7)",
                 &[
                     &job_id,
                     &m.shard_id,
@@ -425,6 +480,7 @@ pub async fn start_job(
                     &i32::from(m.source.1),
                     &m.target.0,
                     &i32::from(m.target.1),
+                    &sizes.get(&m.shard_id).copied(),
                 ],
             )
             .await
@@ -522,21 +578,27 @@ async fn run_job(exec: &Executor, job_id: i64, mode: TransferMode) -> Result<(),
             if done {
                 Ok(())
             } else {
-                crate::shard_move::move_shard_placement(
+                let progress = std::sync::Arc::new(crate::shard_move::MoveProgress::default());
+                let ticker = report_progress(exec, task_id, progress.clone());
+                let moved = crate::shard_move::move_shard_placement_with(
                     exec,
                     shard_id,
                     (&source_host, source_port as u16),
                     (&target_host, target_port as u16),
                     mode,
+                    Some(&progress),
                 )
-                .await
+                .await;
+                ticker.abort();
+                moved
             }
         };
         match moved {
             Ok(()) => {
                 client
                     .execute(
-                        "UPDATE tessera.pg_dist_background_task SET status = 'done' WHERE task_id = $1",
+                        "UPDATE tessera.pg_dist_background_task SET status = 'done', phase = 'Completed', \
+                         copied_bytes = greatest(copied_bytes, coalesce(shard_size, 0)) WHERE task_id = $1",
                         &[&task_id],
                     )
                     .await
@@ -596,7 +658,9 @@ pub async fn job_status(exec: &Executor) -> Result<Vec<Vec<Option<String>>>, Exe
                       'task_state_counts', (SELECT coalesce(jsonb_object_agg(status, n), '{}') FROM \
                           (SELECT status, count(*) AS n FROM tessera.pg_dist_background_task t WHERE t.job_id = j.job_id GROUP BY status) c), \
                       'tasks', (SELECT coalesce(jsonb_agg(jsonb_build_object('state', t.status, 'command', \
-                          format('SELECT citus_move_shard_placement(%s, %L, %s, %L, %s)', t.shardid, t.sourcename, t.sourceport, t.targetname, t.targetport)) \
+                          format('SELECT citus_move_shard_placement(%s, %L, %s, %L, %s)', t.shardid, t.sourcename, t.sourceport, t.targetname, t.targetport), \
+                          'task_id', t.task_id, 'shard_size', t.shard_size, 'copied_bytes', t.copied_bytes) \
+                          || CASE WHEN t.phase IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('phase', t.phase) END \
                           || CASE WHEN t.message IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('message', t.message) END \
                           ORDER BY t.task_id), '[]') FROM tessera.pg_dist_background_task t WHERE t.job_id = j.job_id) \
                     )::text \

@@ -114,6 +114,55 @@ pub async fn move_shard_placement(
     target: (&str, u16),
     mode: TransferMode,
 ) -> Result<(), ExecError> {
+    move_shard_placement_with(exec, shard_id, source, target, mode, None).await
+}
+
+/// Where a move is and how many bytes of COPY data it has passed on (shared with whoever
+/// reports it, e.g. the rebalance job's task row).
+#[derive(Debug, Default)]
+pub struct MoveProgress {
+    phase: std::sync::Mutex<&'static str>,
+    copied: std::sync::atomic::AtomicU64,
+}
+
+impl MoveProgress {
+    /// The phase (Citus' names: `Setting Up`, `Copying Data`, `Catching Up`, `Final
+    /// Catchup`, `Completed`) and the bytes copied so far.
+    pub fn snapshot(&self) -> (String, u64) {
+        let phase = self.phase.lock().map(|p| p.to_string()).unwrap_or_default();
+        (
+            phase,
+            self.copied.load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    fn set_phase(&self, phase: &'static str) {
+        if let Ok(mut p) = self.phase.lock() {
+            *p = phase;
+        }
+    }
+
+    fn add(&self, bytes: usize) {
+        self.copied
+            .fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// [`move_shard_placement`], reporting to `progress` when given.
+pub async fn move_shard_placement_with(
+    exec: &Executor,
+    shard_id: i64,
+    source: (&str, u16),
+    target: (&str, u16),
+    mode: TransferMode,
+    progress: Option<&MoveProgress>,
+) -> Result<(), ExecError> {
+    let phase = |name: &'static str| {
+        if let Some(p) = progress {
+            p.set_phase(name);
+        }
+    };
+    phase("Setting Up");
     let snapshot = exec.snapshot();
     let group = shard_group(&snapshot, shard_id)?;
     let node_group = |(host, port): (&str, u16)| {
@@ -209,13 +258,22 @@ pub async fn move_shard_placement(
                 &group,
                 &leaves,
                 &name,
-                source_group,
-                target_group,
+                (source_group, target_group),
+                progress,
             )
             .await
         }
         TransferMode::BlockWrites => {
-            move_blocking(exec, &snapshot, &group, &leaves, source_group, target_group).await
+            move_blocking(
+                exec,
+                &snapshot,
+                &group,
+                &leaves,
+                source_group,
+                target_group,
+                progress,
+            )
+            .await
         }
     };
     if let Err(e) = moved {
@@ -333,9 +391,14 @@ async fn move_logically(
     group: &[(&Table, i64)],
     shards: &[String],
     name: &str,
-    source_group: i32,
-    target_group: i32,
+    (source_group, target_group): (i32, i32),
+    progress: Option<&MoveProgress>,
 ) -> Result<(), ExecError> {
+    let phase = |name: &'static str| {
+        if let Some(p) = progress {
+            p.set_phase(name);
+        }
+    };
     let mut source_conn = node_connection(exec, snapshot, source_group).await?;
     let mut target_conn = node_connection(exec, snapshot, target_group).await?;
     let source_node = snapshot
@@ -401,8 +464,10 @@ async fn move_logically(
                 quote_literal(&snapshot_name)
             ))
             .await?;
-        copy_shards(&mut source_conn, &mut target_conn, shards).await?;
+        phase("Copying Data");
+        copy_shards(&mut source_conn, &mut target_conn, shards, progress).await?;
         source_conn.simple_query("COMMIT").await?;
+        phase("Catching Up");
         // The snapshot is no longer needed; the slot stays.
         drop(replication);
         let mut conninfo = format!(
@@ -425,6 +490,7 @@ async fn move_logically(
             .await?;
         // The switch: writes wait, the target catches up, the catalog switches.
         let _closed = close_gate(exec).await?;
+        phase("Final Catchup");
         let lsn = value(&mut source_conn, "SELECT pg_current_wal_lsn()::text")
             .await?
             .ok_or_else(|| sql_error("XX000", "the source did not report its WAL position"))?;
@@ -470,8 +536,13 @@ async fn move_logically(
                         "SET session_replication_role = replica; DELETE FROM {shard}"
                     ))
                     .await?;
-                copy_shards(&mut source_conn, &mut target_conn, std::slice::from_ref(shard))
-                    .await?;
+                copy_shards(
+                    &mut source_conn,
+                    &mut target_conn,
+                    std::slice::from_ref(shard),
+                    None,
+                )
+                .await?;
             }
         }
         switch_placements(exec, group, source_group, target_group).await
@@ -512,13 +583,17 @@ async fn move_blocking(
     shards: &[String],
     source_group: i32,
     target_group: i32,
+    progress: Option<&MoveProgress>,
 ) -> Result<(), ExecError> {
     let _closed = close_gate(exec).await?;
+    if let Some(p) = progress {
+        p.set_phase("Copying Data");
+    }
     let mut source_conn = exec
         .worker_connection(snapshot, source_group, &SessionSettings::default())
         .await?;
     let mut target_conn = node_connection(exec, snapshot, target_group).await?;
-    copy_shards(&mut source_conn, &mut target_conn, shards).await?;
+    copy_shards(&mut source_conn, &mut target_conn, shards, progress).await?;
     switch_placements(exec, group, source_group, target_group).await
 }
 
@@ -529,6 +604,7 @@ async fn copy_shards(
     source: &mut WireConnection,
     target: &mut WireConnection,
     shards: &[String],
+    progress: Option<&MoveProgress>,
 ) -> Result<(), ExecError> {
     // Rows of shards that reference each other arrive in any order: no foreign-key checks
     // (nor triggers) on the target's own connection, as for the replication's apply worker.
@@ -544,6 +620,9 @@ async fn copy_shards(
             .await?;
         while let Some(chunk) = source.copy_out_next().await? {
             target.copy_data(&chunk).await?;
+            if let Some(p) = progress {
+                p.add(chunk.len());
+            }
         }
         target.copy_done().await?;
     }

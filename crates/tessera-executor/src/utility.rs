@@ -184,25 +184,8 @@ pub async fn run(
             let sizes = crate::rebalancer::shard_sizes(exec, options.strategy).await?;
             let snapshot = exec.snapshot();
             let moves = crate::rebalancer::plan_moves(&snapshot, options, &sizes)?;
-            crate::rebalancer::refresh_shard_sizes(exec).await?;
-            let client = exec.catalog_client().await?;
             let ids: Vec<i64> = moves.iter().map(|m| m.shard_id).collect();
-            // Each move's size: the shard group's (every co-located shard's) bytes.
-            let sizes: std::collections::HashMap<i64, i64> = client
-                .query(
-                    "SELECT s.shardid, (SELECT coalesce(sum(pl.shardlength), 0)::bigint \
-                        FROM tessera.pg_dist_shard s2 JOIN tessera.pg_dist_partition p2 ON p2.logicalrelid = s2.logicalrelid \
-                        JOIN tessera.pg_dist_placement pl ON pl.shardid = s2.shardid \
-                        WHERE p2.colocationid = p.colocationid AND s2.shardminvalue = s.shardminvalue) \
-                     FROM tessera.pg_dist_shard s JOIN tessera.pg_dist_partition p ON p.logicalrelid = s.logicalrelid \
-                     WHERE s.shardid = ANY($1)",
-                    &[&ids],
-                )
-                .await
-                .map_err(pg_error)?
-                .iter()
-                .map(|r| (r.get(0), r.get(1)))
-                .collect();
+            let sizes = crate::rebalancer::group_sizes(exec, &ids).await?;
             moves
                 .iter()
                 .map(|m| {

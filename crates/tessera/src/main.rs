@@ -211,24 +211,55 @@ async fn rebalance(port: u16, plan_only: bool) -> anyhow::Result<()> {
         .and_then(|r| r.first())
         .cloned()
         .context("citus_rebalance_start() returned no job id")?;
-    let bar = indicatif::ProgressBar::new(moves.len() as u64);
+    // Bytes: each move's shard group size when planned, and the COPY data a running move
+    // has passed on (capped at that size).
+    let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} shard groups moved {msg}",
+            "{spinner} [{elapsed_precise}] {bar:40} {bytes}/{total_bytes} {msg}",
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
+    let progress_sql = format!(
+        "SELECT coalesce(sum(shard_size), 0), \
+                coalesce(sum(CASE WHEN status = 'done' THEN coalesce(shard_size, 0) \
+                                  ELSE least(copied_bytes, coalesce(shard_size, 0)) END), 0), \
+                count(*) FILTER (WHERE status = 'done'), count(*), \
+                coalesce(max(phase) FILTER (WHERE status = 'running'), '') \
+         FROM pg_dist_background_task WHERE job_id = {}",
+        job_id.parse::<i64>().context("job id")?
+    );
     loop {
+        if let Some(p) = text_rows(&client, &progress_sql).await?.first() {
+            let number = |i: usize| p.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            bar.set_length(number(0));
+            bar.set_position(number(1));
+            let phase = p.get(4).cloned().unwrap_or_default();
+            bar.set_message(format!(
+                "{}/{} shard groups moved{}",
+                number(2),
+                number(3),
+                if phase.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({phase})")
+                }
+            ));
+        }
         let status = text_rows(&client, "SELECT * FROM citus_rebalance_status()").await?;
         let Some(row) = status.iter().find(|r| r.first() == Some(&job_id)) else {
             anyhow::bail!("rebalance job {job_id} disappeared");
         };
         let details = row.get(6).cloned().unwrap_or_default();
-        let done = details.matches("\"state\": \"done\"").count() as u64;
-        bar.set_position(done);
         match row.get(1).map(String::as_str) {
             Some("finished") => {
-                bar.finish_with_message("done");
+                bar.finish_with_message(format!("done: {} shard groups moved", moves.len()));
+                // Also when the bar is hidden (output not a terminal).
+                println!(
+                    "rebalance job {job_id} finished: {} shard groups moved ({} bytes)",
+                    moves.len(),
+                    bar.length().unwrap_or(0)
+                );
                 return Ok(());
             }
             Some(state @ ("failed" | "cancelled")) => {
