@@ -1520,6 +1520,25 @@ fn rebalancer_spreads_shards_onto_a_new_worker_and_drains_it() {
             }
         };
         assert!(per_node().await.iter().all(|(p, _)| *p != third_port));
+        // citus_copy_shard_placement: reference tables only (distributed shards keep one
+        // placement), and not onto a node that has it.
+        for (table, code) in [("rb_a", "0A000"), ("rb_ref", "55000")] {
+            let row = client
+                .query_one(
+                    &format!("SELECT shardid, nodename, nodeport FROM citus_shards WHERE table_name = '{table}'::regclass LIMIT 1"),
+                    &[],
+                )
+                .await
+                .expect("a shard");
+            let (id, host, port): (i64, String, i32) = (row.get(0), row.get(1), row.get(2));
+            let e = client
+                .batch_execute(&format!(
+                    "SELECT citus_copy_shard_placement({id}, '{host}', {port}, '127.0.0.1', {third_port})"
+                ))
+                .await
+                .expect_err("refused");
+            assert_eq!(e.code().map(|c| c.code()), Some(code), "{table}: {e}");
+        }
         let plan = client
             .query("SELECT * FROM get_rebalance_table_shards_plan()", &[])
             .await
@@ -1613,6 +1632,33 @@ fn rebalancer_spreads_shards_onto_a_new_worker_and_drains_it() {
             .await
             .expect("drain");
         assert!(per_node().await.iter().all(|(p, _)| *p != third_port));
+        // citus_copy_shard_placement: reference tables only (distributed shards keep one
+        // placement), and not onto a node that has it.
+        for (table, code) in [("rb_a", "0A000"), ("rb_ref", "55000")] {
+            let e = client
+                .batch_execute(&format!(
+                    "SELECT citus_copy_shard_placement(s.shardid, s.nodename, s.nodeport, '127.0.0.1', {third_port}) \
+                     FROM (SELECT shardid, nodename, nodeport FROM citus_shards WHERE table_name = '{table}'::regclass LIMIT 1) s"
+                ))
+                .await;
+            // The call must be bare to reach Tessera: read the shard first.
+            let _ = e;
+            let row = client
+                .query_one(
+                    &format!("SELECT shardid, nodename, nodeport FROM citus_shards WHERE table_name = '{table}'::regclass LIMIT 1"),
+                    &[],
+                )
+                .await
+                .expect("a shard");
+            let (id, host, port): (i64, String, i32) = (row.get(0), row.get(1), row.get(2));
+            let e = client
+                .batch_execute(&format!(
+                    "SELECT citus_copy_shard_placement({id}, '{host}', {port}, '127.0.0.1', {third_port})"
+                ))
+                .await
+                .expect_err("refused");
+            assert_eq!(e.code().map(|c| c.code()), Some(code), "{table}: {e}");
+        }
         let active = client
             .query("SELECT * FROM citus_get_active_worker_nodes()", &[])
             .await

@@ -73,6 +73,8 @@ fn utility_column_name(name: &str) -> &'static str {
         "master_remove_node",
         "citus_move_shard_placement",
         "master_move_shard_placement",
+        "citus_copy_shard_placement",
+        "master_copy_shard_placement",
         "rebalance_table_shards",
         "citus_drain_node",
         "citus_set_node_property",
@@ -158,6 +160,14 @@ pub async fn run(
         }
         UtilityCall::RemoveNode { host, port } => {
             remove_node(exec, host, *port).await?;
+            vec![vec![Some(String::new())]]
+        }
+        UtilityCall::CopyShardPlacement {
+            shard_id,
+            source,
+            target,
+        } => {
+            copy_shard_placement(exec, *shard_id, source, target).await?;
             vec![vec![Some(String::new())]]
         }
         UtilityCall::MoveShardPlacement {
@@ -1543,6 +1553,73 @@ async fn replicate_reference_table(
         .await
         .map_err(pg_error)?;
     Ok(ddl)
+}
+
+/// citus_copy_shard_placement: a reference table's placement on a node that lacks it
+/// (copied from `source`, with its foreign keys, partitions first created with their parent).
+///
+/// Errors: 22023 for an unknown shard or node, or a source without the placement; 0A000
+/// for a shard of a distributed table (one placement each: use citus_move_shard_placement);
+/// 55000 when the target has the placement already.
+async fn copy_shard_placement(
+    exec: &Executor,
+    shard_id: i64,
+    source: &(String, u16),
+    target: &(String, u16),
+) -> Result<(), ExecError> {
+    let snapshot = exec.snapshot();
+    let table = snapshot
+        .tables
+        .values()
+        .find(|t| t.shards.iter().any(|s| s.shard_id == shard_id))
+        .ok_or_else(|| sql_error("22023", format!("shard {shard_id} does not exist")))?;
+    if !table.is_reference() {
+        return Err(sql_error(
+            "0A000",
+            format!(
+                "shard {shard_id} belongs to distributed table \"{}\", whose shards keep one placement (replication factor 1); move it with citus_move_shard_placement",
+                table.name
+            ),
+        ));
+    }
+    let group_of = |(host, port): &(String, u16)| {
+        snapshot
+            .nodes
+            .iter()
+            .find(|n| &n.host == host && n.port == *port)
+            .map(|n| n.group_id)
+            .ok_or_else(|| sql_error("22023", format!("node {host}:{port} is not in the cluster")))
+    };
+    let source_group = group_of(source)?;
+    let target_group = group_of(target)?;
+    let placed = |g: i32| table.shards[0].placements.iter().any(|p| p.group_id == g);
+    if !placed(source_group) {
+        return Err(sql_error(
+            "22023",
+            format!(
+                "shard {shard_id} has no placement on {}:{}",
+                source.0, source.1
+            ),
+        ));
+    }
+    if placed(target_group) {
+        return Err(sql_error(
+            "55000",
+            format!(
+                "shard {shard_id} already has a placement on {}:{}",
+                target.0, target.1
+            ),
+        ));
+    }
+    let client = exec.catalog_client().await?;
+    let mut conn = WireConnection::connect(&exec.pools().params(&target.0, target.1)).await?;
+    let ddl =
+        replicate_reference_table(exec, &client, &mut conn, &snapshot, table, target_group).await?;
+    let fks = ddl.foreign_keys(&snapshot, table, 0)?;
+    if !fks.is_empty() {
+        conn.simple_query(&fks).await?;
+    }
+    exec.reload_catalog().await
 }
 
 /// citus_remove_node: refused while the node holds placements of distributed tables; its

@@ -60,6 +60,19 @@ pub enum UtilityCall {
         /// `auto` or `force_logical` (online, logical replication) or `block_writes`.
         mode: TransferMode,
     },
+    /// `citus_copy_shard_placement(shard_id, source_node_name, source_node_port,
+    /// target_node_name, target_node_port, transfer_mode = 'auto')`: a placement of the shard
+    /// on one more node. Reference tables (a node that lacks their placement gets it);
+    /// shards of distributed tables keep one placement (replication factor 1) and are
+    /// refused.
+    CopyShardPlacement {
+        /// The shard.
+        shard_id: i64,
+        /// Where a placement is.
+        source: (String, u16),
+        /// Where the copy goes.
+        target: (String, u16),
+    },
     /// `get_rebalance_table_shards_plan(relation, threshold, max_shard_moves,
     /// excluded_shard_list, drain_only, rebalance_strategy)`: the moves, not done.
     GetRebalancePlan(RebalanceOptions),
@@ -195,6 +208,7 @@ impl UtilityCall {
             UtilityCall::RemoveNode { .. } => "citus_remove_node",
             UtilityCall::RecoverPreparedTransactions => "citus_recover_prepared_transactions",
             UtilityCall::MoveShardPlacement { .. } => "citus_move_shard_placement",
+            UtilityCall::CopyShardPlacement { .. } => "citus_copy_shard_placement",
             UtilityCall::GetRebalancePlan(_) => "get_rebalance_table_shards_plan",
             UtilityCall::RebalanceTableShards(..) => "rebalance_table_shards",
             UtilityCall::DrainNode { .. } => "citus_drain_node",
@@ -242,6 +256,8 @@ const FUNCTIONS: &[&str] = &[
     "recover_prepared_transactions",
     "citus_move_shard_placement",
     "master_move_shard_placement",
+    "citus_copy_shard_placement",
+    "master_copy_shard_placement",
     "get_rebalance_table_shards_plan",
     "rebalance_table_shards",
     "citus_drain_node",
@@ -449,6 +465,14 @@ pub fn recognize(query: &Query, params: &[ParamValue]) -> Result<Option<UtilityC
             &["nodename", "nodeport", "groupid", "noderole", "nodecluster"]
         }
         "citus_recover_prepared_transactions" | "recover_prepared_transactions" => &[],
+        "citus_copy_shard_placement" | "master_copy_shard_placement" => &[
+            "shard_id",
+            "source_node_name",
+            "source_node_port",
+            "target_node_name",
+            "target_node_port",
+            "transfer_mode",
+        ],
         "citus_move_shard_placement" | "master_move_shard_placement" => &[
             "shard_id",
             "source_node_name",
@@ -664,6 +688,17 @@ pub fn recognize(query: &Query, params: &[ParamValue]) -> Result<Option<UtilityC
                 source: (required(1)?, port(2)?),
                 target: (required(3)?, port(4)?),
                 mode,
+            }
+        }
+        "citus_copy_shard_placement" | "master_copy_shard_placement" => {
+            let shard_id = required(0)?
+                .parse::<i64>()
+                .map_err(|_| invalid(format!("invalid shard id for {name}")))?;
+            transfer_mode(args[5].as_deref())?;
+            UtilityCall::CopyShardPlacement {
+                shard_id,
+                source: (required(1)?, port(2)?),
+                target: (required(3)?, port(4)?),
             }
         }
         _ => UtilityCall::RemoveNode {
