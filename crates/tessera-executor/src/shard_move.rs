@@ -428,10 +428,24 @@ async fn move_logically(
     }
     // Leftovers of an earlier attempt that failed.
     drop_replication(&mut source_conn, &mut target_conn, name).await;
+    // A marker table replicated with the shards: a row written to it on the source and seen
+    // on the target proves that every change committed before it is applied there (changes
+    // apply in commit order), without waiting for the subscriber's feedback.
+    let schema = group
+        .first()
+        .map(|(t, _)| t.schema.as_str())
+        .unwrap_or("public");
+    let marker = quoted_name(schema, &format!("{name}_marker")).to_string();
     let result = async {
+        for conn in [&mut source_conn, &mut target_conn] {
+            conn.simple_query(&format!(
+                "DROP TABLE IF EXISTS {marker}; CREATE TABLE {marker} (id int PRIMARY KEY)"
+            ))
+            .await?;
+        }
         source_conn
             .simple_query(&format!(
-                "CREATE PUBLICATION {} FOR TABLE {}",
+                "CREATE PUBLICATION {} FOR TABLE {}, {marker}",
                 quote_ident(name),
                 shards.join(", ")
             ))
@@ -488,34 +502,12 @@ async fn move_logically(
                 n = quote_ident(name),
             ))
             .await?;
-        // The switch: writes wait, the target catches up, the catalog switches.
+        // Catch up while writes go on (the backlog of the copy), then the switch: writes
+        // wait, the target catches up with the last moments, the catalog switches.
+        catch_up(&mut source_conn, &mut target_conn, &marker, 1).await?;
         let _closed = close_gate(exec).await?;
         phase("Final Catchup");
-        let lsn = value(&mut source_conn, "SELECT pg_current_wal_lsn()::text")
-            .await?
-            .ok_or_else(|| sql_error("XX000", "the source did not report its WAL position"))?;
-        let started = std::time::Instant::now();
-        loop {
-            let caught_up = value(
-                &mut source_conn,
-                &format!(
-                    "SELECT confirmed_flush_lsn >= {}::pg_lsn FROM pg_replication_slots WHERE slot_name = {}",
-                    quote_literal(&lsn),
-                    quote_literal(name)
-                ),
-            )
-            .await?;
-            if caught_up.as_deref() == Some("t") {
-                break;
-            }
-            if started.elapsed() > CATCH_UP_TIMEOUT {
-                return Err(sql_error(
-                    "57014",
-                    "the target did not catch up with the source in time",
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        catch_up(&mut source_conn, &mut target_conn, &marker, 2).await?;
         // Writes are stopped and the target caught up: both sides must hold the same rows.
         // Where they do not (logical decoding lost a transaction that committed while the
         // slot was created, seen under asynchronous commit), the target's copy is made again
@@ -549,7 +541,48 @@ async fn move_logically(
     }
     .await;
     drop_replication(&mut source_conn, &mut target_conn, name).await;
+    for conn in [&mut source_conn, &mut target_conn] {
+        if let Err(e) = conn
+            .simple_query(&format!("DROP TABLE IF EXISTS {marker}"))
+            .await
+        {
+            tracing::warn!("shard move: {e}");
+        }
+    }
     result
+}
+
+/// Writes marker row `id` on the source and waits until the target has it: every change
+/// committed on the source before it is then applied on the target.
+///
+/// Errors: 57014 after [`CATCH_UP_TIMEOUT`].
+async fn catch_up(
+    source: &mut WireConnection,
+    target: &mut WireConnection,
+    marker: &str,
+    id: i32,
+) -> Result<(), ExecError> {
+    source
+        .simple_query(&format!("INSERT INTO {marker} VALUES ({id})"))
+        .await?;
+    let started = std::time::Instant::now();
+    loop {
+        let seen = value(
+            target,
+            &format!("SELECT EXISTS (SELECT 1 FROM {marker} WHERE id = {id})"),
+        )
+        .await?;
+        if seen.as_deref() == Some("t") {
+            return Ok(());
+        }
+        if started.elapsed() > CATCH_UP_TIMEOUT {
+            return Err(sql_error(
+                "57014",
+                "the target did not catch up with the source in time",
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }
 
 /// Drops the move's subscription (on the target), slot and publication (on the source), if
