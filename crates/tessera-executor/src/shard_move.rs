@@ -516,8 +516,13 @@ async fn move_logically(
             let checksum = format!(
                 "SELECT count(*)::text || ':' || coalesce(sum(hashtext(t::text)::bigint), 0)::text FROM {shard} t"
             );
-            let on_source = value(&mut source_conn, &checksum).await?;
-            let on_target = value(&mut target_conn, &checksum).await?;
+            // Both sides at once: writers wait for this scan.
+            let (on_source, on_target) = futures::future::join(
+                value(&mut source_conn, &checksum),
+                value(&mut target_conn, &checksum),
+            )
+            .await;
+            let (on_source, on_target) = (on_source?, on_target?);
             if on_source != on_target {
                 tracing::warn!(
                     "shard move: {shard} differs after catch-up (source {on_source:?}, target {on_target:?}); copying it again"
