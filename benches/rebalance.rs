@@ -129,6 +129,14 @@ async fn load(client: &Client, table: &str, rows: u64, width: usize) {
 }
 
 fn main() {
+    // RUST_LOG=tessera_executor=info shows where each move's write stall went.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let move_mb = env_or("TESSERA_BENCH_MOVE_MB", 256);
     let rebalance_rows = env_or("TESSERA_BENCH_REBALANCE_ROWS", 2_000_000);
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -505,9 +505,12 @@ async fn move_logically(
         // Catch up while writes go on (the backlog of the copy), then the switch: writes
         // wait, the target catches up with the last moments, the catalog switches.
         catch_up(&mut source_conn, &mut target_conn, &marker, 1).await?;
+        let gate_asked = std::time::Instant::now();
         let _closed = close_gate(exec).await?;
+        let gate_closed = std::time::Instant::now();
         phase("Final Catchup");
         catch_up(&mut source_conn, &mut target_conn, &marker, 2).await?;
+        let caught_up = std::time::Instant::now();
         // Writes are stopped and the target caught up: both sides must hold the same rows.
         // Where they do not (logical decoding lost a transaction that committed while the
         // slot was created, seen under asynchronous commit), the target's copy is made again
@@ -542,7 +545,18 @@ async fn move_logically(
                 .await?;
             }
         }
-        switch_placements(exec, group, source_group, target_group).await
+        let verified = std::time::Instant::now();
+        let switched = switch_placements(exec, group, source_group, target_group).await;
+        // Where the writers' wait went.
+        tracing::info!(
+            "shard move {name}: closing the write gate took {} ms; writes then waited {} ms (catch-up {} ms, verification {} ms, catalog switch {} ms)",
+            (gate_closed - gate_asked).as_millis(),
+            gate_closed.elapsed().as_millis(),
+            (caught_up - gate_closed).as_millis(),
+            (verified - caught_up).as_millis(),
+            verified.elapsed().as_millis()
+        );
+        switched
     }
     .await;
     drop_replication(&mut source_conn, &mut target_conn, name).await;
