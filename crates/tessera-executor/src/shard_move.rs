@@ -581,8 +581,12 @@ async fn catch_up(
     marker: &str,
     id: i32,
 ) -> Result<(), ExecError> {
+    // Committed with its WAL flushed at once: the WAL sender sends only flushed WAL, and
+    // an asynchronous commit would wait for the WAL writer (up to 3 × wal_writer_delay).
     source
-        .simple_query(&format!("INSERT INTO {marker} VALUES ({id})"))
+        .simple_query(&format!(
+            "BEGIN; SET LOCAL synchronous_commit = local; INSERT INTO {marker} VALUES ({id}); COMMIT"
+        ))
         .await?;
     let started = std::time::Instant::now();
     loop {
