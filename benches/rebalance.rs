@@ -51,6 +51,16 @@ struct Writers {
 }
 
 impl Writers {
+    /// Waits until the writers have run `more` statements beyond what they had run when
+    /// called (they are writing at full speed), or 10 s have passed.
+    async fn progress(&self, more: u64) {
+        let target = self.done.load(Ordering::Relaxed) + more;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.done.load(Ordering::Relaxed) < target && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     fn record(&self, started: Instant, ok: bool) {
         self.done.fetch_add(1, Ordering::Relaxed);
         if !ok {
@@ -223,7 +233,7 @@ fn main() {
         let seen = Arc::new(Writers::default());
         // New keys hash to both shards: about half the writes go to the shard that moves.
         let writers = start_writers(&url, "moved", 1, 10_000_000_000, stop.clone(), seen.clone());
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        seen.progress(100).await;
         let t = Instant::now();
         tessera
             .batch_execute(&format!(
@@ -232,7 +242,7 @@ fn main() {
             .await
             .expect("move");
         let moved = t.elapsed();
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        seen.progress(100).await;
         stop.store(true, Ordering::Relaxed);
         for w in writers {
             let _ = w.await;
@@ -273,7 +283,7 @@ fn main() {
         let stop = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(Writers::default());
         let writers = start_writers(&url, "spread", 8, 20_000_000_000, stop.clone(), seen.clone());
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        seen.progress(100).await;
         let t = Instant::now();
         tessera
             .batch_execute("SELECT rebalance_table_shards()")

@@ -9,8 +9,10 @@
 
 use std::collections::BTreeMap;
 
+use tessera_catalog::{Table, TableKind};
 use tessera_planner::{CopyFormat, CopyPlan};
 
+use crate::wire::WireConnection;
 use crate::ExecError;
 
 /// Bytes of routed rows a COPY holds before sending them on to the shards: 8 MiB.
@@ -36,7 +38,47 @@ pub struct CopyRouter {
     pub began_block: bool,
 }
 
+/// The plan that routes all of `table`'s columns in PostgreSQL's default text format (what
+/// `COPY t TO STDOUT` writes), as Tessera moves a table's own rows into its shards.
+pub fn whole_table_text(table: std::sync::Arc<Table>) -> CopyPlan {
+    CopyPlan {
+        columns: table.columns.iter().map(|c| c.name.clone()).collect(),
+        distribution_field: match &table.kind {
+            TableKind::Distributed { column_index, .. } => Some(*column_index),
+            TableKind::Reference => None,
+        },
+        table,
+        format: CopyFormat::Text {
+            delimiter: '\t',
+            null: "\\N".into(),
+        },
+        header: false,
+        shard_options: "WITH (FORMAT text)".into(),
+    }
+}
+
 impl CopyRouter {
+    /// Routes every row of `sql` (a `COPY ... TO STDOUT` run on `conn`) and finishes. The COPY
+    /// is read to its end even after a refused row, so the connection stays in step with the
+    /// server; the first refusal is the error.
+    pub async fn feed_copy_out(
+        &mut self,
+        conn: &mut WireConnection,
+        sql: &str,
+    ) -> Result<(), ExecError> {
+        conn.copy_out_start(sql).await?;
+        let mut refused = None;
+        while let Some(chunk) = conn.copy_out_next().await? {
+            if refused.is_none() {
+                refused = self.feed(&chunk).err();
+            }
+        }
+        if let Some(e) = refused {
+            return Err(e);
+        }
+        self.finish()
+    }
+
     /// A router for `plan`.
     pub fn new(plan: CopyPlan) -> CopyRouter {
         CopyRouter {

@@ -1419,21 +1419,16 @@ impl Executor {
                     let mut conn = self
                         .worker_connection(&snapshot, task.group_id, session.settings())
                         .await?;
-                    let result = conn
+                    let plan = match conn
                         .execute(&task.sql, req.param_types, req.params, &[])
                         .await
-                        .unwrap_or_default();
-                    let plan: Vec<String> = result
-                        .rows
-                        .iter()
-                        .filter_map(|row| {
-                            crate::wire::row_values(row)
-                                .first()
-                                .copied()
-                                .flatten()
-                                .map(|v| String::from_utf8_lossy(v).into_owned())
-                        })
-                        .collect();
+                    {
+                        Ok(result) => result.first_column_text(),
+                        Err(e) => {
+                            tracing::debug!("EXPLAIN without the worker's plan: {e}");
+                            Vec::new()
+                        }
+                    };
                     // Under the first task's query line.
                     if let Some(at) = lines
                         .iter()

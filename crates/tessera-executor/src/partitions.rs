@@ -22,7 +22,7 @@ use tessera_catalog::{shard_name, CatalogSnapshot, Table, TableKind};
 use tessera_planner::rewrite::{quote_literal, quoted_name};
 use tessera_planner::Task;
 
-use crate::utility::{shard_ddl, shell_columns, Reader};
+use crate::utility::{number, shard_ddl, shell_columns, text, Reader};
 use crate::ExecError;
 
 fn sql_error(code: &str, message: impl Into<String>) -> ExecError {
@@ -109,13 +109,13 @@ pub(crate) async fn reconcile(
         .await?
         .iter()
         .map(|r| {
-            let relid = text(r, 0).parse().unwrap_or(0);
-            (
-                relid,
-                r.get(1).cloned().flatten().and_then(|v| v.parse().ok()),
-            )
+            let parent = match r.get(1).cloned().flatten() {
+                Some(_) => Some(number(r, 1)?),
+                None => None,
+            };
+            Ok((number(r, 0)?, parent))
         })
-        .collect();
+        .collect::<Result<_, ExecError>>()?;
     for table in snapshot.tables.values() {
         let Some(old_parent) = table.partition_of else {
             continue;
@@ -151,9 +151,9 @@ pub(crate) async fn reconcile(
             .await?;
         let mut distributed_now = false;
         for r in &rows {
-            let relid: u32 = text(r, 0).parse().unwrap_or(0);
+            let relid: u32 = number(r, 0)?;
             let (schema, name) = (text(r, 1), text(r, 2));
-            let parent_relid: u32 = text(r, 3).parse().unwrap_or(0);
+            let parent_relid: u32 = number(r, 3)?;
             let bound = text(r, 4);
             let Some(parent) = parents.get(&parent_relid).cloned() else {
                 continue;
@@ -214,7 +214,7 @@ pub(crate) async fn reconcile(
                 ))
                 .await?;
             let mut shard_ids: Vec<i64> =
-                ids.iter().filter_map(|r| text(r, 0).parse().ok()).collect();
+                ids.iter().map(|r| number(r, 0)).collect::<Result<_, _>>()?;
             shard_ids.sort_unstable();
             let table = Table {
                 relid,
@@ -224,13 +224,7 @@ pub(crate) async fn reconcile(
                 colocation_id: parent.colocation_id,
                 columns: columns
                     .iter()
-                    .map(|c| tessera_catalog::Column {
-                        name: c.name.clone(),
-                        type_oid: c.type_oid,
-                        type_name: c.type_name.clone(),
-                        collation: None,
-                        sequence_default: false,
-                    })
+                    .map(crate::utility::ShellColumn::catalog_column)
                     .collect(),
                 shards: parent
                     .shards
@@ -347,33 +341,10 @@ async fn route_rows(
             "attached rows are read in the statement's transaction".into(),
         ));
     };
-    let mut router = crate::CopyRouter::new(tessera_planner::CopyPlan {
-        table: table.clone(),
-        columns: table.columns.iter().map(|c| c.name.clone()).collect(),
-        distribution_field: match &table.kind {
-            TableKind::Distributed { column_index, .. } => Some(*column_index),
-            TableKind::Reference => None,
-        },
-        format: tessera_planner::CopyFormat::Text {
-            delimiter: '\t',
-            null: "\\N".into(),
-        },
-        header: false,
-        shard_options: "WITH (FORMAT text)".into(),
-    });
-    conn.copy_out_start(&format!("COPY (SELECT * FROM {qualified}) TO STDOUT"))
+    let mut router = crate::CopyRouter::new(crate::copy_router::whole_table_text(table.clone()));
+    router
+        .feed_copy_out(conn, &format!("COPY (SELECT * FROM {qualified}) TO STDOUT"))
         .await?;
-    // Read to the end even after a refused row, so the connection stays in step.
-    let mut refused = None;
-    while let Some(chunk) = conn.copy_out_next().await? {
-        if refused.is_none() {
-            refused = router.feed(&chunk).err();
-        }
-    }
-    if let Some(e) = refused {
-        return Err(e);
-    }
-    router.finish()?;
     let columns = table
         .columns
         .iter()
@@ -406,11 +377,6 @@ fn push_on_placements(tasks: &mut Vec<Task>, groups: &[i32], sql: &str, shard_id
             shard_ids: vec![shard_id],
         });
     }
-}
-
-/// Value `i` of a text row; empty for NULL.
-fn text(row: &[Option<String>], i: usize) -> String {
-    row.get(i).cloned().flatten().unwrap_or_default()
 }
 
 /// A partition's shard is created `PARTITION OF` its parent's shard and so gets the parent's
@@ -553,7 +519,7 @@ pub(crate) async fn time_partition_statements(
     }
     let unit = quote_literal(&text(s, 4));
     let format = quote_literal(&text(s, 5));
-    let max_name: usize = text(s, 7).parse().unwrap_or(63);
+    let max_name: usize = number(s, 7)?;
     let ranges = reader
         .rows(&format!(
             "WITH existing AS ( \
@@ -653,11 +619,13 @@ pub(crate) async fn set_maintenance(
             retain.unwrap_or("NULL")
         ))
         .await?;
-    let row = checked.first().cloned().unwrap_or_default();
-    if text(&row, 0) != "t" {
+    let row = checked
+        .first()
+        .ok_or_else(|| ExecError::Internal("no row checking premake and retain".into()))?;
+    if text(row, 0) != "t" {
         return Err(sql_error("22023", "premake must be at least 1"));
     }
-    if text(&row, 1) != "t" {
+    if text(row, 1) != "t" {
         return Err(sql_error("22023", "retain must not be negative"));
     }
     reader

@@ -603,20 +603,12 @@ pub async fn run_insert_select(
                 )
                 .await?;
         }
-        conn.copy_out_start(&format!("COPY pg_temp.{} TO STDOUT", quote_ident(&stage)))
+        router
+            .feed_copy_out(
+                conn,
+                &format!("COPY pg_temp.{} TO STDOUT", quote_ident(&stage)),
+            )
             .await?;
-        // Read the COPY to its end even after a row is refused, so the connection stays in
-        // step with the server.
-        let mut refused = None;
-        while let Some(chunk) = conn.copy_out_next().await? {
-            if refused.is_none() {
-                refused = router.feed(&chunk).err();
-            }
-        }
-        if let Some(e) = refused {
-            return Err(e);
-        }
-        router.finish()?;
         if in_block {
             conn.simple_query(&format!("DROP TABLE pg_temp.{}", quote_ident(&stage)))
                 .await?;

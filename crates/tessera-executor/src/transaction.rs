@@ -1380,18 +1380,7 @@ pub async fn recover_prepared(exec: &Executor) -> usize {
         };
         let prepared: Vec<String> = results
             .first()
-            .map(|r| {
-                r.rows
-                    .iter()
-                    .filter_map(|row| {
-                        crate::wire::row_values(row)
-                            .first()
-                            .copied()
-                            .flatten()
-                            .map(|v| String::from_utf8_lossy(v).into_owned())
-                    })
-                    .collect()
-            })
+            .map(StatementResult::first_column_text)
             .unwrap_or_default();
         // Read after the prepared list: a record of a transaction prepared since is busy.
         let Ok(records) = client

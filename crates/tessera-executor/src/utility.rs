@@ -14,7 +14,7 @@ use tessera_catalog::model::oid;
 use tessera_catalog::shard_range::shard_range;
 use tessera_catalog::{shard_name, CatalogSnapshot, DistributionColumnType, Table, TableKind};
 use tessera_planner::rewrite::{quote_ident, quoted_name};
-use tessera_planner::{CopyFormat, CopyPlan, UtilityCall};
+use tessera_planner::UtilityCall;
 
 use crate::settings::SessionSettings;
 use crate::wire::{encode_row, FieldDescription, StatementResult, WireConnection};
@@ -366,8 +366,22 @@ impl Reader<'_> {
     }
 }
 
+/// Value `i` of a text row parsed as a number (an OID, a shard id, a count). Errors:
+/// XX000 when it is NULL or not a number (the catalog query's shape is ours, so this is a bug).
+pub(crate) fn number<T: std::str::FromStr>(
+    row: &[Option<String>],
+    i: usize,
+) -> Result<T, ExecError> {
+    let value = text(row, i);
+    value.parse().map_err(|_| {
+        ExecError::Internal(format!(
+            "catalog value {value:?} in column {i} is not a number"
+        ))
+    })
+}
+
 /// Value `i` of a text row; empty for NULL or a missing column.
-fn text(row: &[Option<String>], i: usize) -> String {
+pub(crate) fn text(row: &[Option<String>], i: usize) -> String {
     row.get(i).cloned().flatten().unwrap_or_default()
 }
 
@@ -401,12 +415,28 @@ fn text_array(value: Option<&String>) -> Vec<String> {
     items
 }
 
+impl ShellColumn {
+    /// The column as the catalog snapshot holds it.
+    pub(crate) fn catalog_column(&self) -> tessera_catalog::Column {
+        tessera_catalog::Column {
+            name: self.name.clone(),
+            type_oid: self.type_oid,
+            type_name: self.type_name.clone(),
+            collation: None,
+            sequence_default: self
+                .default
+                .as_deref()
+                .is_some_and(|d| d.contains("nextval(")),
+        }
+    }
+}
+
 /// The shell's columns in attribute order, with types, NOT NULL and defaults.
 pub(crate) async fn shell_columns(
     reader: &mut Reader<'_>,
     relid: u32,
 ) -> Result<Vec<ShellColumn>, ExecError> {
-    Ok(reader
+    reader
         .rows(&format!(
             "SELECT a.attname::text, a.atttypid, format_type(a.atttypid, a.atttypmod), a.attnotnull,
                     pg_get_expr(d.adbin, d.adrelid),
@@ -418,15 +448,17 @@ pub(crate) async fn shell_columns(
         ))
         .await?
         .iter()
-        .map(|r| ShellColumn {
-            name: text(r, 0),
-            type_oid: text(r, 1).parse().unwrap_or(0),
-            type_name: text(r, 2),
-            not_null: text(r, 3) == "t",
-            default: r.get(4).cloned().flatten(),
-            collate: r.get(5).cloned().flatten(),
+        .map(|r| {
+            Ok(ShellColumn {
+                name: text(r, 0),
+                type_oid: number(r, 1)?,
+                type_name: text(r, 2),
+                not_null: text(r, 3) == "t",
+                default: r.get(4).cloned().flatten(),
+                collate: r.get(5).cloned().flatten(),
+            })
         })
-        .collect())
+        .collect::<Result<_, ExecError>>()
 }
 
 /// A foreign key of a shell, read from `pg_constraint`.
@@ -587,9 +619,9 @@ pub(crate) async fn shard_ddl(
         .iter()
         .map(|r| {
             let code = |i: usize| text(r, i).chars().next().unwrap_or('a');
-            ShellForeignKey {
+            Ok(ShellForeignKey {
                 name: text(r, 0),
-                referenced: text(r, 1).parse().unwrap_or(0),
+                referenced: number(r, 1)?,
                 referenced_name: text(r, 2),
                 columns: text_array(r.get(3).and_then(|v| v.as_ref())),
                 referenced_columns: text_array(r.get(4).and_then(|v| v.as_ref())),
@@ -599,9 +631,9 @@ pub(crate) async fn shard_ddl(
                 delete_set_columns: text_array(r.get(8).and_then(|v| v.as_ref())),
                 deferrable: text(r, 9) == "t",
                 deferred: text(r, 10) == "t",
-            }
+            })
         })
-        .collect();
+        .collect::<Result<_, ExecError>>()?;
     let inherited_index = if partition_bound.is_some() {
         "AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid)"
     } else {
@@ -1020,13 +1052,7 @@ async fn distribute(
             },
             columns: member_columns
                 .iter()
-                .map(|c| tessera_catalog::Column {
-                    name: c.name.clone(),
-                    type_oid: c.type_oid,
-                    type_name: c.type_name.clone(),
-                    collation: None,
-                    sequence_default: c.default.as_deref().is_some_and(|d| d.contains("nextval(")),
-                })
+                .map(ShellColumn::catalog_column)
                 .collect(),
             shards: shard_ids
                 .iter()
@@ -1062,20 +1088,7 @@ async fn distribute(
 
     // Existing rows of the shell (of all its partitions), routed like COPY data into the
     // root's shards, where the workers route them on to the partitions.
-    let mut router = CopyRouter::new(CopyPlan {
-        table: root.table.clone(),
-        columns: root.table.columns.iter().map(|c| c.name.clone()).collect(),
-        distribution_field: match &kind {
-            TableKind::Distributed { column_index, .. } => Some(*column_index),
-            TableKind::Reference => None,
-        },
-        format: CopyFormat::Text {
-            delimiter: '\t',
-            null: "\\N".into(),
-        },
-        header: false,
-        shard_options: "WITH (FORMAT text)".into(),
-    });
+    let mut router = CopyRouter::new(crate::copy_router::whole_table_text(root.table.clone()));
     let qualified = quoted_name(&schema, &name).to_string();
     {
         let stream = client

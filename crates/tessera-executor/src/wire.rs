@@ -316,6 +316,21 @@ pub struct StatementResult {
 }
 
 impl StatementResult {
+    /// The first column of every row as text (lossy UTF-8), NULLs left out: the lines of an
+    /// EXPLAIN, the names a catalog query lists.
+    pub fn first_column_text(&self) -> Vec<String> {
+        self.rows
+            .iter()
+            .filter_map(|row| {
+                row_values(row)
+                    .first()
+                    .copied()
+                    .flatten()
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+            })
+            .collect()
+    }
+
     /// The row count at the end of the tag (`INSERT 0 5` → 5), 0 if none.
     pub fn affected_rows(&self) -> u64 {
         self.tag
