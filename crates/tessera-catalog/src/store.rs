@@ -120,6 +120,10 @@ CREATE TABLE IF NOT EXISTS tessera.pg_dist_cleanup (
     object_name text NOT NULL,
     due timestamptz NOT NULL
 );
+-- What a cleanup record drops (added after the table first shipped): 'shard' (a shard copy,
+-- dropped when its shard has no placement on the node), 'table', 'subscription',
+-- 'publication', 'replication_slot' (a move's own objects, always dropped).
+ALTER TABLE tessera.pg_dist_cleanup ADD COLUMN IF NOT EXISTS object_type text NOT NULL DEFAULT 'shard';
 CREATE OR REPLACE VIEW tessera.citus_tables AS
 SELECT p.logicalrelid AS table_name,
        CASE p.partmethod WHEN 'h' THEN 'distributed' ELSE 'reference' END AS citus_table_type,

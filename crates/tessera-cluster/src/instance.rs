@@ -24,8 +24,13 @@ host  all         all      ::1/128      scram-sha-256
 /// Settings written into every server's `postgresql.auto.conf`-style include file.
 #[derive(Debug, Clone)]
 pub struct InstanceOptions {
-    /// `fsync` (off for tests: faster, and the data is thrown away).
+    /// `fsync` and `full_page_writes` (off for tests: faster, and the data is thrown away;
+    /// only an operating-system crash loses data then).
     pub fsync: bool,
+    /// `synchronous_commit`: on, a commit returns once its WAL is written and flushed, so it
+    /// survives the server being killed; off (with `fsync` off, the default for tests), the
+    /// last ~200 ms of commits may be lost when a server is killed.
+    pub synchronous_commit: bool,
     /// `max_connections`.
     pub max_connections: u32,
     /// `max_prepared_transactions` (2PC needs it > 0; Tessera asks for ≥ 100).
@@ -38,6 +43,7 @@ impl Default for InstanceOptions {
     fn default() -> Self {
         InstanceOptions {
             fsync: true,
+            synchronous_commit: true,
             max_connections: 300,
             max_prepared_transactions: 200,
             shared_buffers: "128MB".into(),
@@ -226,7 +232,7 @@ impl Instance {
             mc = o.max_connections,
             sb = o.shared_buffers,
             fsync = if o.fsync { "on" } else { "off" },
-            sync = if o.fsync { "on" } else { "off" },
+            sync = if o.synchronous_commit { "on" } else { "off" },
         );
         let path = self.data_dir.join("tessera.conf");
         std::fs::write(&path, settings).map_err(|source| ClusterError::Io {
@@ -270,6 +276,51 @@ impl Instance {
             .args(["-m", "fast", "-w", "stop"]);
         let _ = stop.output();
         self.running = false;
+    }
+
+    /// Kills the server as a crash would: SIGKILL to the postmaster and every process it
+    /// started, then waits until they are gone. [`Instance::init_and_start`] starts it again
+    /// (PostgreSQL then runs crash recovery). Used by fault-injection tests.
+    ///
+    /// Errors: [`ClusterError::Io`] when `postmaster.pid` cannot be read (server not running).
+    pub fn crash(&mut self) -> Result<(), ClusterError> {
+        let pid_file = self.data_dir.join("postmaster.pid");
+        let text = std::fs::read_to_string(&pid_file).map_err(|source| ClusterError::Io {
+            path: pid_file.display().to_string(),
+            source,
+        })?;
+        let postmaster = text.lines().next().unwrap_or("").trim().to_string();
+        // The postmaster's children, read from /proc before it dies (they are reparented after).
+        let mut pids = vec![postmaster.clone()];
+        if let Ok(entries) = std::fs::read_dir("/proc") {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !name.bytes().all(|b| b.is_ascii_digit()) {
+                    continue;
+                }
+                let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                    continue;
+                };
+                // "pid (comm) state ppid ...": comm may hold spaces, so split after ')'.
+                let parent = stat
+                    .rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1));
+                if parent == Some(postmaster.as_str()) {
+                    pids.push(name);
+                }
+            }
+        }
+        let _ = Command::new("kill").arg("-9").args(&pids).output();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while pids
+            .iter()
+            .any(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        self.running = false;
+        Ok(())
     }
 
     /// Whether this handle started the server and has not stopped it.

@@ -118,19 +118,31 @@ impl LocalCluster {
     }
 
     /// Starts a throw-away cluster for a test: a fresh directory under `/tmp`, free ports,
-    /// `fsync=off`, everything removed on drop.
+    /// `fsync=off` and `synchronous_commit=off`, everything removed on drop.
     pub fn start_temporary(workers: usize) -> Result<LocalCluster, ClusterError> {
+        LocalCluster::start_temporary_with(
+            workers,
+            &InstanceOptions {
+                fsync: false,
+                synchronous_commit: false,
+                ..InstanceOptions::default()
+            },
+        )
+    }
+
+    /// [`LocalCluster::start_temporary`] with the given settings (e.g. `synchronous_commit`
+    /// on, for tests that kill servers and count on every acknowledged commit).
+    pub fn start_temporary_with(
+        workers: usize,
+        options: &InstanceOptions,
+    ) -> Result<LocalCluster, ClusterError> {
         static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let base = std::env::temp_dir().join(format!("tessera-test-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&base);
-        let options = InstanceOptions {
-            fsync: false,
-            ..InstanceOptions::default()
-        };
         let coordinator_port = free_port();
         let worker_ports: Vec<u16> = (0..workers).map(|_| free_port()).collect();
-        let result = LocalCluster::start(&base, coordinator_port, &worker_ports, &options);
+        let result = LocalCluster::start(&base, coordinator_port, &worker_ports, options);
         match result {
             Ok(mut cluster) => {
                 cluster.remove_on_drop = true;

@@ -673,6 +673,14 @@ impl Executor {
         transaction::recover_prepared(&executor).await;
         let _ = executor.myself.set(Arc::downgrade(&executor));
         transaction::schedule_recovery(&executor);
+        {
+            // What moves interrupted by a crash of this coordinator left on the workers goes
+            // before any job resumes (a node still down is tried again by the periodic run).
+            let _guard = executor.catalog_lock.lock().await;
+            if let Err(e) = shard_move::drop_orphans(&executor, shard_move::Cleanup::Due).await {
+                tracing::warn!("shard cleanup: {e}");
+            }
+        }
         shard_move::schedule_cleanup(&executor);
         schedule_partition_maintenance(&executor);
         rebalancer::resume_jobs(&executor).await;

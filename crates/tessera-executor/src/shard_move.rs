@@ -24,6 +24,12 @@
 //! `block_writes` closes the gate first and copies the rows with COPY instead. A move that
 //! fails before the switch removes what it made on the target and the replication objects;
 //! the rows stay where the catalog says they are.
+//!
+//! Every object a move makes is recorded in `tessera.pg_dist_cleanup` before it is made, and
+//! the switch records the source's copies in its own transaction: what a move could not drop
+//! (a node down) or a killed coordinator left is dropped by the periodic cleanup and at start
+//! (as Citus' `pg_dist_cleanup`). Before the switch, the target's applied changes are flushed
+//! to its WAL, so a target that crashes right after keeps them.
 
 use std::time::Duration;
 
@@ -46,6 +52,36 @@ fn sql_error(code: &str, message: impl Into<String>) -> ExecError {
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the source shards stay after the switch.
 const DROP_GRACE: Duration = Duration::from_secs(5);
+
+/// Test hook for fault injection: with `TESSERA_FAULT_PAUSE=<point>:<file>` in the
+/// coordinator's environment, a move that reaches `<point>` creates `<file>.paused` and waits
+/// until `<file>` exists before it goes on, so that a test can kill a server at that point.
+///
+/// Points, in a move's order: `created` (objects recorded, nothing made yet), `copying`
+/// (shards on the target, publication and slot on the source, before the copy), `copied`
+/// (rows copied, subscription made, before catch-up), `gate_closed` (writes wait, target
+/// caught up and verified, before the catalog switch), `switched` (after it, before the
+/// cleanup). Without the variable, nothing waits.
+async fn fault_point(point: &str) {
+    static PAUSE: std::sync::OnceLock<Option<(String, std::path::PathBuf)>> =
+        std::sync::OnceLock::new();
+    let pause = PAUSE.get_or_init(|| {
+        let value = std::env::var("TESSERA_FAULT_PAUSE").ok()?;
+        let (at, file) = value.split_once(':')?;
+        Some((at.to_string(), std::path::PathBuf::from(file)))
+    });
+    let Some((at, release)) = pause else { return };
+    if at != point {
+        return;
+    }
+    tracing::warn!("fault injection: shard move paused at {point}");
+    let mut paused = release.clone().into_os_string();
+    paused.push(".paused");
+    let _ = std::fs::write(&paused, point);
+    while !release.exists() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
 
 /// The shards that move together: (table, shard id) of every table co-located with the shard,
 /// at the same shard index.
@@ -214,8 +250,32 @@ pub async fn move_shard_placement_with(
         .map(|(_, s)| s.clone())
         .collect();
 
-    // Copies a move left behind on the target (to be dropped later) go first.
-    drop_orphans(exec, Some(target_group)).await?;
+    let ids: Vec<i64> = group.iter().map(|(_, id)| *id).collect();
+    let own = Cleanup::Move {
+        shard_ids: ids.clone(),
+        target: target_group,
+    };
+    // Copies moves left behind on the target (to be dropped later) and what an earlier
+    // attempt at this move left anywhere go first.
+    drop_orphans(exec, Cleanup::Group(target_group)).await?;
+    drop_orphans(exec, own.clone()).await?;
+    let name = format!("tessera_move_{shard_id}");
+    // A marker table replicated with the shards (see [`catch_up`]).
+    let schema = group
+        .first()
+        .map(|(t, _)| t.schema.as_str())
+        .unwrap_or("public");
+    let marker = quoted_name(schema, &format!("{name}_marker")).to_string();
+    record_move_objects(
+        exec,
+        &group,
+        shard_id,
+        &name,
+        &marker,
+        (source_group, target_group),
+    )
+    .await?;
+    fault_point("created").await;
     // 1. The shards on the target.
     let client = exec.catalog_client().await?;
     let mut reader = crate::utility::Reader::Client(&client);
@@ -249,7 +309,6 @@ pub async fn move_shard_placement_with(
     let mut target_conn = node_connection(exec, &snapshot, target_group).await?;
     target_conn.simple_query(&ddl).await?;
 
-    let name = format!("tessera_move_{shard_id}");
     let moved = match mode {
         TransferMode::Logical => {
             move_logically(
@@ -257,7 +316,7 @@ pub async fn move_shard_placement_with(
                 &snapshot,
                 &group,
                 &leaves,
-                &name,
+                (&name, &marker),
                 (source_group, target_group),
                 progress,
             )
@@ -276,65 +335,253 @@ pub async fn move_shard_placement_with(
             .await
         }
     };
-    if let Err(e) = moved {
-        // Nothing switched: the target's copies go, the rows stay on the source.
-        let drop = format!("DROP TABLE IF EXISTS {}", shards.join(", "));
-        if let Ok(mut c) = node_connection(exec, &snapshot, target_group).await {
-            let _ = c.simple_query(&drop).await;
-        }
-        return Err(e);
+    // The move's own objects go: replication objects and markers always, the target's
+    // copies when nothing switched (the rows stay on the source then). What cannot be
+    // dropped now (a node down) stays recorded for the periodic cleanup.
+    if let Err(e) = drop_orphans(exec, own).await {
+        tracing::warn!("shard move: cleanup: {e}");
     }
-    // 4. The source shards, after the grace period (a catalog record, so that a restart
-    // does not forget them).
-    let client = exec.catalog_client().await?;
-    for ((_, id), shard) in group.iter().zip(&shards) {
-        client
-            .execute(
-                "INSERT INTO tessera.pg_dist_cleanup (shardid, groupid, object_name, due) \
-                 VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
-                &[id, &source_group, shard, &DROP_GRACE.as_secs_f64()],
-            )
-            .await
-            .map_err(pg_error)?;
+    moved
+}
+
+/// What a `tessera.pg_dist_cleanup` record drops (its `object_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CleanupKind {
+    /// A shard copy (quoted name): dropped when its shard has no placement on the node.
+    Shard,
+    /// A table of the move's own (quoted name), e.g. the catch-up marker.
+    Table,
+    /// A move's subscription on the target.
+    Subscription,
+    /// A move's publication on the source.
+    Publication,
+    /// A move's replication slot on the source.
+    ReplicationSlot,
+}
+
+impl CleanupKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            CleanupKind::Shard => "shard",
+            CleanupKind::Table => "table",
+            CleanupKind::Subscription => "subscription",
+            CleanupKind::Publication => "publication",
+            CleanupKind::ReplicationSlot => "replication_slot",
+        }
+    }
+
+    fn parse(s: &str) -> Option<CleanupKind> {
+        [
+            CleanupKind::Shard,
+            CleanupKind::Table,
+            CleanupKind::Subscription,
+            CleanupKind::Publication,
+            CleanupKind::ReplicationSlot,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// Drops the object `name` of `kind` on `conn` if it exists.
+async fn drop_object(
+    conn: &mut WireConnection,
+    kind: CleanupKind,
+    name: &str,
+) -> Result<(), ExecError> {
+    let literal = quote_literal(name);
+    let ident = quote_ident(name);
+    match kind {
+        // CASCADE: a moved shard may be referenced by its co-located shards, orphans too.
+        CleanupKind::Shard | CleanupKind::Table => {
+            conn.simple_query(&format!("DROP TABLE IF EXISTS {name} CASCADE"))
+                .await?;
+        }
+        CleanupKind::Subscription => {
+            // The subscriber drops its slot on the publisher itself when it reaches it.
+            let plain = format!("DROP SUBSCRIPTION IF EXISTS {ident}");
+            if conn.simple_query(&plain).await.is_err() {
+                // The source is down: detached from its slot first, the subscription drops
+                // without it (the slot has a record of its own).
+                conn.simple_query(&format!(
+                    "DO $tessera$ BEGIN IF EXISTS (SELECT 1 FROM pg_subscription WHERE subname = {literal}) THEN \
+                     ALTER SUBSCRIPTION {ident} DISABLE; ALTER SUBSCRIPTION {ident} SET (slot_name = NONE); \
+                     END IF; END $tessera$; {plain}"
+                ))
+                .await?;
+            }
+        }
+        CleanupKind::Publication => {
+            conn.simple_query(&format!("DROP PUBLICATION IF EXISTS {ident}"))
+                .await?;
+        }
+        CleanupKind::ReplicationSlot => {
+            // A WAL sender still streaming from the slot (for a subscriber that was not
+            // dropped) is ended first; the slot is busy until it has exited.
+            conn.simple_query(&format!(
+                "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = {literal} AND active_pid IS NOT NULL"
+            ))
+            .await?;
+            let drop = format!(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = {literal}"
+            );
+            let mut attempts = 0;
+            loop {
+                match conn.simple_query(&drop).await {
+                    Ok(_) => break,
+                    Err(_) if attempts < 20 => {
+                        attempts += 1;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
     }
     Ok(())
 }
 
-/// Drops shard copies that moves left behind: those due (or, with `group`, every one on that
-/// node group) whose shard has no placement there in the catalog. Runs under the catalog
-/// lock (a move holds it; [`schedule_cleanup`] takes it), so no move creates a copy meanwhile.
-pub(crate) async fn drop_orphans(exec: &Executor, group: Option<i32>) -> Result<usize, ExecError> {
+/// Which cleanup records [`drop_orphans`] handles.
+#[derive(Debug, Clone)]
+pub(crate) enum Cleanup {
+    /// Those that are due (the periodic run, and at start).
+    Due,
+    /// Every one on this node group (before a move to it).
+    Group(i32),
+    /// A move's own: every record of these shard ids except shard copies on other groups than
+    /// `target` (the source's copies wait for their grace period).
+    Move { shard_ids: Vec<i64>, target: i32 },
+}
+
+/// Drops what moves left behind, as `tessera.pg_dist_cleanup` records it (see
+/// [`CleanupKind`]): shard copies whose shard has no placement on their node, and a move's
+/// replication objects and marker tables. A record goes once its object is gone; one whose
+/// node cannot be reached or whose drop fails stays for the next run. Runs under the catalog
+/// lock (a move holds it; [`schedule_cleanup`] takes it), so no move makes objects meanwhile.
+///
+/// Returns how many objects were dropped. Errors: only the catalog's.
+pub(crate) async fn drop_orphans(exec: &Executor, which: Cleanup) -> Result<usize, ExecError> {
     let client = exec.catalog_client().await?;
+    let (filter, params): (&str, Vec<&(dyn tokio_postgres::types::ToSql + Sync)>) = match &which {
+        Cleanup::Due => ("c.due <= now()", vec![]),
+        Cleanup::Group(g) => ("c.groupid = $1", vec![g]),
+        Cleanup::Move { shard_ids, target } => (
+            "c.shardid = ANY($1) AND (c.object_type <> 'shard' OR c.groupid = $2)",
+            vec![shard_ids, target],
+        ),
+    };
     let rows = client
         .query(
-            "SELECT c.shardid, c.groupid, c.object_name, \
-                    EXISTS (SELECT 1 FROM tessera.pg_dist_placement p WHERE p.shardid = c.shardid AND p.groupid = c.groupid) \
-             FROM tessera.pg_dist_cleanup c WHERE ($1::int IS NULL AND c.due <= now()) OR c.groupid = $1",
-            &[&group],
+            &format!(
+                "SELECT c.shardid, c.groupid, c.object_name, c.object_type, \
+                        EXISTS (SELECT 1 FROM tessera.pg_dist_placement p WHERE p.shardid = c.shardid AND p.groupid = c.groupid) \
+                 FROM tessera.pg_dist_cleanup c WHERE {filter} \
+                 ORDER BY CASE c.object_type WHEN 'subscription' THEN 0 WHEN 'publication' THEN 2 \
+                                             WHEN 'replication_slot' THEN 3 ELSE 1 END"
+            ),
+            &params,
         )
         .await
         .map_err(pg_error)?;
     let snapshot = exec.snapshot();
+    let mut connections: std::collections::HashMap<i32, Option<WireConnection>> =
+        std::collections::HashMap::new();
     let mut dropped = 0;
     for r in rows {
-        let (shard_id, group_id, object, placed): (i64, i32, String, bool) =
-            (r.get(0), r.get(1), r.get(2), r.get(3));
-        if !placed {
-            let mut conn = node_connection(exec, &snapshot, group_id).await?;
-            // CASCADE: a moved shard may be referenced by its co-located shards, orphans too.
-            conn.simple_query(&format!("DROP TABLE IF EXISTS {object} CASCADE"))
-                .await?;
+        let (shard_id, group_id, object, kind, placed): (i64, i32, String, String, bool) =
+            (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+        let Some(kind) = CleanupKind::parse(&kind) else {
+            tracing::warn!("shard cleanup: unknown object type {kind:?} of {object}");
+            continue;
+        };
+        if !(kind == CleanupKind::Shard && placed) {
+            let conn = match connections.entry(group_id) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(match node_connection(exec, &snapshot, group_id).await {
+                        Ok(c) => Some(c),
+                        Err(e) => {
+                            tracing::warn!("shard cleanup: node group {group_id} not reachable, trying again later: {e}");
+                            None
+                        }
+                    })
+                }
+            };
+            let Some(conn) = conn else {
+                continue;
+            };
+            if let Err(e) = drop_object(conn, kind, &object).await {
+                tracing::warn!("shard cleanup: dropping {object}: {e}; trying again later");
+                continue;
+            }
             dropped += 1;
         }
         client
             .execute(
-                "DELETE FROM tessera.pg_dist_cleanup WHERE shardid = $1 AND groupid = $2",
-                &[&shard_id, &group_id],
+                "DELETE FROM tessera.pg_dist_cleanup WHERE shardid = $1 AND groupid = $2 AND object_name = $3 AND object_type = $4",
+                &[&shard_id, &group_id, &object, &kind.as_str()],
             )
             .await
             .map_err(pg_error)?;
     }
     Ok(dropped)
+}
+
+/// Records, before they are made, the objects a move makes, so that a move that fails or a
+/// coordinator that dies midway leaves nothing behind: the shard copies on the target and the
+/// marker tables, subscription, publication and slot named `name` (due at once; the move drops
+/// them itself, and [`drop_orphans`] does what it could not).
+async fn record_move_objects(
+    exec: &Executor,
+    group: &[(&Table, i64)],
+    shard_id: i64,
+    name: &str,
+    marker: &str,
+    (source_group, target_group): (i32, i32),
+) -> Result<(), ExecError> {
+    let mut records: Vec<(i64, i32, String, CleanupKind)> = group
+        .iter()
+        .map(|(t, id)| {
+            (
+                *id,
+                target_group,
+                quoted_name(&t.schema, &shard_name(&t.name, *id)).to_string(),
+                CleanupKind::Shard,
+            )
+        })
+        .collect();
+    for g in [source_group, target_group] {
+        records.push((shard_id, g, marker.to_string(), CleanupKind::Table));
+    }
+    records.push((
+        shard_id,
+        target_group,
+        name.to_string(),
+        CleanupKind::Subscription,
+    ));
+    records.push((
+        shard_id,
+        source_group,
+        name.to_string(),
+        CleanupKind::Publication,
+    ));
+    records.push((
+        shard_id,
+        source_group,
+        name.to_string(),
+        CleanupKind::ReplicationSlot,
+    ));
+    let client = exec.catalog_client().await?;
+    for (id, g, object, kind) in &records {
+        client
+            .execute(
+                "INSERT INTO tessera.pg_dist_cleanup (shardid, groupid, object_name, object_type, due) VALUES ($1, $2, $3, $4, now())",
+                &[id, g, object, &kind.as_str()],
+            )
+            .await
+            .map_err(pg_error)?;
+    }
+    Ok(())
 }
 
 /// How often the shard sizes in the catalog are read again from the workers.
@@ -350,7 +597,7 @@ pub(crate) fn schedule_cleanup(exec: &std::sync::Arc<Executor>) {
             tokio::time::sleep(DROP_GRACE).await;
             let Some(exec) = weak.upgrade() else { return };
             let _guard = exec.catalog_lock.lock().await;
-            if let Err(e) = drop_orphans(&exec, None).await {
+            if let Err(e) = drop_orphans(&exec, Cleanup::Due).await {
                 tracing::warn!("shard cleanup: {e}");
             }
             drop(_guard);
@@ -365,7 +612,10 @@ pub(crate) fn schedule_cleanup(exec: &std::sync::Arc<Executor>) {
 }
 
 /// Switches the placements of `group` from `source_group` to `target_group` in the catalog
-/// (one transaction) and reads the catalog again.
+/// and records the source's shards for dropping after [`DROP_GRACE`] (a read planned before
+/// the switch may still be on its way to them) — one transaction, so a coordinator that dies
+/// around it leaves either the old placements or the new ones with the old copies recorded.
+/// Reads the catalog again.
 async fn switch_placements(
     exec: &Executor,
     group: &[(&Table, i64)],
@@ -373,14 +623,26 @@ async fn switch_placements(
     target_group: i32,
 ) -> Result<(), ExecError> {
     let ids: Vec<i64> = group.iter().map(|(_, id)| *id).collect();
-    let client = exec.catalog_client().await?;
-    client
-        .execute(
-            "UPDATE tessera.pg_dist_placement SET groupid = $1 WHERE shardid = ANY($2) AND groupid = $3",
-            &[&target_group, &ids, &source_group],
-        )
-        .await
-        .map_err(pg_error)?;
+    let names: Vec<String> = group
+        .iter()
+        .map(|(t, id)| quoted_name(&t.schema, &shard_name(&t.name, *id)).to_string())
+        .collect();
+    let mut client = exec.catalog_client().await?;
+    let tx = client.transaction().await.map_err(pg_error)?;
+    tx.execute(
+        "UPDATE tessera.pg_dist_placement SET groupid = $1 WHERE shardid = ANY($2) AND groupid = $3",
+        &[&target_group, &ids, &source_group],
+    )
+    .await
+    .map_err(pg_error)?;
+    tx.execute(
+        "INSERT INTO tessera.pg_dist_cleanup (shardid, groupid, object_name, object_type, due) \
+         SELECT id, $2, name, 'shard', now() + make_interval(secs => $4) FROM unnest($1::bigint[], $3::text[]) AS u(id, name)",
+        &[&ids, &source_group, &names, &DROP_GRACE.as_secs_f64()],
+    )
+    .await
+    .map_err(pg_error)?;
+    tx.commit().await.map_err(pg_error)?;
     exec.reload_catalog().await
 }
 
@@ -390,7 +652,7 @@ async fn move_logically(
     snapshot: &CatalogSnapshot,
     group: &[(&Table, i64)],
     shards: &[String],
-    name: &str,
+    (name, marker): (&str, &str),
     (source_group, target_group): (i32, i32),
     progress: Option<&MoveProgress>,
 ) -> Result<(), ExecError> {
@@ -426,17 +688,10 @@ async fn move_logically(
                 .await?;
         }
     }
-    // Leftovers of an earlier attempt that failed.
-    drop_replication(&mut source_conn, &mut target_conn, name).await;
     // A marker table replicated with the shards: a row written to it on the source and seen
     // on the target proves that every change committed before it is applied there (changes
     // apply in commit order), without waiting for the subscriber's feedback.
-    let schema = group
-        .first()
-        .map(|(t, _)| t.schema.as_str())
-        .unwrap_or("public");
-    let marker = quoted_name(schema, &format!("{name}_marker")).to_string();
-    let result = async {
+    async {
         for conn in [&mut source_conn, &mut target_conn] {
             conn.simple_query(&format!(
                 "DROP TABLE IF EXISTS {marker}; CREATE TABLE {marker} (id int PRIMARY KEY)"
@@ -479,6 +734,7 @@ async fn move_logically(
             ))
             .await?;
         phase("Copying Data");
+        fault_point("copying").await;
         copy_shards(&mut source_conn, &mut target_conn, shards, progress).await?;
         source_conn.simple_query("COMMIT").await?;
         phase("Catching Up");
@@ -502,14 +758,15 @@ async fn move_logically(
                 n = quote_ident(name),
             ))
             .await?;
+        fault_point("copied").await;
         // Catch up while writes go on (the backlog of the copy), then the switch: writes
         // wait, the target catches up with the last moments, the catalog switches.
-        catch_up(&mut source_conn, &mut target_conn, &marker, 1).await?;
+        catch_up(&mut source_conn, &mut target_conn, marker, 1).await?;
         let gate_asked = std::time::Instant::now();
         let _closed = close_gate(exec).await?;
         let gate_closed = std::time::Instant::now();
         phase("Final Catchup");
-        catch_up(&mut source_conn, &mut target_conn, &marker, 2).await?;
+        catch_up(&mut source_conn, &mut target_conn, marker, 2).await?;
         let caught_up = std::time::Instant::now();
         // Writes are stopped and the target caught up: both sides must hold the same rows.
         // Where they do not (logical decoding lost a transaction that committed while the
@@ -545,7 +802,16 @@ async fn move_logically(
                 .await?;
             }
         }
+        // The subscription's apply worker commits asynchronously: one commit of our own,
+        // flushed, makes every change it applied before durable on the target, so that the
+        // target crashing after the switch loses nothing.
+        target_conn
+            .simple_query(&format!(
+                "BEGIN; SET LOCAL synchronous_commit = local; DELETE FROM {marker}; COMMIT"
+            ))
+            .await?;
         let verified = std::time::Instant::now();
+        fault_point("gate_closed").await;
         let switched = switch_placements(exec, group, source_group, target_group).await;
         // Where the writers' wait went.
         tracing::info!(
@@ -556,19 +822,11 @@ async fn move_logically(
             (verified - caught_up).as_millis(),
             verified.elapsed().as_millis()
         );
-        switched
+        switched?;
+        fault_point("switched").await;
+        Ok(())
     }
-    .await;
-    drop_replication(&mut source_conn, &mut target_conn, name).await;
-    for conn in [&mut source_conn, &mut target_conn] {
-        if let Err(e) = conn
-            .simple_query(&format!("DROP TABLE IF EXISTS {marker}"))
-            .await
-        {
-            tracing::warn!("shard move: {e}");
-        }
-    }
-    result
+    .await
 }
 
 /// Writes marker row `id` on the source and waits until the target has it: every change
@@ -605,29 +863,6 @@ async fn catch_up(
             ));
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
-
-/// Drops the move's subscription (on the target), slot and publication (on the source), if
-/// they exist; failures are logged.
-async fn drop_replication(
-    source_conn: &mut WireConnection,
-    target_conn: &mut WireConnection,
-    name: &str,
-) {
-    let drop_sub = format!("DROP SUBSCRIPTION IF EXISTS {}", quote_ident(name));
-    if let Err(e) = target_conn.simple_query(&drop_sub).await {
-        tracing::warn!("shard move: {e}");
-    }
-    let drop_pub = format!("DROP PUBLICATION IF EXISTS {}", quote_ident(name));
-    let slot = format!(
-        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = {}",
-        quote_literal(name)
-    );
-    for sql in [drop_pub, slot] {
-        if let Err(e) = source_conn.simple_query(&sql).await {
-            tracing::warn!("shard move: {e}");
-        }
     }
 }
 
