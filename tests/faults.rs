@@ -100,12 +100,15 @@ fn coordinator_url(port: u16) -> String {
     format!("host=127.0.0.1 port={port} user=postgres dbname=postgres")
 }
 
-/// Who is killed.
+/// Who is killed (or, for `TargetCopy`, what is damaged: a row that is not on the source is
+/// written straight into the target's copy, which the move's verification must find and copy
+/// again).
 #[derive(Debug, Clone, Copy)]
 enum Victim {
     Source,
     Target,
     Coordinator,
+    TargetCopy,
 }
 
 /// The rows the test wrote and was told were committed: `items` (primary key) and `notes`
@@ -267,7 +270,10 @@ async fn scenario(
     point: &str,
     victim: Victim,
 ) {
-    let what = format!("{victim:?} killed at {point}");
+    let what = match victim {
+        Victim::TargetCopy => format!("target's copy damaged at {point}"),
+        _ => format!("{victim:?} killed at {point}"),
+    };
     eprintln!("fault injection: {what}");
     let release = dir.join(format!("release-{point}-{victim:?}"));
     let paused = PathBuf::from(format!("{}.paused", release.display()));
@@ -325,12 +331,29 @@ async fn scenario(
         Victim::Source => cluster.workers[source].crash().expect("kill the source"),
         Victim::Target => cluster.workers[target].crash().expect("kill the target"),
         Victim::Coordinator => drop(coordinator.take()),
+        Victim::TargetCopy => {
+            let worker = try_connect(&cluster.workers[target].connection_string("postgres"))
+                .await
+                .expect("connect to the target");
+            worker
+                .batch_execute(&format!(
+                    "INSERT INTO items_{shard_id} VALUES (-{shard_id}, 'not on the source')"
+                ))
+                .await
+                .expect("damage the target's copy");
+        }
     }
     std::fs::write(&release, "").expect("release the move");
     let outcome = tokio::time::timeout(Duration::from_secs(120), moving)
         .await
         .unwrap_or_else(|_| panic!("{what}: the move call did not end"));
     eprintln!("  move: {outcome:?}");
+    if matches!(victim, Victim::TargetCopy) {
+        assert!(
+            matches!(outcome, Ok(Ok(()))),
+            "{what}: the move must copy the damaged shard again and finish: {outcome:?}"
+        );
+    }
     match victim {
         Victim::Source => cluster.workers[source]
             .init_and_start()
@@ -338,7 +361,7 @@ async fn scenario(
         Victim::Target => cluster.workers[target]
             .init_and_start()
             .expect("restart the target"),
-        Victim::Coordinator => {}
+        Victim::Coordinator | Victim::TargetCopy => {}
     }
     // A coordinator without the hook (restarted, or the same one after a worker restart).
     drop(coordinator.take());
@@ -419,5 +442,13 @@ fn shard_moves_recover_from_a_killed_source_target_or_coordinator_at_every_step(
                 scenario(&mut cluster, &dir, &mut expected, point, victim).await;
             }
         }
+        scenario(
+            &mut cluster,
+            &dir,
+            &mut expected,
+            "copied",
+            Victim::TargetCopy,
+        )
+        .await;
     });
 }

@@ -9,15 +9,17 @@
 //!    change after it (tables without a primary key or replica identity get `REPLICA IDENTITY
 //!    FULL` on the source shard, which is dropped after the move, instead of being refused as
 //!    Citus does);
-//! 3. then the placement gate is closed (see
-//!    [`Executor::placement_gate`]): running writes and blocks that wrote finish, new writes
-//!    wait (reads go on); the target catches up to the source's current WAL position; each
-//!    shard's row count and checksum (`sum(hashtext(row::text))`) are compared on both sides
-//!    and a shard that differs is copied again (logical decoding was seen to miss a
-//!    transaction that committed, asynchronously, while the slot was being created); the
-//!    catalog switches the placements in one transaction; the gate opens and waiting writes
-//!    are planned again against the new placements;
-//! 4. subscription, slot and publication are dropped, and the source shards after a grace
+//! 3. verification: the placement gate (see [`Executor::placement_gate`]) closes for a
+//!    moment — running writes and blocks that wrote finish, new writes wait, reads go on —
+//!    while the target catches up and both sides take a snapshot; with writes going on again,
+//!    each shard's row count and checksum (`sum(hashtext(row::text))`) are compared in those
+//!    snapshots (logical decoding was seen to miss a transaction that committed,
+//!    asynchronously, while the slot was being created; a shard that differs is copied again
+//!    under the final gate);
+//! 4. the switch: the gate closes again, the target catches up with the last moments, its
+//!    applied changes are flushed, the catalog switches the placements in one transaction;
+//!    the gate opens and waiting writes are planned again against the new placements;
+//! 5. subscription, slot and publication are dropped, and the source shards after a grace
 //!    period (a read planned before the switch may still be on its way to them; one still
 //!    running holds its lock, which DROP waits for).
 //!
@@ -762,44 +764,65 @@ async fn move_logically(
         // Catch up while writes go on (the backlog of the copy), then the switch: writes
         // wait, the target catches up with the last moments, the catalog switches.
         catch_up(&mut source_conn, &mut target_conn, marker, 1).await?;
-        let gate_asked = std::time::Instant::now();
-        let _closed = close_gate(exec).await?;
-        let gate_closed = std::time::Instant::now();
-        phase("Final Catchup");
-        catch_up(&mut source_conn, &mut target_conn, marker, 2).await?;
-        let caught_up = std::time::Instant::now();
-        // Writes are stopped and the target caught up: both sides must hold the same rows.
-        // Where they do not (logical decoding lost a transaction that committed while the
-        // slot was created, seen under asynchronous commit), the target's copy is made again
-        // from the source before the switch, so a move never loses a row.
+        // Verification: both sides must hold the same rows. Where they do not (logical
+        // decoding lost a transaction that committed while the slot was created, seen under
+        // asynchronous commit), the target's copy is made again before the switch, so a move
+        // never loses a row. Writes wait only while the target catches up and both sides take
+        // a snapshot; the checksums are computed in those snapshots while writes go on.
+        let snapshot_started = std::time::Instant::now();
+        {
+            let _closed = close_gate(exec).await?;
+            catch_up(&mut source_conn, &mut target_conn, marker, 2).await?;
+            for conn in [&mut source_conn, &mut target_conn] {
+                conn.simple_query("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1")
+                    .await?;
+            }
+        }
+        let snapshot_taken = std::time::Instant::now();
+        let mut differing = Vec::new();
         for shard in shards {
-            let checksum = format!(
-                "SELECT count(*)::text || ':' || coalesce(sum(hashtext(t::text)::bigint), 0)::text FROM {shard} t"
-            );
-            // Both sides at once: writers wait for this scan.
-            let (on_source, on_target) = futures::future::join(
-                value(&mut source_conn, &checksum),
-                value(&mut target_conn, &checksum),
-            )
-            .await;
-            let (on_source, on_target) = (on_source?, on_target?);
+            let (on_source, on_target) = shard_checksums(&mut source_conn, &mut target_conn, shard).await?;
             if on_source != on_target {
                 tracing::warn!(
                     "shard move: {shard} differs after catch-up (source {on_source:?}, target {on_target:?}); copying it again"
                 );
-                // DELETE as a replica: TRUNCATE refuses a shard other shards reference.
-                target_conn
-                    .simple_query(&format!(
-                        "SET session_replication_role = replica; DELETE FROM {shard}"
-                    ))
-                    .await?;
-                copy_shards(
-                    &mut source_conn,
-                    &mut target_conn,
-                    std::slice::from_ref(shard),
-                    None,
-                )
+                differing.push(shard.clone());
+            }
+        }
+        for conn in [&mut source_conn, &mut target_conn] {
+            conn.simple_query("COMMIT").await?;
+        }
+        let verified = std::time::Instant::now();
+        // What was written meanwhile, then the switch: writes wait, the target catches up
+        // with the last moments, the catalog switches.
+        catch_up(&mut source_conn, &mut target_conn, marker, 3).await?;
+        let gate_asked = std::time::Instant::now();
+        let _closed = close_gate(exec).await?;
+        let gate_closed = std::time::Instant::now();
+        phase("Final Catchup");
+        catch_up(&mut source_conn, &mut target_conn, marker, 4).await?;
+        let caught_up = std::time::Instant::now();
+        for shard in &differing {
+            // Copied again from the source while writes wait (a rare path).
+            // DELETE as a replica: TRUNCATE refuses a shard other shards reference.
+            target_conn
+                .simple_query(&format!(
+                    "SET session_replication_role = replica; DELETE FROM {shard}"
+                ))
                 .await?;
+            copy_shards(
+                &mut source_conn,
+                &mut target_conn,
+                std::slice::from_ref(shard),
+                None,
+            )
+            .await?;
+            let (on_source, on_target) = shard_checksums(&mut source_conn, &mut target_conn, shard).await?;
+            if on_source != on_target {
+                return Err(sql_error(
+                    "XX000",
+                    format!("shard {shard} differs between source and target after copying it again; the move is undone"),
+                ));
             }
         }
         // The subscription's apply worker commits asynchronously: one commit of our own,
@@ -810,23 +833,42 @@ async fn move_logically(
                 "BEGIN; SET LOCAL synchronous_commit = local; DELETE FROM {marker}; COMMIT"
             ))
             .await?;
-        let verified = std::time::Instant::now();
+        let flushed = std::time::Instant::now();
         fault_point("gate_closed").await;
         let switched = switch_placements(exec, group, source_group, target_group).await;
         // Where the writers' wait went.
         tracing::info!(
-            "shard move {name}: closing the write gate took {} ms; writes then waited {} ms (catch-up {} ms, verification {} ms, catalog switch {} ms)",
-            (gate_closed - gate_asked).as_millis(),
+            "shard move {name}: writes waited {} ms for the verification snapshot, then {} ms at the switch \
+             (closing the gate {} ms, catch-up {} ms, copying again and flushing {} ms, catalog switch {} ms); \
+             verification outside the gate {} ms",
+            (snapshot_taken - snapshot_started).as_millis(),
             gate_closed.elapsed().as_millis(),
+            (gate_closed - gate_asked).as_millis(),
             (caught_up - gate_closed).as_millis(),
-            (verified - caught_up).as_millis(),
-            verified.elapsed().as_millis()
+            (flushed - caught_up).as_millis(),
+            flushed.elapsed().as_millis(),
+            (verified - snapshot_taken).as_millis(),
         );
         switched?;
         fault_point("switched").await;
         Ok(())
     }
     .await
+}
+
+/// `shard`'s row count and checksum (`sum(hashtext(row::text))`) on the source and on the
+/// target, computed at the same time on both (in each connection's current snapshot).
+async fn shard_checksums(
+    source: &mut WireConnection,
+    target: &mut WireConnection,
+    shard: &str,
+) -> Result<(Option<String>, Option<String>), ExecError> {
+    let checksum = format!(
+        "SELECT count(*)::text || ':' || coalesce(sum(hashtext(t::text)::bigint), 0)::text FROM {shard} t"
+    );
+    let (on_source, on_target) =
+        futures::future::join(value(source, &checksum), value(target, &checksum)).await;
+    Ok((on_source?, on_target?))
 }
 
 /// Writes marker row `id` on the source and waits until the target has it: every change
