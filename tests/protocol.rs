@@ -3,6 +3,8 @@
 //! leave the session usable, concurrent sessions, and hashing that agrees with PostgreSQL's.
 
 mod common;
+#[path = "common/tpch.rs"]
+mod tpch;
 
 use std::process::Command;
 
@@ -2202,4 +2204,210 @@ fn chrono_like_date(day: u32) -> String {
         rest -= len;
     }
     "2026-12-31".into()
+}
+
+/// A table's row count and checksum (`sum(hashtext(row::text))`), as text.
+async fn table_checksum(client: &tokio_postgres::Client, table: &str) -> String {
+    // The columns named (a whole-row reference is refused on distributed tables).
+    let columns: String = client
+        .query_one(
+            "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute \
+             WHERE attrelid = $1::text::regclass AND attnum > 0 AND NOT attisdropped",
+            &[&table],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("columns of {table}: {e:?}"))
+        .get(0);
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT count(*)::text || ':' || coalesce(sum(hashtext(ROW({columns})::text)::bigint), 0)::text FROM {table}"
+            ),
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("checksum of {table}: {e:?}"));
+    row.get(0)
+}
+
+/// Issue 7's end-to-end case: TPC-H SF 0.01 and pgbench's tables (accounts and history
+/// distributed by aid, branches and tellers reference tables) on two workers; a third worker
+/// is added and `rebalance_table_shards()` runs while pgbench's own TPC-B-like script writes
+/// through the coordinator. Afterwards no pgbench transaction failed, the history holds one row
+/// per transaction pgbench counted, every balance adds up to the history's deltas, the TPC-H
+/// tables have their row counts and checksums, and each co-location group is spread evenly.
+#[test]
+fn rebalance_under_pgbench_keeps_every_row() {
+    common::runtime().block_on(async {
+        let env = common::TestEnv::start(8).await;
+        let third = tokio::task::spawn_blocking(|| {
+            tessera_cluster::LocalCluster::start_temporary(0).expect("a third server")
+        })
+        .await
+        .expect("start");
+        let port = env.coordinator.addr.port();
+        let client = env.tessera().await;
+        // TPC-H at SF 0.01 in docs/tpch's layout.
+        let dir = env.cluster.base_dir().join("tpch");
+        tpch::write_tables(0.01, &dir).expect("TPC-H data");
+        client
+            .batch_execute(include_str!("../docs/tpch/schema.sql"))
+            .await
+            .expect("TPC-H schema");
+        client
+            .batch_execute(include_str!("../docs/tpch/distribute.sql"))
+            .await
+            .expect("TPC-H distribution");
+        let tables = [
+            "nation", "region", "part", "supplier", "partsupp", "customer", "orders", "lineitem",
+        ];
+        for table in tables {
+            let data = std::fs::read(dir.join(format!("{table}.tbl"))).expect("read .tbl");
+            let sink = client
+                .copy_in(&format!(
+                    "COPY {table} FROM STDIN WITH (FORMAT csv, DELIMITER '|')"
+                ))
+                .await
+                .expect("COPY");
+            futures::pin_mut!(sink);
+            futures::SinkExt::send(&mut sink, bytes::Bytes::from(data))
+                .await
+                .expect("COPY data");
+            sink.finish().await.expect("COPY finish");
+        }
+        let mut before = Vec::new();
+        for table in tables {
+            before.push(table_checksum(&client, table).await);
+        }
+        // pgbench's tables, made by pgbench itself through the coordinator, then distributed.
+        let binaries = PgBinaries::locate().expect("PostgreSQL binaries");
+        let pgbench = |args: &[&str]| {
+            let mut cmd = Command::new(binaries.client("pgbench"));
+            cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
+                .args(args)
+                .arg("postgres");
+            cmd
+        };
+        let init = pgbench(&["-i", "-s", "1", "-q"])
+            .output()
+            .expect("run pgbench -i");
+        assert!(
+            init.status.success(),
+            "pgbench -i: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        client
+            .batch_execute(
+                "SELECT create_distributed_table('pgbench_accounts', 'aid', colocate_with => 'none');
+                 SELECT create_distributed_table('pgbench_history', 'aid', colocate_with => 'pgbench_accounts');
+                 SELECT create_reference_table('pgbench_branches');
+                 SELECT create_reference_table('pgbench_tellers');",
+            )
+            .await
+            .expect("distribute pgbench's tables");
+        client
+            .batch_execute(&format!(
+                "SELECT citus_add_node('127.0.0.1', {})",
+                third.coordinator.port
+            ))
+            .await
+            .expect("add the third worker");
+        // Writers first, then the rebalance while they write.
+        let mut bench = pgbench(&["-n", "-c", "4", "-j", "2", "-T", "12"]);
+        let writers = tokio::task::spawn_blocking(move || bench.output().expect("run pgbench"));
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        let started = std::time::Instant::now();
+        client
+            .batch_execute("SELECT rebalance_table_shards()")
+            .await
+            .expect("rebalance while pgbench writes");
+        let rebalance_took = started.elapsed();
+        let out = writers.await.expect("pgbench");
+        let report = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "pgbench failed: {report}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let number = |label: &str| -> i64 {
+            report
+                .lines()
+                .find_map(|l| l.trim().strip_prefix(label))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no '{label}' in pgbench's report: {report}"))
+        };
+        let processed = number("number of transactions actually processed:");
+        let failed = number("number of failed transactions:");
+        eprintln!(
+            "rebalance took {:.1} s; pgbench: {processed} transactions, {failed} failed",
+            rebalance_took.as_secs_f64()
+        );
+        assert_eq!(failed, 0, "pgbench: {report}");
+        assert!(processed > 0, "pgbench ran no transaction: {report}");
+        assert!(
+            rebalance_took < std::time::Duration::from_secs(10),
+            "the rebalance outlasted the writers ({rebalance_took:?}); the case needs them to overlap"
+        );
+        // pgbench's log is its history: one row per transaction, and every balance is the sum
+        // of the deltas that went into it.
+        let row = client
+            .query_one(
+                "SELECT (SELECT count(*) FROM pgbench_history), \
+                        (SELECT coalesce(sum(delta), 0) FROM pgbench_history)::bigint, \
+                        (SELECT sum(abalance) FROM pgbench_accounts)::bigint, \
+                        (SELECT sum(tbalance) FROM pgbench_tellers)::bigint, \
+                        (SELECT sum(bbalance) FROM pgbench_branches)::bigint, \
+                        (SELECT count(*) FROM pgbench_accounts)",
+                &[],
+            )
+            .await
+            .expect("pgbench's totals");
+        let (history, deltas, accounts, tellers, branches, rows): (i64, i64, i64, i64, i64, i64) = (
+            row.get(0),
+            row.get(1),
+            row.get(2),
+            row.get(3),
+            row.get(4),
+            row.get(5),
+        );
+        assert_eq!(history, processed, "one history row per transaction");
+        assert_eq!(rows, 100_000, "pgbench_accounts keeps its rows");
+        assert_eq!(
+            (accounts, tellers, branches),
+            (deltas, deltas, deltas),
+            "balances add up to the history's deltas"
+        );
+        for (table, earlier) in tables.iter().zip(&before) {
+            assert_eq!(
+                &table_checksum(&client, table).await,
+                earlier,
+                "{table}: row count and checksum after the rebalance"
+            );
+        }
+        // Each co-location group's shard groups spread within one of even over the three
+        // workers.
+        let spread = client
+            .query(
+                "SELECT colocation_id, nodeport, count(*) / count(DISTINCT table_name) FROM citus_shards \
+                 WHERE citus_table_type = 'distributed' GROUP BY 1, 2 ORDER BY 1, 2",
+                &[],
+            )
+            .await
+            .expect("shards per node");
+        let mut groups: std::collections::BTreeMap<i32, Vec<i64>> = Default::default();
+        for r in &spread {
+            groups
+                .entry(r.get::<_, i32>(0))
+                .or_default()
+                .push(r.get::<_, i64>(2));
+        }
+        for (group, counts) in &groups {
+            let (min, max) = (counts.iter().min(), counts.iter().max());
+            assert!(
+                counts.len() == 3 && max.zip(min).is_some_and(|(a, b)| a - b <= 1),
+                "co-location group {group}: shards per node {counts:?}"
+            );
+        }
+    });
 }

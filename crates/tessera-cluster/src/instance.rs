@@ -204,6 +204,8 @@ impl Instance {
 
     fn write_settings(&self) -> Result<(), ClusterError> {
         let o = &self.options;
+        // wal_retrieve_retry_interval: the logical replication launcher starts at most one
+        // apply worker per interval (5 s by default), and every online shard move starts one.
         let settings = format!(
             "# written by tessera-cluster on every start; edit InstanceOptions instead\n\
              listen_addresses = '127.0.0.1'\n\
@@ -214,6 +216,7 @@ impl Instance {
              max_connections = {mc}\n\
              max_wal_senders = 20\n\
              max_replication_slots = 20\n\
+             wal_retrieve_retry_interval = '100ms'\n\
              shared_buffers = '{sb}'\n\
              fsync = {fsync}\n\
              synchronous_commit = {sync}\n\

@@ -717,6 +717,7 @@ async fn move_logically(
             ..params.clone()
         })
         .await?;
+        let setting_up = std::time::Instant::now();
         let created = replication
             .simple_query(&format!(
                 "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput (SNAPSHOT 'export')",
@@ -739,6 +740,7 @@ async fn move_logically(
         fault_point("copying").await;
         copy_shards(&mut source_conn, &mut target_conn, shards, progress).await?;
         source_conn.simple_query("COMMIT").await?;
+        let copied = std::time::Instant::now();
         phase("Catching Up");
         // The snapshot is no longer needed; the slot stays.
         drop(replication);
@@ -764,6 +766,11 @@ async fn move_logically(
         // Catch up while writes go on (the backlog of the copy), then the switch: writes
         // wait, the target catches up with the last moments, the catalog switches.
         catch_up(&mut source_conn, &mut target_conn, marker, 1).await?;
+        tracing::info!(
+            "shard move {name}: slot and copy {} ms, subscription start and catch-up {} ms",
+            (copied - setting_up).as_millis(),
+            copied.elapsed().as_millis()
+        );
         // Verification: both sides must hold the same rows. Where they do not (logical
         // decoding lost a transaction that committed while the slot was created, seen under
         // asynchronous commit), the target's copy is made again before the switch, so a move
