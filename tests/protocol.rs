@@ -1581,6 +1581,95 @@ fn rebalancer_spreads_shards_onto_a_new_worker_and_drains_it() {
             .get(0);
         assert!(table_size.ends_with("kB") || table_size.ends_with("MB"), "{table_size}");
 
+        // A strategy of the user's functions (capacity read from the catalog, 1 for every
+        // node; shard groups of even shard ids may not go to the new worker).
+        client
+            .batch_execute(&format!(
+                "CREATE FUNCTION rb_cost(bigint) RETURNS real LANGUAGE sql AS 'SELECT 1::real';
+                 CREATE FUNCTION rb_capacity(int) RETURNS real LANGUAGE sql AS
+                   'SELECT CASE WHEN nodeport > 0 THEN 1 ELSE 0 END::real FROM tessera.pg_dist_node WHERE nodeid = $1';
+                 CREATE FUNCTION rb_allowed(bigint, int) RETURNS boolean LANGUAGE sql AS
+                   'SELECT $1 % 2 = 1 OR nodeport <> {third_port} FROM tessera.pg_dist_node WHERE nodeid = $2';
+                 CREATE FUNCTION rb_wrong(int) RETURNS real LANGUAGE sql AS 'SELECT 1::real';
+                 SELECT citus_add_rebalance_strategy('rb_third', 'rb_cost', 'rb_capacity', 'rb_allowed', 0);"
+            ))
+            .await
+            .expect("add a rebalance strategy");
+        let custom = client
+            .query(
+                "SELECT * FROM get_rebalance_table_shards_plan(rebalance_strategy => 'rb_third')",
+                &[],
+            )
+            .await
+            .expect("plan with the user's strategy");
+        // 8 groups over three nodes: 3, 3 and 2, the new worker's all of odd shard ids.
+        let moves: Vec<(i64, i32, i32)> = custom
+            .iter()
+            .map(|r| (r.get("shardid"), r.get("sourceport"), r.get("targetport")))
+            .collect();
+        let mut after: std::collections::BTreeMap<i64, i32> = client
+            .query(
+                "SELECT shardid, nodeport FROM citus_shards WHERE table_name = 'rb_a'::regclass",
+                &[],
+            )
+            .await
+            .expect("placements")
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        for (id, _, to) in &moves {
+            after.insert(*id, *to);
+        }
+        let on_third: Vec<i64> = after
+            .iter()
+            .filter(|(_, p)| **p == third_port)
+            .map(|(id, _)| *id)
+            .collect();
+        assert!(on_third.len() >= 2, "{moves:?}");
+        assert!(on_third.iter().all(|id| id % 2 == 1), "{moves:?}");
+        let mut counts: Vec<usize> = env
+            .cluster
+            .workers
+            .iter()
+            .map(|w| after.values().filter(|p| **p == i32::from(w.port)).count())
+            .chain([on_third.len()])
+            .collect();
+        counts.sort_unstable();
+        assert_eq!(counts, [2, 3, 3], "{moves:?}");
+        for (sql, code) in [
+            ("SELECT * FROM get_rebalance_table_shards_plan(rebalance_strategy => 'nope')", "22023"),
+            ("SELECT citus_add_rebalance_strategy('rb_bad', 'rb_wrong', 'rb_capacity', 'rb_allowed', 0)", "22023"),
+            ("SELECT citus_add_rebalance_strategy('rb_bad', 'rb_missing', 'rb_capacity', 'rb_allowed', 0)", "42883"),
+            ("SELECT citus_add_rebalance_strategy('rb_third', 'rb_cost', 'rb_capacity', 'rb_allowed', 0)", "23505"),
+            ("SELECT citus_set_default_rebalance_strategy('nope')", "22023"),
+            ("SELECT * FROM get_rebalance_table_shards_plan(rebalance_strategy => 'by_disk_size', threshold => 0.001)", "22023"),
+        ] {
+            let e = client.batch_execute(sql).await.expect_err(sql);
+            assert_eq!(e.code().map(|c| c.code()), Some(code), "{sql}: {e:?}");
+        }
+        // The default strategy is what a call without one uses.
+        client
+            .batch_execute("SELECT citus_set_default_rebalance_strategy('rb_third')")
+            .await
+            .expect("set the default strategy");
+        let defaults: Vec<String> = client
+            .query("SELECT name::text FROM pg_dist_rebalance_strategy WHERE default_strategy", &[])
+            .await
+            .expect("strategies")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(defaults, ["rb_third"]);
+        let by_default = client
+            .query("SELECT * FROM get_rebalance_table_shards_plan()", &[])
+            .await
+            .expect("plan with the default strategy");
+        assert_eq!(by_default.len(), moves.len());
+        client
+            .batch_execute("SELECT citus_set_default_rebalance_strategy('by_shard_count')")
+            .await
+            .expect("set the default strategy back");
+
         // Rebalance while a writer goes on.
         let url = env.tessera_url();
         let writer = tokio::spawn(async move {

@@ -29,6 +29,7 @@ pub const CATALOG_RELATIONS: &[&str] = &[
     "pg_dist_cleanup",
     "pg_dist_background_job",
     "pg_dist_background_task",
+    "pg_dist_rebalance_strategy",
     "citus_tables",
     "citus_shards",
     "time_partitions",
@@ -124,6 +125,34 @@ CREATE TABLE IF NOT EXISTS tessera.pg_dist_cleanup (
 -- dropped when its shard has no placement on the node), 'table', 'subscription',
 -- 'publication', 'replication_slot' (a move's own objects, always dropped).
 ALTER TABLE tessera.pg_dist_cleanup ADD COLUMN IF NOT EXISTS object_type text NOT NULL DEFAULT 'shard';
+-- Rebalance strategies (Citus' pg_dist_rebalance_strategy). The built-in ones name functions
+-- of the tessera schema with Citus' names; the rebalancer computes those itself and calls
+-- the functions of strategies added with citus_add_rebalance_strategy.
+CREATE OR REPLACE FUNCTION tessera.citus_shard_cost_1(bigint) RETURNS real
+    LANGUAGE sql IMMUTABLE AS 'SELECT 1::real';
+CREATE OR REPLACE FUNCTION tessera.citus_node_capacity_1(int) RETURNS real
+    LANGUAGE sql IMMUTABLE AS 'SELECT 1::real';
+CREATE OR REPLACE FUNCTION tessera.citus_shard_allowed_on_node_true(bigint, int) RETURNS boolean
+    LANGUAGE sql IMMUTABLE AS 'SELECT true';
+CREATE OR REPLACE FUNCTION tessera.citus_shard_cost_by_disk_size(bigint) RETURNS real
+    LANGUAGE sql STABLE AS
+    'SELECT (coalesce(max(shardlength), 0) + 100 * 1024 * 1024)::real FROM tessera.pg_dist_placement WHERE shardid = $1';
+CREATE TABLE IF NOT EXISTS tessera.pg_dist_rebalance_strategy (
+    name name PRIMARY KEY,
+    default_strategy boolean NOT NULL DEFAULT false,
+    shard_cost_function regproc NOT NULL,
+    node_capacity_function regproc NOT NULL,
+    shard_allowed_on_node_function regproc NOT NULL,
+    default_threshold float4 NOT NULL,
+    minimum_threshold float4 NOT NULL DEFAULT 0,
+    improvement_threshold float4 NOT NULL DEFAULT 0
+);
+INSERT INTO tessera.pg_dist_rebalance_strategy VALUES
+    ('by_shard_count', true, 'tessera.citus_shard_cost_1', 'tessera.citus_node_capacity_1',
+     'tessera.citus_shard_allowed_on_node_true', 0, 0, 0),
+    ('by_disk_size', false, 'tessera.citus_shard_cost_by_disk_size', 'tessera.citus_node_capacity_1',
+     'tessera.citus_shard_allowed_on_node_true', 0.1, 0.01, 0.5)
+ON CONFLICT (name) DO NOTHING;
 CREATE OR REPLACE VIEW tessera.citus_tables AS
 SELECT p.logicalrelid AS table_name,
        CASE p.partmethod WHEN 'h' THEN 'distributed' ELSE 'reference' END AS citus_table_type,

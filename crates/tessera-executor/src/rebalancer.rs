@@ -8,14 +8,16 @@
 //! holding the fewest, while the most-loaded node is above the average by more than
 //! `threshold` (a fraction of the average; 0 allows a difference of one shard) or the
 //! least-loaded below it; Citus' rebalancer (`shard_rebalancer.c`) works the same way with
-//! capacity 1 per node. Strategy `by_disk_size` weighs each shard group by its bytes (see
-//! [`plan_moves`]). The moves themselves are [`crate::shard_move`]'s.
+//! capacity 1 per node. Strategy `by_disk_size` weighs each shard group by its bytes, and
+//! strategies added with `citus_add_rebalance_strategy` by the user's cost, capacity and
+//! allowed-on-node functions (see [`plan_inputs`] and [`plan_moves`]). The moves themselves are
+//! [`crate::shard_move`]'s.
 
 use std::collections::BTreeMap;
 
 use tessera_catalog::{CatalogSnapshot, Node};
 use tessera_planner::rewrite::quote_ident;
-use tessera_planner::{RebalanceOptions, RebalanceStrategy, TransferMode};
+use tessera_planner::{RebalanceOptions, RebalanceStrategyDefinition, TransferMode};
 
 use crate::{pg_error, ExecError, Executor};
 
@@ -44,22 +46,61 @@ fn sql_error(code: &str, message: impl Into<String>) -> ExecError {
 /// still spread.
 pub const BY_DISK_SIZE_BASE_COST: f64 = 100.0 * 1024.0 * 1024.0;
 
-/// The moves that balance `snapshot`'s shard groups under `options` (see the module
-/// documentation), in the order they are to be done. `sizes` gives each shard's bytes
-/// (`by_disk_size`; unused by `by_shard_count`).
+/// What a plan weighs, from the rebalance strategy (see [`plan_inputs`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanInputs {
+    /// How far a node's utilization may stray from the average, as a fraction of it.
+    pub threshold: f64,
+    /// A move that leaves its target fuller than its source is made only when it lowers the
+    /// higher utilization of the two by at least this fraction of their gap (Citus'
+    /// `improvement_threshold`).
+    pub improvement_threshold: f64,
+    /// What every shard group costs on top of its shards (by_shard_count: 1 and no shard
+    /// costs, so every group costs the same; by_disk_size: [`BY_DISK_SIZE_BASE_COST`]).
+    pub base_cost: f64,
+    /// Each shard's cost (missing: 0): its bytes, or the strategy's cost function.
+    pub shard_cost: std::collections::HashMap<i64, f64>,
+    /// Each node group's capacity (missing: 1).
+    pub capacity: std::collections::HashMap<i32, f64>,
+    /// The (shard, node group) pairs where a shard may not be.
+    pub disallowed: std::collections::HashSet<(i64, i32)>,
+}
+
+impl PlanInputs {
+    /// By shard count with `threshold` (the built-in default strategy's inputs).
+    pub fn by_shard_count(threshold: f64) -> PlanInputs {
+        PlanInputs {
+            threshold,
+            improvement_threshold: 0.0,
+            base_cost: 1.0,
+            shard_cost: Default::default(),
+            capacity: Default::default(),
+            disallowed: Default::default(),
+        }
+    }
+}
+
+/// The moves that balance `snapshot`'s shard groups under `options` and `inputs`, in the order
+/// they are to be done (see the module documentation).
 ///
-/// `by_disk_size`: a node's load is the sum of its shard groups' costs (their shards' bytes
-/// plus [`BY_DISK_SIZE_BASE_COST`]); while the most-loaded node is above the average by more
-/// than `threshold` (or the least-loaded below it), a shard group goes to the least-loaded
-/// node from the most-loaded node that has one costing less than the difference between the
-/// two (so every move narrows it, and the plan ends): the one nearest half that difference.
+/// Within each co-location group, a shard group costs `inputs.base_cost` plus its shards'
+/// costs, and a node's utilization is the cost it holds over its capacity. Shard groups on a
+/// node that should not have shards, or where the strategy does not allow them, move first (to
+/// the least-utilized node that allows them). Then, while the most-utilized node is above the
+/// average by more than `threshold` (or the least-utilized below it), one shard group moves to
+/// the least-utilized node from the most-utilized node that has one whose move keeps the
+/// target below where the source was (so the plan ends) and, when it leaves the target the
+/// fuller of the two, lowers their top utilization by at least `improvement_threshold` of
+/// the gap: the one that leaves the two nearest each other, the lowest shard id among equals. With cost 1 and
+/// capacity 1 this is Citus' by_shard_count; with bytes plus base cost, by_disk_size.
 ///
 /// Errors: 42P01 when `options.relation` is not a distributed table; 55000 when no node
-/// should have shards but shards must leave a drained one.
+/// should have shards but shards must leave a drained one, or a shard group is allowed on
+/// no node.
 pub fn plan_moves(
     snapshot: &CatalogSnapshot,
     options: &RebalanceOptions,
-    sizes: &std::collections::HashMap<i64, i64>,
+    inputs: &PlanInputs,
 ) -> Result<Vec<PlannedMove>, ExecError> {
     // Co-location groups: their tables (first = lowest relid) and shard count.
     let mut groups: BTreeMap<i32, Vec<&tessera_catalog::Table>> = BTreeMap::new();
@@ -94,7 +135,7 @@ pub fn plan_moves(
         .iter()
         .filter(|n| n.is_active && n.should_have_shards)
         .collect();
-    let by_size = options.strategy == RebalanceStrategy::ByDiskSize;
+    let capacity = |group: i32| inputs.capacity.get(&group).copied().unwrap_or(1.0);
     let mut moves = Vec::new();
     for tables in groups.values() {
         let first = tables[0];
@@ -104,130 +145,134 @@ pub fn plan_moves(
             .iter()
             .filter_map(|s| s.placements.first().map(|p| (s.shard_id, p.group_id)))
             .collect();
-        // Each shard group's cost, by the first table's shard id.
-        let cost: std::collections::HashMap<i64, f64> = first
-            .shards
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let c = if by_size {
-                    BY_DISK_SIZE_BASE_COST
-                        + tables
-                            .iter()
-                            .filter_map(|t| t.shards.get(i))
-                            .map(|s| sizes.get(&s.shard_id).copied().unwrap_or(0) as f64)
-                            .sum::<f64>()
-                } else {
-                    1.0
-                };
-                (s.shard_id, c)
-            })
-            .collect();
+        // Each shard group's cost and the nodes it may not be on, by the first table's shard.
+        let mut cost: std::collections::HashMap<i64, f64> = Default::default();
+        let mut disallowed: std::collections::HashSet<(i64, i32)> = Default::default();
+        for (i, s) in first.shards.iter().enumerate() {
+            let members: Vec<i64> = tables
+                .iter()
+                .filter_map(|t| t.shards.get(i))
+                .map(|s| s.shard_id)
+                .collect();
+            cost.insert(
+                s.shard_id,
+                inputs.base_cost
+                    + members
+                        .iter()
+                        .map(|id| inputs.shard_cost.get(id).copied().unwrap_or(0.0))
+                        .sum::<f64>(),
+            );
+            for (id, group) in &inputs.disallowed {
+                if members.contains(id) {
+                    disallowed.insert((s.shard_id, *group));
+                }
+            }
+        }
         let total: f64 = cost.values().sum();
+        let total_capacity: f64 = eligible.iter().map(|n| capacity(n.group_id)).sum();
         loop {
             if moves.len() >= options.max_shard_moves as usize {
                 return Ok(moves);
             }
-            let movable = |group: i32| {
-                at.iter()
-                    .filter(|(id, g)| *g == group && !options.excluded_shards.contains(id))
-                    .map(|(id, _)| *id)
-                    .min()
-            };
             let load = |group: i32| -> f64 {
                 at.iter()
                     .filter(|(_, g)| *g == group)
-                    .map(|(id, _)| cost.get(id).copied().unwrap_or(1.0))
+                    .map(|(id, _)| cost.get(id).copied().unwrap_or(0.0))
                     .sum()
             };
-            let Some(lightest) = eligible
+            let utilization = |group: i32| load(group) / capacity(group);
+            let allowed = |id: i64, group: i32| !disallowed.contains(&(id, group));
+            let by_utilization = |a: &Node, b: &Node| {
+                utilization(a.group_id)
+                    .total_cmp(&utilization(b.group_id))
+                    .then(a.node_id.cmp(&b.node_id))
+            };
+            // Shard groups that must move: on a node that should not have shards, or where the
+            // strategy does not allow them (not excluded ones).
+            let stranded = at
                 .iter()
-                .min_by(|a, b| {
-                    load(a.group_id)
-                        .total_cmp(&load(b.group_id))
-                        .then(a.node_id.cmp(&b.node_id))
-                })
-                .copied()
-            else {
-                if at
+                .filter(|(id, _)| !options.excluded_shards.contains(id))
+                .find(|(id, g)| !eligible.iter().any(|n| n.group_id == *g) || !allowed(*id, *g))
+                .copied();
+            let (source_group, shard_id, target) = if let Some((id, g)) = stranded {
+                let Some(target) = eligible
                     .iter()
-                    .any(|(_, g)| !eligible.iter().any(|n| n.group_id == *g))
-                {
+                    .filter(|n| allowed(id, n.group_id) && n.group_id != g)
+                    .min_by(|a, b| by_utilization(a, b))
+                    .copied()
+                else {
                     return Err(sql_error(
                         "55000",
-                        "no node should have shards, so the shards of drained nodes have nowhere to go; \
-                         mark a node with citus_set_node_property(host, port, 'shouldhaveshards', true)",
+                        if eligible.is_empty() {
+                            "no node should have shards, so the shards of drained nodes have nowhere to go; \
+                             mark a node with citus_set_node_property(host, port, 'shouldhaveshards', true)"
+                                .to_string()
+                        } else {
+                            format!("shard {id} must leave its node, but the rebalance strategy allows it on no other node")
+                        },
                     ));
-                }
+                };
+                (g, id, target)
+            } else if options.drain_only || eligible.is_empty() || total_capacity <= 0.0 {
                 break;
-            };
-            // Drained nodes first.
-            let drained = snapshot
-                .nodes
-                .iter()
-                .filter(|n| !eligible.iter().any(|e| e.node_id == n.node_id))
-                .find_map(|n| movable(n.group_id).map(|id| (n, id)));
-            let (source, shard_id) = match drained {
-                Some(found) => found,
-                None if options.drain_only => break,
-                None => {
-                    let Some(heaviest) = eligible
-                        .iter()
-                        .filter(|n| movable(n.group_id).is_some())
-                        .max_by(|a, b| {
-                            load(a.group_id)
-                                .total_cmp(&load(b.group_id))
-                                .then(b.node_id.cmp(&a.node_id))
-                        })
-                        .copied()
-                    else {
-                        break;
-                    };
-                    let (most, least) = (load(heaviest.group_id), load(lightest.group_id));
-                    let average = total / eligible.len() as f64;
-                    let over = most > average * (1.0 + options.threshold);
-                    let under = least < average * (1.0 - options.threshold);
-                    if !(over || under) {
-                        break;
-                    }
-                    let chosen = if by_size {
-                        // From the most-loaded node that has a shard group whose move
-                        // narrows its gap to the least-loaded node (the most-loaded one may
-                        // hold a single group too big to move usefully).
-                        let mut sources: Vec<&Node> = eligible
-                            .iter()
-                            .copied()
-                            .filter(|n| n.node_id != lightest.node_id)
-                            .collect();
-                        sources.sort_by(|a, b| {
-                            load(b.group_id)
-                                .total_cmp(&load(a.group_id))
-                                .then(a.node_id.cmp(&b.node_id))
-                        });
-                        sources.into_iter().find_map(|src| {
-                            let gap = load(src.group_id) - least;
-                            at.iter()
-                                .filter(|(id, g)| {
-                                    *g == src.group_id
-                                        && !options.excluded_shards.contains(id)
-                                        && cost.get(id).copied().unwrap_or(0.0) < gap
-                                })
-                                .min_by(|(a, _), (b, _)| {
-                                    let off = |id: &i64| (gap - 2.0 * cost[id]).abs();
-                                    off(a).total_cmp(&off(b)).then(a.cmp(b))
-                                })
-                                .map(|(id, _)| (src, *id))
-                        })
-                    } else if most <= least + 1.0 {
-                        None
-                    } else {
-                        movable(heaviest.group_id).map(|id| (heaviest, id))
-                    };
-                    let Some(found) = chosen else {
-                        break;
-                    };
-                    found
+            } else {
+                let average = total / total_capacity;
+                let (Some(most), Some(least)) = (
+                    eligible.iter().max_by(|a, b| by_utilization(a, b)),
+                    eligible.iter().min_by(|a, b| by_utilization(a, b)),
+                ) else {
+                    break;
+                };
+                let over = utilization(most.group_id) > average * (1.0 + inputs.threshold);
+                let under = utilization(least.group_id) < average * (1.0 - inputs.threshold);
+                if !(over || under) {
+                    break;
                 }
+                let target = *least;
+                let (u_t, c_t) = (utilization(target.group_id), capacity(target.group_id));
+                // From the most-utilized node that has a shard group worth moving (the most
+                // utilized one may hold a single group too big to move usefully).
+                let mut sources: Vec<&Node> = eligible
+                    .iter()
+                    .copied()
+                    .filter(|n| n.node_id != target.node_id)
+                    .collect();
+                sources.sort_by(|a, b| by_utilization(b, a));
+                let chosen = sources.into_iter().find_map(|src| {
+                    let (l_s, c_s) = (load(src.group_id), capacity(src.group_id));
+                    let u_s = l_s / c_s;
+                    let gap = u_s - u_t;
+                    if gap <= 0.0 {
+                        return None;
+                    }
+                    at.iter()
+                        .filter(|(id, g)| {
+                            *g == src.group_id
+                                && !options.excluded_shards.contains(id)
+                                && allowed(*id, target.group_id)
+                        })
+                        .filter_map(|(id, _)| {
+                            let c = cost.get(id).copied().unwrap_or(0.0);
+                            let (after_s, after_t) = ((l_s - c) / c_s, u_t + c / c_t);
+                            let left = (after_s - after_t).abs();
+                            // The target stays below where the source was (so the plan ends);
+                            // a move that makes the target the fuller of the two must lower
+                            // the pair's top utilization by at least the improvement threshold
+                            // of their gap (Citus: a big shard only swaps which node is full).
+                            let worth = after_t <= after_s
+                                || (u_s - after_t) / gap >= inputs.improvement_threshold;
+                            (after_t < u_s && worth).then_some((*id, left))
+                        })
+                        .min_by(|(a, la), (b, lb)| la.total_cmp(lb).then(a.cmp(b)))
+                        .map(|(id, _)| (src.group_id, id))
+                });
+                let Some((g, id)) = chosen else {
+                    break;
+                };
+                (g, id, target)
+            };
+            let Some(source) = snapshot.nodes.iter().find(|n| n.group_id == source_group) else {
+                break;
             };
             moves.push(PlannedMove {
                 table_name: if first.schema == "public" {
@@ -241,10 +286,10 @@ pub fn plan_moves(
                 },
                 shard_id,
                 source: (source.host.clone(), source.port),
-                target: (lightest.host.clone(), lightest.port),
+                target: (target.host.clone(), target.port),
             });
             for entry in at.iter_mut().filter(|(id, _)| *id == shard_id) {
-                entry.1 = lightest.group_id;
+                entry.1 = target.group_id;
             }
         }
     }
@@ -276,27 +321,243 @@ pub async fn group_sizes(
         .collect())
 }
 
-/// Each shard's bytes as last measured on the workers (measured again first), for
-/// `by_disk_size`; empty for `by_shard_count`, which does not need them.
-pub async fn shard_sizes(
+/// The built-in strategies' functions (`tessera` schema, see the catalog), which the
+/// rebalancer computes itself instead of calling them per shard.
+const SHARD_COST_1: &str = "tessera.citus_shard_cost_1";
+const SHARD_COST_BY_DISK_SIZE: &str = "tessera.citus_shard_cost_by_disk_size";
+const NODE_CAPACITY_1: &str = "tessera.citus_node_capacity_1";
+const SHARD_ALLOWED_TRUE: &str = "tessera.citus_shard_allowed_on_node_true";
+
+/// Reads `options`' rebalance strategy (the default one when it names none) from
+/// `tessera.pg_dist_rebalance_strategy` and computes what the plan weighs: the threshold (the
+/// strategy's default unless given) and improvement threshold, and each shard's cost, each
+/// node's capacity and where shards may not be — by_shard_count and by_disk_size (bytes
+/// measured on the workers first) computed here, other strategies' functions called on the
+/// coordinator PostgreSQL for every shard and node.
+///
+/// Errors: 22023 for an unknown strategy, a threshold below the strategy's
+/// `minimum_threshold`, or a capacity not above 0; the functions' own errors.
+pub async fn plan_inputs(
     exec: &Executor,
-    strategy: RebalanceStrategy,
-) -> Result<std::collections::HashMap<i64, i64>, ExecError> {
-    if strategy != RebalanceStrategy::ByDiskSize {
-        return Ok(Default::default());
-    }
-    refresh_shard_sizes(exec).await?;
+    options: &RebalanceOptions,
+) -> Result<PlanInputs, ExecError> {
     let client = exec.catalog_client().await?;
-    Ok(client
-        .query(
-            "SELECT shardid, max(shardlength)::bigint FROM tessera.pg_dist_placement GROUP BY shardid",
-            &[],
+    let row = client
+        .query_opt(
+            "SELECT name::text, shard_cost_function::text, node_capacity_function::text, \
+                    shard_allowed_on_node_function::text, default_threshold::float8, \
+                    minimum_threshold::float8, improvement_threshold::float8 \
+             FROM tessera.pg_dist_rebalance_strategy \
+             WHERE CASE WHEN $1::text IS NULL THEN default_strategy ELSE name = $1::text END \
+             ORDER BY name LIMIT 1",
+            &[&options.strategy],
         )
         .await
         .map_err(pg_error)?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect())
+        .ok_or_else(|| {
+            sql_error(
+                "22023",
+                match &options.strategy {
+                    Some(name) => format!("could not find rebalance strategy with name {name}"),
+                    None => "no rebalance strategy is the default; set one with citus_set_default_rebalance_strategy(name)".to_string(),
+                },
+            )
+        })?;
+    let (name, cost_fn, capacity_fn, allowed_fn): (String, String, String, String) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    let (default_threshold, minimum_threshold, improvement): (f64, f64, f64) =
+        (row.get(4), row.get(5), row.get(6));
+    let threshold = options.threshold.unwrap_or(default_threshold);
+    if threshold < minimum_threshold {
+        return Err(sql_error(
+            "22023",
+            format!(
+                "the threshold {threshold} is lower than the minimum threshold {minimum_threshold} of rebalance strategy {name}"
+            ),
+        ));
+    }
+    let mut inputs = PlanInputs {
+        threshold,
+        improvement_threshold: options.improvement_threshold.unwrap_or(improvement),
+        base_cost: 0.0,
+        shard_cost: Default::default(),
+        capacity: Default::default(),
+        disallowed: Default::default(),
+    };
+    // Shards of distributed tables only (reference tables do not move).
+    let distributed = "tessera.pg_dist_shard s JOIN tessera.pg_dist_partition p \
+                       ON p.logicalrelid = s.logicalrelid AND p.partmethod = 'h'";
+    match cost_fn.as_str() {
+        SHARD_COST_1 => inputs.base_cost = 1.0,
+        SHARD_COST_BY_DISK_SIZE => {
+            refresh_shard_sizes(exec).await?;
+            inputs.base_cost = BY_DISK_SIZE_BASE_COST;
+            inputs.shard_cost = client
+                .query(
+                    "SELECT shardid, max(shardlength)::float8 FROM tessera.pg_dist_placement GROUP BY shardid",
+                    &[],
+                )
+                .await
+                .map_err(pg_error)?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+        }
+        // A function name as regproc prints it: quoted where it must be.
+        function => {
+            inputs.shard_cost = client
+                .query(
+                    &format!("SELECT s.shardid, {function}(s.shardid)::float8 FROM {distributed}"),
+                    &[],
+                )
+                .await
+                .map_err(pg_error)?
+                .iter()
+                .map(|r| (r.get(0), r.get::<_, Option<f64>>(1).unwrap_or(0.0)))
+                .collect();
+        }
+    }
+    if capacity_fn != NODE_CAPACITY_1 {
+        for r in client
+            .query(
+                &format!(
+                    "SELECT groupid, nodeid, {capacity_fn}(nodeid)::float8 FROM tessera.pg_dist_node"
+                ),
+                &[],
+            )
+            .await
+            .map_err(pg_error)?
+        {
+            let (group, node, capacity): (i32, i32, Option<f64>) = (r.get(0), r.get(1), r.get(2));
+            let capacity = capacity.unwrap_or(0.0);
+            if capacity <= 0.0 {
+                return Err(sql_error(
+                    "22023",
+                    format!("capacity of node {node} must be above 0, not {capacity} ({capacity_fn})"),
+                ));
+            }
+            inputs.capacity.insert(group, capacity);
+        }
+    }
+    if allowed_fn != SHARD_ALLOWED_TRUE {
+        inputs.disallowed = client
+            .query(
+                &format!(
+                    "SELECT s.shardid, n.groupid FROM {distributed} CROSS JOIN tessera.pg_dist_node n \
+                     WHERE NOT coalesce({allowed_fn}(s.shardid, n.nodeid), false)"
+                ),
+                &[],
+            )
+            .await
+            .map_err(pg_error)?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+    }
+    Ok(inputs)
+}
+
+/// `citus_add_rebalance_strategy`: checks the functions' signatures (as Citus: shard cost
+/// `(bigint) → real`, node capacity `(int) → real`, allowed on node `(bigint, int) →
+/// boolean`) and adds the strategy.
+///
+/// Errors: 42883 for a function that does not exist, 42725 for an ambiguous name, 22023 for
+/// a wrong signature or a default threshold below the minimum, 23505 for a name in use.
+pub async fn add_strategy(
+    exec: &Executor,
+    definition: &RebalanceStrategyDefinition,
+) -> Result<(), ExecError> {
+    if definition.default_threshold < definition.minimum_threshold {
+        return Err(sql_error(
+            "22023",
+            "default_threshold cannot be smaller than minimum_threshold",
+        ));
+    }
+    let client = exec.catalog_client().await?;
+    for (what, function, arguments, result) in [
+        (
+            "shard_cost_function",
+            &definition.shard_cost_function,
+            "bigint",
+            "real",
+        ),
+        (
+            "node_capacity_function",
+            &definition.node_capacity_function,
+            "integer",
+            "real",
+        ),
+        (
+            "shard_allowed_on_node_function",
+            &definition.shard_allowed_on_node_function,
+            "bigint, integer",
+            "boolean",
+        ),
+    ] {
+        let row = client
+            .query_one(
+                "SELECT pg_get_function_identity_arguments(p.oid), p.prorettype::regtype::text \
+                 FROM pg_proc p WHERE p.oid = $1::text::regproc",
+                &[function],
+            )
+            .await
+            .map_err(pg_error)?;
+        let (args, returns): (String, String) = (row.get(0), row.get(1));
+        if args != arguments || returns != result {
+            return Err(sql_error(
+                "22023",
+                format!(
+                    "signature for {what} is incorrect: {function}({args}) returns {returns}; it must take ({arguments}) and return {result}"
+                ),
+            ));
+        }
+    }
+    client
+        .execute(
+            "INSERT INTO tessera.pg_dist_rebalance_strategy (name, shard_cost_function, node_capacity_function, \
+             shard_allowed_on_node_function, default_threshold, minimum_threshold, improvement_threshold) \
+             VALUES ($1::text, $2::text::regproc, $3::text::regproc, $4::text::regproc, $5::float8, $6::float8, $7::float8)",
+            &[
+                &definition.name,
+                &definition.shard_cost_function,
+                &definition.node_capacity_function,
+                &definition.shard_allowed_on_node_function,
+                &definition.default_threshold,
+                &definition.minimum_threshold,
+                &definition.improvement_threshold,
+            ],
+        )
+        .await
+        .map_err(pg_error)?;
+    Ok(())
+}
+
+/// `citus_set_default_rebalance_strategy(name)`.
+///
+/// Errors: 22023 when no strategy has that name.
+pub async fn set_default_strategy(exec: &Executor, name: &str) -> Result<(), ExecError> {
+    let mut client = exec.catalog_client().await?;
+    let tx = client.transaction().await.map_err(pg_error)?;
+    let found = tx
+        .execute(
+            "UPDATE tessera.pg_dist_rebalance_strategy SET default_strategy = true WHERE name = $1::text",
+            &[&name],
+        )
+        .await
+        .map_err(pg_error)?;
+    if found == 0 {
+        return Err(sql_error(
+            "22023",
+            format!("strategy with specified name does not exist: {name}"),
+        ));
+    }
+    tx.execute(
+        "UPDATE tessera.pg_dist_rebalance_strategy SET default_strategy = false WHERE name <> $1::text",
+        &[&name],
+    )
+    .await
+    .map_err(pg_error)?;
+    tx.commit().await.map_err(pg_error)
 }
 
 /// A name as `regclass` output writes it: quoted only when it must be (not a lower-case
@@ -323,8 +584,8 @@ pub async fn rebalance(
     options: &RebalanceOptions,
     mode: TransferMode,
 ) -> Result<usize, ExecError> {
-    let sizes = shard_sizes(exec, options.strategy).await?;
-    let moves = plan_moves(&exec.snapshot(), options, &sizes)?;
+    let inputs = plan_inputs(exec, options).await?;
+    let moves = plan_moves(&exec.snapshot(), options, &inputs)?;
     for m in &moves {
         tracing::info!(
             "rebalance: moving shard {} from {}:{} to {}:{}",
@@ -379,15 +640,17 @@ pub async fn drain_node(
     host: &str,
     port: u16,
     mode: TransferMode,
+    strategy: Option<String>,
 ) -> Result<(), ExecError> {
     set_should_have_shards(exec, host, port, false).await?;
     let options = RebalanceOptions {
         relation: None,
-        threshold: 0.0,
+        threshold: None,
         max_shard_moves: u32::MAX,
         excluded_shards: Vec::new(),
         drain_only: true,
-        strategy: RebalanceStrategy::ByShardCount,
+        strategy,
+        improvement_threshold: None,
     };
     rebalance(exec, &options, mode).await.map(|_| ())
 }
@@ -430,8 +693,8 @@ pub async fn start_job(
     options: &RebalanceOptions,
     mode: TransferMode,
 ) -> Result<i64, ExecError> {
-    let sizes = shard_sizes(exec, options.strategy).await?;
-    let moves = plan_moves(&exec.snapshot(), options, &sizes)?;
+    let inputs = plan_inputs(exec, options).await?;
+    let moves = plan_moves(&exec.snapshot(), options, &inputs)?;
     let client = exec.catalog_client().await?;
     let running = client
         .query_opt(
@@ -804,9 +1067,9 @@ mod tests {
     use tessera_catalog::{
         CatalogSnapshot, Column, DistributionColumnType, Node, Placement, Shard, Table, TableKind,
     };
-    use tessera_planner::{RebalanceOptions, RebalanceStrategy};
+    use tessera_planner::RebalanceOptions;
 
-    use super::plan_moves;
+    use super::{plan_moves, PlanInputs, BY_DISK_SIZE_BASE_COST};
 
     /// Three nodes; 6 shards, all on node 1 (group 1), shard i of `sizes[i]` bytes.
     fn cluster() -> CatalogSnapshot {
@@ -855,14 +1118,27 @@ mod tests {
         }
     }
 
-    fn options(strategy: RebalanceStrategy, threshold: f64) -> RebalanceOptions {
+    fn options() -> RebalanceOptions {
         RebalanceOptions {
             relation: None,
-            threshold,
+            threshold: None,
             max_shard_moves: 1000,
             excluded_shards: Vec::new(),
             drain_only: false,
-            strategy,
+            strategy: None,
+            improvement_threshold: None,
+        }
+    }
+
+    /// by_disk_size's inputs (Citus' thresholds 0.1 and 0.5) for shards of `sizes` bytes.
+    fn by_disk_size(sizes: &HashMap<i64, i64>) -> PlanInputs {
+        PlanInputs {
+            threshold: 0.1,
+            improvement_threshold: 0.5,
+            base_cost: BY_DISK_SIZE_BASE_COST,
+            shard_cost: sizes.iter().map(|(id, b)| (*id, *b as f64)).collect(),
+            capacity: Default::default(),
+            disallowed: Default::default(),
         }
     }
 
@@ -891,19 +1167,10 @@ mod tests {
         let sizes: HashMap<i64, i64> = (0..6)
             .map(|i| (100 + i, if i == 0 { 3 * gb } else { gb / 10 }))
             .collect();
-        let by_count = plan_moves(
-            &snapshot,
-            &options(RebalanceStrategy::ByShardCount, 0.0),
-            &sizes,
-        )
-        .expect("plan");
+        let by_count =
+            plan_moves(&snapshot, &options(), &PlanInputs::by_shard_count(0.0)).expect("plan");
         assert_eq!(by_count.len(), 4, "{by_count:?}");
-        let by_size = plan_moves(
-            &snapshot,
-            &options(RebalanceStrategy::ByDiskSize, 0.1),
-            &sizes,
-        )
-        .expect("plan");
+        let by_size = plan_moves(&snapshot, &options(), &by_disk_size(&sizes)).expect("plan");
         let bytes = bytes_per_node(&by_size, &sizes);
         // The 3 GB shard's node holds nothing else; the small ones share the other two.
         assert!(bytes.contains(&(3 * gb)), "{bytes:?} after {by_size:?}");
@@ -916,12 +1183,7 @@ mod tests {
     fn by_disk_size_spreads_empty_shards_by_their_base_cost() {
         let snapshot = cluster();
         let sizes: HashMap<i64, i64> = (0..6).map(|i| (100 + i, 0)).collect();
-        let moves = plan_moves(
-            &snapshot,
-            &options(RebalanceStrategy::ByDiskSize, 0.1),
-            &sizes,
-        )
-        .expect("plan");
+        let moves = plan_moves(&snapshot, &options(), &by_disk_size(&sizes)).expect("plan");
         assert_eq!(moves.len(), 4, "{moves:?}");
         // Two per node: each costs the base cost alone.
         let mut per_port: HashMap<u16, usize> = HashMap::from([(5001, 6)]);
@@ -930,5 +1192,43 @@ mod tests {
             *per_port.entry(m.target.1).or_default() += 1;
         }
         assert_eq!(per_port, HashMap::from([(5001, 2), (5002, 2), (5003, 2)]));
+    }
+
+    #[test]
+    fn custom_strategies_weigh_capacity_and_keep_shards_where_allowed() {
+        let snapshot = cluster();
+        // Node 3 (group 3) takes twice the cost of the others; shard 100 may not leave
+        // node 1, shard 105 may not be on node 3.
+        let inputs = PlanInputs {
+            threshold: 0.0,
+            improvement_threshold: 0.0,
+            base_cost: 1.0,
+            shard_cost: Default::default(),
+            capacity: HashMap::from([(3, 2.0)]),
+            disallowed: [(100, 2), (100, 3), (105, 3)].into_iter().collect(),
+        };
+        let moves = plan_moves(&snapshot, &options(), &inputs).expect("plan");
+        let mut per_port: HashMap<u16, Vec<i64>> = HashMap::from([(5001, (100..106).collect())]);
+        for m in &moves {
+            per_port
+                .entry(m.source.1)
+                .or_default()
+                .retain(|id| *id != m.shard_id);
+            per_port.entry(m.target.1).or_default().push(m.shard_id);
+        }
+        let count = |p: u16| per_port.get(&p).map_or(0, Vec::len);
+        // 6 shards over capacities 1, 1, 2: 1.5 each per unit, so 1-2, 1-2 and 3.
+        assert_eq!(count(5003), 3, "{moves:?}");
+        assert!(per_port[&5001].contains(&100), "{moves:?}");
+        assert!(!per_port[&5003].contains(&105), "{moves:?}");
+        // A shard on a node where it is not allowed moves first, wherever the load is.
+        let mut stuck = inputs.clone();
+        stuck.disallowed = [(101, 1)].into_iter().collect();
+        let moves = plan_moves(&snapshot, &options(), &stuck).expect("plan");
+        assert_eq!(moves[0].shard_id, 101, "{moves:?}");
+        // Allowed nowhere else: an error, not a silent plan.
+        stuck.disallowed = [(101, 1), (101, 2), (101, 3)].into_iter().collect();
+        let e = plan_moves(&snapshot, &options(), &stuck).expect_err("refused");
+        assert_eq!(e.sqlstate(), "55000", "{e}");
     }
 }

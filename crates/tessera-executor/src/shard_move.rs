@@ -12,7 +12,7 @@
 //! 3. verification: the placement gate (see [`Executor::placement_gate`]) closes for a
 //!    moment — running writes and blocks that wrote finish, new writes wait, reads go on —
 //!    while the target catches up and both sides take a snapshot; with writes going on again,
-//!    each shard's row count and checksum (`sum(hashtext(row::text))`) are compared in those
+//!    each shard's row count and checksum (`sum(hash_record_extended(row, 0))`) are compared in those
 //!    snapshots (logical decoding was seen to miss a transaction that committed,
 //!    asynchronously, while the slot was being created; a shard that differs is copied again
 //!    under the final gate);
@@ -788,7 +788,7 @@ async fn move_logically(
         let snapshot_taken = std::time::Instant::now();
         let mut differing = Vec::new();
         for shard in shards {
-            let (on_source, on_target) = shard_checksums(&mut source_conn, &mut target_conn, shard).await?;
+            let (on_source, on_target) = shard_checksums(&mut source_conn, &mut target_conn, shard, true).await?;
             if on_source != on_target {
                 tracing::warn!(
                     "shard move: {shard} differs after catch-up (source {on_source:?}, target {on_target:?}); copying it again"
@@ -824,7 +824,7 @@ async fn move_logically(
                 None,
             )
             .await?;
-            let (on_source, on_target) = shard_checksums(&mut source_conn, &mut target_conn, shard).await?;
+            let (on_source, on_target) = shard_checksums(&mut source_conn, &mut target_conn, shard, false).await?;
             if on_source != on_target {
                 return Err(sql_error(
                     "XX000",
@@ -863,18 +863,43 @@ async fn move_logically(
     .await
 }
 
-/// `shard`'s row count and checksum (`sum(hashtext(row::text))`) on the source and on the
-/// target, computed at the same time on both (in each connection's current snapshot).
+/// `shard`'s row count and checksum on the source and on the target, computed at the same
+/// time on both (in each connection's current snapshot): the sum of `hash_record_extended`
+/// over the rows (about three times faster than hashing each row's text), or of
+/// `hashtext(row::text)` where a column's type has no hash function (42883; with `in_block`
+/// the connections are in a transaction block, and a savepoint undoes the failed attempt).
 async fn shard_checksums(
     source: &mut WireConnection,
     target: &mut WireConnection,
     shard: &str,
+    in_block: bool,
 ) -> Result<(Option<String>, Option<String>), ExecError> {
-    let checksum = format!(
+    let by_record = format!(
+        "SELECT count(*)::text || ':' || coalesce(sum(hash_record_extended(t, 0)), 0)::text FROM {shard} t"
+    );
+    if in_block {
+        for conn in [&mut *source, &mut *target] {
+            conn.simple_query("SAVEPOINT tessera_checksum").await?;
+        }
+    }
+    let (on_source, on_target) =
+        futures::future::join(value(source, &by_record), value(target, &by_record)).await;
+    let unhashable =
+        |r: &Result<Option<String>, ExecError>| r.as_ref().is_err_and(|e| e.sqlstate() == "42883");
+    if !unhashable(&on_source) && !unhashable(&on_target) {
+        return Ok((on_source?, on_target?));
+    }
+    if in_block {
+        for conn in [&mut *source, &mut *target] {
+            conn.simple_query("ROLLBACK TO SAVEPOINT tessera_checksum")
+                .await?;
+        }
+    }
+    let by_text = format!(
         "SELECT count(*)::text || ':' || coalesce(sum(hashtext(t::text)::bigint), 0)::text FROM {shard} t"
     );
     let (on_source, on_target) =
-        futures::future::join(value(source, &checksum), value(target, &checksum)).await;
+        futures::future::join(value(source, &by_text), value(target, &by_text)).await;
     Ok((on_source?, on_target?))
 }
 

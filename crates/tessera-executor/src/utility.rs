@@ -82,6 +82,8 @@ fn utility_column_name(name: &str) -> &'static str {
         "citus_rebalance_stop",
         "set_time_partition_maintenance",
         "remove_time_partition_maintenance",
+        "citus_add_rebalance_strategy",
+        "citus_set_default_rebalance_strategy",
     ];
     NAMES
         .iter()
@@ -191,9 +193,9 @@ pub async fn run(
             vec![vec![Some(n.to_string())]]
         }
         UtilityCall::GetRebalancePlan(options) => {
-            let sizes = crate::rebalancer::shard_sizes(exec, options.strategy).await?;
+            let inputs = crate::rebalancer::plan_inputs(exec, options).await?;
             let snapshot = exec.snapshot();
-            let moves = crate::rebalancer::plan_moves(&snapshot, options, &sizes)?;
+            let moves = crate::rebalancer::plan_moves(&snapshot, options, &inputs)?;
             let ids: Vec<i64> = moves.iter().map(|m| m.shard_id).collect();
             let sizes = crate::rebalancer::group_sizes(exec, &ids).await?;
             moves
@@ -215,8 +217,21 @@ pub async fn run(
             crate::rebalancer::rebalance(exec, options, *mode).await?;
             vec![vec![Some(String::new())]]
         }
-        UtilityCall::DrainNode { host, port, mode } => {
-            crate::rebalancer::drain_node(exec, host, *port, *mode).await?;
+        UtilityCall::DrainNode {
+            host,
+            port,
+            mode,
+            strategy,
+        } => {
+            crate::rebalancer::drain_node(exec, host, *port, *mode, strategy.clone()).await?;
+            vec![vec![Some(String::new())]]
+        }
+        UtilityCall::AddRebalanceStrategy(definition) => {
+            crate::rebalancer::add_strategy(exec, definition).await?;
+            vec![vec![Some(String::new())]]
+        }
+        UtilityCall::SetDefaultRebalanceStrategy { name } => {
+            crate::rebalancer::set_default_strategy(exec, name).await?;
             vec![vec![Some(String::new())]]
         }
         UtilityCall::SetShouldHaveShards { host, port, value } => {

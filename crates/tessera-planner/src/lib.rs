@@ -40,7 +40,7 @@ pub use multi_shard::{FinalAggregate, FinalExpr, MergePlan, OutputColumn, SortKe
 pub use pull::{PullInput, PullPlan, SemiJoin};
 pub use split::split_statements;
 pub use template::RouterTemplate;
-pub use utility::{RebalanceOptions, RebalanceStrategy, TransferMode, UtilityCall};
+pub use utility::{RebalanceOptions, RebalanceStrategyDefinition, TransferMode, UtilityCall};
 
 /// Errors of planning; each maps to a PostgreSQL SQLSTATE ([`PlanError::sqlstate`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -88,6 +88,8 @@ pub enum UtilityCall {
         port: u16,
         /// How the shards move.
         mode: TransferMode,
+        /// `rebalance_strategy` (where the shards may go; `None`: the default).
+        strategy: Option<String>,
     },
     /// `citus_set_node_property(nodename, nodeport, 'shouldhaveshards', value)`.
     SetShouldHaveShards {
@@ -154,6 +156,36 @@ pub enum UtilityCall {
         /// `table_name regclass`.
         table: String,
     },
+    /// `citus_add_rebalance_strategy(name, shard_cost_function, node_capacity_function,
+    /// shard_allowed_on_node_function, default_threshold, minimum_threshold => 0,
+    /// improvement_threshold => 0)`: a rebalance strategy of the user's functions (on the
+    /// coordinator: `(shardid bigint) → real`, `(nodeid int) → real`, `(shardid bigint,
+    /// nodeid int) → boolean`).
+    AddRebalanceStrategy(RebalanceStrategyDefinition),
+    /// `citus_set_default_rebalance_strategy(name)`: the strategy used when none is named.
+    SetDefaultRebalanceStrategy {
+        /// The strategy's name.
+        name: String,
+    },
+}
+
+/// A row of `pg_dist_rebalance_strategy` as `citus_add_rebalance_strategy` gives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RebalanceStrategyDefinition {
+    /// `name`.
+    pub name: String,
+    /// `shard_cost_function regproc`: a shard's cost.
+    pub shard_cost_function: String,
+    /// `node_capacity_function regproc`: how much cost a node takes, relative to the others.
+    pub node_capacity_function: String,
+    /// `shard_allowed_on_node_function regproc`: whether a shard may be on a node.
+    pub shard_allowed_on_node_function: String,
+    /// `default_threshold float4`.
+    pub default_threshold: f64,
+    /// `minimum_threshold float4` (default 0): the lowest threshold a call may give.
+    pub minimum_threshold: f64,
+    /// `improvement_threshold float4` (default 0).
+    pub improvement_threshold: f64,
 }
 
 /// What the rebalancer balances and how far ([`UtilityCall::GetRebalancePlan`],
@@ -162,29 +194,21 @@ pub enum UtilityCall {
 pub struct RebalanceOptions {
     /// Only this table's co-location group (`relation regclass`), or every group.
     pub relation: Option<String>,
-    /// `threshold float4`: how far a node's shard count may stray from the average, as a
-    /// fraction of it (by_shard_count's default 0: as even as shard counts allow).
-    pub threshold: f64,
+    /// `threshold float4`: how far a node's load may stray from the average, as a fraction
+    /// of it; `None`: the strategy's default (by_shard_count 0: as even as shard counts
+    /// allow; by_disk_size 0.1).
+    pub threshold: Option<f64>,
     /// `max_shard_moves int` (default 1 000 000).
     pub max_shard_moves: u32,
     /// `excluded_shard_list bigint[]`: shards that stay where they are.
     pub excluded_shards: Vec<i64>,
     /// `drain_only boolean`: only move shards off nodes that should not have any.
     pub drain_only: bool,
-    /// `rebalance_strategy name`: what "balanced" means.
-    pub strategy: RebalanceStrategy,
-}
-
-/// Citus' built-in rebalance strategies (`pg_dist_rebalance_strategy`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RebalanceStrategy {
-    /// `by_shard_count` (the default): every node holds about as many shard groups.
-    #[default]
-    ByShardCount,
-    /// `by_disk_size`: every node holds about as many bytes, each shard group costing its
-    /// size on disk plus a base cost (Citus' `citus.rebalancer_by_disk_size_base_cost`,
-    /// 100 MB), so that empty shard groups still spread; default threshold 0.1.
-    ByDiskSize,
+    /// `rebalance_strategy name`: what "balanced" means (a row of
+    /// `pg_dist_rebalance_strategy`); `None`: the default strategy.
+    pub strategy: Option<String>,
+    /// `improvement_threshold float4`; `None`: the strategy's.
+    pub improvement_threshold: Option<f64>,
 }
 
 /// How a shard's rows move (Citus' `citus.shard_transfer_mode`).
@@ -224,6 +248,10 @@ impl UtilityCall {
             UtilityCall::SetTimePartitionMaintenance { .. } => "set_time_partition_maintenance",
             UtilityCall::RemoveTimePartitionMaintenance { .. } => {
                 "remove_time_partition_maintenance"
+            }
+            UtilityCall::AddRebalanceStrategy(_) => "citus_add_rebalance_strategy",
+            UtilityCall::SetDefaultRebalanceStrategy { .. } => {
+                "citus_set_default_rebalance_strategy"
             }
         }
     }
@@ -273,6 +301,8 @@ const FUNCTIONS: &[&str] = &[
     "drop_old_time_partitions",
     "set_time_partition_maintenance",
     "remove_time_partition_maintenance",
+    "citus_add_rebalance_strategy",
+    "citus_set_default_rebalance_strategy",
 ];
 
 fn invalid(s: impl Into<String>) -> PlanError {
@@ -524,6 +554,16 @@ pub fn recognize(query: &Query, params: &[ParamValue]) -> Result<Option<UtilityC
             &["table_name", "partition_interval", "premake", "retain"]
         }
         "remove_time_partition_maintenance" => &["table_name"],
+        "citus_add_rebalance_strategy" => &[
+            "name",
+            "shard_cost_function",
+            "node_capacity_function",
+            "shard_allowed_on_node_function",
+            "default_threshold",
+            "minimum_threshold",
+            "improvement_threshold",
+        ],
+        "citus_set_default_rebalance_strategy" => &["name"],
         _ => &["nodename", "nodeport"],
     };
     if positional.len() > signature.len() {
@@ -604,20 +644,18 @@ pub fn recognize(query: &Query, params: &[ParamValue]) -> Result<Option<UtilityC
             UtilityCall::RecoverPreparedTransactions
         }
         "get_rebalance_table_shards_plan" => {
-            UtilityCall::GetRebalancePlan(rebalance_options(&name, &args, 4, Some(5))?)
+            UtilityCall::GetRebalancePlan(rebalance_options(&name, &args, 4, 5, Some(6))?)
         }
         "rebalance_table_shards" => UtilityCall::RebalanceTableShards(
-            rebalance_options(&name, &args, 5, Some(6))?,
+            rebalance_options(&name, &args, 5, 6, None)?,
             transfer_mode(args[4].as_deref())?,
         ),
-        "citus_drain_node" => {
-            strategy(args[3].as_deref())?;
-            UtilityCall::DrainNode {
-                host: required(0)?,
-                port: port(1)?,
-                mode: transfer_mode(args[2].as_deref())?,
-            }
-        }
+        "citus_drain_node" => UtilityCall::DrainNode {
+            host: required(0)?,
+            port: port(1)?,
+            mode: transfer_mode(args[2].as_deref())?,
+            strategy: args[3].clone(),
+        },
         "citus_set_node_property" => {
             let property = required(2)?;
             if property != "shouldhaveshards" {
@@ -657,27 +695,47 @@ pub fn recognize(query: &Query, params: &[ParamValue]) -> Result<Option<UtilityC
         "remove_time_partition_maintenance" => UtilityCall::RemoveTimePartitionMaintenance {
             table: required(0)?,
         },
-        "citus_rebalance_start" => {
-            let strategy = strategy(args[2].as_deref())?;
-            UtilityCall::RebalanceStart(
-                RebalanceOptions {
-                    relation: args[0].clone(),
-                    threshold: if strategy == RebalanceStrategy::ByDiskSize {
-                        0.1
-                    } else {
-                        0.0
-                    },
-                    max_shard_moves: 1_000_000,
-                    excluded_shards: Vec::new(),
-                    drain_only: match &args[1] {
-                        None => false,
-                        Some(v) => boolean(v)?,
-                    },
-                    strategy,
-                },
-                transfer_mode(args[3].as_deref())?,
-            )
+        "citus_add_rebalance_strategy" => {
+            let fraction = |i: usize, default: Option<f64>| -> Result<f64, PlanError> {
+                match (&args[i], default) {
+                    (None, Some(d)) => Ok(d),
+                    (None, None) => Err(invalid(format!(
+                        "{} of {name} must not be NULL",
+                        signature[i]
+                    ))),
+                    (Some(v), _) => v.parse::<f64>().map_err(|_| {
+                        invalid(format!("invalid input syntax for type real: \"{v}\""))
+                    }),
+                }
+            };
+            UtilityCall::AddRebalanceStrategy(RebalanceStrategyDefinition {
+                name: required(0)?,
+                shard_cost_function: required(1)?,
+                node_capacity_function: required(2)?,
+                shard_allowed_on_node_function: required(3)?,
+                default_threshold: fraction(4, None)?,
+                minimum_threshold: fraction(5, Some(0.0))?,
+                improvement_threshold: fraction(6, Some(0.0))?,
+            })
         }
+        "citus_set_default_rebalance_strategy" => {
+            UtilityCall::SetDefaultRebalanceStrategy { name: required(0)? }
+        }
+        "citus_rebalance_start" => UtilityCall::RebalanceStart(
+            RebalanceOptions {
+                relation: args[0].clone(),
+                threshold: None,
+                max_shard_moves: 1_000_000,
+                excluded_shards: Vec::new(),
+                drain_only: match &args[1] {
+                    None => false,
+                    Some(v) => boolean(v)?,
+                },
+                strategy: args[2].clone(),
+                improvement_threshold: None,
+            },
+            transfer_mode(args[3].as_deref())?,
+        ),
         "citus_move_shard_placement" | "master_move_shard_placement" => {
             let shard_id = required(0)?
                 .parse::<i64>()
@@ -720,17 +778,6 @@ fn transfer_mode(v: Option<&str>) -> Result<TransferMode, PlanError> {
     }
 }
 
-/// `rebalance_strategy`: `by_shard_count` (the default, also NULL) is the one there is.
-fn strategy(v: Option<&str>) -> Result<RebalanceStrategy, PlanError> {
-    match v {
-        None | Some("by_shard_count") => Ok(RebalanceStrategy::ByShardCount),
-        Some("by_disk_size") => Ok(RebalanceStrategy::ByDiskSize),
-        Some(other) => Err(invalid(format!(
-            "could not find rebalance strategy with name {other}"
-        ))),
-    }
-}
-
 /// A boolean argument in PostgreSQL's input syntax.
 fn boolean(v: &str) -> Result<bool, PlanError> {
     match v.to_ascii_lowercase().as_str() {
@@ -743,30 +790,32 @@ fn boolean(v: &str) -> Result<bool, PlanError> {
 }
 
 /// The rebalancer's common arguments: relation (0), threshold (1), max_shard_moves (2),
-/// excluded_shard_list (3), drain_only (`drain`), rebalance_strategy (`strategy_at`).
+/// excluded_shard_list (3), drain_only (`drain`), rebalance_strategy (`strategy_at`),
+/// improvement_threshold (`improvement_at`).
 fn rebalance_options(
     name: &str,
     args: &[Option<String>],
     drain: usize,
-    strategy_at: Option<usize>,
+    strategy_at: usize,
+    improvement_at: Option<usize>,
 ) -> Result<RebalanceOptions, PlanError> {
-    let strategy = match strategy_at {
-        Some(i) => strategy(args[i].as_deref())?,
-        None => RebalanceStrategy::ByShardCount,
-    };
-    let threshold = match &args[1] {
-        // Citus' default thresholds of the two strategies.
-        None if strategy == RebalanceStrategy::ByDiskSize => 0.1,
-        None => 0.0,
-        Some(t) => t
-            .parse::<f64>()
+    let fraction = |v: &str, what: &str| {
+        v.parse::<f64>()
             .ok()
             .filter(|t| (0.0..1.0).contains(t))
             .ok_or_else(|| {
                 invalid(format!(
-                    "threshold of {name} must be at least 0 and below 1, not {t}"
+                    "{what} of {name} must be at least 0 and below 1, not {v}"
                 ))
-            })?,
+            })
+    };
+    let threshold = match &args[1] {
+        None => None,
+        Some(t) => Some(fraction(t, "threshold")?),
+    };
+    let improvement_threshold = match improvement_at.and_then(|i| args[i].as_deref()) {
+        None => None,
+        Some(t) => Some(fraction(t, "improvement_threshold")?),
     };
     let max_shard_moves = match &args[2] {
         None => 1_000_000,
@@ -799,7 +848,8 @@ fn rebalance_options(
             None => false,
             Some(v) => boolean(v)?,
         },
-        strategy,
+        strategy: args[strategy_at].clone(),
+        improvement_threshold,
     })
 }
 
