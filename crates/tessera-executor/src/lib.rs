@@ -241,6 +241,9 @@ pub struct ExecutorConfig {
     /// Time between runs of two-phase-commit recovery ([`transaction::recover_prepared`]);
     /// zero runs it only at start and on `citus_recover_prepared_transactions()`.
     pub recovery_interval: std::time::Duration,
+    /// How many shards of a shard group a move copies at the same time (each over its own
+    /// pair of connections; at least 1).
+    pub shard_copy_parallelism: usize,
 }
 
 /// What running one statement produced.

@@ -738,8 +738,26 @@ async fn move_logically(
             .await?;
         phase("Copying Data");
         fault_point("copying").await;
-        copy_shards(&mut source_conn, &mut target_conn, shards, progress).await?;
+        // More connection pairs for a group of several shards, each reading in the same
+        // exported snapshot (while the replication connection that exported it is open).
+        let mut lanes = Vec::new();
+        for _ in 1..exec.config().shard_copy_parallelism.min(shards.len()) {
+            let mut source = node_connection(exec, snapshot, source_group).await?;
+            source
+                .simple_query(&format!(
+                    "BEGIN ISOLATION LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT {}",
+                    quote_literal(&snapshot_name)
+                ))
+                .await?;
+            lanes.push((source, node_connection(exec, snapshot, target_group).await?));
+        }
+        copy_in_parallel(&mut source_conn, &mut target_conn, &mut lanes, shards, progress)
+            .await?;
         source_conn.simple_query("COMMIT").await?;
+        for (source, _) in &mut lanes {
+            source.simple_query("COMMIT").await?;
+        }
+        drop(lanes);
         let copied = std::time::Instant::now();
         phase("Catching Up");
         // The snapshot is no longer needed; the slot stays.
@@ -958,8 +976,50 @@ async fn move_blocking(
         .worker_connection(snapshot, source_group, &SessionSettings::default())
         .await?;
     let mut target_conn = node_connection(exec, snapshot, target_group).await?;
-    copy_shards(&mut source_conn, &mut target_conn, shards, progress).await?;
+    let mut lanes = Vec::new();
+    for _ in 1..exec.config().shard_copy_parallelism.min(shards.len()) {
+        lanes.push((
+            node_connection(exec, snapshot, source_group).await?,
+            node_connection(exec, snapshot, target_group).await?,
+        ));
+    }
+    copy_in_parallel(
+        &mut source_conn,
+        &mut target_conn,
+        &mut lanes,
+        shards,
+        progress,
+    )
+    .await?;
     switch_placements(exec, group, source_group, target_group).await
+}
+
+/// Copies the rows of `shards` over the connection pair (`source`, `target`) and the pairs
+/// of `lanes` at the same time, each pair taking the next shard not yet taken (see
+/// [`copy_shards`]).
+async fn copy_in_parallel(
+    source: &mut WireConnection,
+    target: &mut WireConnection,
+    lanes: &mut [(WireConnection, WireConnection)],
+    shards: &[String],
+    progress: Option<&MoveProgress>,
+) -> Result<(), ExecError> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let pairs = std::iter::once((source, target)).chain(lanes.iter_mut().map(|(s, t)| (s, t)));
+    futures::future::try_join_all(pairs.map(|(source, target)| {
+        let next = &next;
+        async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(shard) = shards.get(i) else {
+                    return Ok::<(), ExecError>(());
+                };
+                copy_shards(source, target, std::slice::from_ref(shard), progress).await?;
+            }
+        }
+    }))
+    .await?;
+    Ok(())
 }
 
 /// Copies the rows of `shards` from `source` to `target` in binary COPY, streamed: each

@@ -6,6 +6,7 @@
 //! shard_count = 32      # default for create_distributed_table
 //! pipeline_lanes = 2    # pipelined connections per worker for router queries (0: off)
 //! recovery_interval_secs = 60  # 2PC recovery of prepared transactions left by failures (0: off)
+//! shard_copy_parallelism = 2   # shards of a group a shard move copies at the same time
 //!
 //! [coordinator]         # the coordinator PostgreSQL (catalog and shells)
 //! host = "127.0.0.1"
@@ -73,6 +74,9 @@ pub struct Config {
     /// `citus_recover_prepared_transactions()`.
     #[serde(default = "default_recovery_interval")]
     pub recovery_interval_secs: u64,
+    /// How many shards of a shard group a move copies at the same time.
+    #[serde(default = "default_shard_copy_parallelism")]
+    pub shard_copy_parallelism: usize,
     /// The coordinator PostgreSQL.
     pub coordinator: CoordinatorPg,
     /// Workers to register at start.
@@ -114,6 +118,10 @@ fn default_recovery_interval() -> u64 {
     60
 }
 
+fn default_shard_copy_parallelism() -> usize {
+    2
+}
+
 impl Config {
     /// Settings for a coordinator PostgreSQL on 127.0.0.1:`pg_port` with defaults elsewhere.
     pub fn local(listen: String, pg_port: u16, workers: Vec<u16>) -> Config {
@@ -123,6 +131,7 @@ impl Config {
             shard_count: default_shard_count(),
             pipeline_lanes: default_pipeline_lanes(),
             recovery_interval_secs: default_recovery_interval(),
+            shard_copy_parallelism: default_shard_copy_parallelism(),
             coordinator: CoordinatorPg {
                 host: "127.0.0.1".into(),
                 port: pg_port,

@@ -57,6 +57,7 @@ pub async fn start_coordinator(config: &Config) -> anyhow::Result<RunningCoordin
         pipeline_lanes: config.pipeline_lanes,
         maintenance_database: config.coordinator.database.clone(),
         recovery_interval: std::time::Duration::from_secs(config.recovery_interval_secs),
+        shard_copy_parallelism: config.shard_copy_parallelism,
     })
     .await
     .map_err(|e| anyhow::anyhow!("cannot start the executor: {e}"))?;
