@@ -2063,6 +2063,64 @@ fn large_copies_stream_in_batches_and_apply_all_or_nothing() {
     });
 }
 
+/// `INSERT ... SELECT` through the coordinator sends the staged rows to the shards in 8 MiB
+/// batches (memory bounded by the batch, not the result) that commit together: a row the
+/// shards refuse after several batches were sent undoes them all, in or outside a block.
+#[test]
+fn insert_select_sends_batches_and_applies_all_or_nothing() {
+    common::runtime().block_on(async {
+        let env = common::TestEnv::start(4).await;
+        let client = env.tessera().await;
+        client
+            .batch_execute(
+                "CREATE TABLE is_src (id bigint, payload text);
+                 CREATE TABLE is_dst (id bigint, payload text PRIMARY KEY);
+                 SELECT create_distributed_table('is_src', 'id');
+                 SELECT create_distributed_table('is_dst', 'payload', colocate_with => 'none');
+                 INSERT INTO is_src SELECT g, repeat('x', 60) || g FROM generate_series(1, 300000) g;",
+            )
+            .await
+            .expect("setup");
+        // Distributed by another column: through the coordinator, about 25 MB.
+        let moved = client
+            .execute("INSERT INTO is_dst SELECT id, payload FROM is_src", &[])
+            .await
+            .expect("insert ... select");
+        assert_eq!(moved, 300_000);
+        let total = "SELECT count(*)::text, count(DISTINCT id)::text, sum(length(payload))::text FROM is_dst";
+        let expected = row_text(&client, total).await;
+        assert_eq!(expected[0].as_deref(), Some("300000"));
+        // A key already there, last in the result: the shards refuse it after the earlier
+        // batches went; nothing of the statement stays.
+        let e = client
+            .batch_execute(
+                "INSERT INTO is_dst SELECT id + 1000000, payload || 'n' FROM is_src \
+                 UNION ALL SELECT 1, repeat('x', 60) || '1'",
+            )
+            .await
+            .expect_err("duplicate key");
+        assert_eq!(e.code().map(|c| c.code()), Some("23505"), "{e:?}");
+        assert_eq!(row_text(&client, total).await, expected);
+        // Inside the client's block, the batches belong to that block.
+        client.batch_execute("BEGIN").await.unwrap();
+        client
+            .batch_execute("INSERT INTO is_dst SELECT id + 2000000, payload || 'b' FROM is_src")
+            .await
+            .expect("insert ... select in a block");
+        assert_eq!(
+            row_text(&client, "SELECT count(*)::text FROM is_dst").await,
+            [Some("600000".to_string())]
+        );
+        client.batch_execute("ROLLBACK").await.unwrap();
+        assert_eq!(row_text(&client, total).await, expected);
+        // The session goes on.
+        client
+            .batch_execute("INSERT INTO is_dst SELECT 5000000, 'last'")
+            .await
+            .expect("a small insert ... select after");
+    });
+}
+
 /// `SELECT count(*), sum(...)` style single-row answer as text, for comparisons.
 async fn row_text(client: &tokio_postgres::Client, sql: &str) -> Vec<Option<String>> {
     let messages = client

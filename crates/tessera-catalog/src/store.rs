@@ -129,13 +129,13 @@ ALTER TABLE tessera.pg_dist_cleanup ADD COLUMN IF NOT EXISTS object_type text NO
 -- of the tessera schema with Citus' names; the rebalancer computes those itself and calls
 -- the functions of strategies added with citus_add_rebalance_strategy.
 CREATE OR REPLACE FUNCTION tessera.citus_shard_cost_1(bigint) RETURNS real
-    LANGUAGE sql IMMUTABLE AS 'SELECT 1::real';
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT 1::real';
 CREATE OR REPLACE FUNCTION tessera.citus_node_capacity_1(int) RETURNS real
-    LANGUAGE sql IMMUTABLE AS 'SELECT 1::real';
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT 1::real';
 CREATE OR REPLACE FUNCTION tessera.citus_shard_allowed_on_node_true(bigint, int) RETURNS boolean
-    LANGUAGE sql IMMUTABLE AS 'SELECT true';
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT true';
 CREATE OR REPLACE FUNCTION tessera.citus_shard_cost_by_disk_size(bigint) RETURNS real
-    LANGUAGE sql STABLE AS
+    LANGUAGE sql STABLE PARALLEL SAFE AS
     'SELECT (coalesce(max(shardlength), 0) + 100 * 1024 * 1024)::real FROM tessera.pg_dist_placement WHERE shardid = $1';
 CREATE TABLE IF NOT EXISTS tessera.pg_dist_rebalance_strategy (
     name name PRIMARY KEY,

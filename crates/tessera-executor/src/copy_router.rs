@@ -66,6 +66,17 @@ impl CopyRouter {
         conn: &mut WireConnection,
         sql: &str,
     ) -> Result<(), ExecError> {
+        self.feed_rows_out(conn, sql).await?;
+        self.finish()
+    }
+
+    /// [`CopyRouter::feed_copy_out`] without finishing: more rows may follow (the caller
+    /// sends the buffers on between calls, see [`CopyRouter::buffered_bytes`]).
+    pub async fn feed_rows_out(
+        &mut self,
+        conn: &mut WireConnection,
+        sql: &str,
+    ) -> Result<(), ExecError> {
         conn.copy_out_start(sql).await?;
         let mut refused = None;
         while let Some(chunk) = conn.copy_out_next().await? {
@@ -73,10 +84,10 @@ impl CopyRouter {
                 refused = self.feed(&chunk).err();
             }
         }
-        if let Some(e) = refused {
-            return Err(e);
+        match refused {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
-        self.finish()
     }
 
     /// A router for `plan`.

@@ -509,9 +509,10 @@ async fn stage_in_block(
 
 /// Runs `INSERT ... SELECT` into a distributed or reference table: the query's rows go into
 /// a staging table shaped like the target on the coordinator PostgreSQL (PostgreSQL applies
-/// the INSERT's assignment casts, defaults and constraints there), then to the shards as one
-/// routed COPY — inside the session's block, or atomically (two-phase commit) on its own.
-/// Returns the `INSERT 0 n` tag.
+/// the INSERT's assignment casts, defaults and constraints there), then to the shards as
+/// routed COPYs of about [`crate::copy_router::COPY_BATCH_BYTES`] each (memory stays
+/// bounded) — inside the session's block, or in a block of the statement's own that commits
+/// them together (two-phase commit across workers). Returns the `INSERT 0 n` tag.
 pub async fn run_insert_select(
     exec: &Executor,
     session: &mut Session,
@@ -557,20 +558,24 @@ pub async fn run_insert_select(
     } else {
         String::new()
     };
-    let in_block = session.in_block();
-    let settings = session.settings().clone();
+    // Outside a block the statement gets one of its own (as a multi-statement Query does), so
+    // that the batches below commit together, with two-phase commit where they span workers.
+    let began = !session.in_block();
+    if began {
+        session.begin_implicit();
+    }
     let mut router = CopyRouter::new(plan.copy.clone());
     let mut returned = StatementResult::default();
-    let staged = async {
-        let conn = if in_block {
-            session.coordinator_for_statement(exec).await?
-        } else {
-            let conn = session.coordinator(exec).await?;
-            conn.simple_query("BEGIN").await?;
-            conn
-        };
-        let on_commit = if in_block { "" } else { " ON COMMIT DROP" };
-        conn.simple_query(&format!("{create}{on_commit}")).await?;
+    let copy_columns = plan
+        .copy
+        .columns
+        .iter()
+        .map(|c| quote_ident(c))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let written = async {
+        let conn = session.coordinator_for_statement(exec).await?;
+        conn.simple_query(&create).await?;
         if !identity.is_empty() {
             let alters = conn.simple_query(&identity).await?;
             let sql = alters
@@ -582,12 +587,8 @@ pub async fn run_insert_select(
                 conn.simple_query(&sql).await?;
             }
         }
-        if in_block {
-            run_in_block(exec, session, snapshot, &fill_stage, req).await?;
-        } else {
-            fill_and_run(exec, conn, snapshot, &settings, &fill_stage, req).await?;
-        }
-        let conn = session.coordinator(exec).await?;
+        run_in_block(exec, session, snapshot, &fill_stage, req).await?;
+        let conn = session.coordinator_for_statement(exec).await?;
         if let Some(items) = &plan.returning {
             // The staged rows are the inserted rows, in the order they were inserted.
             returned = conn
@@ -603,37 +604,55 @@ pub async fn run_insert_select(
                 )
                 .await?;
         }
-        router
-            .feed_copy_out(
-                conn,
-                &format!("COPY pg_temp.{} TO STDOUT", quote_ident(&stage)),
-            )
-            .await?;
-        if in_block {
-            conn.simple_query(&format!("DROP TABLE pg_temp.{}", quote_ident(&stage)))
+        // The staged rows go to the shards in batches of about COPY_BATCH_BYTES, read a range
+        // of the staging table's pages at a time (a TID range scan), so that memory stays
+        // bounded whatever the query returns.
+        let pages: i64 = conn
+            .simple_query(&format!(
+                "SELECT pg_relation_size('pg_temp.{}') / current_setting('block_size')::bigint",
+                quote_ident(&stage).replace('\'', "''")
+            ))
+            .await?
+            .first()
+            .and_then(|r| r.rows.first())
+            .and_then(|row| row_values(row).first().copied().flatten())
+            .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
+            .ok_or_else(|| ExecError::Internal("the staging table's size is missing".into()))?;
+        let step = (crate::copy_router::COPY_BATCH_BYTES / 8192).max(1) as i64;
+        let mut first = 0;
+        while first < pages {
+            let last = first + step;
+            let conn = session.coordinator_for_statement(exec).await?;
+            router
+                .feed_rows_out(
+                    conn,
+                    &format!(
+                        "COPY (SELECT {copy_columns} FROM pg_temp.{} WHERE ctid >= '({first},0)'::tid AND ctid < '({last},0)'::tid) TO STDOUT",
+                        quote_ident(&stage)
+                    ),
+                )
                 .await?;
+            if router.buffered_bytes() >= crate::copy_router::COPY_BATCH_BYTES {
+                crate::transaction::run_copy(exec, session, &router).await?;
+                router.clear_buffers();
+            }
+            first = last;
         }
+        router.finish()?;
+        crate::transaction::run_copy(exec, session, &router).await?;
+        router.clear_buffers();
+        let conn = session.coordinator_for_statement(exec).await?;
+        conn.simple_query(&format!("DROP TABLE pg_temp.{}", quote_ident(&stage)))
+            .await?;
         Ok::<_, ExecError>(())
     }
     .await;
-    let written = match staged {
-        Ok(()) => crate::transaction::run_copy(exec, session, &router).await,
-        Err(e) => Err(e),
+    let written = if began {
+        let ended = crate::transaction::end_block(exec, session, written.is_ok()).await;
+        written.and(ended.map(|_| ()))
+    } else {
+        written
     };
-    if !in_block {
-        let conn = session.coordinator(exec).await?;
-        if !conn.is_broken() {
-            let end = if written.is_ok() {
-                "COMMIT"
-            } else {
-                "ROLLBACK"
-            };
-            let ended = conn.simple_query(end).await;
-            if written.is_ok() {
-                ended?;
-            }
-        }
-    }
     written?;
     Ok(StatementResult {
         tag: format!("INSERT 0 {}", router.rows),
