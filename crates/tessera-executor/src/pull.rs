@@ -587,7 +587,16 @@ pub async fn run_insert_select(
                 conn.simple_query(&sql).await?;
             }
         }
-        run_in_block(exec, session, snapshot, &fill_stage, req).await?;
+        if began {
+            // Nothing written in this block yet: the query's inputs stream from the workers
+            // into the coordinator (the client's block reads through its own connections
+            // instead, which holds each input in memory while it is read).
+            let settings = session.settings().clone();
+            let conn = session.coordinator_for_statement(exec).await?;
+            fill_and_run(exec, conn, snapshot, &settings, &fill_stage, req).await?;
+        } else {
+            run_in_block(exec, session, snapshot, &fill_stage, req).await?;
+        }
         let conn = session.coordinator_for_statement(exec).await?;
         if let Some(items) = &plan.returning {
             // The staged rows are the inserted rows, in the order they were inserted.
