@@ -152,4 +152,14 @@ SELECT row_to_json(o) FROM w_orders o WHERE o.k = 5;
 -- Types through the general tier, text and binary.
 SELECT k, ts, ts - interval '1 day', note, amount * 2, ARRAY[k, cust] FROM w_orders o JOIN w_local l ON l.id = o.k ORDER BY k;
 
+-- count(DISTINCT) of the distribution column adds up the shards' distinct counts; beside a
+-- DISTINCT aggregate of another column, or over a join, it must still count each value once.
+SELECT count(DISTINCT k) FROM w_orders;
+SELECT cust, count(DISTINCT k), count(*) FROM w_orders GROUP BY cust ORDER BY cust NULLS FIRST;
+SELECT count(DISTINCT k), count(DISTINCT cust) FROM w_orders;
+SELECT note, count(DISTINCT k) FROM w_orders GROUP BY note HAVING count(DISTINCT k) > 1 ORDER BY note;
+SELECT count(DISTINCT o.k), count(*) FROM w_orders o JOIN w_items i ON i.k = o.k;
+SELECT count(DISTINCT o.k) FROM w_orders o LEFT JOIN w_items i ON i.k = o.k WHERE o.cust IS NOT NULL;
+SELECT count(DISTINCT i.k) FROM w_orders o RIGHT JOIN w_items i ON i.k = o.k;
+
 DROP TABLE w_orders, w_items, w_other, w_words, w_ref, w_local, w_pay;

@@ -339,7 +339,36 @@ fn plan_multi_shard(
         offset,
         first_distributed(analysis)?.as_ref(),
         catalog,
+        &|e: &Expr| {
+            is_distribution_column_ref(e, analysis) && !other_distinct_aggregates(select, analysis)
+        },
     )
+}
+
+/// Whether `select` has a DISTINCT aggregate over something other than the distribution
+/// column: its argument then becomes a grouping column of the shards' query, and distinct
+/// counts of the distribution column per such group no longer add up.
+fn other_distinct_aggregates(select: &Select, analysis: &Analysis) -> bool {
+    let mut found = false;
+    let mut look = |e: &Expr| {
+        if let Expr::Function(f) = e {
+            if let FunctionArguments::List(list) = &f.args {
+                let distinct =
+                    matches!(list.duplicate_treatment, Some(DuplicateTreatment::Distinct));
+                let on_column = matches!(
+                    list.args.as_slice(),
+                    [FunctionArg::Unnamed(FunctionArgExpr::Expr(a))] if is_distribution_column_ref(a, analysis)
+                );
+                if distinct && !on_column {
+                    found = true;
+                }
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    };
+    let _ = sqlparser::ast::visit_expressions(&select.projection, &mut look);
+    let _ = sqlparser::ast::visit_expressions(&select.having, &mut look);
+    found
 }
 
 fn limit_offset(query: &Query, params: &[ParamValue]) -> Result<(Option<u64>, u64), PlanError> {
@@ -589,6 +618,7 @@ fn split_aggregate(
     e: &Expr,
     fragment: &mut Fragment,
     distinct_args: &mut Vec<usize>,
+    on_distribution_column: &dyn Fn(&Expr) -> bool,
 ) -> Result<FinalAggregate, PlanError> {
     let Expr::Function(f) = e else {
         return Err(unsupported(format!("not an aggregate: {e}")));
@@ -628,6 +658,18 @@ fn split_aggregate(
         ("count", false, arg) => Ok(FinalAggregate::SumOfCounts(
             fragment.add(function_call("count", arg)),
         )),
+        // Each value of the distribution column lives in one shard group: the distinct
+        // counts of the shards add up (instead of every distinct value coming to the
+        // coordinator).
+        ("count", true, Some(a)) if on_distribution_column(&a) => {
+            let mut call = function_call("count", Some(a));
+            if let Expr::Function(f) = &mut call {
+                if let FunctionArguments::List(list) = &mut f.args {
+                    list.duplicate_treatment = Some(DuplicateTreatment::Distinct);
+                }
+            }
+            Ok(FinalAggregate::SumOfCounts(fragment.add(call)))
+        }
         ("count", true, Some(a)) => {
             let col = fragment.add(a);
             if !distinct_args.contains(&col) {
@@ -664,6 +706,7 @@ fn plan_aggregate(
     offset: u64,
     table: &Table,
     catalog: &CatalogSnapshot,
+    on_distribution_column: &dyn Fn(&Expr) -> bool,
 ) -> Result<DistributedPlan, PlanError> {
     let mut fragment = Fragment::default();
     let group_columns: Vec<usize> = group_exprs
@@ -690,6 +733,7 @@ fn plan_aggregate(
                 expr,
                 &mut fragment,
                 &mut distinct_args,
+                on_distribution_column,
             )?));
         } else if contains_aggregate(expr) {
             return Err(unsupported(format!(
@@ -710,6 +754,7 @@ fn plan_aggregate(
             &group_columns,
             &mut fragment,
             &mut distinct_args,
+            on_distribution_column,
         )?),
         None => None,
     };
@@ -789,12 +834,13 @@ fn final_expr(
     group_columns: &[usize],
     fragment: &mut Fragment,
     distinct_args: &mut Vec<usize>,
+    on_distribution_column: &dyn Fn(&Expr) -> bool,
 ) -> Result<FinalExpr, PlanError> {
     if let Some(k) = group_exprs.iter().position(|g| same_expr(g, e)) {
         return Ok(FinalExpr::Group(group_columns[k]));
     }
     if aggregate_name(e).is_some() {
-        let agg = split_aggregate(e, fragment, distinct_args)?;
+        let agg = split_aggregate(e, fragment, distinct_args, on_distribution_column)?;
         if matches!(agg, FinalAggregate::Avg { .. }) {
             return Err(unsupported(
                 "HAVING avg(...) across shards is not supported yet",
@@ -803,9 +849,14 @@ fn final_expr(
         return Ok(FinalExpr::Aggregate(agg));
     }
     match e {
-        Expr::Nested(inner) => {
-            final_expr(inner, group_exprs, group_columns, fragment, distinct_args)
-        }
+        Expr::Nested(inner) => final_expr(
+            inner,
+            group_exprs,
+            group_columns,
+            fragment,
+            distinct_args,
+            on_distribution_column,
+        ),
         Expr::Value(v) => match &v.value {
             Value::Number(n, _) => Ok(FinalExpr::Number(n.to_string())),
             Value::SingleQuotedString(s) => Ok(FinalExpr::String(s.clone())),
@@ -822,6 +873,7 @@ fn final_expr(
             group_columns,
             fragment,
             distinct_args,
+            on_distribution_column,
         )?))),
         Expr::BinaryOp { left, op, right } => {
             let op = match op {
@@ -850,6 +902,7 @@ fn final_expr(
                     group_columns,
                     fragment,
                     distinct_args,
+                    on_distribution_column,
                 )?),
                 right: Box::new(final_expr(
                     right,
@@ -857,6 +910,7 @@ fn final_expr(
                     group_columns,
                     fragment,
                     distinct_args,
+                    on_distribution_column,
                 )?),
             })
         }
