@@ -277,19 +277,21 @@ impl Splicer {
 enum Sink<'a> {
     /// Streamed to the coordinator's COPY (bounded channel).
     Channel(&'a mpsc::Sender<Bytes>),
-    /// Kept in memory (transaction blocks).
-    Buffer(&'a mut Vec<Bytes>),
+    /// Written straight into the coordinator connection's COPY (transaction blocks, where
+    /// the worker and coordinator connections are both the session's).
+    Connection(&'a mut WireConnection),
 }
 
 impl Sink<'_> {
-    async fn put(&mut self, chunk: Bytes) {
+    async fn put(&mut self, chunk: Bytes) -> Result<(), ExecError> {
         match self {
             // A closed channel means the coordinator side failed; it reports why.
             Sink::Channel(tx) => {
                 let _ = tx.send(chunk).await;
             }
-            Sink::Buffer(v) => v.push(chunk),
+            Sink::Connection(conn) => conn.copy_data(&chunk).await?,
         }
+        Ok(())
     }
 }
 
@@ -325,11 +327,11 @@ async fn read_task(
     conn.copy_out_start(&task.sql).await?;
     while let Some(chunk) = conn.copy_out_next().await? {
         if let Some(out) = splicer.push(chunk) {
-            sink.put(out).await;
+            sink.put(out).await?;
         }
     }
     if let Some(out) = splicer.finish()? {
-        sink.put(out).await;
+        sink.put(out).await?;
     }
     Ok(())
 }
@@ -471,31 +473,39 @@ async fn stage_in_block(
     snapshot: &CatalogSnapshot,
     plan: &PullPlan,
 ) -> Result<(), ExecError> {
-    let mut data: Vec<Vec<Bytes>> = Vec::with_capacity(plan.inputs.len());
     for input in &plan.inputs {
-        let mut chunks = Vec::new();
-        for task in &input.tasks {
-            let (host, port) = exec.node_address(snapshot, task.group_id)?;
-            let address = format!("{host}:{port}");
-            let conn = session.worker(exec, snapshot, task.group_id).await?;
-            read_task(conn, task, input.binary, Sink::Buffer(&mut chunks))
-                .await
-                .map_err(|e| e.on_node(&address))?;
-        }
-        data.push(chunks);
-    }
-    let conn = session.coordinator_for_statement(exec).await?;
-    for (input, chunks) in plan.inputs.iter().zip(data) {
+        let conn = session.coordinator_for_statement(exec).await?;
         conn.simple_query(&create_sql(input, false)).await?;
         conn.copy_in_start(&copy_in_sql(input)).await?;
-        if input.binary {
-            conn.copy_data(BINARY_HEADER).await?;
+        // Each task's rows go from the block's worker connection straight into the COPY.
+        let copied = async {
+            let conn = session.coordinator_for_statement(exec).await?;
+            if input.binary {
+                conn.copy_data(BINARY_HEADER).await?;
+            }
+            for task in &input.tasks {
+                let (host, port) = exec.node_address(snapshot, task.group_id)?;
+                let address = format!("{host}:{port}");
+                let (worker, coordinator) = session
+                    .worker_and_coordinator(exec, snapshot, task.group_id)
+                    .await?;
+                read_task(worker, task, input.binary, Sink::Connection(coordinator))
+                    .await
+                    .map_err(|e| e.on_node(&address))?;
+            }
+            let conn = session.coordinator_for_statement(exec).await?;
+            if input.binary {
+                conn.copy_data(BINARY_TRAILER).await?;
+            }
+            Ok::<_, ExecError>(())
         }
-        for c in &chunks {
-            conn.copy_data(c).await?;
-        }
-        if input.binary {
-            conn.copy_data(BINARY_TRAILER).await?;
+        .await;
+        let conn = session.coordinator_for_statement(exec).await?;
+        if let Err(e) = copied {
+            if !conn.is_broken() {
+                let _ = conn.copy_fail("intermediate result failed").await;
+            }
+            return Err(e);
         }
         conn.copy_done().await?;
         conn.simple_query(&format!(

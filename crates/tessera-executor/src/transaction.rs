@@ -560,6 +560,30 @@ impl Session {
         Ok(conn)
     }
 
+    /// The block's connection to the worker of `group_id` and the statement's coordinator
+    /// connection, at once (to stream rows from one into the other); see [`Session::worker`]
+    /// and [`Session::coordinator_for_statement`].
+    pub async fn worker_and_coordinator(
+        &mut self,
+        exec: &Executor,
+        snapshot: &CatalogSnapshot,
+        group_id: i32,
+    ) -> Result<(&mut WireConnection, &mut WireConnection), ExecError> {
+        self.coordinator_for_statement(exec).await?;
+        self.worker(exec, snapshot, group_id).await?;
+        let worker = self
+            .block
+            .as_mut()
+            .and_then(|b| b.workers.get_mut(&group_id))
+            .map(|c| &mut **c)
+            .ok_or_else(|| ExecError::Internal("lost worker connection".into()))?;
+        let coordinator = self
+            .coordinator
+            .as_mut()
+            .ok_or_else(|| ExecError::Internal("lost coordinator connection".into()))?;
+        Ok((worker, coordinator))
+    }
+
     /// The block's connection to the worker of `group_id`, begun on first use.
     pub async fn worker(
         &mut self,
