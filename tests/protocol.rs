@@ -2462,7 +2462,23 @@ fn rebalance_under_pgbench_keeps_every_row() {
         // Writers first, then the rebalance while they write.
         let mut bench = pgbench(&["-n", "-c", "4", "-j", "2", "-T", "12"]);
         let writers = tokio::task::spawn_blocking(move || bench.output().expect("run pgbench"));
-        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        // The rebalance starts once pgbench's transactions are committing.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let written: i64 = client
+                .query_one("SELECT count(*) FROM pgbench_history", &[])
+                .await
+                .expect("history rows")
+                .get(0);
+            if written >= 50 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "pgbench committed nothing in 30 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         let started = std::time::Instant::now();
         client
             .batch_execute("SELECT rebalance_table_shards()")

@@ -587,13 +587,7 @@ pub async fn run_insert_select(
         let conn = session.coordinator_for_statement(exec).await?;
         conn.simple_query(&create).await?;
         if !identity.is_empty() {
-            let alters = conn.simple_query(&identity).await?;
-            let sql = alters
-                .first()
-                .and_then(|r| r.rows.first())
-                .and_then(|row| row_values(row).first().copied().flatten())
-                .map(|v| String::from_utf8_lossy(v).into_owned());
-            if let Some(sql) = sql {
+            if let Some(sql) = conn.query_value(&identity).await? {
                 conn.simple_query(&sql).await?;
             }
         }
@@ -627,15 +621,12 @@ pub async fn run_insert_select(
         // of the staging table's pages at a time (a TID range scan), so that memory stays
         // bounded whatever the query returns.
         let pages: i64 = conn
-            .simple_query(&format!(
+            .query_value(&format!(
                 "SELECT pg_relation_size('pg_temp.{}') / current_setting('block_size')::bigint",
                 quote_ident(&stage).replace('\'', "''")
             ))
             .await?
-            .first()
-            .and_then(|r| r.rows.first())
-            .and_then(|row| row_values(row).first().copied().flatten())
-            .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
+            .and_then(|v| v.parse().ok())
             .ok_or_else(|| ExecError::Internal("the staging table's size is missing".into()))?;
         let step = (crate::copy_router::COPY_BATCH_BYTES / 8192).max(1) as i64;
         let mut first = 0;

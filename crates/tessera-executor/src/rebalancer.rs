@@ -387,35 +387,29 @@ pub async fn plan_inputs(
     // Shards of distributed tables only (reference tables do not move).
     let distributed = "tessera.pg_dist_shard s JOIN tessera.pg_dist_partition p \
                        ON p.logicalrelid = s.logicalrelid AND p.partmethod = 'h'";
-    match cost_fn.as_str() {
-        SHARD_COST_1 => inputs.base_cost = 1.0,
+    let cost_sql = match cost_fn.as_str() {
+        SHARD_COST_1 => {
+            inputs.base_cost = 1.0;
+            None
+        }
         SHARD_COST_BY_DISK_SIZE => {
             refresh_shard_sizes(exec).await?;
             inputs.base_cost = BY_DISK_SIZE_BASE_COST;
-            inputs.shard_cost = client
-                .query(
-                    "SELECT shardid, max(shardlength)::float8 FROM tessera.pg_dist_placement GROUP BY shardid",
-                    &[],
-                )
-                .await
-                .map_err(pg_error)?
-                .iter()
-                .map(|r| (r.get(0), r.get(1)))
-                .collect();
+            Some("SELECT shardid, max(shardlength)::float8 FROM tessera.pg_dist_placement GROUP BY shardid".to_string())
         }
         // A function name as regproc prints it: quoted where it must be.
-        function => {
-            inputs.shard_cost = client
-                .query(
-                    &format!("SELECT s.shardid, {function}(s.shardid)::float8 FROM {distributed}"),
-                    &[],
-                )
-                .await
-                .map_err(pg_error)?
-                .iter()
-                .map(|r| (r.get(0), r.get::<_, Option<f64>>(1).unwrap_or(0.0)))
-                .collect();
-        }
+        function => Some(format!(
+            "SELECT s.shardid, coalesce({function}(s.shardid), 0)::float8 FROM {distributed}"
+        )),
+    };
+    if let Some(sql) = cost_sql {
+        inputs.shard_cost = client
+            .query(&sql, &[])
+            .await
+            .map_err(pg_error)?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
     }
     if capacity_fn != NODE_CAPACITY_1 {
         for r in client

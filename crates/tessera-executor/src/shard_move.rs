@@ -132,12 +132,7 @@ async fn node_connection(
 
 /// The single value of the first row of `sql`'s result, as text.
 async fn value(conn: &mut WireConnection, sql: &str) -> Result<Option<String>, ExecError> {
-    let results = conn.simple_query(sql).await?;
-    Ok(results
-        .first()
-        .and_then(|r| r.rows.first())
-        .and_then(|row| crate::wire::row_values(row).first().copied().flatten())
-        .map(|v| String::from_utf8_lossy(v).into_owned()))
+    Ok(conn.query_value(sql).await?)
 }
 
 /// Moves shard `shard_id` and the shards co-located with it from the node at `source` to
@@ -167,7 +162,12 @@ impl MoveProgress {
     /// The phase (Citus' names: `Setting Up`, `Copying Data`, `Catching Up`, `Final
     /// Catchup`, `Completed`) and the bytes copied so far.
     pub fn snapshot(&self) -> (String, u64) {
-        let phase = self.phase.lock().map(|p| p.to_string()).unwrap_or_default();
+        // A writer that panicked holding the lock left a whole phase name behind.
+        let phase = self
+            .phase
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .to_string();
         (
             phase,
             self.copied.load(std::sync::atomic::Ordering::Relaxed),
@@ -175,9 +175,10 @@ impl MoveProgress {
     }
 
     fn set_phase(&self, phase: &'static str) {
-        if let Ok(mut p) = self.phase.lock() {
-            *p = phase;
-        }
+        *self
+            .phase
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = phase;
     }
 
     fn add(&self, bytes: usize) {

@@ -957,6 +957,18 @@ impl WireConnection {
         }
     }
 
+    /// The first column of the first row of `sql`'s first result, as text (lossy UTF-8);
+    /// `None` when there is no row or the value is NULL. Errors: the server's or the
+    /// connection's.
+    pub async fn query_value(&mut self, sql: &str) -> Result<Option<String>, WireError> {
+        let results = self.simple_query(sql).await?;
+        Ok(results
+            .first()
+            .and_then(|r| r.rows.first())
+            .and_then(|row| row_values(row).first().copied().flatten())
+            .map(|v| String::from_utf8_lossy(v).into_owned()))
+    }
+
     /// Runs SQL with the simple protocol (may hold several statements); returns one result
     /// per statement, or the first error.
     pub async fn simple_query(&mut self, sql: &str) -> Result<Vec<StatementResult>, WireError> {

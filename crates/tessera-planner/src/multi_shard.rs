@@ -330,6 +330,7 @@ fn plan_multi_shard(
             "SELECT DISTINCT with aggregates across shards is not supported yet",
         ));
     }
+    let distinct_counts_add_up = !other_distinct_aggregates(select, analysis);
     plan_aggregate(
         query,
         select,
@@ -339,9 +340,7 @@ fn plan_multi_shard(
         offset,
         first_distributed(analysis)?.as_ref(),
         catalog,
-        &|e: &Expr| {
-            is_distribution_column_ref(e, analysis) && !other_distinct_aggregates(select, analysis)
-        },
+        &|e: &Expr| distinct_counts_add_up && is_distribution_column_ref(e, analysis),
     )
 }
 
