@@ -89,6 +89,15 @@ fn items(sql: &str) -> Option<Vec<Item>> {
 /// Reads `sql` (one statement) as a statement on a whole database; `None` for any other
 /// statement or text the tokenizer cannot read (PostgreSQL then judges it).
 pub fn database_command(sql: &str) -> Option<DatabaseCommand> {
+    // Most statements do not name a database: they are not tokenized (the router path runs
+    // this for every statement).
+    if !sql
+        .as_bytes()
+        .windows(8)
+        .any(|w| w.eq_ignore_ascii_case(b"database"))
+    {
+        return None;
+    }
     let items = items(sql)?;
     let at = |i: usize| items.get(i);
     let keyword = |i: usize, k: &str| at(i).is_some_and(|t| t.keyword(k));

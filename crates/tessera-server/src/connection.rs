@@ -10,7 +10,9 @@
 //! connection with PostgreSQL's FATAL 08P01 instead of silently.
 
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 
 use bytes::Buf;
 use futures::{SinkExt, StreamExt};
@@ -22,16 +24,106 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::tokio::server::{
     negotiate_tls, process_error, process_message, MaybeTls, PgWireMessageServerCodec,
 };
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_util::codec::Framed;
+use tokio_util::codec::{Framed, FramedParts};
 
 use crate::convert::exec_error;
 use crate::handlers::{
     send_side_messages, session_of, transaction_status, Backend, Prepared, SessionState,
 };
 
-type ClientSocket = Framed<MaybeTls, PgWireMessageServerCodec<Prepared>>;
+type ClientSocket = Framed<Coalescing, PgWireMessageServerCodec<Prepared>>;
+
+/// Most bytes held back while replies to an extended-protocol batch accumulate; a larger
+/// reply (many rows) goes out as it is written.
+const HOLD_LIMIT: usize = 64 * 1024;
+
+/// The client's stream, holding back what is written while the messages of an
+/// extended-protocol batch (Parse, Bind, Describe, Execute, Close) are answered, until the
+/// batch's Sync or Flush: PostgreSQL's backend flushes only then, and pgwire's handlers
+/// flush after every reply (ParseComplete, BindComplete, CommandComplete, ...), which cost a
+/// `sendto` and a TCP segment each — five per `pgbench -M prepared` statement instead of one.
+pub(crate) struct Coalescing {
+    inner: MaybeTls,
+    held: Vec<u8>,
+    hold: bool,
+}
+
+impl Coalescing {
+    fn new(inner: MaybeTls) -> Coalescing {
+        Coalescing {
+            inner,
+            held: Vec::new(),
+            hold: false,
+        }
+    }
+
+    /// Writes out what is held back.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.held.is_empty() {
+            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.held))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.held.drain(..n);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncRead for Coalescing {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Coalescing {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        if this.hold && this.held.len() + buf.len() <= HOLD_LIMIT {
+            this.held.extend_from_slice(buf);
+            return Poll::Ready(Ok(buf.len()));
+        }
+        ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.hold {
+            return Poll::Ready(Ok(()));
+        }
+        ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.inner).poll_shutdown(cx)
+    }
+}
+
+/// Whether the reply to `message` may wait for the batch's Sync or Flush.
+fn holds_reply(message: &PgWireFrontendMessage) -> bool {
+    matches!(
+        message,
+        PgWireFrontendMessage::Parse(_)
+            | PgWireFrontendMessage::Bind(_)
+            | PgWireFrontendMessage::Describe(_)
+            | PgWireFrontendMessage::Execute(_)
+            | PgWireFrontendMessage::Close(_)
+    )
+}
 
 /// Time a client has to finish startup and authentication (PostgreSQL's
 /// `authentication_timeout` default, and pgwire's).
@@ -56,9 +148,14 @@ pub async fn process_socket(
         socket = negotiate_tls::<Prepared>(tcp, tls) => socket?,
     };
     // A client that asked for TLS directly from a server without a certificate.
-    let Some(mut socket) = socket else {
+    let Some(socket) = socket else {
         return Ok(());
     };
+    let parts = socket.into_parts();
+    let mut coalescing = FramedParts::new(Coalescing::new(parts.io), parts.codec);
+    coalescing.read_buf = parts.read_buf;
+    coalescing.write_buf = parts.write_buf;
+    let mut socket = Framed::from_parts(coalescing);
     loop {
         let starting = matches!(
             socket.state(),
@@ -80,7 +177,16 @@ pub async fn process_socket(
             {
                 copy_done(&mut socket, &backend, done).await?
             }
-            Some(Ok(message)) => dispatch(&mut socket, &backend, message).await?,
+            Some(Ok(message)) => {
+                let hold = holds_reply(&message);
+                socket.get_mut().hold = hold;
+                dispatch(&mut socket, &backend, message).await?;
+                // A COPY's start must reach the client, which waits for it to send data.
+                if !hold || matches!(socket.state(), PgWireConnectionState::CopyInProgress(_)) {
+                    socket.get_mut().hold = false;
+                    socket.flush().await?;
+                }
+            }
             Some(Err(PgWireError::InvalidMessageType(FUNCTION_CALL))) if !starting => {
                 let (rebuilt, body) = take_function_call(socket).await?;
                 socket = rebuilt;
