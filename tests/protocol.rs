@@ -2574,3 +2574,62 @@ fn rebalance_under_pgbench_keeps_every_row() {
         }
     });
 }
+
+/// Writes of the same reference-table row from many sessions at once, outside and inside
+/// blocks, all finish: every write locks the row on the lead placement first, so no two
+/// writes each hold the row on a different worker while waiting for the other (a deadlock
+/// no single worker could see; this test hung before).
+#[test]
+fn concurrent_writes_of_a_reference_row_do_not_deadlock() {
+    common::runtime().block_on(async {
+        let env = common::TestEnv::start(4).await;
+        let client = env.tessera().await;
+        client
+            .batch_execute(
+                "CREATE TABLE cw_ref (id int PRIMARY KEY, v bigint);
+                 CREATE TABLE cw_dist (id int, v bigint);
+                 SELECT create_reference_table('cw_ref');
+                 SELECT create_distributed_table('cw_dist', 'id');
+                 INSERT INTO cw_ref VALUES (1, 0), (2, 0);",
+            )
+            .await
+            .expect("setup");
+        let mut writers = Vec::new();
+        for w in 0..8 {
+            let c = env.tessera().await;
+            writers.push(tokio::spawn(async move {
+                for i in 0..25 {
+                    if w % 2 == 0 {
+                        c.batch_execute("UPDATE cw_ref SET v = v + 1 WHERE id = 1")
+                            .await
+                            .expect("autocommit update");
+                    } else {
+                        c.batch_execute(&format!(
+                            "BEGIN; UPDATE cw_ref SET v = v + 1 WHERE id = 2; \
+                             INSERT INTO cw_dist VALUES ({w}, {i}); \
+                             UPDATE cw_ref SET v = v + 1 WHERE id = 1; COMMIT"
+                        ))
+                        .await
+                        .expect("block");
+                    }
+                }
+            }));
+        }
+        let all = futures::future::join_all(writers);
+        let done = tokio::time::timeout(std::time::Duration::from_secs(90), all)
+            .await
+            .expect("concurrent reference-table writes deadlocked");
+        for d in done {
+            d.expect("writer");
+        }
+        assert_eq!(
+            row_text(
+                &client,
+                "SELECT string_agg(v::text, ',' ORDER BY id) FROM cw_ref"
+            )
+            .await,
+            [Some("200,100".to_string())]
+        );
+        assert_eq!(count(&client, "SELECT count(*) FROM cw_dist").await, 100);
+    });
+}

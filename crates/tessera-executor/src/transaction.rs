@@ -32,6 +32,9 @@ struct Block {
     failed: bool,
     /// A statement that may change settings ran in the block (its end may undo them).
     settings_touched: bool,
+    /// A statement of the block may have created or dropped a relation that shadows a
+    /// distributed table: its end (or a ROLLBACK TO) must look again.
+    shadow_touched: bool,
     /// Worker connections got settings inside the transaction (undone by a rollback).
     settings_in_transaction: bool,
     /// Open savepoints, oldest first; a participant that joins later sets them too.
@@ -227,6 +230,9 @@ impl Session {
     /// distributed table (a temporary table, a table in an earlier search_path schema).
     pub fn mark_shadow_dirty(&mut self) {
         self.shadow_dirty = true;
+        if let Some(b) = &mut self.block {
+            b.shadow_touched = true;
+        }
     }
 
     /// Notes that the open block changed tables the catalog describes (no-op outside a
@@ -473,6 +479,7 @@ impl Session {
             coordinator_begun: false,
             failed: false,
             settings_touched: false,
+            shadow_touched: false,
             settings_in_transaction: false,
             savepoints: Vec::new(),
             implicit: false,
@@ -618,6 +625,73 @@ impl Session {
     }
 }
 
+impl Session {
+    /// The block's connections to the workers of `groups` (each once, in `groups`' order),
+    /// begun on first use: workers that join the block now begin their transactions side by
+    /// side, one round trip for all of them.
+    pub async fn workers_for(
+        &mut self,
+        exec: &Executor,
+        snapshot: &CatalogSnapshot,
+        groups: &[i32],
+    ) -> Result<Vec<(i32, &mut WireConnection)>, ExecError> {
+        let Session {
+            block, settings, ..
+        } = self;
+        let Some(block) = block else {
+            return Err(ExecError::Internal(
+                "worker connection outside a block".into(),
+            ));
+        };
+        let mut joining: Vec<i32> = groups
+            .iter()
+            .copied()
+            .filter(|g| !block.workers.contains_key(g))
+            .collect();
+        joining.sort_unstable();
+        joining.dedup();
+        let join_sql = block.join_sql();
+        let settings = &*settings;
+        let joined = join_all(joining.iter().map(|g| {
+            let join_sql = &join_sql;
+            async move {
+                let mut conn = exec.worker_connection(snapshot, *g, settings).await?;
+                conn.simple_query(join_sql).await?;
+                Ok::<_, ExecError>((*g, conn))
+            }
+        }))
+        .await;
+        let mut error = None;
+        for r in joined {
+            match r {
+                Ok((g, conn)) => {
+                    block.workers.insert(g, conn);
+                }
+                Err(e) => {
+                    error.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = error {
+            return Err(e);
+        }
+        let mut out: Vec<(i32, &mut WireConnection)> = Vec::with_capacity(groups.len());
+        for (g, conn) in block.workers.iter_mut() {
+            if groups.contains(g) {
+                if conn.settings_id != settings.id {
+                    // As in `worker`: settings changed inside the block are set in its
+                    // transaction.
+                    block.settings_in_transaction = true;
+                    crate::settings::apply(conn, settings).await?;
+                }
+                out.push((*g, &mut **conn));
+            }
+        }
+        out.sort_by_key(|(g, _)| groups.iter().position(|x| x == g));
+        Ok(out)
+    }
+}
+
 /// Runs a savepoint command (`SAVEPOINT`, `RELEASE`, `ROLLBACK TO`) on every participant of
 /// the session's block and keeps the block's savepoint stack in step. `ROLLBACK TO` also
 /// repairs a failed block, as in PostgreSQL.
@@ -672,6 +746,7 @@ pub async fn savepoint(
         }
     }
     let coordinator_begun = block.coordinator_begun;
+    let shadow_touched = block.shadow_touched;
     match command {
         TransactionCommand::Savepoint(n) => block.savepoints.push(n.clone()),
         TransactionCommand::Release(_) => block.savepoints.truncate(position.unwrap_or(0)),
@@ -685,7 +760,7 @@ pub async fn savepoint(
     }
     if rollback_to {
         session.mark_settings_dirty();
-        session.shadow_dirty = true;
+        session.shadow_dirty |= shadow_touched;
     }
     match failure {
         Some(e) => {
@@ -744,7 +819,7 @@ async fn finish_block(
 ) -> Result<String, ExecError> {
     let coordinator_begun = block.coordinator_begun;
     // A rolled-back CREATE TEMP TABLE no longer shadows anything.
-    session.shadow_dirty = true;
+    session.shadow_dirty |= block.shadow_touched;
     if block.settings_touched || block.settings_in_transaction {
         // The block's end may undo or keep what it set: read the settings again, and let
         // the next user of a worker connection set them afresh.
@@ -832,63 +907,79 @@ pub async fn commit_participants(
         }
         return Ok(());
     }
-    // Phase one: prepare every worker.
-    let mut prepared: Vec<(i32, String)> = Vec::new();
-    let mut failure: Option<ExecError> = None;
+    // Phase one: prepare every worker, all at once.
     let _in_flight = InFlight {
         exec,
         gids: std::sync::Mutex::new(Vec::new()),
     };
-    for (group, conn) in workers.iter_mut() {
-        let gid = exec.next_gid(*group);
-        _in_flight.add(&gid);
-        match conn
-            .simple_query(&format!("PREPARE TRANSACTION {}", quote_literal(&gid)))
-            .await
-        {
-            Ok(_) if conn.status == TxStatus::Idle => prepared.push((*group, gid)),
-            Ok(_) => {
-                failure = Some(ExecError::Internal(
-                    "PREPARE TRANSACTION left the worker in a transaction".into(),
-                ));
-                break;
-            }
-            Err(e) => {
-                let address = conn.address().to_string();
-                failure = Some(ExecError::from(e).on_node(&address));
-                break;
-            }
-        }
-    }
-    if let Some(err) = failure {
-        for (group, conn) in workers.iter_mut() {
-            if let Some((_, gid)) = prepared.iter().find(|(g, _)| g == group) {
-                let _ = conn
-                    .simple_query(&format!("ROLLBACK PREPARED {}", quote_literal(gid)))
-                    .await;
-            } else {
-                let _ = conn.simple_query("ROLLBACK").await;
-            }
-        }
+    let gids: Vec<String> = workers
+        .iter()
+        .map(|(group, _)| {
+            let gid = exec.next_gid(*group);
+            _in_flight.add(&gid);
+            gid
+        })
+        .collect();
+    let outcomes = join_all(
+        workers
+            .iter_mut()
+            .zip(&gids)
+            .map(|((_, conn), gid)| async move {
+                match conn
+                    .simple_query(&format!("PREPARE TRANSACTION {}", quote_literal(gid)))
+                    .await
+                {
+                    Ok(_) if conn.status == TxStatus::Idle => Ok(()),
+                    Ok(_) => Err(ExecError::Internal(
+                        "PREPARE TRANSACTION left the worker in a transaction".into(),
+                    )),
+                    Err(e) => {
+                        let address = conn.address().to_string();
+                        // A worker whose PREPARE failed is left in an aborted transaction.
+                        let _ = conn.simple_query("ROLLBACK").await;
+                        Err(ExecError::from(e).on_node(&address))
+                    }
+                }
+            }),
+    )
+    .await;
+    let failure = outcomes.iter().position(Result::is_err);
+    if let Some(at) = failure {
+        let prepared: Vec<bool> = outcomes.iter().map(Result::is_ok).collect();
+        let err = outcomes.into_iter().nth(at).and_then(Result::err);
+        join_all(workers.iter_mut().zip(&gids).zip(prepared).map(
+            |(((_, conn), gid), prepared)| async move {
+                if prepared {
+                    let _ = conn
+                        .simple_query(&format!("ROLLBACK PREPARED {}", quote_literal(gid)))
+                        .await;
+                }
+            },
+        ))
+        .await;
         if let Some(c) = coordinator {
             let _ = c.simple_query("ROLLBACK").await;
         }
-        return Err(err);
+        return Err(err.unwrap_or_else(|| ExecError::Internal("PREPARE TRANSACTION failed".into())));
     }
     // The decision: commit records on the coordinator PostgreSQL.
-    let values = prepared
+    let values = workers
         .iter()
-        .map(|(g, gid)| format!("({g}, {})", quote_literal(gid)))
+        .zip(&gids)
+        .map(|((g, _), gid)| format!("({g}, {})", quote_literal(gid)))
         .collect::<Vec<_>>()
         .join(", ");
     let record = format!("INSERT INTO tessera.pg_dist_transaction (groupid, gid) VALUES {values}");
     let decided = match coordinator {
-        Some(c) => match c.simple_query(&record).await {
-            Ok(_) => c
-                .simple_query("COMMIT")
-                .await
-                .map(|_| ())
-                .map_err(ExecError::from),
+        // One round trip: the COMMIT does not run when the INSERT fails.
+        Some(c) => match c.simple_query(&format!("{record}; COMMIT")).await {
+            Ok(_) if c.status == TxStatus::Idle => Ok(()),
+            Ok(_) => {
+                let _ = c.simple_query("ROLLBACK").await;
+                Err(ExecError::Internal(
+                    "the coordinator stayed in a transaction after COMMIT".into(),
+                ))
+            }
             Err(e) => {
                 let _ = c.simple_query("ROLLBACK").await;
                 Err(ExecError::from(e))
@@ -900,41 +991,103 @@ pub async fn commit_participants(
         },
     };
     if let Err(e) = decided {
-        for ((_, conn), (_, gid)) in workers.iter_mut().zip(&prepared) {
-            let _ = conn
-                .simple_query(&format!("ROLLBACK PREPARED {}", quote_literal(gid)))
-                .await;
-        }
+        join_all(
+            workers
+                .iter_mut()
+                .zip(&gids)
+                .map(|((_, conn), gid)| async move {
+                    let _ = conn
+                        .simple_query(&format!("ROLLBACK PREPARED {}", quote_literal(gid)))
+                        .await;
+                }),
+        )
+        .await;
         return Err(e);
     }
-    // Phase two. A failure here is repaired by recovery; the decision stands, and its record
-    // stays until the transaction is committed on its worker.
-    let mut committed = Vec::new();
-    for ((_, conn), (_, gid)) in workers.iter_mut().zip(&prepared) {
-        match conn
-            .simple_query(&format!("COMMIT PREPARED {}", quote_literal(gid)))
-            .await
-        {
-            Ok(_) => committed.push(gid),
-            Err(e) => tracing::warn!("COMMIT PREPARED {gid} failed, recovery will finish it: {e}"),
-        }
-    }
+    // Phase two, all at once. A failure here is repaired by recovery; the decision stands,
+    // and its record stays until the transaction is committed on its worker.
+    let committed: Vec<String> = join_all(workers.iter_mut().zip(&gids).map(
+        |((group, conn), gid)| async move {
+            match conn
+                .simple_query(&format!("COMMIT PREPARED {}", quote_literal(gid)))
+                .await
+            {
+                Ok(_) => Some(format!("({group}, {})", quote_literal(gid))),
+                Err(e) => {
+                    tracing::warn!("COMMIT PREPARED {gid} failed, recovery will finish it: {e}");
+                    None
+                }
+            }
+        },
+    ))
+    .await
+    .into_iter()
+    .flatten()
+    .collect();
     if committed.is_empty() {
         return Ok(());
     }
+    // The records of committed transactions are deleted after the client has its answer
+    // (by primary key): a record left behind (a crash before the DELETE, or a DELETE lost
+    // with synchronous_commit off) names a transaction no worker still has prepared, which
+    // recovery deletes.
+    let keys = committed.join(", ");
     if let Ok(client) = exec.catalog_client().await {
-        let gids = committed
-            .iter()
-            .map(|gid| quote_literal(gid))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let _ = client
-            .batch_execute(&format!(
-                "DELETE FROM tessera.pg_dist_transaction WHERE gid IN ({gids})"
-            ))
-            .await;
+        tokio::spawn(async move {
+            let _ = client
+                .batch_execute(&format!(
+                    "BEGIN; SET LOCAL synchronous_commit = off; \
+                     DELETE FROM tessera.pg_dist_transaction WHERE (groupid, gid) IN ({keys}); COMMIT"
+                ))
+                .await;
+        });
     }
     Ok(())
+}
+
+/// Runs the tasks of `group` on its block connection `conn`, in order, up to the first
+/// failure: each task's index in `tasks` and its result.
+async fn run_group_tasks(
+    conn: &mut WireConnection,
+    group: i32,
+    tasks: &[Task],
+    req: Request<'_>,
+) -> Vec<(usize, Result<StatementResult, ExecError>)> {
+    let address = conn.address().to_string();
+    let mut out = Vec::new();
+    for (i, t) in tasks
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.group_id == group)
+    {
+        let r = conn
+            .execute(&t.sql, req.param_types, req.params, req.result_formats)
+            .await
+            .map_err(|e| ExecError::from(e).on_node(&address));
+        let failed = r.is_err();
+        out.push((i, r));
+        if failed {
+            break;
+        }
+    }
+    out
+}
+
+/// The worker whose tasks must run before the others' when `tasks` write one shard on
+/// several placements (a reference table): the lowest group holding such a shard. A write
+/// takes its row locks there first, so two writes of the same rows queue on that worker
+/// instead of each locking the rows on a different placement and waiting for the other on
+/// the next — a deadlock no single worker can see. `None` when every shard has one task.
+fn lead_group(tasks: &[Task]) -> Option<i32> {
+    let mut first_group: std::collections::HashMap<i64, i32> = std::collections::HashMap::new();
+    let replicated = tasks.iter().any(|t| {
+        t.shard_ids
+            .iter()
+            .any(|s| *first_group.entry(*s).or_insert(t.group_id) != t.group_id)
+    });
+    replicated
+        .then(|| tasks.iter().map(|t| t.group_id).min())
+        .flatten()
 }
 
 /// Runs write tasks atomically: inside the session's block, or in a distributed transaction of
@@ -947,15 +1100,51 @@ pub async fn run_writes(
     req: Request<'_>,
 ) -> Result<Vec<StatementResult>, ExecError> {
     if session.in_block() {
+        // Each worker runs its tasks in order; the workers side by side (a reference table's
+        // placements, a statement over several shards).
+        let mut groups: Vec<i32> = tasks.iter().map(|t| t.group_id).collect();
+        groups.dedup();
+        if groups.len() > 1 {
+            groups.sort_unstable();
+            groups.dedup();
+        }
+        let lead = lead_group(tasks);
+        let mut conns = session.workers_for(exec, snapshot, &groups).await?;
+        // The lead placement's worker first (see `lead_group`), then the others side by side.
+        let mut ran = Vec::with_capacity(conns.len());
+        if let Some(at) = lead.and_then(|g| conns.iter().position(|(c, _)| *c == g)) {
+            let (group, conn) = conns.remove(at);
+            let first = run_group_tasks(conn, group, tasks, req).await;
+            let failed = first.iter().any(|(_, r)| r.is_err());
+            ran.push(first);
+            if failed {
+                conns.clear();
+            }
+        }
+        ran.extend(
+            join_all(
+                conns
+                    .into_iter()
+                    .map(|(group, conn)| run_group_tasks(conn, group, tasks, req)),
+            )
+            .await,
+        );
+        let mut results: Vec<Option<Result<StatementResult, ExecError>>> =
+            (0..tasks.len()).map(|_| None).collect();
+        for (i, r) in ran.into_iter().flatten() {
+            results[i] = Some(r);
+        }
+        // The first failure in task order is the statement's error.
         let mut out = Vec::with_capacity(tasks.len());
-        for t in tasks {
-            let conn = session.worker(exec, snapshot, t.group_id).await?;
-            let address = conn.address().to_string();
-            out.push(
-                conn.execute(&t.sql, req.param_types, req.params, req.result_formats)
-                    .await
-                    .map_err(|e| ExecError::from(e).on_node(&address))?,
-            );
+        for r in results {
+            match r {
+                Some(Ok(r)) => out.push(r),
+                Some(Err(e)) => return Err(e),
+                None => {}
+            }
+        }
+        if out.len() != tasks.len() {
+            return Err(ExecError::Internal("a write task did not run".into()));
         }
         return Ok(out);
     }
@@ -965,7 +1154,8 @@ pub async fn run_writes(
     }
     // Open one transaction per worker and run its tasks; workers in parallel.
     let settings = &session.settings;
-    let futures = by_group.into_iter().map(|(group, indexes)| async move {
+    let lead = lead_group(tasks);
+    let run_group = |(group, indexes): (i32, Vec<usize>)| async move {
         let mut conn = exec.worker_connection(snapshot, group, settings).await?;
         let address = conn.address().to_string();
         conn.simple_query("BEGIN").await?;
@@ -988,11 +1178,19 @@ pub async fn run_writes(
             }
         }
         Ok::<_, ExecError>((group, conn, out))
-    });
+    };
+    // The lead placement's worker first (see `lead_group`), then the others side by side.
+    let mut ran = Vec::with_capacity(by_group.len());
+    if let Some(indexes) = lead.and_then(|g| by_group.remove(&g).map(|ix| (g, ix))) {
+        ran.push(run_group(indexes).await);
+    }
+    if ran.iter().all(Result::is_ok) {
+        ran.extend(join_all(by_group.into_iter().map(run_group)).await);
+    }
     let mut conns: Vec<(i32, Leased)> = Vec::new();
     let mut results: Vec<Option<StatementResult>> = (0..tasks.len()).map(|_| None).collect();
     let mut error = None;
-    for r in join_all(futures).await {
+    for r in ran {
         match r {
             Ok((group, conn, out)) => {
                 conns.push((group, conn));

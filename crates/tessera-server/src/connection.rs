@@ -89,7 +89,8 @@ impl AsyncWrite for Coalescing {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        if this.hold && this.held.len() + buf.len() <= HOLD_LIMIT {
+        // Also after the hold ends, while bytes are still held: they go out together.
+        if (this.hold || !this.held.is_empty()) && this.held.len() + buf.len() <= HOLD_LIMIT {
             this.held.extend_from_slice(buf);
             return Poll::Ready(Ok(buf.len()));
         }
