@@ -598,30 +598,11 @@ impl Session {
         snapshot: &CatalogSnapshot,
         group_id: i32,
     ) -> Result<&mut WireConnection, ExecError> {
-        let Some(block) = &mut self.block else {
-            return Err(ExecError::Internal(
-                "worker connection outside a block".into(),
-            ));
-        };
-        if !block.workers.contains_key(&group_id) {
-            let mut conn = exec
-                .worker_connection(snapshot, group_id, &self.settings)
-                .await?;
-            conn.simple_query(&block.join_sql()).await?;
-            block.workers.insert(group_id, conn);
-        }
-        let conn = block
-            .workers
-            .get_mut(&group_id)
-            .map(|c| &mut **c)
-            .ok_or_else(|| ExecError::Internal("lost worker connection".into()))?;
-        if conn.settings_id != self.settings.id {
-            // Settings changed inside the block: set them in its transaction, so that a
-            // rollback undoes them on the worker as on the coordinator.
-            block.settings_in_transaction = true;
-            crate::settings::apply(conn, &self.settings).await?;
-        }
-        Ok(conn)
+        self.workers_for(exec, snapshot, &[group_id])
+            .await?
+            .pop()
+            .map(|(_, conn)| conn)
+            .ok_or_else(|| ExecError::Internal("lost worker connection".into()))
     }
 }
 
@@ -943,10 +924,8 @@ pub async fn commit_participants(
             }),
     )
     .await;
-    let failure = outcomes.iter().position(Result::is_err);
-    if let Some(at) = failure {
-        let prepared: Vec<bool> = outcomes.iter().map(Result::is_ok).collect();
-        let err = outcomes.into_iter().nth(at).and_then(Result::err);
+    let prepared: Vec<bool> = outcomes.iter().map(Result::is_ok).collect();
+    if let Some(err) = outcomes.into_iter().find_map(Result::err) {
         join_all(workers.iter_mut().zip(&gids).zip(prepared).map(
             |(((_, conn), gid), prepared)| async move {
                 if prepared {
@@ -960,7 +939,7 @@ pub async fn commit_participants(
         if let Some(c) = coordinator {
             let _ = c.simple_query("ROLLBACK").await;
         }
-        return Err(err.unwrap_or_else(|| ExecError::Internal("PREPARE TRANSACTION failed".into())));
+        return Err(err);
     }
     // The decision: commit records on the coordinator PostgreSQL.
     let values = workers
@@ -1103,11 +1082,8 @@ pub async fn run_writes(
         // Each worker runs its tasks in order; the workers side by side (a reference table's
         // placements, a statement over several shards).
         let mut groups: Vec<i32> = tasks.iter().map(|t| t.group_id).collect();
+        groups.sort_unstable();
         groups.dedup();
-        if groups.len() > 1 {
-            groups.sort_unstable();
-            groups.dedup();
-        }
         let lead = lead_group(tasks);
         let mut conns = session.workers_for(exec, snapshot, &groups).await?;
         // The lead placement's worker first (see `lead_group`), then the others side by side.
