@@ -141,3 +141,6 @@ SELECT count(*) FROM s_secret;
 RESET ROLE;
 DROP TABLE s_secret;
 DROP ROLE s_reader;
+-- Command tags without a row count (EXPLAIN, SHOW) keep none.
+SHOW DateStyle;
+EXPLAIN (COSTS OFF) SELECT 1;

@@ -44,6 +44,18 @@ BEGIN
   RETURN (SELECT sum(o_total) FROM v_orders WHERE o_cust = c);
 END $$;
 CREATE FUNCTION v_double(x int) RETURNS int LANGUAGE sql AS 'SELECT x * 2';
+-- Dynamic SQL names no table beforehand; a function calling a refused one is refused too.
+CREATE FUNCTION v_dynamic() RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE n bigint;
+BEGIN
+  EXECUTE format('SELECT count(*) FROM %I', 'v_' || 'orders') INTO n;
+  RETURN n;
+END $$;
+CREATE FUNCTION v_outer() RETURNS bigint LANGUAGE sql AS 'SELECT v_count_orders() + 1';
+-- unsupported
+SELECT v_dynamic();
+-- unsupported
+SELECT v_outer();
 -- unsupported
 SELECT v_count_orders();
 -- unsupported
@@ -51,7 +63,7 @@ SELECT c_id, v_spent(c_id) FROM v_cust WHERE c_id = 3;
 -- unsupported
 SELECT * FROM v_count_orders();
 SELECT v_double(21), count(*) FROM v_orders WHERE v_double(o_id) > 900;
-DROP FUNCTION v_count_orders(), v_spent(int), v_double(int);
+DROP FUNCTION v_outer(), v_dynamic(), v_count_orders(), v_spent(int), v_double(int);
 CREATE OR REPLACE VIEW v_big AS SELECT o_id, o_cust, o_total FROM v_orders WHERE o_total > 90;
 SELECT count(*) FROM v_big;
 DROP VIEW v_of_view;

@@ -15,10 +15,13 @@ pub struct CatalogSnapshot {
     /// Views (and materialized views) that read distributed or reference tables, directly or
     /// through other views, by `(schema, name)`.
     pub views: HashMap<(String, String), Arc<View>>,
-    /// SQL and PL/pgSQL functions whose source names a distributed or reference table, by
-    /// function name (any schema, any arguments): called on the coordinator PostgreSQL they
-    /// would read its empty shells, so statements that call them are refused. Maps to the
-    /// table named.
+    /// SQL and PL/pgSQL functions that may read distributed or reference tables, by function
+    /// name (any schema, any arguments): called on the coordinator PostgreSQL they would read
+    /// its empty shells, so statements that call them are refused. Maps to why, as a phrase
+    /// ("reads distributed table \"t\"", "runs dynamic SQL (EXECUTE), which may read
+    /// distributed tables", "calls f(), which ..."): functions whose source names such a
+    /// table, PL/pgSQL functions that run dynamic SQL, and functions that name another of
+    /// these.
     pub shell_readers: HashMap<String, String>,
     /// The schemas unqualified names resolve in, in order (a session's search_path, `$user`
     /// already replaced); `None` for PostgreSQL's default path, where only `public` can hold

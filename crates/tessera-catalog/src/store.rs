@@ -387,12 +387,14 @@ pub async fn load_snapshot(client: &impl GenericClient) -> Result<CatalogSnapsho
         };
         views.insert((schema, name), Arc::new(view));
     }
-    // Functions whose source names one of those tables (a word match: an over-approximation
-    // that refuses a little too much rather than read a shell).
+    // Functions that may read those tables (word matches: an over-approximation that
+    // refuses a little too much rather than read a shell).
     let mut shell_readers = HashMap::new();
     if !tables.is_empty() {
         let names: std::collections::HashSet<String> =
             tables.keys().map(|(_, n)| n.to_lowercase()).collect();
+        // Each function's name and the words of its source.
+        let mut sources: Vec<(String, Vec<String>)> = Vec::new();
         for r in client
             // prosrc for string bodies; SQL-standard bodies (BEGIN ATOMIC) record their
             // tables in pg_depend. Columns only: functions such as pg_get_functiondef fail on
@@ -402,7 +404,8 @@ pub async fn load_snapshot(client: &impl GenericClient) -> Result<CatalogSnapsho
                         (SELECT min(c.relname::text) FROM pg_depend d
                          JOIN tessera.pg_dist_partition x ON x.logicalrelid::oid = d.refobjid
                          JOIN pg_class c ON c.oid = d.refobjid
-                         WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid)
+                         WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid),
+                        l.lanname::text
                  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
                  JOIN pg_language l ON l.oid = p.prolang
                  WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'tessera')
@@ -414,13 +417,46 @@ pub async fn load_snapshot(client: &impl GenericClient) -> Result<CatalogSnapsho
             let name: String = r.get(0);
             let source: Option<String> = r.get(1);
             let depends: Option<String> = r.get(2);
-            let lower = source.unwrap_or_default().to_lowercase();
-            let named = lower
+            let language: String = r.get(3);
+            let name = name.to_lowercase();
+            let words: Vec<String> = source
+                .unwrap_or_default()
+                .to_lowercase()
                 .split(|c: char| !(c.is_alphanumeric() || c == '_'))
-                .find(|w| names.contains(*w))
-                .map(str::to_string);
-            if let Some(t) = named.or(depends) {
-                shell_readers.insert(name.to_lowercase(), t);
+                .filter(|w| !w.is_empty())
+                .map(str::to_string)
+                .collect();
+            let named = words
+                .iter()
+                .find(|w| names.contains(w.as_str()))
+                .cloned()
+                .or(depends);
+            if let Some(t) = named {
+                shell_readers.insert(name.clone(), format!("reads distributed table \"{t}\""));
+            } else if language == "plpgsql" && words.iter().any(|w| w == "execute") {
+                // EXECUTE builds its statement at run time: no name to find beforehand.
+                shell_readers.insert(
+                    name.clone(),
+                    "runs dynamic SQL (EXECUTE), which may read distributed tables".to_string(),
+                );
+            }
+            sources.push((name, words));
+        }
+        // Functions that call those functions, to any depth.
+        loop {
+            let mut added = false;
+            for (name, words) in &sources {
+                if shell_readers.contains_key(name) {
+                    continue;
+                }
+                if let Some(callee) = words.iter().find(|w| shell_readers.contains_key(*w)) {
+                    let why = format!("calls {callee}(), which {}", shell_readers[callee]);
+                    shell_readers.insert(name.clone(), why);
+                    added = true;
+                }
+            }
+            if !added {
+                break;
             }
         }
     }

@@ -73,11 +73,11 @@ impl Executor {
                 .and_then(|r| r.rows.first())
                 .and_then(|row| crate::wire::row_values(row).first().copied().flatten())
                 .map(|v| String::from_utf8_lossy(v).to_lowercase());
-            if let Some(table) = name.and_then(|n| self.snapshot().shell_readers.get(&n).cloned()) {
+            if let Some(why) = name.and_then(|n| self.snapshot().shell_readers.get(&n).cloned()) {
                 return Err(ExecError::Unsupported(format!(
-                    "the function called through the fast-path interface reads distributed table \
-                     \"{table}\", and Tessera cannot run a function's queries on the shards yet (it \
-                     would read the coordinator's empty shell); run its queries directly"
+                    "the function called through the fast-path interface {why}, and Tessera cannot \
+                     run a function's queries on the shards yet (it would read the coordinator's \
+                     empty shells); run its queries directly"
                 )));
             }
         }

@@ -15,7 +15,6 @@ pub mod copy_router;
 pub mod database;
 pub mod explain_analyze;
 pub mod fastpath;
-pub mod inline;
 pub mod merge;
 pub mod partitions;
 pub mod pipeline;
@@ -1890,18 +1889,9 @@ impl Executor {
                 .await
                 .map_err(|e| ExecError::from(e).on_node(&address));
         }
-        // Text parameters of common types are written in as typed literals, so prepared
-        // statements share the pipelined path too.
-        let inlined = if req.params.is_empty() {
-            None
-        } else {
-            inline::inline_params(&task.sql, req.param_types, req.params)
-        };
-        if self.config.pipeline_lanes > 0
-            && session.settings().pipeline_safe()
-            && (req.params.is_empty() || inlined.is_some())
-            && result_formats.iter().all(|f| *f == 0)
-        {
+        // Outside blocks a router statement runs on a pipelined lane; with bound parameters
+        // it is prepared there once (see `pipeline`).
+        if self.config.pipeline_lanes > 0 && session.settings().pipeline_safe() {
             let lanes = {
                 let mut pipelines = match self.pipelines.lock() {
                     Ok(p) => p,
@@ -1917,8 +1907,18 @@ impl Executor {
                     })
                     .clone()
             };
+            let statement = if req.params.is_empty() && result_formats.iter().all(|f| *f == 0) {
+                pipeline::LaneStatement::Simple(task.sql.clone())
+            } else {
+                pipeline::LaneStatement::Bound {
+                    sql: task.sql.clone(),
+                    param_types: req.param_types.to_vec(),
+                    params: req.params.to_vec(),
+                    result_formats: result_formats.to_vec(),
+                }
+            };
             return lanes
-                .query(inlined.unwrap_or_else(|| task.sql.clone()))
+                .query(statement)
                 .await
                 .map_err(|e| ExecError::from(e).on_node(&address));
         }

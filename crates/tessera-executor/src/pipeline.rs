@@ -7,18 +7,27 @@
 //! query that is waiting, sends them in one write as separate Query messages, and reads the
 //! answers in order; the worker backend runs them one after another, each in its own implicit
 //! transaction exactly as if they had come one by one. Only statements that carry no session
-//! state use lanes: router statements outside transaction blocks, with parameters written in
-//! as literals. A long query
+//! state use lanes: router statements outside transaction blocks. A long query
 //! delays only the queries queued behind it on its lane; new queries go to the first lane
 //! with fewer than [`FILL`] queries waiting, else to the least busy one.
+//!
+//! Statements with bound parameters (a driver's prepared statements, pgbench `-M prepared`)
+//! are prepared once per lane under a name of the lane's and then only bound and executed
+//! (Bind/Describe/Execute/Sync), so the worker parses and plans each shard's statement once
+//! per lane instead of once per execution, as it would for the client on one PostgreSQL.
+//! PostgreSQL re-plans such a statement by itself when a table it reads changes; when the
+//! change alters the statement's result columns it answers "cached plan must not change
+//! result type" instead, and the lane then prepares the statement again and runs it once more
+//! (nothing ran: the error comes before execution).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::wire::{ConnParams, StatementResult, WireConnection, WireError};
+use crate::wire::{BoundParam, ConnParams, StatementResult, WireConnection, WireError};
 
 /// Most queries sent in one write.
 const MAX_BATCH: usize = 16;
@@ -36,9 +45,68 @@ const FILL: usize = MAX_BATCH / 2;
 /// new queries then go to another lane, instead of waiting behind it.
 const STALLED: Duration = Duration::from_millis(2);
 
+/// Statements a lane keeps prepared at most; beyond them a statement is parsed at each
+/// execution (the unnamed statement).
+const MAX_PREPARED: usize = 1024;
+
+/// A statement for a lane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LaneStatement {
+    /// One statement, sent as a simple Query.
+    Simple(String),
+    /// One statement with `$n` parameters, prepared on the lane and run with `params`
+    /// (`param_types` may hold 0 for "let the server infer"; `result_formats` follows Bind's
+    /// rules).
+    Bound {
+        sql: String,
+        param_types: Vec<u32>,
+        params: Vec<BoundParam>,
+        result_formats: Vec<i16>,
+    },
+}
+
 struct Job {
-    sql: String,
+    statement: LaneStatement,
     reply: oneshot::Sender<Result<StatementResult, WireError>>,
+    /// The lane prepared the statement again after "cached plan must not change result type".
+    retried: bool,
+}
+
+/// The statements prepared on one lane's connection, by SQL and parameter types.
+#[derive(Default)]
+struct PreparedOnLane {
+    names: HashMap<(String, Vec<u32>), String>,
+    next: u64,
+    /// Names to close before the next round (statements dropped after an error).
+    to_close: Vec<String>,
+}
+
+impl PreparedOnLane {
+    /// The name for `sql` with `types` and whether it must be parsed in this round
+    /// ("" — the unnamed statement, always parsed — once [`MAX_PREPARED`] are kept).
+    fn name_for(&mut self, sql: &str, types: &[u32]) -> (String, bool) {
+        if let Some(name) = self.names.get(&(sql.to_string(), types.to_vec())) {
+            return (name.clone(), false);
+        }
+        if self.names.len() >= MAX_PREPARED {
+            return (String::new(), true);
+        }
+        self.next += 1;
+        let name = format!("tessera_lane_{}", self.next);
+        self.names
+            .insert((sql.to_string(), types.to_vec()), name.clone());
+        (name, true)
+    }
+
+    /// Forgets `name` (its statement failed, or its plan went stale) and closes it on the
+    /// connection before the next round.
+    fn drop_name(&mut self, name: &str) {
+        if name.is_empty() {
+            return;
+        }
+        self.names.retain(|_, n| n != name);
+        self.to_close.push(name.to_string());
+    }
 }
 
 struct Lane {
@@ -111,7 +179,7 @@ impl Pipeline {
     }
 
     /// Runs one single-statement query on the first lane not yet filled (see [`FILL`]).
-    pub async fn query(&self, sql: String) -> Result<StatementResult, WireError> {
+    pub async fn query(&self, statement: LaneStatement) -> Result<StatementResult, WireError> {
         let ready = |l: &&Lane| !l.load.stalled();
         let lane = self
             .lanes
@@ -128,12 +196,24 @@ impl Pipeline {
             .ok_or_else(closed)?;
         let (reply, answer) = oneshot::channel();
         lane.load.in_flight.fetch_add(1, Ordering::Relaxed);
-        if lane.jobs.send(Job { sql, reply }).is_err() {
+        let job = Job {
+            statement,
+            reply,
+            retried: false,
+        };
+        if lane.jobs.send(job).is_err() {
             lane.load.done();
             return Err(closed());
         }
         answer.await.map_err(|_| closed())?
     }
+}
+
+/// Whether `e` is PostgreSQL's refusal to run a prepared statement whose result columns
+/// changed since it was prepared (plancache.c, SQLSTATE 0A000).
+fn stale_result_type(e: &WireError) -> bool {
+    matches!(e, WireError::Server(s)
+        if s.code == "0A000" && s.message.starts_with("cached plan must not change result type"))
 }
 
 fn closed() -> WireError {
@@ -145,8 +225,17 @@ fn closed() -> WireError {
 
 async fn drive(params: ConnParams, mut jobs: mpsc::UnboundedReceiver<Job>, load: Arc<LaneLoad>) {
     let mut conn: Option<WireConnection> = None;
-    while let Some(first) = jobs.recv().await {
-        let mut batch = vec![first];
+    let mut prepared = PreparedOnLane::default();
+    // Jobs to run again at once (their statement is prepared anew).
+    let mut again: Vec<Job> = Vec::new();
+    loop {
+        let mut batch = std::mem::take(&mut again);
+        if batch.is_empty() {
+            match jobs.recv().await {
+                Some(first) => batch.push(first),
+                None => return,
+            }
+        }
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
                 Ok(job) => batch.push(job),
@@ -154,6 +243,7 @@ async fn drive(params: ConnParams, mut jobs: mpsc::UnboundedReceiver<Job>, load:
             }
         }
         if conn.as_ref().is_none_or(|c| c.is_broken()) {
+            prepared = PreparedOnLane::default();
             match WireConnection::connect(&params).await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
@@ -172,8 +262,31 @@ async fn drive(params: ConnParams, mut jobs: mpsc::UnboundedReceiver<Job>, load:
         let Some(c) = conn.as_mut() else { continue };
         let mut queued = 0;
         let mut failure = None;
+        // The prepared statement each job ran ("" for none).
+        let mut names: Vec<String> = Vec::with_capacity(batch.len());
         for job in &batch {
-            if let Err(e) = c.queue_query(&job.sql) {
+            let done = match &job.statement {
+                LaneStatement::Simple(sql) => {
+                    names.push(String::new());
+                    c.queue_query(sql)
+                }
+                LaneStatement::Bound {
+                    sql,
+                    param_types,
+                    params,
+                    result_formats,
+                } => {
+                    let closes = std::mem::take(&mut prepared.to_close);
+                    let closed = closes
+                        .iter()
+                        .try_for_each(|name| c.queue_close_statement(name));
+                    let (name, parse) = prepared.name_for(sql, param_types);
+                    let parse = parse.then_some((sql.as_str(), param_types.as_slice()));
+                    names.push(name.clone());
+                    closed.and_then(|()| c.queue_bound(&name, parse, params, result_formats))
+                }
+            };
+            if let Err(e) = done {
                 failure = Some(e.to_string());
                 break;
             }
@@ -185,14 +298,26 @@ async fn drive(params: ConnParams, mut jobs: mpsc::UnboundedReceiver<Job>, load:
                 failure = Some(e.to_string());
             }
         }
-        let mut jobs_iter = batch.into_iter();
+        let mut jobs_iter = batch.into_iter().zip(names);
         if failure.is_none() {
-            for job in jobs_iter.by_ref().take(queued) {
+            for (job, name) in jobs_iter.by_ref().take(queued) {
                 let result = c
                     .read_query_results()
                     .await
                     .map(|mut r| r.pop().unwrap_or_default());
                 let broken = c.is_broken();
+                if let Err(e) = &result {
+                    // A statement that failed may not be prepared (its Parse failed) or may
+                    // hold a plan for columns that changed: prepared anew next time.
+                    prepared.drop_name(&name);
+                    if !job.retried && !broken && stale_result_type(e) {
+                        again.push(Job {
+                            retried: true,
+                            ..job
+                        });
+                        continue;
+                    }
+                }
                 load.done();
                 let _ = job.reply.send(result);
                 if broken {
@@ -202,7 +327,7 @@ async fn drive(params: ConnParams, mut jobs: mpsc::UnboundedReceiver<Job>, load:
             }
         }
         if let Some(detail) = failure {
-            for job in jobs_iter {
+            for (job, _) in jobs_iter.chain(again.drain(..).map(|j| (j, String::new()))) {
                 load.done();
                 let _ = job.reply.send(Err(WireError::Protocol {
                     address: params.address(),

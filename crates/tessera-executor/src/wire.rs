@@ -883,15 +883,42 @@ impl WireConnection {
         params: &[BoundParam],
         result_formats: &[i16],
     ) -> Result<StatementResult, WireError> {
+        self.queue_bound("", Some((sql, param_types)), params, result_formats)?;
+        self.flush().await?;
+        self.collect_one().await
+    }
+
+    /// Buffers one extended-protocol round without sending it: Parse of `statement` (only
+    /// when `parse` gives its SQL and parameter types; "" is the unnamed statement), Bind of
+    /// `params` to the unnamed portal, Describe, Execute and Sync. Its answer is read with
+    /// [`Self::read_query_results`]. A named statement stays prepared on the connection for
+    /// later rounds that leave `parse` out (PostgreSQL keeps its plan and re-plans it when a
+    /// table it reads changes).
+    pub fn queue_bound(
+        &mut self,
+        statement: &str,
+        parse: Option<(&str, &[u32])>,
+        params: &[BoundParam],
+        result_formats: &[i16],
+    ) -> Result<(), WireError> {
         let address = self.address.clone();
         let io = |source| WireError::Io {
             address: address.clone(),
             source,
         };
-        frontend::parse("", sql, param_types.iter().copied(), &mut self.write_buf).map_err(io)?;
+        let mark = self.write_buf.len();
+        if let Some((sql, param_types)) = parse {
+            frontend::parse(
+                statement,
+                sql,
+                param_types.iter().copied(),
+                &mut self.write_buf,
+            )
+            .map_err(io)?;
+        }
         let bind = frontend::bind(
             "",
-            "",
+            statement,
             params.iter().map(|p| p.format),
             params.iter(),
             |p, buf| match &p.value {
@@ -905,14 +932,22 @@ impl WireConnection {
             &mut self.write_buf,
         );
         if bind.is_err() {
-            self.write_buf.clear();
+            self.write_buf.truncate(mark);
             return Err(self.protocol("could not encode Bind"));
         }
         frontend::describe(b'P', "", &mut self.write_buf).map_err(io)?;
         frontend::execute("", 0, &mut self.write_buf).map_err(io)?;
         frontend::sync(&mut self.write_buf);
-        self.flush().await?;
-        self.collect_one().await
+        Ok(())
+    }
+
+    /// Buffers Close of the prepared statement `statement` without a Sync: it goes out with
+    /// the next round queued after it, whose answer takes its CloseComplete along. Closing a
+    /// name that is not prepared is no error.
+    pub fn queue_close_statement(&mut self, statement: &str) -> Result<(), WireError> {
+        let address = self.address.clone();
+        frontend::close(b'S', statement, &mut self.write_buf)
+            .map_err(|source| WireError::Io { address, source })
     }
 
     /// Describes a statement without running it: parameter types and result columns, or
@@ -1015,6 +1050,7 @@ impl WireConnection {
                 // Extended-protocol acknowledgements carry nothing to return.
                 Message::ParseComplete
                 | Message::BindComplete
+                | Message::CloseComplete
                 | Message::NoData
                 | Message::PortalSuspended
                 | Message::NoticeResponse(_)

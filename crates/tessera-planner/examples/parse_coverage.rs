@@ -3,15 +3,26 @@
 //! `src/test/regress/sql`) it parses, overall and for queries (SELECT/WITH/VALUES/TABLE).
 //! psql meta-commands (lines starting with `\`) are dropped first.
 //!
-//! `cargo run -p tessera-planner --example parse_coverage -- <dir> [--failures]`
+//! `cargo run -p tessera-planner --example parse_coverage -- <dir> [--failures] [--dump FILE]`
+//!
+//! `--dump FILE` also writes every statement to FILE, each as `Q` (a query) or `S` (any
+//! other statement), its text and a NUL byte, for `tools/pg-query-coverage`, which measures
+//! PostgreSQL's own parser (the `pg_query` crate) on the same statements.
 
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 
 fn main() {
     let mut args = std::env::args().skip(1);
+    // The directory, then options.
     let dir = args.next().unwrap_or_else(|| "src/test/regress/sql".into());
-    let show = args.any(|a| a == "--failures");
+    let rest: Vec<String> = args.collect();
+    let show = rest.iter().any(|a| a == "--failures");
+    let mut dump = rest
+        .iter()
+        .position(|a| a == "--dump")
+        .and_then(|i| rest.get(i + 1))
+        .map(|path| std::fs::File::create(path).unwrap_or_else(|e| panic!("{path}: {e}")));
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{dir}: {e}"))
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -40,6 +51,11 @@ fn main() {
             }
             let is_query = matches!(first.as_str(), "select" | "with" | "values" | "table" | "(");
             let ok = Parser::parse_sql(&PostgreSqlDialect {}, stmt).is_ok();
+            if let Some(out) = dump.as_mut() {
+                use std::io::Write;
+                let kind = if is_query { "Q" } else { "S" };
+                write!(out, "{kind}{stmt}\0").expect("write the dump");
+            }
             total += 1;
             parsed += ok as u64;
             if is_query {

@@ -165,14 +165,25 @@ fn per_placement(table: &Table, sql_for: impl Fn(&ObjectName, i64) -> String) ->
 
 /// One task per worker group holding placements of `tables`, with `sql_for(shard names)`.
 fn per_worker(tables: &[Arc<Table>], sql_for: impl Fn(&[String]) -> String) -> Vec<Task> {
+    let listed: Vec<(Arc<Table>, String)> =
+        tables.iter().map(|t| (t.clone(), String::new())).collect();
+    per_worker_listed(&listed, sql_for)
+}
+
+/// [`per_worker`] where each table's shard names are followed by a text of its own (a column
+/// list).
+fn per_worker_listed(
+    tables: &[(Arc<Table>, String)],
+    sql_for: impl Fn(&[String]) -> String,
+) -> Vec<Task> {
     let mut groups: std::collections::BTreeMap<i32, (Vec<String>, Vec<i64>)> =
         std::collections::BTreeMap::new();
-    for table in tables {
+    for (table, suffix) in tables {
         for shard in &table.shards {
             let name = quoted_name(&table.schema, &shard_name(&table.name, shard.shard_id));
             for p in &shard.placements {
                 let entry = groups.entry(p.group_id).or_default();
-                entry.0.push(name.to_string());
+                entry.0.push(format!("{name}{suffix}"));
                 entry.1.push(shard.shard_id);
             }
         }
@@ -185,6 +196,131 @@ fn per_worker(tables: &[Arc<Table>], sql_for: impl Fn(&[String]) -> String) -> V
             shard_ids,
         })
         .collect()
+}
+
+/// `VACUUM` and `ANALYZE` in every form PostgreSQL 15 accepts (gram.y's VacuumStmt and
+/// AnalyzeStmt: a parenthesized option list or the old keywords FULL, FREEZE, VERBOSE,
+/// ANALYZE, then any number of tables, each with an optional column list), read here token
+/// by token because sqlparser reads only some of them. The statement runs as it is on the
+/// coordinator (local tables, shells) and, for the distributed and reference tables it
+/// names, on each worker with the same options over the shards there (their statistics stay
+/// with the workers, which plan the shard queries).
+///
+/// `None` when `sql` is neither statement or names no distributed table; an error when it
+/// names one in a form not read here.
+pub fn maintenance_command_text(
+    sql: &str,
+    catalog: &CatalogSnapshot,
+) -> Option<Result<DistributedPlan, PlanError>> {
+    use sqlparser::dialect::PostgreSqlDialect;
+    use sqlparser::keywords::Keyword;
+    use sqlparser::parser::Parser;
+    use sqlparser::tokenizer::Token;
+    let dialect = PostgreSqlDialect {};
+    let mut p = Parser::new(&dialect).try_with_sql(sql).ok()?;
+    let command = match p.next_token().token {
+        Token::Word(w) if w.keyword == Keyword::VACUUM => "VACUUM",
+        Token::Word(w)
+            if w.keyword == Keyword::ANALYZE || w.value.eq_ignore_ascii_case("analyse") =>
+        {
+            "ANALYZE"
+        }
+        _ => return None,
+    };
+    let unreadable = || {
+        crate::mentions_distributed_table(sql, catalog).map(|t| {
+            Err(unsupported(format!(
+                "Tessera could not read this {command} statement, which names distributed table \"{t}\"; \
+                 list the tables with PostgreSQL's own syntax: {command} [ ( option [, ...] ) ] table [ ( column [, ...] ) ] [, ...]"
+            )))
+        })
+    };
+    // The options, as written (tokens joined by spaces).
+    let mut options = Vec::new();
+    if p.peek_token().token == Token::LParen {
+        let mut depth = 0;
+        loop {
+            let token = p.next_token().token;
+            match token {
+                Token::LParen => depth += 1,
+                Token::RParen => depth -= 1,
+                Token::EOF => return unreadable(),
+                _ => {}
+            }
+            options.push(token.to_string());
+            if depth == 0 {
+                break;
+            }
+        }
+    } else {
+        while let Token::Word(w) = &p.peek_token().token {
+            let word = w.value.to_ascii_uppercase();
+            let old_style = match command {
+                "VACUUM" => {
+                    ["FULL", "FREEZE", "VERBOSE", "ANALYZE", "ANALYSE"].contains(&word.as_str())
+                }
+                _ => word == "VERBOSE",
+            };
+            if !old_style {
+                break;
+            }
+            options.push(word);
+            p.next_token();
+        }
+    }
+    let mut tables: Vec<(Arc<Table>, String)> = Vec::new();
+    loop {
+        if matches!(p.peek_token().token, Token::EOF | Token::SemiColon) {
+            break;
+        }
+        let Ok(name) = p.parse_object_name(false) else {
+            return unreadable();
+        };
+        let mut columns = String::new();
+        if p.consume_token(&Token::LParen) {
+            let Ok(list) = p.parse_comma_separated(|p| p.parse_identifier()) else {
+                return unreadable();
+            };
+            if !p.consume_token(&Token::RParen) {
+                return unreadable();
+            }
+            let quoted: Vec<String> = list.iter().map(|c| quote_ident(&c.value)).collect();
+            columns = format!(" ({})", quoted.join(", "));
+        }
+        if let Some(table) = lookup(catalog, &name) {
+            tables.push((table, columns));
+        }
+        if !p.consume_token(&Token::Comma) {
+            if !matches!(p.peek_token().token, Token::EOF | Token::SemiColon) {
+                return unreadable();
+            }
+            break;
+        }
+    }
+    if tables.is_empty() {
+        return None;
+    }
+    let options = if options.is_empty() {
+        String::new()
+    } else {
+        format!("{} ", options.join(" "))
+    };
+    Some(Ok(DistributedPlan::Ddl(DdlPlan {
+        shell: sql.to_string(),
+        per_shard: per_worker_listed(&tables, |shards| {
+            format!("{command} {options}{}", shards.join(", "))
+        }),
+        dropped_tables: vec![],
+        // VACUUM refuses to run in a transaction block, as PostgreSQL does; ANALYZE may.
+        mode: if command == "VACUUM" {
+            DdlMode::Autocommit
+        } else {
+            DdlMode::Transactional
+        },
+        dropped_indexes: vec![],
+        cascade: false,
+        partitions: false,
+    })))
 }
 
 /// Plans a DDL (or other utility) statement.
@@ -560,68 +696,9 @@ pub fn plan_ddl(
                 partitions: false,
             }))
         }
-        Statement::Analyze(analyze) => {
-            let Some(table) = analyze.table_name.as_ref().and_then(|n| lookup(catalog, n)) else {
-                return Ok(local());
-            };
-            // The workers' statistics of each shard (and the shell's, empty, on the
-            // coordinator).
-            let columns = if analyze.columns.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " ({})",
-                    analyze
-                        .columns
-                        .iter()
-                        .map(|c| quote_ident(&ident_name(c)))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            };
-            Ok(DistributedPlan::Ddl(DdlPlan {
-                shell: original.to_string(),
-                per_shard: per_worker(std::slice::from_ref(&table), |shards| {
-                    let list: Vec<String> =
-                        shards.iter().map(|s| format!("{s}{columns}")).collect();
-                    format!("ANALYZE {}", list.join(", "))
-                }),
-                dropped_tables: vec![],
-                mode: DdlMode::Autocommit,
-                dropped_indexes: vec![],
-                cascade: false,
-                partitions: false,
-            }))
-        }
-        Statement::Vacuum(vacuum) => {
-            let Some(table) = vacuum.table_name.as_ref().and_then(|n| lookup(catalog, n)) else {
-                return Ok(local());
-            };
-            if vacuum.sort_only
-                || vacuum.delete_only
-                || vacuum.reindex
-                || vacuum.recluster
-                || vacuum.boost
-                || vacuum.threshold.is_some()
-            {
-                return Err(unsupported(format!(
-                    "this form of VACUUM is not supported on distributed table \"{}\"",
-                    table.name
-                )));
-            }
-            let full = if vacuum.full { "FULL " } else { "" };
-            Ok(DistributedPlan::Ddl(DdlPlan {
-                shell: original.to_string(),
-                per_shard: per_worker(std::slice::from_ref(&table), |shards| {
-                    format!("VACUUM {full}{}", shards.join(", "))
-                }),
-                dropped_tables: vec![],
-                mode: DdlMode::Autocommit,
-                dropped_indexes: vec![],
-                cascade: false,
-                partitions: false,
-            }))
-        }
+        // Read from the text before parsing (see `maintenance_command_text`): these name
+        // no distributed table.
+        Statement::Analyze(_) | Statement::Vacuum(_) => Ok(local()),
         Statement::Comment { .. } | Statement::Grant(_) | Statement::Revoke(_) => Ok(local()),
         other => {
             // Anything else that names a distributed or reference table would act on the

@@ -290,6 +290,9 @@ pub fn plan_sql(
     if let Some(command) = abort_or_end(sql) {
         return Ok(DistributedPlan::Transaction(command));
     }
+    if let Some(plan) = ddl::maintenance_command_text(sql, catalog) {
+        return plan;
+    }
     let only_stripped = strip_only(sql, catalog);
     let sql = only_stripped.as_deref().unwrap_or(sql);
     let parsed = parse_statement(sql).or_else(|e| match copy_with_boolean_words(sql) {
@@ -313,13 +316,13 @@ pub fn plan_sql(
                 return plan;
             }
             let lower = sql.to_lowercase();
-            if let Some(f) = catalog
+            if let Some((f, why)) = catalog
                 .shell_readers
-                .keys()
-                .find(|f| lower.contains(&format!("{f}(")))
+                .iter()
+                .find(|(f, _)| lower.contains(&format!("{f}(")))
             {
                 return Err(PlanError::Unsupported(format!(
-                    "function {f}() reads distributed tables, and Tessera cannot run a function's queries on the \
+                    "function {f}() {why}, and Tessera cannot run a function's queries on the \
                      shards yet; run its queries directly"
                 )));
             }

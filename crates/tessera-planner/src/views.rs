@@ -316,9 +316,9 @@ pub fn refuse_shell_readers(stmt: &Statement, catalog: &CatalogSnapshot) -> Resu
     };
     let _ = stmt.visit(&mut calls);
     match calls.found {
-        Some((function, table)) => Err(unsupported(format!(
-            "function {function}() reads distributed table \"{table}\", and Tessera cannot run a function's \
-             queries on the shards yet (it would read the coordinator's empty shell); run its queries directly"
+        Some((function, why)) => Err(unsupported(format!(
+            "function {function}() {why}, and Tessera cannot run a function's \
+             queries on the shards yet (it would read the coordinator's empty shells); run its queries directly"
         ))),
         None => Ok(()),
     }

@@ -61,6 +61,17 @@ pub fn result_response(r: StatementResult) -> Response {
     Response::Query(response)
 }
 
+/// Whether `r` returns rows under a command tag without a row count (`EXPLAIN`, `SHOW`,
+/// `CALL`): PostgreSQL counts rows in the tag of SELECT, FETCH, MOVE, COPY and of writes only.
+pub fn uncounted_rows(r: &StatementResult) -> bool {
+    let counted = r
+        .tag
+        .rsplit(' ')
+        .next()
+        .is_some_and(|w| w.parse::<u64>().is_ok());
+    (r.described || !r.fields.is_empty()) && !r.tag.is_empty() && !counted
+}
+
 /// Rows streamed from the workers as a pgwire response; an error in the middle ends the
 /// result with that error, as PostgreSQL's own would.
 pub fn stream_response(s: tessera_executor::RowStream) -> Response {

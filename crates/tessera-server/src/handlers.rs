@@ -42,8 +42,8 @@ use tokio::sync::Mutex;
 use tessera_executor::cancel::CancelScope;
 use tessera_executor::merge::format_for;
 use tessera_executor::wire::{
-    AuthAnswer, AuthRequest, BoundParam, FieldDescription, Handshake, Started, WireConnection,
-    WireError,
+    AuthAnswer, AuthRequest, BoundParam, FieldDescription, Handshake, Started, StatementResult,
+    WireConnection, WireError,
 };
 use tessera_executor::{CopyOutItem, CopyRouter, Executor, Outcome, Request, Session};
 use tessera_planner::{
@@ -165,6 +165,9 @@ fn notice_message(n: tessera_executor::wire::ServerError) -> PgWireBackendMessag
 enum Reply {
     /// A reply pgwire knows how to send.
     Response(Response),
+    /// Rows whose command tag carries no row count (`EXPLAIN`, `SHOW`, `CALL`), to which
+    /// pgwire's query response would add one ([`send_uncounted`]).
+    Uncounted(StatementResult),
     /// A COPY TO's output, rows and notices interleaved ([`send_copy_out`]).
     CopyOut {
         format: i8,
@@ -578,6 +581,9 @@ impl Backend {
             }
         }
         let response = match outcome {
+            Ok(Outcome::Result(r)) if crate::convert::uncounted_rows(&r) => {
+                return Reply::Uncounted(r)
+            }
             Ok(Outcome::Result(r)) => result_response(r),
             Ok(Outcome::Stream(s)) => crate::convert::stream_response(s),
             Ok(Outcome::CopyIn(router)) => {
@@ -786,6 +792,12 @@ where
 {
     let response = match reply {
         Reply::Response(r) => r,
+        Reply::Uncounted(r) => {
+            let tag = Tag::new(&r.tag);
+            send_uncounted_rows(client, r, true).await?;
+            send_execution_response(client, tag).await?;
+            return Ok(false);
+        }
         Reply::CopyOut {
             format,
             columns,
@@ -836,6 +848,49 @@ where
         }
     }
     Ok(false)
+}
+
+/// Sends the rows of a result whose tag has no row count (RowDescription first when
+/// `describe`); the caller sends the tag, which pgwire's query responses would give a count.
+async fn send_uncounted_rows<C>(
+    client: &mut C,
+    r: StatementResult,
+    describe: bool,
+) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    use pgwire::messages::data::{DataRow, FieldDescription as Field, RowDescription};
+    if describe {
+        let fields = r
+            .fields
+            .iter()
+            .map(|f| {
+                Field::new(
+                    f.name.clone(),
+                    f.table_oid as i32,
+                    f.column_id,
+                    f.type_oid,
+                    f.type_size,
+                    f.type_modifier,
+                    f.format,
+                )
+            })
+            .collect();
+        client
+            .feed(PgWireBackendMessage::RowDescription(RowDescription::new(
+                fields,
+            )))
+            .await?;
+    }
+    let columns = r.fields.len() as i16;
+    for row in r.rows {
+        let row = DataRow::new(bytes::BytesMut::from(&row[..]), columns);
+        client.feed(PgWireBackendMessage::DataRow(row)).await?;
+    }
+    Ok(())
 }
 
 /// Streams a COPY TO's output to the client: CopyOutResponse, the rows with the notices
@@ -1076,6 +1131,12 @@ impl ExtendedQueryHandler for Backend {
         send_side_messages(client, &mut state.session).await?;
         Ok(match reply {
             Reply::Response(r) => r,
+            // Rows sent here (Describe told the columns); pgwire sends the bare tag.
+            Reply::Uncounted(r) => {
+                let tag = Tag::new(&r.tag);
+                send_uncounted_rows(client, r, false).await?;
+                Response::Execution(tag)
+            }
             // Sent here, rows and notices in order; pgwire sends the CommandComplete.
             Reply::CopyOut {
                 format,
