@@ -2633,3 +2633,58 @@ fn concurrent_writes_of_a_reference_row_do_not_deadlock() {
         assert_eq!(count(&client, "SELECT count(*) FROM cw_dist").await, 100);
     });
 }
+
+/// Bound router statements are prepared once on a pipelined lane and then only bound and
+/// executed. After a column is added, PostgreSQL refuses the lane's old plan ("cached plan
+/// must not change result type"); the lane must prepare the statement again, so that a
+/// client preparing the same SQL afresh gets the new column, and a client's own statement
+/// prepared before the change gets PostgreSQL's error, as on one server. Binary parameters
+/// and results take the same path.
+#[test]
+fn lanes_prepare_bound_statements_and_follow_table_changes() {
+    common::runtime().block_on(async {
+        let env = common::TestEnv::start(4).await;
+        let client = env.tessera().await;
+        client
+            .batch_execute(
+                "CREATE TABLE lp_t (k bigint, v text);
+                 SELECT create_distributed_table('lp_t', 'k');
+                 INSERT INTO lp_t SELECT g, 'v' || g FROM generate_series(1, 50) g;",
+            )
+            .await
+            .expect("setup");
+        let sql = "SELECT * FROM lp_t WHERE k = $1";
+        let before = client.prepare(sql).await.expect("prepare");
+        for k in 1..=20i64 {
+            let rows = client.query(&before, &[&k]).await.expect("bound read");
+            assert_eq!(rows.len(), 1);
+            assert_eq!(rows[0].get::<_, String>(1), format!("v{k}"));
+        }
+        client
+            .batch_execute("ALTER TABLE lp_t ADD COLUMN w int DEFAULT 7")
+            .await
+            .expect("add column");
+        let fresh = client.prepare(sql).await.expect("prepare again");
+        assert_eq!(fresh.columns().len(), 3);
+        for k in 1..=20i64 {
+            let rows = client.query(&fresh, &[&k]).await.expect("bound read after ALTER");
+            assert_eq!(rows.len(), 1, "k = {k}");
+            assert_eq!(rows[0].get::<_, i32>(2), 7, "k = {k}");
+        }
+        let stale = client.query(&before, &[&3i64]).await;
+        let code = stale
+            .err()
+            .and_then(|e| e.code().map(|c| c.code().to_string()));
+        assert_eq!(code.as_deref(), Some("0A000"), "the client's own stale statement");
+        // Parameters of several types, NULLs, in binary (tokio-postgres binds binary).
+        let rows = client
+            .query(
+                "SELECT k, v, w FROM lp_t WHERE k = $1 AND v IS DISTINCT FROM $2 AND $3::int IS NULL",
+                &[&9i64, &"x", &None::<i32>],
+            )
+            .await
+            .expect("typed binary parameters");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].get::<_, String>(1), "v9");
+    });
+}

@@ -414,6 +414,7 @@ impl Backend {
                         params: &[],
                         result_formats: &[],
                     },
+                    None,
                 )
                 .await;
             if let Reply::Response(Response::Error(e)) = &mut reply {
@@ -501,13 +502,15 @@ impl Backend {
         send_ready_for_query(client, status).await
     }
 
-    /// Plans and runs one statement.
+    /// Plans and runs one statement. `described` holds the result columns a prepared
+    /// statement's Describe gave the client, which the rows must still have.
     async fn run_statement(
         &self,
         state: &mut SessionState,
         sql: &str,
         planner_params: &[ParamValue],
         req: Request<'_>,
+        described: Option<&[FieldDescription]>,
     ) -> Reply {
         let db = state.db.clone();
         let executor = &db.executor;
@@ -578,6 +581,24 @@ impl Backend {
             };
             for w in warnings {
                 state.session.add_notice(w);
+            }
+        }
+        // As PostgreSQL does when a table changed under a prepared statement (plancache.c).
+        let columns = match &outcome {
+            Ok(Outcome::Result(r)) if r.described => Some(&r.fields),
+            Ok(Outcome::Stream(s)) => Some(&s.fields),
+            _ => None,
+        };
+        if let (Some(got), Some(expected)) = (columns, described) {
+            let types = |f: &[FieldDescription]| f.iter().map(|f| f.type_oid).collect::<Vec<_>>();
+            if types(got) != types(expected) {
+                state.session.mark_failed();
+                return Response::Error(Box::new(ErrorInfo::new(
+                    "ERROR".into(),
+                    "0A000".into(),
+                    "cached plan must not change result type".into(),
+                )))
+                .into();
             }
         }
         let response = match outcome {
@@ -1126,6 +1147,7 @@ impl ExtendedQueryHandler for Backend {
                     params: &params,
                     result_formats: &result_formats,
                 },
+                stmt.returns_rows.then_some(stmt.fields.as_slice()),
             )
             .await;
         send_side_messages(client, &mut state.session).await?;
