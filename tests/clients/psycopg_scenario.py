@@ -135,6 +135,17 @@ with psycopg.connect(conninfo, autocommit=True) as conn:
     with cur.copy(f"COPY (SELECT id, amount FROM {P}_orders WHERE customer_id = 2 ORDER BY id) TO STDOUT") as copy:
         out("copy out", b"".join(bytes(b) for b in copy))
 
+    # Server-side (named) cursors: DECLARE, Describe of the portal, FETCH in batches.
+    with conn.transaction():
+        with conn.cursor(name="orders_by_amount") as named:
+            named.itersize = 7
+            named.execute(f"SELECT id, amount FROM {P}_orders WHERE amount > %s ORDER BY amount DESC, id", [10])
+            fetched = list(named)
+    out("named cursor", len(fetched), fetched[:3], fetched[-1])
+    with conn.cursor(name="held", withhold=True) as named:
+        named.execute(f"SELECT customer_id, count(*) FROM {P}_orders GROUP BY 1 ORDER BY 1")
+        out("held cursor", named.fetchmany(2), named.fetchall())
+
     # Errors keep their SQLSTATE and leave the connection usable.
     for sql, params in [
         (f"INSERT INTO {P}_orders VALUES (%s, %s, %s, %s, %s, %s, %s)", order_row(3)),

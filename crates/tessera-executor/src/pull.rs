@@ -447,7 +447,11 @@ async fn run_in_block(
     let result = conn
         .execute(&plan.query, req.param_types, req.params, req.result_formats)
         .await?;
-    drop_in_block(conn, plan).await?;
+    // A cursor reads them until it is closed; they go with the transaction (ON COMMIT DROP,
+    // after a holdable cursor has kept its rows).
+    if plan.cursor.is_none() {
+        drop_in_block(conn, plan).await?;
+    }
     Ok(result)
 }
 
@@ -475,7 +479,8 @@ async fn stage_in_block(
 ) -> Result<(), ExecError> {
     for input in &plan.inputs {
         let conn = session.coordinator_for_statement(exec).await?;
-        conn.simple_query(&create_sql(input, false)).await?;
+        conn.simple_query(&create_sql(input, plan.cursor.is_some()))
+            .await?;
         conn.copy_in_start(&copy_in_sql(input)).await?;
         // Each task's rows go from the block's worker connection straight into the COPY.
         let copied = async {
@@ -550,6 +555,7 @@ pub async fn run_insert_select(
             quote_ident(&stage),
             plan.select.query
         ),
+        cursor: None,
     };
     let create = format!(
         "CREATE TEMP TABLE {} (LIKE {target} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED)",
@@ -684,6 +690,13 @@ pub async fn run_pull_command(
 ) -> Result<StatementResult, ExecError> {
     if session.in_block() {
         return run_in_block(exec, session, snapshot, plan, req).await;
+    }
+    if plan.cursor == Some(false) {
+        // As PostgreSQL (portalcmds.c): without HOLD a cursor ends with its transaction.
+        return Err(ExecError::Sql {
+            code: "25P01".into(),
+            message: "DECLARE CURSOR can only be used in transaction blocks".into(),
+        });
     }
     let settings = session.settings().clone();
     let conn = session.coordinator_for_statement(exec).await?;

@@ -992,6 +992,40 @@ impl WireConnection {
         }
     }
 
+    /// Describes the open portal `name` (a cursor DECLAREd on this connection): its columns,
+    /// or `None` when it returns no rows (NoData). Errors: the server's (34000 when there is
+    /// no such portal).
+    pub async fn describe_portal(
+        &mut self,
+        name: &str,
+    ) -> Result<Option<Vec<FieldDescription>>, WireError> {
+        let address = self.address.clone();
+        let io = |source| WireError::Io {
+            address: address.clone(),
+            source,
+        };
+        frontend::describe(b'P', name, &mut self.write_buf).map_err(io)?;
+        frontend::sync(&mut self.write_buf);
+        self.flush().await?;
+        let mut error = None;
+        let mut fields = None;
+        loop {
+            match self.read_message().await? {
+                Message::NoData => {}
+                Message::RowDescription(body) => fields = Some(fields_of(&body).map_err(io)?),
+                Message::ErrorResponse(body) => error = Some(server_error(&body)),
+                Message::ReadyForQuery(body) => {
+                    self.ready(&body);
+                    return match error {
+                        Some(e) => Err(WireError::Server(Box::new(e))),
+                        None => Ok(fields),
+                    };
+                }
+                _ => return Err(self.protocol("unexpected message answering Describe")),
+            }
+        }
+    }
+
     /// The first column of the first row of `sql`'s first result, as text (lossy UTF-8);
     /// `None` when there is no row or the value is NULL. Errors: the server's or the
     /// connection's.

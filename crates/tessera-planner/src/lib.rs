@@ -380,6 +380,9 @@ pub fn plan(
         Statement::Rollback { chain: true, .. } => Err(PlanError::Syntax(
             "ROLLBACK TO SAVEPOINT does not take AND CHAIN".into(),
         )),
+        Statement::Declare { stmts } if stmts.len() == 1 && stmts[0].for_query.is_some() => {
+            declare_cursor(&stmts[0], original, catalog)
+        }
         Statement::Explain {
             statement,
             analyze: false,
@@ -731,6 +734,64 @@ fn create_table_as_text(
         pull::plan_pull_wrapped(&q, catalog, |fin| format!("{head} AS {fin}{suffix}"))
             .map(DistributedPlan::PullCommand),
     )
+}
+
+/// `DECLARE name ... CURSOR [WITH HOLD] FOR query` over distributed or reference tables: the
+/// general tier copies what the query reads into temporary tables on the session's
+/// coordinator connection, and the cursor is declared there over the final query, so FETCH,
+/// MOVE, CLOSE, SCROLL and WITH HOLD behave as PostgreSQL's own (they run on that
+/// connection). The rows are read when the cursor is declared, as the snapshot a cursor sees
+/// is that of its DECLARE. The temporary tables live until the transaction ends (a holdable
+/// cursor keeps its own copy of the rows at commit). A query over local tables only is
+/// declared as it is.
+///
+/// Errors: 0A000 for `FOR UPDATE`/`FOR SHARE` cursors over distributed tables (`WHERE
+/// CURRENT OF` would need the workers' rows).
+fn declare_cursor(
+    declare: &sqlparser::ast::Declare,
+    original: &str,
+    catalog: &CatalogSnapshot,
+) -> Result<DistributedPlan, PlanError> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    /// Numbers the intermediate results of cursors, which must not meet each other's or a
+    /// later statement's in the same transaction.
+    static CURSORS: AtomicU64 = AtomicU64::new(0);
+    let Some(query) = declare.for_query.as_deref() else {
+        return Ok(DistributedPlan::Local(original.to_string()));
+    };
+    let mut as_stmt = Statement::Query(Box::new(query.clone()));
+    let views = views::expand_views(&mut as_stmt, catalog)?;
+    let Statement::Query(query) = as_stmt else {
+        return Ok(DistributedPlan::Local(original.to_string()));
+    };
+    let mut a = analyze::analyze_query(&query, &[], catalog);
+    if !views
+        && a.placement()
+            .map(|p| p == analyze::Placement::Local)
+            .unwrap_or(false)
+    {
+        return Ok(DistributedPlan::Local(original.to_string()));
+    }
+    if !query.locks.is_empty() {
+        return Err(PlanError::Unsupported(
+            "cursors FOR UPDATE/SHARE over distributed or reference tables are not supported; \
+             declare the cursor without FOR UPDATE and update the rows by key"
+                .into(),
+        ));
+    }
+    let mut head = declare.clone();
+    head.for_query = None;
+    let mut plan =
+        pull::plan_pull_wrapped(&query, catalog, |fin| format!("DECLARE {head} FOR {fin}"))?;
+    let number = CURSORS.fetch_add(1, Ordering::Relaxed);
+    // Highest index first, so that tessera_pull_1 does not rename part of tessera_pull_12.
+    for (i, input) in plan.inputs.iter_mut().enumerate().rev() {
+        let name = format!("tessera_cursor_{number}_{i}");
+        plan.query = plan.query.replace(&input.temp_table, &name);
+        input.temp_table = name;
+    }
+    plan.cursor = Some(declare.hold == Some(true));
+    Ok(DistributedPlan::PullCommand(plan))
 }
 
 /// Splits `CREATE ... TABLE name [(columns)] AS rest` into the part before `AS` and `rest`.

@@ -102,6 +102,9 @@ pub struct PullPlan {
     pub inputs: Vec<PullInput>,
     /// The statement over the temporary tables; parameters `$n` are the client's.
     pub query: String,
+    /// The statement declares a cursor over the intermediate results (`Some(true)`: WITH
+    /// HOLD): they must outlive the statement, until the transaction ends.
+    pub cursor: Option<bool>,
 }
 
 fn unsupported(what: impl Into<String>) -> PlanError {
@@ -252,6 +255,7 @@ pub fn plan_pull(
     Ok(PullPlan {
         inputs,
         query: final_stmt,
+        cursor: None,
     })
 }
 

@@ -871,22 +871,11 @@ where
     Ok(false)
 }
 
-/// Sends the rows of a result whose tag has no row count (RowDescription first when
-/// `describe`); the caller sends the tag, which pgwire's query responses would give a count.
-async fn send_uncounted_rows<C>(
-    client: &mut C,
-    r: StatementResult,
-    describe: bool,
-) -> PgWireResult<()>
-where
-    C: Sink<PgWireBackendMessage> + Unpin + Send,
-    C::Error: Debug,
-    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-{
-    use pgwire::messages::data::{DataRow, FieldDescription as Field, RowDescription};
-    if describe {
-        let fields = r
-            .fields
+/// A RowDescription message of `fields` as a server described them.
+fn row_description(fields: &[FieldDescription]) -> pgwire::messages::data::RowDescription {
+    use pgwire::messages::data::{FieldDescription as Field, RowDescription};
+    RowDescription::new(
+        fields
             .iter()
             .map(|f| {
                 Field::new(
@@ -899,10 +888,27 @@ where
                     f.format,
                 )
             })
-            .collect();
+            .collect(),
+    )
+}
+
+/// Sends the rows of a result whose tag has no row count (RowDescription first when
+/// `describe`); the caller sends the tag, which pgwire's query responses would give a count.
+async fn send_uncounted_rows<C>(
+    client: &mut C,
+    r: StatementResult,
+    describe: bool,
+) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    use pgwire::messages::data::DataRow;
+    if describe {
         client
-            .feed(PgWireBackendMessage::RowDescription(RowDescription::new(
-                fields,
+            .feed(PgWireBackendMessage::RowDescription(row_description(
+                &r.fields,
             )))
             .await?;
     }
@@ -1095,6 +1101,26 @@ impl ExtendedQueryHandler for Backend {
                     .await?;
                 return Ok(());
             }
+        } else if !name.is_empty() {
+            // A cursor DECLAREd in SQL is a portal of the session's coordinator connection
+            // (psycopg's server-side cursors describe it by name).
+            let shared = session_of(client)?;
+            let mut state = shared.lock().await;
+            let executor = state.db.executor.clone();
+            let described = match state.session.coordinator(&executor).await {
+                Ok(conn) => conn
+                    .describe_portal(name)
+                    .await
+                    .map_err(tessera_executor::ExecError::from),
+                Err(e) => Err(e),
+            };
+            let message = match described {
+                Ok(Some(fields)) => PgWireBackendMessage::RowDescription(row_description(&fields)),
+                Ok(None) => PgWireBackendMessage::NoData(NoData::new()),
+                Err(e) => return Err(user_error(exec_error(e))),
+            };
+            client.send(message).await?;
+            return Ok(());
         }
         self._on_describe(client, message).await
     }
