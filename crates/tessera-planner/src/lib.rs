@@ -302,7 +302,10 @@ pub fn plan_sql(
     match parsed {
         Ok(mut stmt) => {
             views::refuse_shell_readers(&stmt, catalog)?;
-            if views::expand_views(&mut stmt, catalog)? {
+            let views = views::expand_views(&mut stmt, catalog)?;
+            let counts = matches!(stmt, Statement::Query(_))
+                && rewrite::count_rows_by_ctid(&mut stmt, catalog);
+            if views || counts {
                 let expanded = stmt.to_string();
                 return plan(&stmt, &expanded, params, catalog);
             }

@@ -193,3 +193,102 @@ pub fn rewrite_catalog_names(stmt: &Statement) -> Option<String> {
     let _ = copy.visit(&mut rewriter);
     rewriter.changed.then(|| copy.to_string())
 }
+
+/// `count(t.*)` where `t` is a distributed or reference table of the same SELECT's FROM
+/// becomes `count(t.ctid)`. A table's whole row is NULL only where an outer join
+/// null-extends it, and so is its `ctid` (present on every shard and on every copy the
+/// general tier makes), so both count the same rows — the idiom `LEFT JOIN ... count(o.*)`
+/// then needs no whole-row value, whose type differs between servers. `count(DISTINCT t.*)`
+/// compares row values, not rows, and is left alone. Returns whether anything changed.
+pub fn count_rows_by_ctid(stmt: &mut Statement, catalog: &CatalogSnapshot) -> bool {
+    use sqlparser::ast::{
+        visit_expressions_mut, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Query,
+        SetExpr,
+    };
+    struct Rewrite<'a> {
+        catalog: &'a CatalogSnapshot,
+        changed: bool,
+    }
+    impl VisitorMut for Rewrite<'_> {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+            let SetExpr::Select(select) = q.body.as_mut() else {
+                return ControlFlow::Continue(());
+            };
+            let mut tables = std::collections::HashSet::new();
+            for from in &select.from {
+                let factors =
+                    std::iter::once(&from.relation).chain(from.joins.iter().map(|j| &j.relation));
+                for factor in factors {
+                    let TableFactor::Table {
+                        name,
+                        alias,
+                        args: None,
+                        ..
+                    } = factor
+                    else {
+                        continue;
+                    };
+                    let Some((schema, table)) = object_name_parts(name) else {
+                        continue;
+                    };
+                    if self.catalog.table(schema.as_deref(), &table).is_some() {
+                        tables.insert(match alias {
+                            Some(a) => crate::analyze::ident_name(&a.name),
+                            None => table,
+                        });
+                    }
+                }
+            }
+            if tables.is_empty() {
+                return ControlFlow::Continue(());
+            }
+            let mut changed = false;
+            let mut rewrite = |e: &mut Expr| {
+                if let Expr::Function(f) = e {
+                    let is_count = object_name_parts(&f.name).is_some_and(|(schema, name)| {
+                        name == "count" && schema.is_none_or(|s| s == "pg_catalog")
+                    });
+                    if let (true, FunctionArguments::List(list)) = (is_count, &mut f.args) {
+                        if let (
+                            None,
+                            [FunctionArg::Unnamed(FunctionArgExpr::QualifiedWildcard(p))],
+                        ) = (&list.duplicate_treatment, list.args.as_slice())
+                        {
+                            let alias = match p.0.as_slice() {
+                                [ObjectNamePart::Identifier(i)] => Some(i.clone()),
+                                _ => None,
+                            };
+                            if let Some(alias) =
+                                alias.filter(|a| tables.contains(&crate::analyze::ident_name(a)))
+                            {
+                                list.args = vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(
+                                    Expr::CompoundIdentifier(vec![alias, Ident::new("ctid")]),
+                                ))];
+                                changed = true;
+                            }
+                        }
+                    }
+                }
+                ControlFlow::<()>::Continue(())
+            };
+            for item in &mut select.projection {
+                let _ = visit_expressions_mut(item, &mut rewrite);
+            }
+            if let Some(having) = &mut select.having {
+                let _ = visit_expressions_mut(having, &mut rewrite);
+            }
+            if let Some(order_by) = &mut q.order_by {
+                let _ = visit_expressions_mut(order_by, &mut rewrite);
+            }
+            self.changed |= changed;
+            ControlFlow::Continue(())
+        }
+    }
+    let mut r = Rewrite {
+        catalog,
+        changed: false,
+    };
+    let _ = stmt.visit(&mut r);
+    r.changed
+}
