@@ -68,3 +68,13 @@ SELECT count(*) FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid);
 SELECT table_name, citus_table_type, distribution_column, shard_count FROM citus_tables;
 DROP TABLE b_items;
 DROP TABLE b_orders, b_status;
+-- TABLE name abbreviates SELECT * FROM name (sqlparser does not read it).
+CREATE TABLE tc_items (id int, label text);
+-- tessera-only
+SELECT create_distributed_table('tc_items', 'id');
+INSERT INTO tc_items SELECT g, 'l' || g FROM generate_series(1, 12) g;
+TABLE tc_items;
+TABLE tc_items ORDER BY id DESC LIMIT 3;
+TABLE ONLY tc_items;
+table public.tc_items;
+DROP TABLE tc_items;

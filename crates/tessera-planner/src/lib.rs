@@ -295,9 +295,11 @@ pub fn plan_sql(
     }
     let only_stripped = strip_only(sql, catalog);
     let sql = only_stripped.as_deref().unwrap_or(sql);
-    let parsed = parse_statement(sql).or_else(|e| match copy_with_boolean_words(sql) {
-        Some(fixed) => parse_statement(&fixed),
-        None => Err(e),
+    let parsed = parse_statement(sql).or_else(|e| {
+        match copy_with_boolean_words(sql).or_else(|| table_command(sql)) {
+            Some(fixed) => parse_statement(&fixed),
+            None => Err(e),
+        }
     });
     match parsed {
         Ok(mut stmt) => {
@@ -737,6 +739,16 @@ fn create_table_as_text(
         pull::plan_pull_wrapped(&q, catalog, |fin| format!("{head} AS {fin}{suffix}"))
             .map(DistributedPlan::PullCommand),
     )
+}
+
+/// `TABLE name [ORDER BY ...] [LIMIT ...]`, which sqlparser does not read, as the query it
+/// abbreviates in PostgreSQL's grammar (gram.y: `SELECT * FROM name`); `None` for other
+/// statements.
+fn table_command(sql: &str) -> Option<String> {
+    let trimmed = sql.trim_start();
+    let (word, rest) = trimmed.split_at(trimmed.find(|c: char| c.is_whitespace())?);
+    word.eq_ignore_ascii_case("table")
+        .then(|| format!("SELECT * FROM {}", rest.trim_start()))
 }
 
 /// `DECLARE name ... CURSOR [WITH HOLD] FOR query` over distributed or reference tables: the
