@@ -238,13 +238,31 @@ fn utility_call_with_named_arguments() {
 #[test]
 fn statements_that_would_read_the_shell_are_refused() {
     for sql in [
-        "DECLARE c CURSOR FOR SELECT * FROM orders",
+        "DECLARE c CURSOR FOR SELECT * FROM orders FOR UPDATE",
         "EXPLAIN ANALYZE DELETE FROM orders",
         "WITH moved AS (DELETE FROM orders RETURNING *) SELECT count(*) FROM moved",
         "SELECT * FROM orders FOR UPDATE",
     ] {
         let e = plan(sql).expect_err(sql);
         assert_eq!(e.sqlstate(), "0A000", "{sql}: {e}");
+    }
+    // A cursor reads through the general tier into intermediate results of its own, which
+    // outlive the statement.
+    match plan("DECLARE c SCROLL CURSOR WITH HOLD FOR SELECT * FROM orders") {
+        Ok(DistributedPlan::PullCommand(p)) => {
+            assert_eq!(p.cursor, Some(true));
+            assert!(
+                p.query
+                    .starts_with("DECLARE c SCROLL CURSOR WITH HOLD FOR SELECT"),
+                "{}",
+                p.query
+            );
+            assert!(p
+                .inputs
+                .iter()
+                .all(|i| i.temp_table.starts_with("tessera_cursor_")));
+        }
+        other => panic!("DECLARE: {other:?}"),
     }
     // VACUUM acts on the shards, each outside a transaction block.
     match plan("VACUUM orders") {
