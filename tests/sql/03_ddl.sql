@@ -104,6 +104,7 @@ VACUUM ANALYZE d_idx;
 VACUUM FULL FREEZE d_idx;
 VACUUM (ANALYZE, VERBOSE false, SKIP_LOCKED) d_idx (n, v), d_idx;
 ANALYSE d_idx;
+/* a comment first */ VACUUM ANALYZE d_idx;
 ANALYZE (SKIP_LOCKED) d_idx, d_idx (v);
 BEGIN;
 ANALYZE d_idx;

@@ -72,10 +72,10 @@ struct Job {
     retried: bool,
 }
 
-/// The statements prepared on one lane's connection, by SQL and parameter types.
+/// The statements prepared on one lane's connection, by SQL: their parameter types and name.
 #[derive(Default)]
 struct PreparedOnLane {
-    names: HashMap<(String, Vec<u32>), String>,
+    names: HashMap<String, (Vec<u32>, String)>,
     next: u64,
     /// Names to close before the next round (statements dropped after an error).
     to_close: Vec<String>,
@@ -83,19 +83,21 @@ struct PreparedOnLane {
 
 impl PreparedOnLane {
     /// The name for `sql` with `types` and whether it must be parsed in this round
-    /// ("" — the unnamed statement, always parsed — once [`MAX_PREPARED`] are kept).
+    /// ("" — the unnamed statement, always parsed — once [`MAX_PREPARED`] are kept, or when
+    /// the SQL is prepared with other parameter types).
     fn name_for(&mut self, sql: &str, types: &[u32]) -> (String, bool) {
-        if let Some(name) = self.names.get(&(sql.to_string(), types.to_vec())) {
-            return (name.clone(), false);
+        match self.names.get(sql) {
+            Some((prepared, name)) if prepared.as_slice() == types => (name.clone(), false),
+            Some(_) => (String::new(), true),
+            None if self.names.len() >= MAX_PREPARED => (String::new(), true),
+            None => {
+                self.next += 1;
+                let name = format!("tessera_lane_{}", self.next);
+                self.names
+                    .insert(sql.to_string(), (types.to_vec(), name.clone()));
+                (name, true)
+            }
         }
-        if self.names.len() >= MAX_PREPARED {
-            return (String::new(), true);
-        }
-        self.next += 1;
-        let name = format!("tessera_lane_{}", self.next);
-        self.names
-            .insert((sql.to_string(), types.to_vec()), name.clone());
-        (name, true)
     }
 
     /// Forgets `name` (its statement failed, or its plan went stale) and closes it on the
@@ -104,7 +106,7 @@ impl PreparedOnLane {
         if name.is_empty() {
             return;
         }
-        self.names.retain(|_, n| n != name);
+        self.names.retain(|_, (_, n)| n != name);
         self.to_close.push(name.to_string());
     }
 }

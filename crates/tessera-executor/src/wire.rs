@@ -967,6 +967,34 @@ impl WireConnection {
         frontend::describe(b'S', "", &mut self.write_buf).map_err(io)?;
         frontend::sync(&mut self.write_buf);
         self.flush().await?;
+        self.read_description().await
+    }
+
+    /// Describes the open portal `name` (a cursor DECLAREd on this connection): its columns,
+    /// or `None` when it returns no rows (NoData). Errors: the server's (34000 when there is
+    /// no such portal).
+    pub async fn describe_portal(
+        &mut self,
+        name: &str,
+    ) -> Result<Option<Vec<FieldDescription>>, WireError> {
+        let address = self.address.clone();
+        frontend::describe(b'P', name, &mut self.write_buf)
+            .map_err(|source| WireError::Io { address, source })?;
+        frontend::sync(&mut self.write_buf);
+        self.flush().await?;
+        Ok(self.read_description().await?.1)
+    }
+
+    /// Reads the answer to a Describe and its Sync: parameter types (statements only) and
+    /// columns (`None` for NoData), or the server's error.
+    async fn read_description(
+        &mut self,
+    ) -> Result<(Vec<u32>, Option<Vec<FieldDescription>>), WireError> {
+        let address = self.address.clone();
+        let io = |source| WireError::Io {
+            address: address.clone(),
+            source,
+        };
         let mut error = None;
         let mut types = Vec::new();
         let mut fields = None;
@@ -985,40 +1013,6 @@ impl WireConnection {
                     return match error {
                         Some(e) => Err(WireError::Server(Box::new(e))),
                         None => Ok((types, fields)),
-                    };
-                }
-                _ => return Err(self.protocol("unexpected message answering Describe")),
-            }
-        }
-    }
-
-    /// Describes the open portal `name` (a cursor DECLAREd on this connection): its columns,
-    /// or `None` when it returns no rows (NoData). Errors: the server's (34000 when there is
-    /// no such portal).
-    pub async fn describe_portal(
-        &mut self,
-        name: &str,
-    ) -> Result<Option<Vec<FieldDescription>>, WireError> {
-        let address = self.address.clone();
-        let io = |source| WireError::Io {
-            address: address.clone(),
-            source,
-        };
-        frontend::describe(b'P', name, &mut self.write_buf).map_err(io)?;
-        frontend::sync(&mut self.write_buf);
-        self.flush().await?;
-        let mut error = None;
-        let mut fields = None;
-        loop {
-            match self.read_message().await? {
-                Message::NoData => {}
-                Message::RowDescription(body) => fields = Some(fields_of(&body).map_err(io)?),
-                Message::ErrorResponse(body) => error = Some(server_error(&body)),
-                Message::ReadyForQuery(body) => {
-                    self.ready(&body);
-                    return match error {
-                        Some(e) => Err(WireError::Server(Box::new(e))),
-                        None => Ok(fields),
                     };
                 }
                 _ => return Err(self.protocol("unexpected message answering Describe")),

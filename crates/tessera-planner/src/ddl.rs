@@ -198,6 +198,45 @@ fn per_worker_listed(
         .collect()
 }
 
+/// The first word of `sql` after whitespace and comments (`-- ...`, `/* ... */`, nested as
+/// PostgreSQL allows); "" when it does not start with a letter.
+fn first_word(sql: &str) -> &str {
+    let mut rest = sql.trim_start();
+    loop {
+        if let Some(after) = rest.strip_prefix("--") {
+            rest = after.split_once('\n').map_or("", |(_, r)| r).trim_start();
+        } else if rest.starts_with("/*") {
+            let mut depth = 0;
+            let mut end = rest.len();
+            let bytes = rest.as_bytes();
+            let mut i = 0;
+            while i + 1 < bytes.len() {
+                match &bytes[i..i + 2] {
+                    b"/*" => {
+                        depth += 1;
+                        i += 2;
+                    }
+                    b"*/" => {
+                        depth -= 1;
+                        i += 2;
+                        if depth == 0 {
+                            end = i;
+                            break;
+                        }
+                    }
+                    _ => i += 1,
+                }
+            }
+            rest = rest[end..].trim_start();
+        } else {
+            break;
+        }
+    }
+    rest.split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or("")
+}
+
 /// `VACUUM` and `ANALYZE` in every form PostgreSQL 15 accepts (gram.y's VacuumStmt and
 /// AnalyzeStmt: a parenthesized option list or the old keywords FULL, FREEZE, VERBOSE,
 /// ANALYZE, then any number of tables, each with an optional column list), read here token
@@ -216,6 +255,14 @@ pub fn maintenance_command_text(
     use sqlparser::keywords::Keyword;
     use sqlparser::parser::Parser;
     use sqlparser::tokenizer::Token;
+    // Most statements are neither: tell by the first word before tokenizing the whole text.
+    let first = first_word(sql);
+    if !["vacuum", "analyze", "analyse"]
+        .iter()
+        .any(|w| first.eq_ignore_ascii_case(w))
+    {
+        return None;
+    }
     let dialect = PostgreSqlDialect {};
     let mut p = Parser::new(&dialect).try_with_sql(sql).ok()?;
     let command = match p.next_token().token {
@@ -696,9 +743,11 @@ pub fn plan_ddl(
                 partitions: false,
             }))
         }
-        // Read from the text before parsing (see `maintenance_command_text`): these name
-        // no distributed table.
-        Statement::Analyze(_) | Statement::Vacuum(_) => Ok(local()),
+        // Usually read from the text before parsing (`maintenance_command_text`); here when
+        // the text did not start with the command word (a comment first).
+        Statement::Analyze(_) | Statement::Vacuum(_) => {
+            maintenance_command_text(&stmt.to_string(), catalog).unwrap_or_else(|| Ok(local()))
+        }
         Statement::Comment { .. } | Statement::Grant(_) | Statement::Revoke(_) => Ok(local()),
         other => {
             // Anything else that names a distributed or reference table would act on the

@@ -305,7 +305,9 @@ pub fn plan_sql(
         Ok(mut stmt) => {
             views::refuse_shell_readers(&stmt, catalog)?;
             let views = views::expand_views(&mut stmt, catalog)?;
+            // Only a statement with `.*` in it can count whole rows.
             let counts = matches!(stmt, Statement::Query(_))
+                && sql.contains(".*")
                 && rewrite::count_rows_by_ctid(&mut stmt, catalog);
             if views || counts {
                 let expanded = stmt.to_string();
