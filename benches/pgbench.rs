@@ -11,7 +11,8 @@
 //!
 //! `cargo bench -p tessera --bench pgbench`
 //! Environment: `TESSERA_BENCH_SCALE` (10), `TESSERA_BENCH_SECONDS` (20),
-//! `TESSERA_BENCH_CLIENTS` (16).
+//! `TESSERA_BENCH_CLIENTS` (16), `TESSERA_BENCH_SCRIPTS` (comma-separated subset of
+//! `simple,prepared,tpcb`; all when unset).
 
 use std::process::Command;
 use std::time::Instant;
@@ -156,11 +157,15 @@ fn main() {
         baseline_init.as_secs_f64(),
         tessera_init.as_secs_f64()
     );
-    for (label, mode) in [
-        ("-S (simple protocol)", &["-S", "-M", "simple"][..]),
-        ("-S -M prepared", &["-S", "-M", "prepared"][..]),
-        ("TPC-B (built-in script)", &["-M", "simple"][..]),
+    let only = std::env::var("TESSERA_BENCH_SCRIPTS").unwrap_or_default();
+    for (key, label, mode) in [
+        ("simple", "-S (simple protocol)", &["-S", "-M", "simple"][..]),
+        ("prepared", "-S -M prepared", &["-S", "-M", "prepared"][..]),
+        ("tpcb", "TPC-B (built-in script)", &["-M", "simple"][..]),
     ] {
+        if !only.is_empty() && !only.split(',').any(|k| k.trim() == key) {
+            continue;
+        }
         let mut bench_args: Vec<&str> = mode.to_vec();
         bench_args.extend(["-n", "-c", &clients, "-j", "2", "-T", &seconds, "postgres"]);
         let baseline_out = run(&binaries, "pgbench", baseline_port, &bench_args);

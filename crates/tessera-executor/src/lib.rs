@@ -601,6 +601,11 @@ pub struct Executor {
     /// Whether the database sorts text by bytes (C/POSIX collation).
     byte_order_text: std::sync::atomic::AtomicBool,
     pipelines: std::sync::Mutex<std::collections::HashMap<(String, u16), Arc<pipeline::Pipeline>>>,
+    /// Keys `(groupid, 'gid')` of decision records whose transactions are committed on their
+    /// worker, waiting to be deleted ([`transaction::schedule_record_cleanup`]).
+    settled: std::sync::Mutex<Vec<String>>,
+    /// Wakes the record cleanup when `settled` gets keys.
+    settled_wake: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Executor {
@@ -653,6 +658,8 @@ impl Executor {
             liveness: tokio::sync::Mutex::new(None),
             byte_order_text: std::sync::atomic::AtomicBool::new(false),
             pipelines: std::sync::Mutex::new(std::collections::HashMap::new()),
+            settled: std::sync::Mutex::new(Vec::new()),
+            settled_wake: Arc::new(tokio::sync::Notify::new()),
         });
         {
             let client = executor.catalog_client().await?;
@@ -675,6 +682,7 @@ impl Executor {
         transaction::recover_prepared(&executor).await;
         let _ = executor.myself.set(Arc::downgrade(&executor));
         transaction::schedule_recovery(&executor);
+        transaction::schedule_record_cleanup(&executor);
         {
             // What moves interrupted by a crash of this coordinator left on the workers goes
             // before any job resumes (a node still down is tried again by the periodic run).
@@ -733,6 +741,24 @@ impl Executor {
         tokio::spawn(connection);
         *liveness = Some(client);
         Ok(())
+    }
+
+    /// Hands the keys `(groupid, 'gid')` of decision records whose transactions committed on
+    /// their workers to the background cleanup (a record it misses is deleted by recovery).
+    pub(crate) fn settled(&self, keys: Vec<String>) {
+        match self.settled.lock() {
+            Ok(mut pending) => pending.extend(keys),
+            Err(poisoned) => poisoned.into_inner().extend(keys),
+        }
+        self.settled_wake.notify_one();
+    }
+
+    /// Takes the keys waiting for [`transaction::schedule_record_cleanup`].
+    pub(crate) fn take_settled(&self) -> Vec<String> {
+        match self.settled.lock() {
+            Ok(mut pending) => std::mem::take(&mut *pending),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        }
     }
 
     /// Marks `gid` as being committed by this executor (until [`Self::landed`]).

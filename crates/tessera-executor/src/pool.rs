@@ -33,6 +33,9 @@ impl Manager for WireManager {
                 "connection is broken or inside a transaction",
             ));
         }
+        // A block's BEGIN that never went out (the block ended before its first statement
+        // there) must not lead the next borrower's statement.
+        conn.forget_deferred();
         Ok(())
     }
 }

@@ -47,16 +47,21 @@ struct Block {
 }
 
 impl Block {
-    /// What a participant joining the block runs: BEGIN and the open savepoints.
-    fn join_sql(&self) -> String {
+    /// What a participant joining the block runs: BEGIN and the open savepoints, one
+    /// statement each.
+    fn join_statements(&self) -> Vec<String> {
         std::iter::once(self.begin_sql.clone())
             .chain(
                 self.savepoints
                     .iter()
                     .map(|s| format!("SAVEPOINT {}", quote_ident(s))),
             )
-            .collect::<Vec<_>>()
-            .join("; ")
+            .collect()
+    }
+
+    /// [`Self::join_statements`] as one Query.
+    fn join_sql(&self) -> String {
+        self.join_statements().join("; ")
     }
 }
 
@@ -631,13 +636,15 @@ impl Session {
             .collect();
         joining.sort_unstable();
         joining.dedup();
-        let join_sql = block.join_sql();
+        let join = block.join_statements();
         let settings = &*settings;
+        // The BEGIN goes out with the worker's first statement of the block (one round trip,
+        // not two); the statement does not run if it fails.
         let joined = join_all(joining.iter().map(|g| {
-            let join_sql = &join_sql;
+            let join = &join;
             async move {
                 let mut conn = exec.worker_connection(snapshot, *g, settings).await?;
-                conn.simple_query(join_sql).await?;
+                conn.defer(join.iter().cloned());
                 Ok::<_, ExecError>((*g, conn))
             }
         }))
@@ -1010,18 +1017,42 @@ pub async fn commit_participants(
     // (by primary key): a record left behind (a crash before the DELETE, or a DELETE lost
     // with synchronous_commit off) names a transaction no worker still has prepared, which
     // recovery deletes.
-    let keys = committed.join(", ");
-    if let Ok(client) = exec.catalog_client().await {
-        tokio::spawn(async move {
-            let _ = client
-                .batch_execute(&format!(
-                    "BEGIN; SET LOCAL synchronous_commit = off; \
-                     DELETE FROM tessera.pg_dist_transaction WHERE (groupid, gid) IN ({keys}); COMMIT"
-                ))
-                .await;
-        });
-    }
+    exec.settled(committed);
     Ok(())
+}
+
+/// Deletes the decision records of committed transactions ([`Executor::settled`]) in the
+/// background, many per statement: each round takes every key that arrived while the last
+/// one ran, so the coordinator PostgreSQL runs one DELETE per burst of commits instead of a
+/// transaction per commit. Ends with the executor.
+pub(crate) fn schedule_record_cleanup(exec: &Arc<Executor>) {
+    let weak = Arc::downgrade(exec);
+    let wake = exec.settled_wake.clone();
+    tokio::spawn(async move {
+        loop {
+            wake.notified().await;
+            let Some(exec) = weak.upgrade() else { return };
+            let keys = exec.take_settled();
+            if keys.is_empty() {
+                continue;
+            }
+            let deleted = match exec.catalog_client().await {
+                Ok(client) => client
+                    .batch_execute(&format!(
+                        "BEGIN; SET LOCAL synchronous_commit = off; \
+                         DELETE FROM tessera.pg_dist_transaction WHERE (groupid, gid) IN ({}); \
+                         COMMIT",
+                        keys.join(", ")
+                    ))
+                    .await
+                    .map_err(crate::pg_error),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = deleted {
+                tracing::debug!("decision records left to recovery: {e}");
+            }
+        }
+    });
 }
 
 /// Runs the tasks of `group` on its block connection `conn`, in order, up to the first

@@ -388,6 +388,9 @@ pub struct WireConnection {
     pub notifications: Vec<Notification>,
     /// BackendKeyData: the server process id and secret key, to cancel its query.
     pub backend_key: Option<(i32, i32)>,
+    /// Statements deferred to go out ahead of the next request ([`Self::defer`]), one
+    /// statement each, in order.
+    prelude: Vec<String>,
 }
 
 /// A NotificationResponse: a NOTIFY on a channel this connection listens to.
@@ -620,6 +623,7 @@ impl WireConnection {
             parameter_changes: Vec::new(),
             notifications: Vec::new(),
             backend_key: None,
+            prelude: Vec::new(),
         };
         let mut startup = vec![
             ("user", params.user.as_str()),
@@ -810,6 +814,7 @@ impl WireConnection {
     /// -1 for NULL, and the result's bytes), to be passed on as it is; or the server's error.
     /// Notices go where [`Self::read_message`] puts them.
     pub async fn function_call(&mut self, body: &[u8]) -> Result<Bytes, WireError> {
+        self.send_prelude().await?;
         let Ok(len) = i32::try_from(body.len() + 4) else {
             return Err(self.protocol("FunctionCall message too long"));
         };
@@ -883,9 +888,61 @@ impl WireConnection {
         params: &[BoundParam],
         result_formats: &[i16],
     ) -> Result<StatementResult, WireError> {
+        // Deferred statements go first in the same round, without a Sync of their own: when
+        // one fails, PostgreSQL skips everything up to the Sync, so the statement never runs
+        // without them.
+        for statement in std::mem::take(&mut self.prelude) {
+            let address = self.address.clone();
+            let io = |source| WireError::Io {
+                address: address.clone(),
+                source,
+            };
+            frontend::parse("", &statement, [], &mut self.write_buf).map_err(io)?;
+            if frontend::bind(
+                "",
+                "",
+                std::iter::empty::<i16>(),
+                std::iter::empty::<&BoundParam>(),
+                |_, _| Ok(IsNull::Yes),
+                std::iter::empty::<i16>(),
+                &mut self.write_buf,
+            )
+            .is_err()
+            {
+                return Err(self.protocol("could not encode Bind"));
+            }
+            frontend::execute("", 0, &mut self.write_buf).map_err(io)?;
+        }
         self.queue_bound("", Some((sql, param_types)), params, result_formats)?;
         self.flush().await?;
         self.collect_one().await
+    }
+
+    /// Defers `statements` (one statement each, e.g. `BEGIN` and the savepoints of a
+    /// transaction block a connection joins) to go out with the next request instead of
+    /// costing a round trip of their own: [`Self::execute`] sends them ahead of its statement
+    /// in the same Sync (the statement is skipped when one fails), [`Self::simple_query`]
+    /// ahead of its text in the same Query; any other request runs them first as a Query of
+    /// their own. Their results are not returned; their errors are the request's.
+    pub fn defer(&mut self, statements: impl IntoIterator<Item = String>) {
+        self.prelude.extend(statements);
+    }
+
+    /// Forgets deferred statements that never went out (a connection handed back idle).
+    pub fn forget_deferred(&mut self) {
+        self.prelude.clear();
+    }
+
+    /// Runs deferred statements now, as a Query of their own (requests that cannot carry
+    /// them).
+    async fn send_prelude(&mut self) -> Result<(), WireError> {
+        if self.prelude.is_empty() {
+            return Ok(());
+        }
+        let sql = std::mem::take(&mut self.prelude).join("; ");
+        self.queue_query(&sql)?;
+        self.flush().await?;
+        self.read_query_results().await.map(drop)
     }
 
     /// Buffers one extended-protocol round without sending it: Parse of `statement` (only
@@ -958,6 +1015,7 @@ impl WireConnection {
         sql: &str,
         param_types: &[u32],
     ) -> Result<(Vec<u32>, Option<Vec<FieldDescription>>), WireError> {
+        self.send_prelude().await?;
         let address = self.address.clone();
         let io = |source| WireError::Io {
             address: address.clone(),
@@ -977,6 +1035,7 @@ impl WireConnection {
         &mut self,
         name: &str,
     ) -> Result<Option<Vec<FieldDescription>>, WireError> {
+        self.send_prelude().await?;
         let address = self.address.clone();
         frontend::describe(b'P', name, &mut self.write_buf)
             .map_err(|source| WireError::Io { address, source })?;
@@ -1035,9 +1094,21 @@ impl WireConnection {
     /// Runs SQL with the simple protocol (may hold several statements); returns one result
     /// per statement, or the first error.
     pub async fn simple_query(&mut self, sql: &str) -> Result<Vec<StatementResult>, WireError> {
-        self.queue_query(sql)?;
+        if self.prelude.is_empty() {
+            self.queue_query(sql)?;
+            self.flush().await?;
+            return self.read_query_results().await;
+        }
+        // Deferred statements lead the same Query: an error in one ends the Query there.
+        let ahead = self.prelude.len();
+        let mut text = std::mem::take(&mut self.prelude).join("; ");
+        text.push_str(";\n");
+        text.push_str(sql);
+        self.queue_query(&text)?;
         self.flush().await?;
-        self.read_query_results().await
+        let mut results = self.read_query_results().await?;
+        results.drain(..ahead.min(results.len()));
+        Ok(results)
     }
 
     /// Buffers a Query message without sending it (pipelining: several queued queries go out
@@ -1113,6 +1184,7 @@ impl WireConnection {
     /// Starts `COPY ... FROM STDIN` (simple protocol); afterwards call [`Self::copy_data`] and
     /// [`Self::copy_done`].
     pub async fn copy_in_start(&mut self, sql: &str) -> Result<(), WireError> {
+        self.send_prelude().await?;
         self.copy_start(sql, true).await
     }
 
@@ -1145,6 +1217,7 @@ impl WireConnection {
     /// Sends a statement (simple protocol) that may be a COPY to or from the client, and
     /// reads until the server either enters COPY mode or has finished the statement.
     pub async fn copy_begin(&mut self, sql: &str) -> Result<CopyBegin, WireError> {
+        self.send_prelude().await?;
         self.queue_query(sql)?;
         self.flush().await?;
         let mut results = Vec::new();
@@ -1235,6 +1308,7 @@ impl WireConnection {
     /// [`Self::query_next_row`]; returns its columns (empty for a statement without rows,
     /// whose answer has then been read completely).
     pub async fn query_start(&mut self, sql: &str) -> Result<Vec<FieldDescription>, WireError> {
+        self.send_prelude().await?;
         self.queue_query(sql)?;
         self.flush().await?;
         self.streaming = true;
@@ -1295,6 +1369,7 @@ impl WireConnection {
     /// Starts `COPY ... TO STDOUT` (simple protocol); then call [`Self::copy_out_next`] until
     /// it returns `None`.
     pub async fn copy_out_start(&mut self, sql: &str) -> Result<(), WireError> {
+        self.send_prelude().await?;
         self.copy_start(sql, false).await
     }
 
