@@ -159,7 +159,11 @@ fn main() {
     );
     let only = std::env::var("TESSERA_BENCH_SCRIPTS").unwrap_or_default();
     for (key, label, mode) in [
-        ("simple", "-S (simple protocol)", &["-S", "-M", "simple"][..]),
+        (
+            "simple",
+            "-S (simple protocol)",
+            &["-S", "-M", "simple"][..],
+        ),
         ("prepared", "-S -M prepared", &["-S", "-M", "prepared"][..]),
         ("tpcb", "TPC-B (built-in script)", &["-M", "simple"][..]),
     ] {
@@ -177,6 +181,9 @@ fn main() {
             failed(&baseline_out),
             failed(&tessera_out)
         );
+    }
+    if !only.is_empty() && !only.split(',').any(|k| k.trim() == "tpcb") {
+        return;
     }
     // TPC-B's invariant: every transaction adds the same delta to one account, teller, branch
     // and a history row, so the four sums agree (no write half-applied).

@@ -1328,8 +1328,9 @@ impl Executor {
                 returning,
                 row_tasks,
             } => {
+                let copies = count == RowCountFrom::First;
                 let mut results =
-                    transaction::run_writes(self, session, &snapshot, &tasks, req).await?;
+                    transaction::run_writes(self, session, &snapshot, &tasks, copies, req).await?;
                 if returning && !row_tasks.is_empty() {
                     results = returning_in_values_order(results, &row_tasks)?;
                 }

@@ -798,6 +798,16 @@ pub async fn end_block(
     outcome
 }
 
+/// Rolls back a participant's transaction, errors ignored (a connection left inside a
+/// transaction is not reused). Deferred statements are dropped unsent: a write about to be
+/// undone need not run, and a BEGIN that never went out leaves nothing to roll back.
+async fn roll_back(conn: &mut WireConnection) {
+    conn.forget_deferred();
+    if conn.status != TxStatus::Idle {
+        let _ = conn.simple_query("ROLLBACK").await;
+    }
+}
+
 /// Commits (or rolls back) the block's participants; see [`end_block`].
 async fn finish_block(
     exec: &Executor,
@@ -818,7 +828,7 @@ async fn finish_block(
     }
     if !commit || block.failed {
         for conn in block.workers.values_mut() {
-            let _ = conn.simple_query("ROLLBACK").await;
+            roll_back(conn).await;
         }
         if coordinator_begun {
             let conn = session.coordinator(exec).await?;
@@ -1100,22 +1110,38 @@ fn lead_group(tasks: &[Task]) -> Option<i32> {
         .flatten()
 }
 
+/// Whether the tasks of workers other than `lead` may be deferred: sent ahead of the next
+/// request on their connections (the next statement of the block there, or PREPARE
+/// TRANSACTION) instead of costing a round trip now. So it is when the write's answer is the
+/// first task's alone (`copies`: every task writes the same rows, the placements of a
+/// reference table), that task runs on the lead worker — which takes the row locks first and
+/// whose result the client gets — and the statement has no bound parameters. A deferred task
+/// that fails fails the request it goes out with, and so the block: nothing is half-applied.
+fn defers_copies(tasks: &[Task], lead: Option<i32>, copies: bool, req: Request<'_>) -> bool {
+    copies && req.params.is_empty() && lead.is_some() && tasks.first().map(|t| t.group_id) == lead
+}
+
 /// Runs write tasks atomically: inside the session's block, or in a distributed transaction of
-/// its own. Results come back in task order.
+/// its own. Results come back in task order. With `copies` (every task writes the same rows:
+/// only the first task's result is used), the tasks of the workers after the lead may be
+/// deferred to the next request on their connections (see [`defers_copies`]); their results
+/// are then empty.
 pub async fn run_writes(
     exec: &Executor,
     session: &mut Session,
     snapshot: &CatalogSnapshot,
     tasks: &[Task],
+    copies: bool,
     req: Request<'_>,
 ) -> Result<Vec<StatementResult>, ExecError> {
+    let lead = lead_group(tasks);
+    let defer = defers_copies(tasks, lead, copies, req);
     if session.in_block() {
         // Each worker runs its tasks in order; the workers side by side (a reference table's
         // placements, a statement over several shards).
         let mut groups: Vec<i32> = tasks.iter().map(|t| t.group_id).collect();
         groups.sort_unstable();
         groups.dedup();
-        let lead = lead_group(tasks);
         let mut conns = session.workers_for(exec, snapshot, &groups).await?;
         // The lead placement's worker first (see `lead_group`), then the others side by side.
         let mut ran = Vec::with_capacity(conns.len());
@@ -1126,6 +1152,19 @@ pub async fn run_writes(
             ran.push(first);
             if failed {
                 conns.clear();
+            }
+        }
+        if defer {
+            for (group, conn) in conns.drain(..) {
+                let mine = tasks
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, t)| t.group_id == group);
+                conn.defer(mine.clone().map(|(_, t)| t.sql.clone()));
+                ran.push(
+                    mine.map(|(i, _)| (i, Ok(StatementResult::default())))
+                        .collect(),
+                );
             }
         }
         ran.extend(
@@ -1159,14 +1198,19 @@ pub async fn run_writes(
     for (i, t) in tasks.iter().enumerate() {
         by_group.entry(t.group_id).or_default().push(i);
     }
-    // Open one transaction per worker and run its tasks; workers in parallel.
+    // Open one transaction per worker and run its tasks; workers in parallel. BEGIN goes
+    // out with the first task; deferred tasks (and their BEGIN) with PREPARE TRANSACTION.
     let settings = &session.settings;
-    let lead = lead_group(tasks);
     let run_group = |(group, indexes): (i32, Vec<usize>)| async move {
         let mut conn = exec.worker_connection(snapshot, group, settings).await?;
         let address = conn.address().to_string();
-        conn.simple_query("BEGIN").await?;
+        conn.defer(["BEGIN".to_string()]);
         let mut out = Vec::new();
+        if defer && Some(group) != lead {
+            conn.defer(indexes.iter().map(|i| tasks[*i].sql.clone()));
+            out.extend(indexes.into_iter().map(|i| (i, StatementResult::default())));
+            return Ok::<_, ExecError>((group, conn, out));
+        }
         for i in indexes {
             match conn
                 .execute(
@@ -1210,7 +1254,7 @@ pub async fn run_writes(
     }
     if let Some(e) = error {
         for (_, conn) in conns.iter_mut() {
-            let _ = conn.simple_query("ROLLBACK").await;
+            roll_back(conn).await;
         }
         return Err(e);
     }
