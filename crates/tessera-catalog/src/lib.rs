@@ -16,7 +16,8 @@ pub mod snapshot;
 pub mod store;
 
 pub use model::{
-    shard_name, Column, DistributionColumnType, Node, Placement, Shard, Table, TableKind, View,
+    shard_name, Column, DistributionColumnType, MatView, Node, Placement, Shard, Table, TableKind,
+    View,
 };
 pub use snapshot::{CatalogSnapshot, SnapshotCell};
 

@@ -366,6 +366,23 @@ pub struct View {
     pub columns: Vec<String>,
 }
 
+/// A materialized view over distributed or reference tables, materialized on the
+/// coordinator: the coordinator PostgreSQL's materialized view reads a staging table that
+/// Tessera fills with the view's query through the general tier at each REFRESH (and empties
+/// afterwards); the query itself is kept as a plain view, so PostgreSQL resolved its names
+/// once and tracks what it depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatView {
+    /// Schema.
+    pub schema: String,
+    /// Name.
+    pub name: String,
+    /// The view holding the defining query, schema-qualified and quoted.
+    pub query_view: String,
+    /// The staging table the materialized view reads, schema-qualified and quoted.
+    pub staging: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::logical_names;

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use crate::model::{Node, Table, View};
+use crate::model::{MatView, Node, Table, View};
 
 /// Everything the planner needs to know about nodes and tables, at one point in time.
 #[derive(Debug, Clone, Default)]
@@ -15,6 +15,9 @@ pub struct CatalogSnapshot {
     /// Views (and materialized views) that read distributed or reference tables, directly or
     /// through other views, by `(schema, name)`.
     pub views: HashMap<(String, String), Arc<View>>,
+    /// Materialized views over distributed or reference tables that Tessera refreshes, by
+    /// `(schema, name)`.
+    pub matviews: HashMap<(String, String), Arc<MatView>>,
     /// SQL and PL/pgSQL functions that may read distributed or reference tables, by function
     /// name (any schema, any arguments): called on the coordinator PostgreSQL they would read
     /// its empty shells, so statements that call them are refused. Maps to why, as a phrase
@@ -93,6 +96,23 @@ impl CatalogSnapshot {
             Some(path) => path
                 .iter()
                 .find_map(|schema| self.views.get(&(schema.clone(), name.to_string()))),
+        }
+    }
+
+    /// Looks a materialized view that Tessera refreshes up, resolving an unqualified name as
+    /// [`Self::table`] does.
+    pub fn matview(&self, schema: Option<&str>, name: &str) -> Option<&Arc<MatView>> {
+        if let Some(schema) = schema {
+            return self.matviews.get(&(schema.to_string(), name.to_string()));
+        }
+        if self.shadowed.as_ref().is_some_and(|s| s.contains(name)) {
+            return None;
+        }
+        match &self.search_path {
+            None => self.matviews.get(&("public".to_string(), name.to_string())),
+            Some(path) => path
+                .iter()
+                .find_map(|schema| self.matviews.get(&(schema.clone(), name.to_string()))),
         }
     }
 

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use tokio_postgres::GenericClient;
 
 use crate::model::{Column, DistributionColumnType, Node, Placement, Shard, Table, TableKind};
-use crate::View;
 use crate::{CatalogError, CatalogSnapshot};
+use crate::{MatView, View};
 
 /// The schema holding Tessera's catalog on the coordinator PostgreSQL.
 pub const CATALOG_SCHEMA: &str = "tessera";
@@ -85,6 +85,12 @@ CREATE TABLE IF NOT EXISTS tessera.pg_dist_placement (
     shardstate int NOT NULL DEFAULT 1,
     shardlength bigint NOT NULL DEFAULT 0,
     groupid int NOT NULL
+);
+CREATE SCHEMA IF NOT EXISTS tessera_matview;
+CREATE TABLE IF NOT EXISTS tessera.pg_dist_matview (
+    matviewid oid PRIMARY KEY,
+    queryid oid NOT NULL,
+    stagingid oid NOT NULL
 );
 CREATE TABLE IF NOT EXISTS tessera.pg_dist_transaction (
     groupid int NOT NULL,
@@ -387,6 +393,34 @@ pub async fn load_snapshot(client: &impl GenericClient) -> Result<CatalogSnapsho
         };
         views.insert((schema, name), Arc::new(view));
     }
+    // Materialized views over distributed tables: each reads a staging table that Tessera
+    // fills through the general tier, its query kept as a view (see `tessera_matview`).
+    let mut matviews = HashMap::new();
+    for r in client
+        .query(
+            "SELECT n.nspname::text, c.relname::text,
+                    format('%I.%I', qn.nspname, q.relname), format('%I.%I', sn.nspname, s.relname)
+             FROM tessera.pg_dist_matview m
+             JOIN pg_class c ON c.oid = m.matviewid AND c.relkind = 'm'
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             JOIN pg_class q ON q.oid = m.queryid JOIN pg_namespace qn ON qn.oid = q.relnamespace
+             JOIN pg_class s ON s.oid = m.stagingid JOIN pg_namespace sn ON sn.oid = s.relnamespace",
+            &[],
+        )
+        .await?
+    {
+        let schema: String = r.get(0);
+        let name: String = r.get(1);
+        matviews.insert(
+            (schema.clone(), name.clone()),
+            Arc::new(MatView {
+                schema,
+                name,
+                query_view: r.get(2),
+                staging: r.get(3),
+            }),
+        );
+    }
     // Functions that may read those tables (word matches: an over-approximation that
     // refuses a little too much rather than read a shell).
     let mut shell_readers = HashMap::new();
@@ -464,6 +498,7 @@ pub async fn load_snapshot(client: &impl GenericClient) -> Result<CatalogSnapsho
         nodes,
         tables,
         views,
+        matviews,
         shell_readers,
         search_path: None,
         shadowed: None,

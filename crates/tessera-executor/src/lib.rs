@@ -1032,7 +1032,11 @@ impl Executor {
                 | DistributedPlan::WriteWithSubplans { .. }
                 | DistributedPlan::Execute { .. }
         );
-        if !explainable || !session.runs_as_other_role() {
+        // A materialized view's statements run as the session's role on the coordinator,
+        // which checks them itself (and cannot EXPLAIN a REFRESH).
+        let own_checks =
+            matches!(plan, DistributedPlan::PullCommand(p) if p.tag.is_some() || p.changes_catalog);
+        if !explainable || own_checks || !session.runs_as_other_role() {
             return Ok(());
         }
         let conn = session.coordinator_for_statement(self).await?;

@@ -556,6 +556,10 @@ pub async fn run_insert_select(
             plan.select.query
         ),
         cursor: None,
+        before: Vec::new(),
+        after: Vec::new(),
+        tag: None,
+        changes_catalog: false,
     };
     let create = format!(
         "CREATE TEMP TABLE {} (LIKE {target} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED)",
@@ -688,8 +692,52 @@ pub async fn run_pull_command(
     plan: &PullPlan,
     req: Request<'_>,
 ) -> Result<StatementResult, ExecError> {
+    let mut result = run_pull_statements(exec, session, snapshot, plan, req).await?;
+    if let Some(tag) = &plan.tag {
+        result.tag = tag.replace("{rows}", &result.affected_rows().to_string());
+        result.fields.clear();
+        result.rows.clear();
+        result.described = false;
+    }
+    if plan.changes_catalog {
+        let _guard = exec.catalog_lock.lock().await;
+        exec.reload_catalog().await?;
+    }
+    Ok(result)
+}
+
+/// Runs `plan`'s statements on the coordinator connection (see [`run_pull_command`]):
+/// `before`, the fill, the final statement, `after`.
+async fn run_pull_statements(
+    exec: &Executor,
+    session: &mut Session,
+    snapshot: &CatalogSnapshot,
+    plan: &PullPlan,
+    req: Request<'_>,
+) -> Result<StatementResult, ExecError> {
+    if plan.changes_catalog && session.in_block() {
+        return Err(ExecError::Unsupported(
+            "this statement over distributed tables cannot run inside a transaction block yet; run it on its own"
+                .into(),
+        ));
+    }
     if session.in_block() {
-        return run_in_block(exec, session, snapshot, plan, req).await;
+        for sql in &plan.before {
+            session
+                .coordinator_for_statement(exec)
+                .await?
+                .simple_query(sql)
+                .await?;
+        }
+        let result = run_in_block(exec, session, snapshot, plan, req).await?;
+        for sql in &plan.after {
+            session
+                .coordinator_for_statement(exec)
+                .await?
+                .simple_query(sql)
+                .await?;
+        }
+        return Ok(result);
     }
     if plan.cursor == Some(false) {
         // As PostgreSQL (portalcmds.c): without HOLD a cursor ends with its transaction.
@@ -701,7 +749,18 @@ pub async fn run_pull_command(
     let settings = session.settings().clone();
     let conn = session.coordinator_for_statement(exec).await?;
     conn.simple_query("BEGIN").await?;
-    match fill_and_run(exec, conn, snapshot, &settings, plan, req).await {
+    let ran = async {
+        for sql in &plan.before {
+            conn.simple_query(sql).await?;
+        }
+        let result = fill_and_run(exec, conn, snapshot, &settings, plan, req).await?;
+        for sql in &plan.after {
+            conn.simple_query(sql).await?;
+        }
+        Ok::<_, ExecError>(result)
+    }
+    .await;
+    match ran {
         Ok(r) => {
             conn.simple_query("COMMIT").await?;
             Ok(r)

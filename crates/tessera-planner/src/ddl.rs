@@ -201,6 +201,15 @@ fn per_worker_listed(
 /// The first word of `sql` after whitespace and comments (`-- ...`, `/* ... */`, nested as
 /// PostgreSQL allows); "" when it does not start with a letter.
 fn first_word(sql: &str) -> &str {
+    skip_comments(sql)
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or("")
+}
+
+/// `sql` from its first word on: leading whitespace and comments (`-- ...`, `/* ... */`,
+/// nested as PostgreSQL allows) skipped.
+pub(crate) fn skip_comments(sql: &str) -> &str {
     let mut rest = sql.trim_start();
     loop {
         if let Some(after) = rest.strip_prefix("--") {
@@ -232,9 +241,7 @@ fn first_word(sql: &str) -> &str {
             break;
         }
     }
-    rest.split(|c: char| !c.is_ascii_alphabetic())
-        .next()
-        .unwrap_or("")
+    rest
 }
 
 /// `VACUUM` and `ANALYZE` in every form PostgreSQL 15 accepts (gram.y's VacuumStmt and

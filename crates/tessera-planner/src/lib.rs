@@ -17,6 +17,7 @@ pub mod copy;
 pub mod database;
 pub mod ddl;
 pub mod explain;
+pub mod matview;
 pub mod modify;
 pub mod multi_shard;
 pub mod pull;
@@ -291,6 +292,9 @@ pub fn plan_sql(
         return Ok(DistributedPlan::Transaction(command));
     }
     if let Some(plan) = ddl::maintenance_command_text(sql, catalog) {
+        return plan;
+    }
+    if let Some(plan) = matview::matview_command_text(sql, catalog) {
         return plan;
     }
     let only_stripped = strip_only(sql, catalog);
@@ -813,6 +817,26 @@ fn declare_cursor(
 
 /// Splits `CREATE ... TABLE name [(columns)] AS rest` into the part before `AS` and `rest`.
 fn split_create_table_as(sql: &str) -> Option<(&str, &str)> {
+    split_create_as(sql, false).map(|c| (c.head, c.query))
+}
+
+/// `CREATE ... TABLE|MATERIALIZED VIEW name ... AS query`, split by words: see
+/// [`split_create_as`].
+pub(crate) struct CreateAs<'a> {
+    /// Everything before `AS`.
+    pub head: &'a str,
+    /// The relation's name as written.
+    pub name: &'a str,
+    /// Everything after `AS`.
+    pub query: &'a str,
+    /// `IF NOT EXISTS` was given.
+    pub if_not_exists: bool,
+}
+
+/// Splits `CREATE [TEMP|UNLOGGED ...] TABLE` (or, with `materialized`, `CREATE MATERIALIZED
+/// VIEW`) `[IF NOT EXISTS] name [(columns)] [USING ...] [WITH (...)] [TABLESPACE ...] AS
+/// query` at its `AS`; `None` for other text.
+pub(crate) fn split_create_as(sql: &str, materialized: bool) -> Option<CreateAs<'_>> {
     let bytes = sql.as_bytes();
     let mut i = 0;
     let skip_ws = |i: &mut usize| {
@@ -833,15 +857,24 @@ fn split_create_table_as(sql: &str) -> Option<(&str, &str)> {
     }
     loop {
         skip_ws(&mut i);
-        match word(&mut i).as_str() {
-            "temp" | "temporary" | "unlogged" | "global" | "local" => continue,
-            "table" => break,
+        match (word(&mut i).as_str(), materialized) {
+            ("temp" | "temporary" | "unlogged" | "global" | "local", false) => continue,
+            ("table", false) => break,
+            ("materialized", true) => {
+                skip_ws(&mut i);
+                if word(&mut i) != "view" {
+                    return None;
+                }
+                break;
+            }
             _ => return None,
         }
     }
     skip_ws(&mut i);
     let save = i;
+    let mut if_not_exists = false;
     if word(&mut i) == "if" {
+        if_not_exists = true;
         skip_ws(&mut i);
         if word(&mut i) != "not" {
             return None;
@@ -855,6 +888,7 @@ fn split_create_table_as(sql: &str) -> Option<(&str, &str)> {
         i = save;
     }
     // The name: identifiers, quoted or not, joined by dots.
+    let name_start = i;
     loop {
         if i < bytes.len() && bytes[i] == b'"' {
             i += 1;
@@ -881,6 +915,7 @@ fn split_create_table_as(sql: &str) -> Option<(&str, &str)> {
             break;
         }
     }
+    let name = &sql[name_start..i];
     skip_ws(&mut i);
     if i < bytes.len() && bytes[i] == b'(' {
         let mut depth = 0;
@@ -902,11 +937,31 @@ fn split_create_table_as(sql: &str) -> Option<(&str, &str)> {
         }
         skip_ws(&mut i);
     }
-    let head_end = i;
-    if word(&mut i) != "as" {
-        return None;
-    }
-    Some((sql[..head_end].trim_end(), &sql[i..]))
+    // A materialized view's USING method, WITH (storage parameters) and TABLESPACE come
+    // before AS.
+    let head_end = loop {
+        skip_ws(&mut i);
+        let at = i;
+        match word(&mut i).as_str() {
+            "as" => break at,
+            "using" | "tablespace" | "with" if materialized => {}
+            "" if materialized && i < bytes.len() && bytes[i] == b'(' => {
+                let close = sql[i..].find(')')?;
+                i += close + 1;
+            }
+            w if materialized && !w.is_empty() => {}
+            _ => return None,
+        }
+        if i >= bytes.len() {
+            return None;
+        }
+    };
+    Some(CreateAs {
+        head: sql[..head_end].trim_end(),
+        name,
+        query: &sql[head_end + 2..],
+        if_not_exists,
+    })
 }
 
 /// Transaction control read from the words: PostgreSQL's `ABORT` and `END` (ROLLBACK and

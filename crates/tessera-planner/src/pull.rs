@@ -105,6 +105,17 @@ pub struct PullPlan {
     /// The statement declares a cursor over the intermediate results (`Some(true)`: WITH
     /// HOLD): they must outlive the statement, until the transaction ends.
     pub cursor: Option<bool>,
+    /// Statements run on the coordinator connection before the intermediate results are
+    /// filled, in the statement's transaction (a materialized view's helpers).
+    pub before: Vec<String>,
+    /// Statements run there after the final statement, in the same transaction.
+    pub after: Vec<String>,
+    /// The command tag to answer instead of the final statement's; `{rows}` stands for the
+    /// final statement's row count.
+    pub tag: Option<String>,
+    /// The statement changes Tessera's catalog: it cannot run inside a transaction block,
+    /// and the catalog is read again after it.
+    pub changes_catalog: bool,
 }
 
 fn unsupported(what: impl Into<String>) -> PlanError {
@@ -256,6 +267,10 @@ pub fn plan_pull(
         inputs,
         query: final_stmt,
         cursor: None,
+        before: Vec::new(),
+        after: Vec::new(),
+        tag: None,
+        changes_catalog: false,
     })
 }
 
