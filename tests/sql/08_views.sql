@@ -65,7 +65,45 @@ SELECT c_id, v_spent(c_id) FROM v_cust WHERE c_id = 3;
 -- unsupported
 SELECT * FROM v_count_orders();
 SELECT v_double(21), count(*) FROM v_orders WHERE v_double(o_id) > 900;
+-- unsupported
+DO $$ BEGIN PERFORM v_dynamic(); END $$;
 DROP FUNCTION v_outer(), v_dynamic(), v_count_orders(), v_spent(int), v_double(int);
+-- DO blocks run on the coordinator: naming a distributed table, or running dynamic SQL that
+-- may name one, is refused; over local data they run as on PostgreSQL.
+-- unsupported
+DO $$ DECLARE n bigint; BEGIN SELECT count(*) INTO n FROM v_orders; END $$;
+-- unsupported
+DO $$ DECLARE n bigint; BEGIN EXECUTE 'SELECT count(*) FROM v_' || 'orders' INTO n; END $$;
+-- unsupported
+/* a comment first */ do language plpgsql $body$ BEGIN execute 'SELECT 1'; END $body$;
+DO $$ BEGIN CREATE TABLE v_do_local (x int); INSERT INTO v_do_local VALUES (1), (2); END $$;
+SELECT * FROM v_do_local ORDER BY x;
+DROP TABLE v_do_local;
+-- Triggers: none on distributed tables (on the shell it would never fire: the shards are
+-- written on the workers); a coordinator table whose trigger reads a distributed table is
+-- not written while the trigger is there.
+CREATE FUNCTION v_times_ten() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN NEW.o_total := NEW.o_total * 10; RETURN NEW; END $$;
+-- unsupported
+CREATE TRIGGER v_ten BEFORE INSERT ON v_orders FOR EACH ROW EXECUTE FUNCTION v_times_ten();
+CREATE TABLE v_audit (id int, seen bigint);
+CREATE FUNCTION v_audit_count() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN NEW.seen := (SELECT count(*) FROM v_orders); RETURN NEW; END $$;
+CREATE TRIGGER v_audit_t BEFORE INSERT OR UPDATE ON v_audit FOR EACH ROW EXECUTE FUNCTION v_audit_count();
+-- unsupported
+INSERT INTO v_audit VALUES (1);
+-- unsupported
+UPDATE v_audit SET id = 2;
+SELECT count(*) FROM v_audit;
+DROP TRIGGER v_audit_t ON v_audit;
+INSERT INTO v_audit VALUES (1, 5);
+SELECT * FROM v_audit;
+CREATE TABLE v_trig (id int, o_total numeric);
+CREATE TRIGGER v_trig_t BEFORE INSERT ON v_trig FOR EACH ROW EXECUTE FUNCTION v_times_ten();
+-- unsupported
+SELECT create_distributed_table('v_trig', 'id');
+DROP TABLE v_trig, v_audit;
+DROP FUNCTION v_times_ten(), v_audit_count();
 CREATE OR REPLACE VIEW v_big AS SELECT o_id, o_cust, o_total FROM v_orders WHERE o_total > 90;
 SELECT count(*) FROM v_big;
 DROP VIEW v_of_view;

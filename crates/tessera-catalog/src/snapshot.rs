@@ -26,6 +26,10 @@ pub struct CatalogSnapshot {
     /// table, PL/pgSQL functions that run dynamic SQL, and functions that name another of
     /// these.
     pub shell_readers: HashMap<String, String>,
+    /// Coordinator tables by `(schema, name)` with a trigger whose function is one of
+    /// [`Self::shell_readers`]: writes to them are refused. Maps to the trigger function and
+    /// why, as a phrase ("f(), which reads distributed table \"t\"").
+    pub shell_triggers: HashMap<(String, String), String>,
     /// The schemas unqualified names resolve in, in order (a session's search_path, `$user`
     /// already replaced); `None` for PostgreSQL's default path, where only `public` can hold
     /// Tessera's tables.

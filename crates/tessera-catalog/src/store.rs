@@ -494,12 +494,38 @@ pub async fn load_snapshot(client: &impl GenericClient) -> Result<CatalogSnapsho
             }
         }
     }
+    // Coordinator tables whose triggers call those functions: a write to one would run the
+    // trigger's queries on the shells.
+    let mut shell_triggers = HashMap::new();
+    if !shell_readers.is_empty() {
+        for r in client
+            .query(
+                "SELECT n.nspname::text, c.relname::text, p.proname::text
+                 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+                 JOIN pg_namespace n ON n.oid = c.relnamespace
+                 JOIN pg_proc p ON p.oid = t.tgfoid
+                 WHERE NOT t.tgisinternal",
+                &[],
+            )
+            .await?
+        {
+            let function: String = r.get(2);
+            let function = function.to_lowercase();
+            if let Some(why) = shell_readers.get(&function) {
+                shell_triggers.insert(
+                    (r.get::<_, String>(0), r.get::<_, String>(1)),
+                    format!("{function}(), which {why}"),
+                );
+            }
+        }
+    }
     Ok(CatalogSnapshot {
         nodes,
         tables,
         views,
         matviews,
         shell_readers,
+        shell_triggers,
         search_path: None,
         shadowed: None,
     })

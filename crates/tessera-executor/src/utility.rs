@@ -891,6 +891,25 @@ async fn distribute(
             format!("table \"{name}\" is already distributed"),
         ));
     }
+    // A trigger would stay on the shell and never fire: the shards are written on the workers.
+    let trigger: Option<String> = client
+        .query_opt(
+            "SELECT tgname::text FROM pg_trigger WHERE tgrelid = $1 AND NOT tgisinternal LIMIT 1",
+            &[&relid],
+        )
+        .await
+        .map_err(pg_error)?
+        .map(|r| r.get(0));
+    if let Some(trigger) = trigger {
+        return Err(sql_error(
+            "0A000",
+            format!(
+                "cannot distribute \"{name}\" while it has trigger \"{trigger}\": triggers on distributed \
+                 and reference tables are not supported (the shards are written on the workers, where it \
+                 would not fire); drop the trigger first"
+            ),
+        ));
+    }
     let mut reader = Reader::Client(&client);
     let columns = shell_columns(&mut reader, relid).await?;
     let nodes: Vec<_> = snapshot

@@ -308,6 +308,7 @@ pub fn plan_sql(
     match parsed {
         Ok(mut stmt) => {
             views::refuse_shell_readers(&stmt, catalog)?;
+            views::refuse_triggers(&stmt, catalog)?;
             let views = views::expand_views(&mut stmt, catalog)?;
             // Only a statement with `.*` in it can count whole rows.
             let counts = matches!(stmt, Statement::Query(_))
@@ -327,6 +328,9 @@ pub fn plan_sql(
                 return plan;
             }
             let lower = sql.to_lowercase();
+            if let Some(refused) = refuse_do_block(sql, &lower, catalog) {
+                return Err(refused);
+            }
             if let Some((f, why)) = catalog
                 .shell_readers
                 .iter()
@@ -347,6 +351,36 @@ pub fn plan_sql(
             }
         }
     }
+}
+
+/// A `DO` block runs on the coordinator PostgreSQL, where distributed and reference tables
+/// are empty shells: one that names such a table, or builds statements at run time
+/// (`EXECUTE`, which may name any table), is refused rather than read the shells. `None` for
+/// other statements, and for DO blocks when no table is distributed. `lower` is `sql` in
+/// lower case.
+fn refuse_do_block(sql: &str, lower: &str, catalog: &CatalogSnapshot) -> Option<PlanError> {
+    let text = ddl::skip_comments(sql);
+    let is_do = text.get(..2).is_some_and(|w| w.eq_ignore_ascii_case("do"))
+        && text[2..].starts_with(|c: char| c.is_whitespace() || c == '$' || c == '\'');
+    if !is_do || catalog.tables.is_empty() {
+        return None;
+    }
+    if let Some(table) = mentions_distributed_table(sql, catalog) {
+        return Some(PlanError::Unsupported(format!(
+            "DO blocks run on the coordinator, where distributed table \"{table}\" holds no rows; \
+             run the block's statements directly"
+        )));
+    }
+    let dynamic = lower
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .any(|w| w == "execute");
+    dynamic.then(|| {
+        PlanError::Unsupported(
+            "this DO block runs dynamic SQL (EXECUTE), which may read distributed tables, and it \
+             would run on the coordinator, where they hold no rows; run the statements directly"
+                .into(),
+        )
+    })
 }
 
 /// Plans a parsed statement. `original` is its text, forwarded verbatim when local.

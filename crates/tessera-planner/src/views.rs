@@ -256,6 +256,78 @@ impl VisitorMut for Expander<'_> {
     }
 }
 
+/// Refuses what triggers would get wrong: `CREATE TRIGGER` on a distributed or reference
+/// table (it would sit on the shell and never fire: the shards are written on the workers),
+/// and writes (INSERT, UPDATE, DELETE, COPY FROM, TRUNCATE) to a coordinator table whose
+/// trigger calls a function of [`CatalogSnapshot::shell_triggers`] (it would read the
+/// shells). Citus, too, refuses triggers on distributed tables unless told otherwise.
+///
+/// Errors: 0A000 naming the table and, for writes, the trigger's function.
+pub fn refuse_triggers(stmt: &Statement, catalog: &CatalogSnapshot) -> Result<(), PlanError> {
+    use sqlparser::ast::{CopySource, FromTable, ObjectName, TableObject};
+    let parts = crate::analyze::object_name_parts;
+    if let Statement::CreateTrigger(ct) = stmt {
+        let distributed = parts(&ct.table_name)
+            .and_then(|(schema, name)| catalog.table(schema.as_deref(), &name).cloned());
+        if let Some(t) = distributed {
+            return Err(unsupported(format!(
+                "triggers on distributed or reference tables are not supported (\"{}\" is one): its rows \
+                 are written on the workers, where the trigger would not fire; do the trigger's work in \
+                 the statements that write the table",
+                t.name
+            )));
+        }
+        return Ok(());
+    }
+    if catalog.shell_triggers.is_empty() {
+        return Ok(());
+    }
+    let relation = |twj: &sqlparser::ast::TableWithJoins| match &twj.relation {
+        TableFactor::Table { name, .. } => Some(name.clone()),
+        _ => None,
+    };
+    let targets: Vec<ObjectName> = match stmt {
+        Statement::Insert(i) => match &i.table {
+            TableObject::TableName(n) => vec![n.clone()],
+            _ => vec![],
+        },
+        Statement::Update(u) => relation(&u.table).into_iter().collect(),
+        Statement::Delete(d) => match &d.from {
+            FromTable::WithFromKeyword(f) | FromTable::WithoutKeyword(f) => {
+                f.iter().filter_map(relation).collect()
+            }
+        },
+        Statement::Copy {
+            source: CopySource::Table { table_name, .. },
+            to: false,
+            ..
+        } => vec![table_name.clone()],
+        Statement::Truncate(t) => t.table_names.iter().map(|t| t.name.clone()).collect(),
+        _ => vec![],
+    };
+    let public = vec!["public".to_string()];
+    for target in targets {
+        let Some((schema, name)) = parts(&target) else {
+            continue;
+        };
+        let path = catalog.search_path.as_ref().unwrap_or(&public);
+        let found = match &schema {
+            Some(s) => catalog.shell_triggers.get(&(s.clone(), name.clone())),
+            None => path
+                .iter()
+                .find_map(|s| catalog.shell_triggers.get(&(s.clone(), name.clone()))),
+        };
+        if let Some(why) = found {
+            return Err(unsupported(format!(
+                "table \"{name}\" has a trigger that calls {why}; the trigger would run on the \
+                 coordinator, where distributed tables hold no rows, so Tessera does not write the table \
+                 while the trigger is there"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Refuses a statement that calls a function reading distributed or reference tables
 /// ([`CatalogSnapshot::shell_readers`]): run on the coordinator PostgreSQL, its queries would
 /// read the empty shells.
