@@ -77,4 +77,9 @@ TABLE tc_items;
 TABLE tc_items ORDER BY id DESC LIMIT 3;
 TABLE ONLY tc_items;
 table public.tc_items;
+-- Words other databases reserve are aliases in PostgreSQL (top, sort, format, start, ...).
+SELECT * FROM (SELECT id, label FROM tc_items ORDER BY id DESC LIMIT 1) top;
+SELECT sort.id, format.label FROM tc_items sort JOIN tc_items format ON format.id = sort.id + 1
+ORDER BY sort.id;
+SELECT count(*) view FROM tc_items start WHERE start.id > 3;
 DROP TABLE tc_items;

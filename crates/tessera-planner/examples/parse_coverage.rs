@@ -1,6 +1,8 @@
-//! Parse coverage of the SQL parser the planner uses (sqlparser, PostgreSQL dialect): how many
-//! statements of a directory of `.sql` files (e.g. PostgreSQL's own regression suite,
-//! `src/test/regress/sql`) it parses, overall and for queries (SELECT/WITH/VALUES/TABLE).
+//! Parse coverage of the SQL parser the planner uses (sqlparser with Tessera's dialect,
+//! [`TesseraDialect`]): how many statements of a directory of `.sql` files (e.g. PostgreSQL's
+//! own regression suite, `src/test/regress/sql`) it parses, overall and for queries
+//! (SELECT/WITH/VALUES/TABLE); beside it, sqlparser's plain PostgreSQL dialect, and the
+//! statements only that one parses (which must be none).
 //! psql meta-commands (lines starting with `\`) are dropped first.
 //!
 //! `cargo run -p tessera-planner --example parse_coverage -- <dir> [--failures] [--dump FILE]`
@@ -11,6 +13,7 @@
 
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
+use tessera_planner::dialect::TesseraDialect;
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -30,6 +33,7 @@ fn main() {
         .collect();
     files.sort();
     let (mut total, mut parsed, mut queries, mut queries_parsed) = (0u64, 0u64, 0u64, 0u64);
+    let (mut plain_parsed, mut lost) = (0u64, 0u64);
     for file in &files {
         let Ok(text) = std::fs::read_to_string(file) else {
             continue;
@@ -50,7 +54,16 @@ fn main() {
                 continue;
             }
             let is_query = matches!(first.as_str(), "select" | "with" | "values" | "table" | "(");
-            let ok = Parser::parse_sql(&PostgreSqlDialect {}, stmt).is_ok();
+            let plain = Parser::parse_sql(&PostgreSqlDialect {}, stmt).is_ok();
+            let ok = Parser::parse_sql(&TesseraDialect::default(), stmt).is_ok();
+            plain_parsed += plain as u64;
+            if plain && !ok {
+                lost += 1;
+                println!(
+                    "parsed only by the plain dialect: {}",
+                    body.chars().take(160).collect::<String>()
+                );
+            }
             if let Some(out) = dump.as_mut() {
                 use std::io::Write;
                 let kind = if is_query { "Q" } else { "S" };
@@ -77,5 +90,9 @@ fn main() {
         files.len(),
         pct(parsed, total),
         pct(queries_parsed, queries)
+    );
+    println!(
+        "plain PostgreSQL dialect: {plain_parsed}/{total} ({:.1}%); parsed only by it: {lost}",
+        pct(plain_parsed, total)
     );
 }

@@ -16,6 +16,7 @@ pub mod constraints;
 pub mod copy;
 pub mod database;
 pub mod ddl;
+pub mod dialect;
 pub mod explain;
 pub mod matview;
 pub mod modify;
@@ -266,7 +267,7 @@ pub struct InsertSelectPlan {
 ///
 /// Errors: [`PlanError::Syntax`] with sqlparser's message.
 pub fn parse_statement(sql: &str) -> Result<Statement, PlanError> {
-    let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+    let mut statements = Parser::parse_sql(&dialect::TesseraDialect::default(), sql)
         .map_err(|e| PlanError::Syntax(e.to_string()))?;
     match statements.len() {
         1 => Ok(statements.remove(0)),
