@@ -72,51 +72,40 @@ impl CatalogSnapshot {
     /// [`Self::search_path`] (`pg_catalog`, searched first by PostgreSQL, never holds a
     /// distributed table).
     pub fn table(&self, schema: Option<&str>, name: &str) -> Option<&Arc<Table>> {
-        if let Some(schema) = schema {
-            return self.tables.get(&(schema.to_string(), name.to_string()));
-        }
-        if self.shadowed.as_ref().is_some_and(|s| s.contains(name)) {
-            return None;
-        }
-        match &self.search_path {
-            None => self.tables.get(&("public".to_string(), name.to_string())),
-            Some(path) => path
-                .iter()
-                .find_map(|schema| self.tables.get(&(schema.clone(), name.to_string()))),
-        }
+        self.resolve(&self.tables, schema, name)
     }
 
     /// Looks a view over distributed or reference tables up, resolving an unqualified name
     /// as [`Self::table`] does.
     pub fn view(&self, schema: Option<&str>, name: &str) -> Option<&Arc<View>> {
-        if let Some(schema) = schema {
-            return self.views.get(&(schema.to_string(), name.to_string()));
-        }
-        if self.shadowed.as_ref().is_some_and(|s| s.contains(name)) {
-            return None;
-        }
-        match &self.search_path {
-            None => self.views.get(&("public".to_string(), name.to_string())),
-            Some(path) => path
-                .iter()
-                .find_map(|schema| self.views.get(&(schema.clone(), name.to_string()))),
-        }
+        self.resolve(&self.views, schema, name)
     }
 
     /// Looks a materialized view that Tessera refreshes up, resolving an unqualified name as
     /// [`Self::table`] does.
     pub fn matview(&self, schema: Option<&str>, name: &str) -> Option<&Arc<MatView>> {
+        self.resolve(&self.matviews, schema, name)
+    }
+
+    /// `name` in `map`: in `schema` when given, else through [`Self::search_path`] (a
+    /// shadowed name resolves to nothing).
+    fn resolve<'a, T>(
+        &self,
+        map: &'a HashMap<(String, String), T>,
+        schema: Option<&str>,
+        name: &str,
+    ) -> Option<&'a T> {
         if let Some(schema) = schema {
-            return self.matviews.get(&(schema.to_string(), name.to_string()));
+            return map.get(&(schema.to_string(), name.to_string()));
         }
         if self.shadowed.as_ref().is_some_and(|s| s.contains(name)) {
             return None;
         }
         match &self.search_path {
-            None => self.matviews.get(&("public".to_string(), name.to_string())),
+            None => map.get(&("public".to_string(), name.to_string())),
             Some(path) => path
                 .iter()
-                .find_map(|schema| self.matviews.get(&(schema.clone(), name.to_string()))),
+                .find_map(|schema| map.get(&(schema.clone(), name.to_string()))),
         }
     }
 

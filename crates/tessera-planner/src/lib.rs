@@ -746,15 +746,7 @@ fn create_table_as_text(
     catalog: &CatalogSnapshot,
 ) -> Option<Result<DistributedPlan, PlanError>> {
     let (head, query) = split_create_table_as(sql)?;
-    let trimmed = query.trim_end().trim_end_matches(';').trim_end();
-    let lower = trimmed.to_ascii_lowercase();
-    let (query, no_data) = if lower.ends_with("with no data") {
-        (&trimmed[..trimmed.len() - "with no data".len()], true)
-    } else if lower.ends_with("with data") {
-        (&trimmed[..trimmed.len() - "with data".len()], false)
-    } else {
-        (trimmed, false)
-    };
+    let (query, no_data) = split_with_data(query);
     let Ok(Statement::Query(mut q)) = parse_statement(query) else {
         return None;
     };
@@ -853,6 +845,24 @@ fn declare_cursor(
 /// Splits `CREATE ... TABLE name [(columns)] AS rest` into the part before `AS` and `rest`.
 fn split_create_table_as(sql: &str) -> Option<(&str, &str)> {
     split_create_as(sql, false).map(|c| (c.head, c.query))
+}
+
+/// The query of `... AS query [WITH [NO] DATA]` without its trailing `;` and data clause,
+/// and whether the clause said NO DATA.
+pub(crate) fn split_with_data(query: &str) -> (&str, bool) {
+    let trimmed = query.trim_end().trim_end_matches(';').trim_end();
+    let ends_with = |tail: &str| {
+        trimmed.len() >= tail.len()
+            && trimmed.is_char_boundary(trimmed.len() - tail.len())
+            && trimmed[trimmed.len() - tail.len()..].eq_ignore_ascii_case(tail)
+    };
+    if ends_with("with no data") {
+        (&trimmed[..trimmed.len() - "with no data".len()], true)
+    } else if ends_with("with data") {
+        (&trimmed[..trimmed.len() - "with data".len()], false)
+    } else {
+        (trimmed, false)
+    }
 }
 
 /// `CREATE ... TABLE|MATERIALIZED VIEW name ... AS query`, split by words: see

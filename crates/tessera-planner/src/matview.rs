@@ -40,23 +40,25 @@ pub fn matview_command_text(
     sql: &str,
     catalog: &CatalogSnapshot,
 ) -> Option<Result<DistributedPlan, PlanError>> {
+    // Every statement passes here: look at words without allocating.
     let sql = crate::ddl::skip_comments(sql);
-    let words: Vec<String> = sql
-        .split_whitespace()
-        .take(3)
-        .map(|w| w.to_ascii_lowercase())
-        .collect();
-    let [verb, materialized, view] = words.as_slice() else {
-        return None;
-    };
-    if materialized != "materialized" || !view.starts_with("view") {
+    let mut words = sql.split_whitespace();
+    let (verb, materialized, view) = (words.next()?, words.next()?, words.next()?);
+    if !materialized.eq_ignore_ascii_case("materialized")
+        || !view
+            .get(..4)
+            .is_some_and(|v| v.eq_ignore_ascii_case("view"))
+    {
         return None;
     }
-    match verb.as_str() {
-        "create" => create(sql, catalog),
-        "refresh" => refresh(sql, catalog),
-        "drop" => drop(sql, catalog),
-        _ => None,
+    if verb.eq_ignore_ascii_case("create") {
+        create(sql, catalog)
+    } else if verb.eq_ignore_ascii_case("refresh") {
+        refresh(sql, catalog)
+    } else if verb.eq_ignore_ascii_case("drop") {
+        drop(sql, catalog)
+    } else {
+        None
     }
 }
 
@@ -75,15 +77,7 @@ fn coordinator_only(query: String) -> PullPlan {
 
 fn create(sql: &str, catalog: &CatalogSnapshot) -> Option<Result<DistributedPlan, PlanError>> {
     let split = crate::split_create_as(sql, true)?;
-    let trimmed = split.query.trim_end().trim_end_matches(';').trim_end();
-    let lower = trimmed.to_ascii_lowercase();
-    let (query_text, no_data) = if lower.ends_with("with no data") {
-        (&trimmed[..trimmed.len() - "with no data".len()], true)
-    } else if lower.ends_with("with data") {
-        (&trimmed[..trimmed.len() - "with data".len()], false)
-    } else {
-        (trimmed, false)
-    };
+    let (query_text, no_data) = crate::split_with_data(split.query);
     let Ok(Statement::Query(query)) = parse_statement(query_text) else {
         return None;
     };
