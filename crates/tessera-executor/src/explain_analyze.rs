@@ -100,6 +100,7 @@ async fn tasks(
         let (host, port) = exec.node_address(snapshot, t.group_id)?;
         let explained = Task {
             sql: format!("EXPLAIN ANALYZE {}", t.sql),
+            bound: None,
             ..t.clone()
         };
         let result = exec

@@ -1938,7 +1938,23 @@ impl Executor {
                     })
                     .clone()
             };
-            let statement = if req.params.is_empty() && result_formats.iter().all(|f| *f == 0) {
+            let text_only = req.params.is_empty() && result_formats.iter().all(|f| *f == 0);
+            let statement = if let (true, Some(bound)) = (text_only, &task.bound) {
+                // Its literal as a parameter: prepared once per lane, like a driver's.
+                pipeline::LaneStatement::Bound {
+                    sql: bound.sql.clone(),
+                    param_types: bound.param_types.clone(),
+                    params: bound
+                        .params
+                        .iter()
+                        .map(|v| BoundParam {
+                            value: Some(bytes::Bytes::copy_from_slice(v.as_bytes())),
+                            format: 0,
+                        })
+                        .collect(),
+                    result_formats: Vec::new(),
+                }
+            } else if text_only {
                 pipeline::LaneStatement::Simple(task.sql.clone())
             } else {
                 pipeline::LaneStatement::Bound {

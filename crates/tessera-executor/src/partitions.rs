@@ -375,6 +375,7 @@ fn push_on_placements(tasks: &mut Vec<Task>, groups: &[i32], sql: &str, shard_id
             group_id: *g,
             sql: sql.to_string(),
             shard_ids: vec![shard_id],
+            bound: None,
         });
     }
 }

@@ -107,6 +107,7 @@ pub(crate) async fn fill(
             .iter()
             .map(|t| Task {
                 sql: tessera_planner::pull::with_filters(&t.sql, &extra),
+                bound: None,
                 ..t.clone()
             })
             .collect();

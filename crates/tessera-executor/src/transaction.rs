@@ -1308,6 +1308,7 @@ pub async fn resolve_dropped_indexes(
                     group_id: p.group_id,
                     sql: sql.clone(),
                     shard_ids: vec![shard.shard_id],
+                    bound: None,
                 });
             }
         }

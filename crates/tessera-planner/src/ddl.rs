@@ -157,6 +157,7 @@ fn per_placement(table: &Table, sql_for: impl Fn(&ObjectName, i64) -> String) ->
                 group_id: p.group_id,
                 sql: sql.clone(),
                 shard_ids: vec![shard.shard_id],
+                bound: None,
             });
         }
     }
@@ -194,6 +195,7 @@ fn per_worker_listed(
             group_id,
             sql: sql_for(&names),
             shard_ids,
+            bound: None,
         })
         .collect()
 }
@@ -587,6 +589,7 @@ pub fn plan_ddl(
                         group_id: p.group_id,
                         sql: sql.clone(),
                         shard_ids: vec![shard.shard_id],
+                        bound: None,
                     });
                 }
             }

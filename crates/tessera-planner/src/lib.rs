@@ -107,6 +107,23 @@ pub struct Task {
     pub sql: String,
     /// Shard ids the task touches (for EXPLAIN and error messages).
     pub shard_ids: Vec<i64>,
+    /// The same statement with its inline literals as parameters, when that is provably the
+    /// same statement to PostgreSQL (see [`template`]): a worker connection may prepare it
+    /// once and then only bind and execute it. `None`: the task runs as `sql` only.
+    pub bound: Option<Box<BoundTask>>,
+}
+
+/// A task's statement with literal values as `$n` parameters ([`Task::bound`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoundTask {
+    /// The SQL with `$1`..`$n` in place of the literals.
+    pub sql: String,
+    /// Each parameter's type OID: the type PostgreSQL gives the literal it replaces (int4,
+    /// int8 or numeric for an integer by its size, 0 — unknown — for a quoted string; see
+    /// `make_const` in PostgreSQL's src/backend/parser/parse_node.c).
+    pub param_types: Vec<u32>,
+    /// Each parameter's value, in text format.
+    pub params: Vec<String>,
 }
 
 /// How a multi-task write reports its row count.
@@ -475,6 +492,7 @@ pub fn plan(
                         };
                         Task {
                             sql: format!("{head} {}", t.sql),
+                            bound: None,
                             ..t
                         }
                     });

@@ -314,6 +314,7 @@ fn reference_write(
             group_id: p.group_id,
             sql: sql.clone(),
             shard_ids: shard_ids.clone(),
+            bound: None,
         })
         .collect();
     if tasks.len() == 1 {

@@ -166,6 +166,7 @@ pub fn plan_select(
                 group_id,
                 sql: rewritten.to_string(),
                 shard_ids,
+                bound: None,
             }))
         }
         Placement::ShardGroup(index) => Ok(DistributedPlan::Router(shard_task(

@@ -376,6 +376,7 @@ fn read_input(
                 .iter()
                 .map(|m| m.table.shards[index].shard_id)
                 .collect(),
+            bound: None,
         });
     }
     let table = members

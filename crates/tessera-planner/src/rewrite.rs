@@ -151,6 +151,7 @@ pub fn shard_task(
         group_id,
         sql: rewritten.to_string(),
         shard_ids,
+        bound: None,
     })
 }
 

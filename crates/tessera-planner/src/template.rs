@@ -19,7 +19,7 @@ use tessera_catalog::{CatalogSnapshot, Table, TableKind};
 
 use crate::analyze::{analyze_modify, analyze_query, Analysis, Placement};
 use crate::rewrite::rewrite_for_shard;
-use crate::{parse_statement, DistributedPlan, ParamValue, Task};
+use crate::{parse_statement, BoundTask, DistributedPlan, ParamValue, Task};
 
 /// A literal in a statement's text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -296,6 +296,7 @@ impl RouterTemplate {
             group_id: *group_id,
             sql: out,
             shard_ids: vec![self.table.shards[index].shard_id],
+            bound: None,
         })
     }
 
@@ -324,7 +325,56 @@ impl RouterTemplate {
             group_id: *group_id,
             sql: out,
             shard_ids: vec![self.table.shards[index].shard_id],
+            bound: self.bound(pieces, sql, literals).map(Box::new),
         })
+    }
+
+    /// The statement with its literal as a parameter, when the statement has exactly one
+    /// literal: the one that pins it, which the analysis found compared with `=` to the
+    /// distribution column directly (a bare `$n` on one side, no cast, no operator), so the
+    /// parameter takes the type PostgreSQL gives the literal and the comparison resolves to
+    /// the same operator. Statements with more literals keep their text: with the other
+    /// literals inline, each execution would be a new statement to prepare.
+    fn bound(&self, pieces: &[Piece], sql: &str, literals: &[Literal]) -> Option<BoundTask> {
+        let [literal] = literals else {
+            return None;
+        };
+        if self.pin_literal != 0 {
+            return None;
+        }
+        let param_type = literal_type(sql, literal)?;
+        let mut out = String::with_capacity(sql.len() + 8);
+        for p in pieces {
+            match p {
+                Piece::Text(t) => out.push_str(t),
+                Piece::Literal(_) => out.push_str("$1"),
+            }
+        }
+        Some(BoundTask {
+            sql: out,
+            param_types: vec![param_type],
+            params: vec![literal.value.clone()],
+        })
+    }
+}
+
+/// The type OID PostgreSQL gives a literal of [`shape`]: a quoted string is of type unknown
+/// (0, which a parameter declared 0 is too: the server resolves both from the context alike);
+/// an integer is int4 when it fits, else int8, else numeric (`make_const` in
+/// src/backend/parser/parse_node.c). `None` for anything else.
+fn literal_type(sql: &str, literal: &Literal) -> Option<u32> {
+    match sql.as_bytes().get(literal.start)? {
+        b'\'' => Some(0),
+        b'0'..=b'9' if literal.value.bytes().all(|c| c.is_ascii_digit()) => {
+            Some(if literal.value.parse::<i32>().is_ok() {
+                23
+            } else if literal.value.parse::<i64>().is_ok() {
+                20
+            } else {
+                1700
+            })
+        }
+        _ => None,
     }
 }
 
@@ -363,7 +413,23 @@ fn analyze(stmt: &Statement, params: &[ParamValue], catalog: &CatalogSnapshot) -
 
 #[cfg(test)]
 mod tests {
-    use super::shape;
+    use super::{literal_type, shape};
+
+    #[test]
+    fn literals_are_typed_as_postgres_types_them() {
+        let types = |sql: &str| {
+            let (_, literals) = shape(sql).unwrap();
+            literals
+                .iter()
+                .map(|l| literal_type(sql, l))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            types("select 1, 2147483647, 2147483648, 9223372036854775807, 9223372036854775808"),
+            [Some(23), Some(23), Some(20), Some(20), Some(1700)]
+        );
+        assert_eq!(types("select 'a', '', 007"), [Some(0), Some(0), Some(23)]);
+    }
 
     #[test]
     fn shapes_replace_literals() {
