@@ -15,6 +15,7 @@ pub mod copy_router;
 pub mod database;
 pub mod explain_analyze;
 pub mod fastpath;
+pub mod last_participant;
 pub mod merge;
 pub mod partitions;
 pub mod pipeline;

@@ -7,8 +7,10 @@
 //! Committing work on one participant is a plain COMMIT. Committing on several is two-phase:
 //! PREPARE TRANSACTION on every worker, then the decision — rows in
 //! `tessera.pg_dist_transaction` — committed on the coordinator PostgreSQL, then COMMIT
-//! PREPARED everywhere. After a crash, [`recover_prepared`] commits prepared transactions whose
-//! decision record exists and rolls back the others, so no write is ever half-applied.
+//! PREPARED everywhere. When only workers took part, one of them is not prepared: its plain
+//! COMMIT is the decision ([`crate::last_participant`]). After a crash, [`recover_prepared`]
+//! commits prepared transactions whose decision was made and rolls back the others, so no
+//! write is ever half-applied.
 
 use std::collections::BTreeMap;
 
@@ -905,58 +907,83 @@ pub async fn commit_participants(
         }
         return Ok(());
     }
-    // Phase one: prepare every worker, all at once.
+    // With no coordinator participant, one worker decides by committing (see
+    // `last_participant`): its transaction id names it in the others' identifiers.
     let _in_flight = InFlight {
         exec,
         gids: std::sync::Mutex::new(Vec::new()),
     };
+    let decider = match coordinator {
+        None => {
+            let d = crate::last_participant::pick(workers);
+            let (group, conn) = &mut workers[d];
+            match crate::last_participant::transaction_id(conn).await {
+                Ok(xid) => Some((d, *group, xid)),
+                Err(err) => {
+                    for (i, (_, conn)) in workers.iter_mut().enumerate() {
+                        if i != d {
+                            roll_back(conn).await;
+                        }
+                    }
+                    return Err(err);
+                }
+            }
+        }
+        Some(_) => None,
+    };
     let gids: Vec<String> = workers
         .iter()
-        .map(|(group, _)| {
-            let gid = exec.next_gid(*group);
+        .enumerate()
+        .map(|(i, (group, _))| {
+            let gid = match decider {
+                Some((d, decider_group, xid)) if i != d => {
+                    crate::last_participant::gid(exec, *group, decider_group, xid)
+                }
+                _ => exec.next_gid(*group),
+            };
             _in_flight.add(&gid);
             gid
         })
         .collect();
+    // Phase one: prepare every worker but the decider, all at once.
+    let decider_index = decider.map(|(d, _, _)| d);
     let outcomes = join_all(
         workers
             .iter_mut()
             .zip(&gids)
-            .map(|((_, conn), gid)| async move {
-                match conn
-                    .simple_query(&format!("PREPARE TRANSACTION {}", quote_literal(gid)))
-                    .await
-                {
-                    Ok(_) if conn.status == TxStatus::Idle => Ok(()),
-                    Ok(_) => Err(ExecError::Internal(
-                        "PREPARE TRANSACTION left the worker in a transaction".into(),
-                    )),
-                    Err(e) => {
-                        let address = conn.address().to_string();
-                        // A worker whose PREPARE failed is left in an aborted transaction.
-                        let _ = conn.simple_query("ROLLBACK").await;
-                        Err(ExecError::from(e).on_node(&address))
-                    }
+            .enumerate()
+            .map(|(i, ((_, conn), gid))| async move {
+                if Some(i) == decider_index {
+                    return Ok(false);
                 }
+                prepare(conn, gid).await.map(|()| true)
             }),
     )
     .await;
-    let prepared: Vec<bool> = outcomes.iter().map(Result::is_ok).collect();
+    let prepared: Vec<bool> = outcomes.iter().map(|o| matches!(o, Ok(true))).collect();
     if let Some(err) = outcomes.into_iter().find_map(Result::err) {
-        join_all(workers.iter_mut().zip(&gids).zip(prepared).map(
-            |(((_, conn), gid), prepared)| async move {
-                if prepared {
-                    let _ = conn
-                        .simple_query(&format!("ROLLBACK PREPARED {}", quote_literal(gid)))
-                        .await;
-                }
-            },
-        ))
-        .await;
+        if let Some(d) = decider_index {
+            roll_back(workers[d].1).await;
+        }
+        roll_back_prepared(workers, &gids, &prepared).await;
         if let Some(c) = coordinator {
             let _ = c.simple_query("ROLLBACK").await;
         }
         return Err(err);
+    }
+    if let Some(d) = decider_index {
+        return match crate::last_participant::decide(workers[d].1).await {
+            crate::last_participant::Decision::Committed => {
+                commit_prepared(workers, &gids, &prepared).await;
+                Ok(())
+            }
+            crate::last_participant::Decision::RolledBack(err) => {
+                roll_back_prepared(workers, &gids, &prepared).await;
+                Err(err)
+            }
+            // Committed or not, recovery finds out on the decider and finishes the others.
+            crate::last_participant::Decision::Unknown(err) => Err(err),
+        };
     }
     // The decision: commit records on the coordinator PostgreSQL.
     let values = workers
@@ -987,28 +1014,82 @@ pub async fn commit_participants(
         },
     };
     if let Err(e) = decided {
-        join_all(
-            workers
-                .iter_mut()
-                .zip(&gids)
-                .map(|((_, conn), gid)| async move {
-                    let _ = conn
-                        .simple_query(&format!("ROLLBACK PREPARED {}", quote_literal(gid)))
-                        .await;
-                }),
-        )
-        .await;
+        roll_back_prepared(workers, &gids, &prepared).await;
         return Err(e);
     }
     // Phase two, all at once. A failure here is repaired by recovery; the decision stands,
     // and its record stays until the transaction is committed on its worker.
-    let committed: Vec<String> = join_all(workers.iter_mut().zip(&gids).map(
-        |((group, conn), gid)| async move {
+    let committed: Vec<String> = commit_prepared(workers, &gids, &prepared)
+        .await
+        .into_iter()
+        .map(|(group, gid)| format!("({group}, {})", quote_literal(&gid)))
+        .collect();
+    if committed.is_empty() {
+        return Ok(());
+    }
+    // The records of committed transactions are deleted after the client has its answer
+    // (by primary key): a record left behind (a crash before the DELETE, or a DELETE lost
+    // with synchronous_commit off) names a transaction no worker still has prepared, which
+    // recovery deletes.
+    exec.settled(committed);
+    Ok(())
+}
+
+/// PREPARE TRANSACTION `gid` on `conn`; a worker whose PREPARE failed is rolled back.
+async fn prepare(conn: &mut WireConnection, gid: &str) -> Result<(), ExecError> {
+    match conn
+        .simple_query(&format!("PREPARE TRANSACTION {}", quote_literal(gid)))
+        .await
+    {
+        Ok(_) if conn.status == TxStatus::Idle => Ok(()),
+        Ok(_) => Err(ExecError::Internal(
+            "PREPARE TRANSACTION left the worker in a transaction".into(),
+        )),
+        Err(e) => {
+            let address = conn.address().to_string();
+            // A worker whose PREPARE failed is left in an aborted transaction.
+            let _ = conn.simple_query("ROLLBACK").await;
+            Err(ExecError::from(e).on_node(&address))
+        }
+    }
+}
+
+/// ROLLBACK PREPARED on the workers whose `prepared` flag is set, all at once, errors ignored
+/// (recovery rolls back what is left: no decision names it).
+async fn roll_back_prepared(
+    workers: &mut [(i32, &mut WireConnection)],
+    gids: &[String],
+    prepared: &[bool],
+) {
+    join_all(workers.iter_mut().zip(gids).zip(prepared).map(
+        |(((_, conn), gid), prepared)| async move {
+            if *prepared {
+                let _ = conn
+                    .simple_query(&format!("ROLLBACK PREPARED {}", quote_literal(gid)))
+                    .await;
+            }
+        },
+    ))
+    .await;
+}
+
+/// COMMIT PREPARED on the workers whose `prepared` flag is set, all at once: the (group, gid)
+/// of each that committed. A failure is logged and left to recovery (the decision stands).
+async fn commit_prepared(
+    workers: &mut [(i32, &mut WireConnection)],
+    gids: &[String],
+    prepared: &[bool],
+) -> Vec<(i32, String)> {
+    join_all(workers.iter_mut().zip(gids).zip(prepared).map(
+        |(((group, conn), gid), prepared)| async move {
+            if !*prepared {
+                return None;
+            }
             match conn
                 .simple_query(&format!("COMMIT PREPARED {}", quote_literal(gid)))
                 .await
             {
-                Ok(_) => Some(format!("({group}, {})", quote_literal(gid))),
+                Ok(_) => Some((*group, gid.clone())),
                 Err(e) => {
                     tracing::warn!("COMMIT PREPARED {gid} failed, recovery will finish it: {e}");
                     None
@@ -1019,16 +1100,7 @@ pub async fn commit_participants(
     .await
     .into_iter()
     .flatten()
-    .collect();
-    if committed.is_empty() {
-        return Ok(());
-    }
-    // The records of committed transactions are deleted after the client has its answer
-    // (by primary key): a record left behind (a crash before the DELETE, or a DELETE lost
-    // with synchronous_commit off) names a transaction no worker still has prepared, which
-    // recovery deletes.
-    exec.settled(committed);
-    Ok(())
+    .collect()
 }
 
 /// Deletes the decision records of committed transactions ([`Executor::settled`]) in the
@@ -1599,7 +1671,10 @@ fn gid_owner(gid: &str) -> Option<&str> {
 }
 
 /// Resolves prepared transactions Tessera left on the workers of this database: COMMIT
-/// PREPARED when the decision record exists, ROLLBACK PREPARED otherwise; returns how many.
+/// PREPARED when the decision record exists on the coordinator or, for a transaction a
+/// worker's commit decided, that commit happened (`last_participant::resolve`); ROLLBACK
+/// PREPARED when neither is so; returns how many. A transaction whose deciding worker cannot
+/// tell yet is left for the next run.
 ///
 /// Transactions still being committed are left alone: this process's (its in-flight set) and
 /// those of any other coordinator process that is alive (its liveness connection is in the
@@ -1632,7 +1707,9 @@ pub async fn recover_prepared(exec: &Executor) -> usize {
         Some(owner) => alive.contains(&Executor::liveness_name(owner)),
         None => true,
     };
-    let mut recovered = 0;
+    // Every reachable worker's prepared transactions first: a decision record read after
+    // them that names a transaction prepared since is busy.
+    let mut reached = Vec::new();
     for node in &snapshot.nodes {
         let mut conn = match exec
             .worker_connection(&snapshot, node.group_id, &SessionSettings::default())
@@ -1656,7 +1733,10 @@ pub async fn recover_prepared(exec: &Executor) -> usize {
             .first()
             .map(StatementResult::first_column_text)
             .unwrap_or_default();
-        // Read after the prepared list: a record of a transaction prepared since is busy.
+        reached.push((node, conn, prepared));
+    }
+    let mut recovered = 0;
+    for (node, conn, prepared) in &mut reached {
         let Ok(records) = client
             .query(
                 "SELECT gid FROM tessera.pg_dist_transaction WHERE groupid = $1",
@@ -1674,11 +1754,18 @@ pub async fn recover_prepared(exec: &Executor) -> usize {
             .cloned()
             .collect();
         for gid in prepared.iter().filter(|g| !busy(g)) {
-            let verb = if records.contains(gid) {
-                "COMMIT"
+            // The coordinator's record, else the deciding worker's row, else no decision.
+            let commit = if records.contains(gid) {
+                true
+            } else if crate::last_participant::decider_of(gid).is_some() {
+                match crate::last_participant::resolve(exec, &snapshot, gid).await {
+                    Some(commit) => commit,
+                    None => continue,
+                }
             } else {
-                "ROLLBACK"
+                false
             };
+            let verb = if commit { "COMMIT" } else { "ROLLBACK" };
             match conn
                 .simple_query(&format!("{verb} PREPARED {}", quote_literal(gid)))
                 .await
@@ -1690,7 +1777,7 @@ pub async fn recover_prepared(exec: &Executor) -> usize {
                         node.host,
                         node.port
                     );
-                    if verb == "COMMIT" {
+                    if commit && records.contains(gid) {
                         finished.push(gid.clone());
                     }
                 }

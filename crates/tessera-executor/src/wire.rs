@@ -928,6 +928,11 @@ impl WireConnection {
         self.prelude.extend(statements);
     }
 
+    /// Whether statements are deferred to go out with the next request ([`Self::defer`]).
+    pub fn has_deferred(&self) -> bool {
+        !self.prelude.is_empty()
+    }
+
     /// Forgets deferred statements that never went out (a connection handed back idle).
     pub fn forget_deferred(&mut self) {
         self.prelude.clear();
