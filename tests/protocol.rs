@@ -1137,6 +1137,180 @@ fn recovery_finishes_abandoned_prepared_transactions_only() {
 }
 
 #[test]
+fn recovery_asks_the_deciding_worker_about_its_transaction() {
+    common::runtime().block_on(async {
+        let env = common::TestEnv::start(4).await;
+        let client = env.tessera().await;
+        client
+            .batch_execute(
+                "CREATE TABLE rd_items (k int, v text);
+                 SELECT create_distributed_table('rd_items', 'k', shard_count => 1)",
+            )
+            .await
+            .expect("distribute");
+        let row = client
+            .query_one(
+                "SELECT s.shard_name::text, n.nodeport, n.groupid FROM citus_shards s
+                 JOIN pg_dist_node n ON n.nodeport = s.nodeport WHERE s.table_name = 'rd_items'::regclass",
+                &[],
+            )
+            .await
+            .expect("placement");
+        let (shard, port, group): (String, i32, i32) = (row.get(0), row.get(1), row.get(2));
+        let worker = env
+            .cluster
+            .workers
+            .iter()
+            .find(|w| i32::from(w.port) == port)
+            .expect("worker of the shard");
+        // The deciding worker: any other one.
+        let decider_row = client
+            .query_one(
+                "SELECT nodeport, groupid FROM pg_dist_node WHERE nodeport <> $1 ORDER BY nodeport LIMIT 1",
+                &[&port],
+            )
+            .await
+            .expect("another worker");
+        let (decider_port, decider_group): (i32, i32) = (decider_row.get(0), decider_row.get(1));
+        let decider = env
+            .cluster
+            .workers
+            .iter()
+            .find(|w| i32::from(w.port) == decider_port)
+            .expect("deciding worker");
+        let on_decider = common::connect(&decider.connection_string("postgres")).await;
+        let xid = |sql: &'static str| {
+            let c = &on_decider;
+            async move {
+                c.simple_query(sql)
+                    .await
+                    .expect("transaction on the decider")
+                    .into_iter()
+                    .find_map(|m| match m {
+                        tokio_postgres::SimpleQueryMessage::Row(r) => {
+                            r.get(0).map(|v| v.to_string())
+                        }
+                        _ => None,
+                    })
+                    .expect("transaction id")
+            }
+        };
+        // 921's deciding transaction committed, 922's rolled back, 923's still runs.
+        let committed = xid("BEGIN; SELECT pg_current_xact_id()::text; COMMIT").await;
+        let aborted = xid("BEGIN; SELECT pg_current_xact_id()::text; ROLLBACK").await;
+        let running_conn = common::connect(&decider.connection_string("postgres")).await;
+        let running = running_conn
+            .simple_query("BEGIN; SELECT pg_current_xact_id()::text")
+            .await
+            .expect("open transaction")
+            .into_iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(|v| v.to_string()),
+                _ => None,
+            })
+            .expect("transaction id");
+        for (owner, k, xid) in [(921, 1, &committed), (922, 2, &aborted), (923, 3, &running)] {
+            let w = common::connect(&worker.connection_string("postgres")).await;
+            let gid = format!("tessera_{owner}_1_0_{group}_w{decider_group}x{xid}");
+            w.batch_execute(&format!(
+                "BEGIN; INSERT INTO {shard} VALUES ({k}, 'left'); PREPARE TRANSACTION '{gid}'"
+            ))
+            .await
+            .expect("prepare");
+        }
+        let recovered: i32 = client
+            .query_one("SELECT citus_recover_prepared_transactions()", &[])
+            .await
+            .expect("recover")
+            .get(0);
+        assert_eq!(recovered, 2, "921 committed, 922 rolled back, 923 undecided");
+        let keys = || async {
+            client
+                .query("SELECT k FROM rd_items ORDER BY k", &[])
+                .await
+                .expect("read")
+                .iter()
+                .map(|r| r.get::<_, i32>(0))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(keys().await, vec![1]);
+        // Once its deciding transaction commits, 923 commits too.
+        running_conn.batch_execute("COMMIT").await.expect("commit");
+        let recovered: i32 = client
+            .query_one("SELECT citus_recover_prepared_transactions()", &[])
+            .await
+            .expect("recover")
+            .get(0);
+        assert_eq!(recovered, 1);
+        assert_eq!(keys().await, vec![1, 3]);
+        // The coordinator PostgreSQL decides when the transaction wrote there too.
+        let on_coordinator =
+            common::connect(&env.cluster.coordinator.connection_string("postgres")).await;
+        let coordinator_xid = |sql: &'static str| {
+            let c = &on_coordinator;
+            async move {
+                c.simple_query(sql)
+                    .await
+                    .expect("transaction on the coordinator")
+                    .into_iter()
+                    .find_map(|m| match m {
+                        tokio_postgres::SimpleQueryMessage::Row(r) => {
+                            r.get(0).map(|v| v.to_string())
+                        }
+                        _ => None,
+                    })
+                    .expect("transaction id")
+            }
+        };
+        let committed = coordinator_xid("BEGIN; SELECT pg_current_xact_id()::text; COMMIT").await;
+        let aborted = coordinator_xid("BEGIN; SELECT pg_current_xact_id()::text; ROLLBACK").await;
+        for (owner, k, xid) in [(931, 4, &committed), (932, 5, &aborted)] {
+            let w = common::connect(&worker.connection_string("postgres")).await;
+            let gid = format!("tessera_{owner}_1_0_{group}_cx{xid}");
+            w.batch_execute(&format!(
+                "BEGIN; INSERT INTO {shard} VALUES ({k}, 'left'); PREPARE TRANSACTION '{gid}'"
+            ))
+            .await
+            .expect("prepare");
+        }
+        let recovered: i32 = client
+            .query_one("SELECT citus_recover_prepared_transactions()", &[])
+            .await
+            .expect("recover")
+            .get(0);
+        assert_eq!(recovered, 2);
+        assert_eq!(keys().await, vec![1, 3, 4]);
+        // A transaction that wrote on two workers commits with one of them deciding, and
+        // leaves nothing prepared anywhere.
+        client
+            .batch_execute(
+                "CREATE TABLE rd_spread (k int, v text);
+                 SELECT create_distributed_table('rd_spread', 'k');
+                 BEGIN;
+                 INSERT INTO rd_spread SELECT g, 'x' FROM generate_series(1, 40) g;
+                 COMMIT",
+            )
+            .await
+            .expect("multi-worker commit");
+        let n: i64 = client
+            .query_one("SELECT count(*) FROM rd_spread", &[])
+            .await
+            .expect("count")
+            .get(0);
+        assert_eq!(n, 40);
+        for w in &env.cluster.workers {
+            let c = common::connect(&w.connection_string("postgres")).await;
+            let left: i64 = c
+                .query_one("SELECT count(*) FROM pg_prepared_xacts", &[])
+                .await
+                .expect("prepared")
+                .get(0);
+            assert_eq!(left, 0, "nothing left prepared on {}", w.port);
+        }
+    });
+}
+
+#[test]
 fn logins_are_authenticated_by_the_coordinator_postgresql() {
     common::runtime().block_on(async {
         let env = common::TestEnv::start(4).await;

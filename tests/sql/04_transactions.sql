@@ -22,4 +22,26 @@ BEGIN;
 DELETE FROM x_acct WHERE id > 4;
 ROLLBACK;
 SELECT count(*) FROM x_acct;
+-- A block that wrote on several workers (and on a local table) commits after SET
+-- TRANSACTION READ ONLY, as on PostgreSQL: the writes came before it.
+CREATE TABLE x_local (id int);
+BEGIN;
+UPDATE x_acct SET balance = balance + 100;
+INSERT INTO x_local VALUES (1);
+SET TRANSACTION READ ONLY;
+COMMIT;
+SELECT sum(balance) FROM x_acct;
+SELECT count(*) FROM x_local;
+BEGIN;
+UPDATE x_acct SET balance = balance - 100;
+SET TRANSACTION READ ONLY;
+COMMIT;
+SELECT sum(balance) FROM x_acct;
+-- Only reads, several workers.
+BEGIN READ ONLY;
+SELECT count(*) FROM x_acct WHERE id = 1;
+SELECT count(*) FROM x_acct WHERE id = 3;
+SELECT count(*) FROM x_acct;
+COMMIT;
+DROP TABLE x_local;
 DROP TABLE x_acct;

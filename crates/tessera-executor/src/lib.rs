@@ -4,8 +4,8 @@
 //! Owns the connection pools, the catalog snapshot, the fan-out of tasks, the merge of
 //! multi-shard results (DataFusion, in [`merge`]), COPY routing ([`copy_router`]), Tessera's
 //! own functions ([`utility`]) and transactions: a transaction that touches one worker is
-//! delegated to it; one that writes on several commits with two-phase commit, its decision
-//! recorded in `tessera.pg_dist_transaction` on the coordinator PostgreSQL ([`transaction`]).
+//! delegated to it; one that writes on several commits with two-phase commit, the last
+//! participant's plain COMMIT being the decision ([`transaction`], [`last_participant`]).
 //!
 //! The router path is kept lean on purpose: one pooled connection, one round trip, rows handed
 //! back as the worker sent them.
@@ -602,11 +602,6 @@ pub struct Executor {
     /// Whether the database sorts text by bytes (C/POSIX collation).
     byte_order_text: std::sync::atomic::AtomicBool,
     pipelines: std::sync::Mutex<std::collections::HashMap<(String, u16), Arc<pipeline::Pipeline>>>,
-    /// Keys `(groupid, 'gid')` of decision records whose transactions are committed on their
-    /// worker, waiting to be deleted ([`transaction::schedule_record_cleanup`]).
-    settled: std::sync::Mutex<Vec<String>>,
-    /// Wakes the record cleanup when `settled` gets keys.
-    settled_wake: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Executor {
@@ -659,8 +654,6 @@ impl Executor {
             liveness: tokio::sync::Mutex::new(None),
             byte_order_text: std::sync::atomic::AtomicBool::new(false),
             pipelines: std::sync::Mutex::new(std::collections::HashMap::new()),
-            settled: std::sync::Mutex::new(Vec::new()),
-            settled_wake: Arc::new(tokio::sync::Notify::new()),
         });
         {
             let client = executor.catalog_client().await?;
@@ -683,7 +676,6 @@ impl Executor {
         transaction::recover_prepared(&executor).await;
         let _ = executor.myself.set(Arc::downgrade(&executor));
         transaction::schedule_recovery(&executor);
-        transaction::schedule_record_cleanup(&executor);
         {
             // What moves interrupted by a crash of this coordinator left on the workers goes
             // before any job resumes (a node still down is tried again by the periodic run).
@@ -742,24 +734,6 @@ impl Executor {
         tokio::spawn(connection);
         *liveness = Some(client);
         Ok(())
-    }
-
-    /// Hands the keys `(groupid, 'gid')` of decision records whose transactions committed on
-    /// their workers to the background cleanup (a record it misses is deleted by recovery).
-    pub(crate) fn settled(&self, keys: Vec<String>) {
-        match self.settled.lock() {
-            Ok(mut pending) => pending.extend(keys),
-            Err(poisoned) => poisoned.into_inner().extend(keys),
-        }
-        self.settled_wake.notify_one();
-    }
-
-    /// Takes the keys waiting for [`transaction::schedule_record_cleanup`].
-    pub(crate) fn take_settled(&self) -> Vec<String> {
-        match self.settled.lock() {
-            Ok(mut pending) => std::mem::take(&mut *pending),
-            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
-        }
     }
 
     /// Marks `gid` as being committed by this executor (until [`Self::landed`]).

@@ -5,12 +5,11 @@
 //! transaction open, plus its own connection to the coordinator PostgreSQL for local statements.
 //!
 //! Committing work on one participant is a plain COMMIT. Committing on several is two-phase:
-//! PREPARE TRANSACTION on every worker, then the decision — rows in
-//! `tessera.pg_dist_transaction` — committed on the coordinator PostgreSQL, then COMMIT
-//! PREPARED everywhere. When only workers took part, one of them is not prepared: its plain
-//! COMMIT is the decision ([`crate::last_participant`]). After a crash, [`recover_prepared`]
-//! commits prepared transactions whose decision was made and rolls back the others, so no
-//! write is ever half-applied.
+//! PREPARE TRANSACTION on every participant but one, whose plain COMMIT is then the decision
+//! (the coordinator PostgreSQL when it took part, else a worker; see
+//! [`crate::last_participant`]), then COMMIT PREPARED everywhere. After a crash,
+//! [`recover_prepared`] commits prepared transactions whose decision was made and rolls back
+//! the others, so no write is ever half-applied.
 
 use std::collections::BTreeMap;
 
@@ -907,132 +906,89 @@ pub async fn commit_participants(
         }
         return Ok(());
     }
-    // With no coordinator participant, one worker decides by committing (see
-    // `last_participant`): its transaction id names it in the others' identifiers.
+    // One participant is not prepared: its plain COMMIT is the decision, and its
+    // transaction id names it in the others' identifiers (see `last_participant`). The
+    // coordinator PostgreSQL decides when it took part, else one of the workers.
     let _in_flight = InFlight {
         exec,
         gids: std::sync::Mutex::new(Vec::new()),
     };
-    let decider = match coordinator {
-        None => {
-            let d = crate::last_participant::pick(workers);
-            let (group, conn) = &mut workers[d];
-            match crate::last_participant::transaction_id(conn).await {
-                Ok(xid) => Some((d, *group, xid)),
-                Err(err) => {
-                    for (i, (_, conn)) in workers.iter_mut().enumerate() {
-                        if i != d {
-                            roll_back(conn).await;
-                        }
-                    }
-                    return Err(err);
+    let worker_decider = match coordinator {
+        Some(_) => None,
+        None => Some(crate::last_participant::pick(workers)),
+    };
+    let (decider, mut decider_conn) = match (worker_decider, coordinator) {
+        (Some(d), _) => {
+            let group = workers[d].0;
+            (crate::last_participant::Decider::Worker(group), None)
+        }
+        (None, Some(c)) => (crate::last_participant::Decider::Coordinator, Some(c)),
+        (None, None) => unreachable!("a coordinator or a deciding worker"),
+    };
+    let xid = match (worker_decider, decider_conn.as_deref_mut()) {
+        (Some(d), _) => crate::last_participant::transaction_id(workers[d].1).await,
+        (None, Some(c)) => crate::last_participant::transaction_id(c).await,
+        (None, None) => unreachable!("a coordinator or a deciding worker"),
+    };
+    let xid = match xid {
+        Ok(xid) => xid,
+        Err(err) => {
+            for (i, (_, conn)) in workers.iter_mut().enumerate() {
+                if Some(i) != worker_decider {
+                    roll_back(conn).await;
                 }
             }
+            return Err(err);
         }
-        Some(_) => None,
     };
     let gids: Vec<String> = workers
         .iter()
-        .enumerate()
-        .map(|(i, (group, _))| {
-            let gid = match decider {
-                Some((d, decider_group, xid)) if i != d => {
-                    crate::last_participant::gid(exec, *group, decider_group, xid)
-                }
-                _ => exec.next_gid(*group),
-            };
+        .map(|(group, _)| {
+            let gid = crate::last_participant::gid(exec, *group, decider, xid);
             _in_flight.add(&gid);
             gid
         })
         .collect();
     // Phase one: prepare every worker but the decider, all at once.
-    let decider_index = decider.map(|(d, _, _)| d);
-    let outcomes = join_all(
-        workers
-            .iter_mut()
-            .zip(&gids)
-            .enumerate()
-            .map(|(i, ((_, conn), gid))| async move {
-                if Some(i) == decider_index {
-                    return Ok(false);
-                }
-                prepare(conn, gid).await.map(|()| true)
-            }),
-    )
+    let outcomes = join_all(workers.iter_mut().zip(&gids).enumerate().map(
+        |(i, ((_, conn), gid))| async move {
+            if Some(i) == worker_decider {
+                return Ok(false);
+            }
+            prepare(conn, gid).await.map(|()| true)
+        },
+    ))
     .await;
     let prepared: Vec<bool> = outcomes.iter().map(|o| matches!(o, Ok(true))).collect();
     if let Some(err) = outcomes.into_iter().find_map(Result::err) {
-        if let Some(d) = decider_index {
+        if let Some(d) = worker_decider {
             roll_back(workers[d].1).await;
         }
         roll_back_prepared(workers, &gids, &prepared).await;
-        if let Some(c) = coordinator {
-            let _ = c.simple_query("ROLLBACK").await;
+        if let Some(c) = decider_conn {
+            roll_back(c).await;
         }
         return Err(err);
     }
-    if let Some(d) = decider_index {
-        return match crate::last_participant::decide(workers[d].1).await {
-            crate::last_participant::Decision::Committed => {
-                commit_prepared(workers, &gids, &prepared).await;
-                Ok(())
-            }
-            crate::last_participant::Decision::RolledBack(err) => {
-                roll_back_prepared(workers, &gids, &prepared).await;
-                Err(err)
-            }
-            // Committed or not, recovery finds out on the decider and finishes the others.
-            crate::last_participant::Decision::Unknown(err) => Err(err),
-        };
-    }
-    // The decision: commit records on the coordinator PostgreSQL.
-    let values = workers
-        .iter()
-        .zip(&gids)
-        .map(|((g, _), gid)| format!("({g}, {})", quote_literal(gid)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let record = format!("INSERT INTO tessera.pg_dist_transaction (groupid, gid) VALUES {values}");
-    let decided = match coordinator {
-        // One round trip: the COMMIT does not run when the INSERT fails.
-        Some(c) => match c.simple_query(&format!("{record}; COMMIT")).await {
-            Ok(_) if c.status == TxStatus::Idle => Ok(()),
-            Ok(_) => {
-                let _ = c.simple_query("ROLLBACK").await;
-                Err(ExecError::Internal(
-                    "the coordinator stayed in a transaction after COMMIT".into(),
-                ))
-            }
-            Err(e) => {
-                let _ = c.simple_query("ROLLBACK").await;
-                Err(ExecError::from(e))
-            }
-        },
-        None => match exec.catalog_client().await {
-            Ok(client) => client.batch_execute(&record).await.map_err(crate::pg_error),
-            Err(e) => Err(e),
-        },
+    // The decision, then phase two, all at once. A failure of COMMIT PREPARED is repaired by
+    // recovery: the decision stands.
+    let decided = match (worker_decider, decider_conn) {
+        (Some(d), _) => crate::last_participant::decide(workers[d].1).await,
+        (None, Some(c)) => crate::last_participant::decide(c).await,
+        (None, None) => unreachable!("a coordinator or a deciding worker"),
     };
-    if let Err(e) = decided {
-        roll_back_prepared(workers, &gids, &prepared).await;
-        return Err(e);
+    match decided {
+        crate::last_participant::Decision::Committed => {
+            commit_prepared(workers, &gids, &prepared).await;
+            Ok(())
+        }
+        crate::last_participant::Decision::RolledBack(err) => {
+            roll_back_prepared(workers, &gids, &prepared).await;
+            Err(err)
+        }
+        // Committed or not, recovery finds out from the decider and finishes the others.
+        crate::last_participant::Decision::Unknown(err) => Err(err),
     }
-    // Phase two, all at once. A failure here is repaired by recovery; the decision stands,
-    // and its record stays until the transaction is committed on its worker.
-    let committed: Vec<String> = commit_prepared(workers, &gids, &prepared)
-        .await
-        .into_iter()
-        .map(|(group, gid)| format!("({group}, {})", quote_literal(&gid)))
-        .collect();
-    if committed.is_empty() {
-        return Ok(());
-    }
-    // The records of committed transactions are deleted after the client has its answer
-    // (by primary key): a record left behind (a crash before the DELETE, or a DELETE lost
-    // with synchronous_commit off) names a transaction no worker still has prepared, which
-    // recovery deletes.
-    exec.settled(committed);
-    Ok(())
 }
 
 /// PREPARE TRANSACTION `gid` on `conn`; a worker whose PREPARE failed is rolled back.
@@ -1101,40 +1057,6 @@ async fn commit_prepared(
     .into_iter()
     .flatten()
     .collect()
-}
-
-/// Deletes the decision records of committed transactions ([`Executor::settled`]) in the
-/// background, many per statement: each round takes every key that arrived while the last
-/// one ran, so the coordinator PostgreSQL runs one DELETE per burst of commits instead of a
-/// transaction per commit. Ends with the executor.
-pub(crate) fn schedule_record_cleanup(exec: &Arc<Executor>) {
-    let weak = Arc::downgrade(exec);
-    let wake = exec.settled_wake.clone();
-    tokio::spawn(async move {
-        loop {
-            wake.notified().await;
-            let Some(exec) = weak.upgrade() else { return };
-            let keys = exec.take_settled();
-            if keys.is_empty() {
-                continue;
-            }
-            let deleted = match exec.catalog_client().await {
-                Ok(client) => client
-                    .batch_execute(&format!(
-                        "BEGIN; SET LOCAL synchronous_commit = off; \
-                         DELETE FROM tessera.pg_dist_transaction WHERE (groupid, gid) IN ({}); \
-                         COMMIT",
-                        keys.join(", ")
-                    ))
-                    .await
-                    .map_err(crate::pg_error),
-                Err(e) => Err(e),
-            };
-            if let Err(e) = deleted {
-                tracing::debug!("decision records left to recovery: {e}");
-            }
-        }
-    });
 }
 
 /// Runs the tasks of `group` on its block connection `conn`, in order, up to the first
