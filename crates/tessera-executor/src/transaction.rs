@@ -913,22 +913,21 @@ pub async fn commit_participants(
         exec,
         gids: std::sync::Mutex::new(Vec::new()),
     };
-    let worker_decider = match coordinator {
-        Some(_) => None,
-        None => Some(crate::last_participant::pick(workers)),
+    let mut decider = match coordinator {
+        Some(c) => DecidingConn::Coordinator(c),
+        None => DecidingConn::Worker(crate::last_participant::pick(workers)),
     };
-    let (decider, mut decider_conn) = match (worker_decider, coordinator) {
-        (Some(d), _) => {
-            let group = workers[d].0;
-            (crate::last_participant::Decider::Worker(group), None)
-        }
-        (None, Some(c)) => (crate::last_participant::Decider::Coordinator, Some(c)),
-        (None, None) => unreachable!("a coordinator or a deciding worker"),
+    let worker_decider = match decider {
+        DecidingConn::Worker(d) => Some(d),
+        DecidingConn::Coordinator(_) => None,
     };
-    let xid = match (worker_decider, decider_conn.as_deref_mut()) {
-        (Some(d), _) => crate::last_participant::transaction_id(workers[d].1).await,
-        (None, Some(c)) => crate::last_participant::transaction_id(c).await,
-        (None, None) => unreachable!("a coordinator or a deciding worker"),
+    let xid = match &mut decider {
+        DecidingConn::Worker(d) => crate::last_participant::transaction_id(workers[*d].1).await,
+        DecidingConn::Coordinator(c) => crate::last_participant::transaction_id(c).await,
+    };
+    let decider_name = match decider {
+        DecidingConn::Worker(d) => crate::last_participant::Decider::Worker(workers[d].0),
+        DecidingConn::Coordinator(_) => crate::last_participant::Decider::Coordinator,
     };
     let xid = match xid {
         Ok(xid) => xid,
@@ -944,7 +943,7 @@ pub async fn commit_participants(
     let gids: Vec<String> = workers
         .iter()
         .map(|(group, _)| {
-            let gid = crate::last_participant::gid(exec, *group, decider, xid);
+            let gid = crate::last_participant::gid(exec, *group, decider_name, xid);
             _in_flight.add(&gid);
             gid
         })
@@ -965,17 +964,16 @@ pub async fn commit_participants(
             roll_back(workers[d].1).await;
         }
         roll_back_prepared(workers, &gids, &prepared).await;
-        if let Some(c) = decider_conn {
+        if let DecidingConn::Coordinator(c) = decider {
             roll_back(c).await;
         }
         return Err(err);
     }
     // The decision, then phase two, all at once. A failure of COMMIT PREPARED is repaired by
     // recovery: the decision stands.
-    let decided = match (worker_decider, decider_conn) {
-        (Some(d), _) => crate::last_participant::decide(workers[d].1).await,
-        (None, Some(c)) => crate::last_participant::decide(c).await,
-        (None, None) => unreachable!("a coordinator or a deciding worker"),
+    let decided = match decider {
+        DecidingConn::Worker(d) => crate::last_participant::decide(workers[d].1).await,
+        DecidingConn::Coordinator(c) => crate::last_participant::decide(c).await,
     };
     match decided {
         crate::last_participant::Decision::Committed => {
@@ -989,6 +987,13 @@ pub async fn commit_participants(
         // Committed or not, recovery finds out from the decider and finishes the others.
         crate::last_participant::Decision::Unknown(err) => Err(err),
     }
+}
+
+/// The participant of a two-phase commit whose plain COMMIT decides: a worker (its index
+/// among the participants) or the coordinator PostgreSQL's connection.
+enum DecidingConn<'a> {
+    Worker(usize),
+    Coordinator(&'a mut WireConnection),
 }
 
 /// PREPARE TRANSACTION `gid` on `conn`; a worker whose PREPARE failed is rolled back.
