@@ -82,4 +82,12 @@ SELECT * FROM (SELECT id, label FROM tc_items ORDER BY id DESC LIMIT 1) top;
 SELECT sort.id, format.label FROM tc_items sort JOIN tc_items format ON format.id = sort.id + 1
 ORDER BY sort.id;
 SELECT count(*) view FROM tc_items start WHERE start.id > 3;
+SELECT top.id, top.label, TOP.id + 1 AS next FROM (SELECT id, label FROM tc_items ORDER BY id LIMIT 2) top ORDER BY top.id;
+SELECT DISTINCT top.label FROM tc_items Top WHERE Top.id < 3 ORDER BY 1;
+-- A parenthesized subquery first in an IN list is one element of the list, not the operand.
+SELECT id FROM tc_items WHERE id IN ((SELECT min(id) FROM tc_items), (SELECT max(id) FROM tc_items)) ORDER BY id;
+SELECT count(*) FROM tc_items WHERE id NOT IN ((SELECT min(id) FROM tc_items), 3, (SELECT NULL::int));
+SELECT id FROM tc_items WHERE id NOT IN ((SELECT min(id) FROM tc_items), 3) ORDER BY id;
+SELECT id FROM tc_items WHERE id IN ((SELECT id FROM tc_items WHERE id < 3) UNION (SELECT 5)) ORDER BY id;
+SELECT id FROM tc_items WHERE id IN ((1), (SELECT 2 + id FROM tc_items WHERE id = 2)) ORDER BY id;
 DROP TABLE tc_items;

@@ -14,9 +14,46 @@
 
 use std::any::TypeId;
 
+use sqlparser::ast::{Expr, Statement};
 use sqlparser::dialect::{Dialect, PostgreSqlDialect, Precedence};
 use sqlparser::keywords::{self, Keyword};
 use sqlparser::parser::{Parser, ParserError};
+use sqlparser::tokenizer::{Token, Tokenizer, Word};
+
+/// The dialect every statement is parsed with (a unit value, so parsers can borrow it for
+/// any lifetime).
+pub static DIALECT: TesseraDialect = TesseraDialect(PostgreSqlDialect {});
+
+/// A parser over `sql` in [`DIALECT`], with the token stream adjusted to PostgreSQL's
+/// keyword list: an unquoted `top` (a keyword only in SQL Server's `SELECT TOP n`, none in
+/// PostgreSQL's kwlist.h) becomes the identifier it is in PostgreSQL, so `SELECT top.a FROM
+/// (...) top` parses. Quoting a lower-cased name changes nothing in PostgreSQL.
+///
+/// Errors: the tokenizer's (an unterminated string or quoted identifier).
+pub fn parser(sql: &str) -> Result<Parser<'static>, ParserError> {
+    let mut tokens = Tokenizer::new(&DIALECT, sql)
+        .with_unescape(true)
+        .tokenize_with_location()?;
+    for token in &mut tokens {
+        if let Token::Word(word) = &mut token.token {
+            if word.keyword == Keyword::TOP && word.quote_style.is_none() {
+                *word = Word {
+                    value: word.value.to_lowercase(),
+                    quote_style: Some('"'),
+                    keyword: Keyword::NoKeyword,
+                };
+            }
+        }
+    }
+    Ok(Parser::new(&DIALECT).with_tokens_with_locations(tokens))
+}
+
+/// Every statement of `sql`, parsed as [`parser`] does.
+///
+/// Errors: sqlparser's syntax error, or the tokenizer's.
+pub fn parse_statements(sql: &str) -> Result<Vec<Statement>, ParserError> {
+    parser(sql)?.parse_statements()
+}
 
 /// sqlparser's PostgreSQL dialect with PostgreSQL's alias rules (see the module docs).
 #[derive(Debug, Default)]
@@ -66,6 +103,33 @@ const COLUMN_ALIAS_KEYWORDS: &[Keyword] = &[
 impl Dialect for TesseraDialect {
     fn dialect(&self) -> TypeId {
         TypeId::of::<PostgreSqlDialect>()
+    }
+
+    /// `x [NOT] IN ( ... )`: a list whose first element is a parenthesized subquery
+    /// (`x IN ((SELECT a ...), (SELECT b ...))`) is a list in PostgreSQL (gram.yy's
+    /// `in_expr`: a `select_with_parens` alone, else an `expr_list`); sqlparser takes the
+    /// first subquery for the whole operand and fails on the comma.
+    fn parse_infix(
+        &self,
+        parser: &mut Parser,
+        expr: &Expr,
+        _precedence: u8,
+    ) -> Option<Result<Expr, ParserError>> {
+        let negated = match (
+            parser.peek_nth_token(0).token,
+            parser.peek_nth_token(1).token,
+        ) {
+            (Token::Word(w), Token::LParen) if w.keyword == Keyword::IN => false,
+            (Token::Word(n), Token::Word(w))
+                if n.keyword == Keyword::NOT
+                    && w.keyword == Keyword::IN
+                    && parser.peek_nth_token(2).token == Token::LParen =>
+            {
+                true
+            }
+            _ => return None,
+        };
+        Some(parse_in(parser, expr.clone(), negated))
     }
 
     fn is_table_alias(&self, kw: &Keyword, _parser: &mut Parser) -> bool {
@@ -192,13 +256,41 @@ impl Dialect for TesseraDialect {
     }
 }
 
+/// `[NOT] IN ( <subquery> | <expression list> )`, with the next tokens `[NOT] IN (`: a
+/// subquery only when it is the whole parenthesized operand.
+fn parse_in(parser: &mut Parser, expr: Expr, negated: bool) -> Result<Expr, ParserError> {
+    if negated {
+        parser.expect_keyword_is(Keyword::NOT)?;
+    }
+    parser.expect_keyword_is(Keyword::IN)?;
+    parser.expect_token(&Token::LParen)?;
+    let subquery = parser.maybe_parse(|p| {
+        let query = p.parse_query()?;
+        p.expect_token(&Token::RParen)?;
+        Ok(query)
+    })?;
+    if let Some(subquery) = subquery {
+        return Ok(Expr::InSubquery {
+            expr: Box::new(expr),
+            subquery,
+            negated,
+        });
+    }
+    let list = parser.parse_comma_separated(Parser::parse_expr)?;
+    parser.expect_token(&Token::RParen)?;
+    Ok(Expr::InList {
+        expr: Box::new(expr),
+        list,
+        negated,
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::TesseraDialect;
     use sqlparser::parser::Parser;
 
     fn parses(sql: &str) -> bool {
-        Parser::parse_sql(&TesseraDialect::default(), sql)
+        super::parse_statements(sql)
             .map_err(|e| eprintln!("{sql}: {e}"))
             .is_ok()
     }
@@ -206,7 +298,8 @@ mod tests {
     #[test]
     fn postgresql_aliases_parse() {
         assert!(parses("SELECT * FROM (SELECT 1 AS a LIMIT 1) top"));
-        // (`SELECT top.a ...` still reads TOP as SQL Server's `SELECT TOP n`.)
+        assert!(parses("SELECT top.a, top FROM (SELECT 1 AS a LIMIT 1) top"));
+        assert!(parses("SELECT DISTINCT TOP.a FROM (SELECT 1 AS a) Top"));
         assert!(parses(
             "SELECT x.a FROM (SELECT 1 AS a) top, t x WHERE top.a = x.a"
         ));
@@ -220,6 +313,26 @@ mod tests {
     }
 
     #[test]
+    fn in_list_of_subqueries_is_a_list() {
+        use sqlparser::ast::{Expr, SetExpr, Statement};
+        let where_of = |sql: &str| match super::parse_statements(sql).unwrap().remove(0) {
+            Statement::Query(q) => match *q.body {
+                SetExpr::Select(s) => s.selection.unwrap(),
+                other => panic!("{other}"),
+            },
+            other => panic!("{other}"),
+        };
+        match where_of("SELECT 1 FROM t WHERE x NOT IN ((SELECT 1), (SELECT max(y) FROM u))") {
+            Expr::InList { list, negated, .. } => assert!(list.len() == 2 && negated),
+            other => panic!("{other:?}"),
+        }
+        match where_of("SELECT 1 FROM t WHERE x IN ((SELECT 1))") {
+            Expr::InSubquery { negated, .. } => assert!(!negated),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn reserved_words_keep_their_meaning() {
         let statements = [
             "SELECT * FROM t LIMIT 1",
@@ -227,10 +340,12 @@ mod tests {
             "SELECT * FROM t TABLESAMPLE SYSTEM (10)",
             "UPDATE t SET x = 1",
             "SELECT * FROM a LEFT JOIN b ON a.x = b.x",
+            "SELECT * FROM t WHERE a IN (SELECT b FROM u) AND a NOT IN (1, 2)",
+            "SELECT * FROM t WHERE a NOT IN ((SELECT 1) UNION (SELECT 2))",
+            "SELECT * FROM t WHERE (a, b) IN ((1, 2), (3, 4)) OR a IN ((1), 2)",
         ];
         for sql in statements {
-            let parsed = Parser::parse_sql(&TesseraDialect::default(), sql)
-                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            let parsed = super::parse_statements(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
             let plain = Parser::parse_sql(&sqlparser::dialect::PostgreSqlDialect {}, sql)
                 .unwrap_or_else(|e| panic!("{sql}: {e}"));
             assert_eq!(parsed, plain, "{sql}");

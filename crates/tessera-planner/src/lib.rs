@@ -32,7 +32,6 @@ pub mod views;
 
 use sqlparser::ast::Statement;
 use sqlparser::dialect::PostgreSqlDialect;
-use sqlparser::parser::Parser;
 use tessera_catalog::CatalogSnapshot;
 
 pub use copy::{CopyFormat, CopyPlan};
@@ -284,8 +283,8 @@ pub struct InsertSelectPlan {
 ///
 /// Errors: [`PlanError::Syntax`] with sqlparser's message.
 pub fn parse_statement(sql: &str) -> Result<Statement, PlanError> {
-    let mut statements = Parser::parse_sql(&dialect::TesseraDialect::default(), sql)
-        .map_err(|e| PlanError::Syntax(e.to_string()))?;
+    let mut statements =
+        dialect::parse_statements(sql).map_err(|e| PlanError::Syntax(e.to_string()))?;
     match statements.len() {
         1 => Ok(statements.remove(0)),
         0 => Err(PlanError::Syntax("empty statement".into())),

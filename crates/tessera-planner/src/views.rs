@@ -17,7 +17,6 @@ use sqlparser::ast::{
     Ident, Query, Statement, TableAlias, TableAliasColumnDef, TableFactor, TableObject, Visit,
     VisitMut, Visitor, VisitorMut,
 };
-use sqlparser::parser::Parser;
 use tessera_catalog::{CatalogSnapshot, View};
 
 use crate::analyze::object_name_parts;
@@ -165,7 +164,7 @@ impl Expander<'_> {
                 view.name
             )));
         }
-        let mut statements = Parser::parse_sql(&crate::dialect::TesseraDialect::default(), &view.definition)
+        let mut statements = crate::dialect::parse_statements(&view.definition)
             .map_err(|e| {
                 unsupported(format!(
                     "Tessera cannot parse the definition of view \"{}\" ({e}); query its tables directly",
