@@ -564,6 +564,112 @@ pub(crate) struct ShardDdl {
     partition_key: Option<String>,
     /// `pg_get_expr(relpartbound)`: `FOR VALUES ...` or `DEFAULT` for a partition.
     partition_bound: Option<String>,
+    /// Statements that create the user-defined types the columns use, dependencies first,
+    /// each only where the type is missing (see [`type_definitions`]).
+    types: Vec<String>,
+}
+
+/// Statements that create, on a worker, the user-defined types (enums, composites,
+/// domains, ranges; arrays of them) that the columns of `relid` use, dependencies first —
+/// what Citus calls ensuring a table's dependencies exist before its shards are created.
+/// Each is guarded by `to_regtype`, so a worker that has the type (propagated when it was
+/// created, or with an earlier shard) keeps it. Types of extensions and of `pg_catalog` are
+/// left out (extensions are created on the workers on their own); a user-defined base
+/// type (C functions) cannot be recreated, and the shard's CREATE TABLE then reports it.
+async fn type_definitions(reader: &mut Reader<'_>, relid: u32) -> Result<Vec<String>, ExecError> {
+    let roots = reader
+        .rows(&format!(
+            "SELECT atttypid FROM pg_attribute WHERE attrelid = {relid} AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
+        ))
+        .await?;
+    let mut pending: Vec<(u32, bool)> = roots
+        .iter()
+        .rev()
+        .filter_map(|r| text(r, 0).parse().ok())
+        .map(|oid| (oid, false))
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    // Depth first; a type is written after its dependencies (the `true` visit).
+    while let Some((oid, ready)) = pending.pop() {
+        if oid < 16384 {
+            continue;
+        }
+        if ready {
+            if let Some(ddl) = type_definition(reader, oid).await? {
+                out.push(ddl);
+            }
+            continue;
+        }
+        if !seen.insert(oid) {
+            continue;
+        }
+        pending.push((oid, true));
+        let deps = reader
+            .rows(&format!(
+                "SELECT dep FROM pg_type t, LATERAL (
+                     SELECT t.typelem AS dep WHERE t.typelem <> 0 AND t.typcategory = 'A'
+                     UNION ALL SELECT t.typbasetype WHERE t.typtype = 'd'
+                     UNION ALL SELECT r.rngsubtype FROM pg_range r WHERE r.rngtypid = t.oid
+                     UNION ALL SELECT a.atttypid FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+                        WHERE a.attrelid = t.typrelid AND c.relkind = 'c' AND a.attnum > 0 AND NOT a.attisdropped
+                 ) d WHERE t.oid = {oid}"
+            ))
+            .await?;
+        for d in deps.iter().rev() {
+            if let Ok(dep) = text(d, 0).parse::<u32>() {
+                pending.push((dep, false));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The guarded CREATE statement of one user-defined type (see [`type_definitions`]), or
+/// `None` for arrays (their element type carries them), extension members, table row
+/// types and base types.
+async fn type_definition(reader: &mut Reader<'_>, oid: u32) -> Result<Option<String>, ExecError> {
+    let rows = reader
+        .rows(&format!(
+            "SELECT quote_ident(n.nspname), quote_ident(n.nspname) || '.' || quote_ident(t.typname),
+                CASE
+                  WHEN t.typtype = 'e' THEN 'AS ENUM (' || coalesce((SELECT string_agg(quote_literal(e.enumlabel), ', ' ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid), '') || ')'
+                  WHEN t.typtype = 'c' AND (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c' THEN
+                    'AS (' || coalesce((SELECT string_agg(quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod)
+                        || CASE WHEN a.attcollation <> 0 AND a.attcollation <> (SELECT typcollation FROM pg_type WHERE oid = a.atttypid)
+                                THEN ' COLLATE ' || (SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname) FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = a.attcollation)
+                                ELSE '' END, ', ' ORDER BY a.attnum)
+                      FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped), '') || ')'
+                  WHEN t.typtype = 'r' THEN 'AS RANGE (SUBTYPE = ' || (SELECT format_type(r.rngsubtype, NULL) FROM pg_range r WHERE r.rngtypid = t.oid) || ')'
+                  WHEN t.typtype = 'd' THEN 'AS ' || format_type(t.typbasetype, t.typtypmod)
+                    || CASE WHEN t.typcollation <> 0 AND t.typcollation <> (SELECT typcollation FROM pg_type WHERE oid = t.typbasetype)
+                            THEN ' COLLATE ' || (SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname) FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = t.typcollation)
+                            ELSE '' END
+                    || coalesce(' DEFAULT ' || t.typdefault, '')
+                    || CASE WHEN t.typnotnull THEN ' NOT NULL' ELSE '' END
+                    || coalesce((SELECT string_agg(' CONSTRAINT ' || quote_ident(c.conname) || ' ' || pg_get_constraintdef(c.oid), '' ORDER BY c.conname) FROM pg_constraint c WHERE c.contypid = t.oid), '')
+                END,
+                CASE WHEN t.typtype = 'd' THEN 'DOMAIN' ELSE 'TYPE' END
+             FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+             WHERE t.oid = {oid}
+               AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e')"
+        ))
+        .await?;
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    let (schema, name, body, kind) = (text(row, 0), text(row, 1), text(row, 2), text(row, 3));
+    if body.is_empty() {
+        return Ok(None);
+    }
+    let create = format!("CREATE {kind} {name} {body}");
+    Ok(Some(format!(
+        "CREATE SCHEMA IF NOT EXISTS {schema};
+         DO $tessera_type$ BEGIN IF to_regtype({}) IS NULL THEN EXECUTE {}; END IF; END $tessera_type$;
+",
+        tessera_planner::rewrite::quote_literal(&name),
+        tessera_planner::rewrite::quote_literal(&create)
+    )))
 }
 
 /// Reads the shell `relid`'s constraints, indexes and foreign keys. Errors: 0A000 when a key
@@ -682,7 +788,9 @@ pub(crate) async fn shard_ddl(
             s
         })
         .collect();
+    let types = type_definitions(reader, relid).await?;
     Ok(ShardDdl {
+        types,
         column_defs,
         constraint_defs,
         indexes,
@@ -710,7 +818,11 @@ impl ShardDdl {
         parent_shard: Option<&str>,
     ) -> String {
         let shard = quoted_name(schema, &shard_name(table, shard_id));
-        let mut sql = format!("CREATE SCHEMA IF NOT EXISTS {};\n", quote_ident(schema));
+        let mut sql = self.types.concat();
+        sql.push_str(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {};\n",
+            quote_ident(schema)
+        ));
         match (&self.partition_bound, parent_shard) {
             (Some(bound), Some(parent)) => sql.push_str(&format!(
                 "CREATE TABLE {shard} PARTITION OF {parent} {bound}"

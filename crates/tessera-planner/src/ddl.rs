@@ -942,3 +942,139 @@ fn shard_operation(
     }
     Ok(())
 }
+
+/// `CREATE TYPE ... AS ENUM/AS (...)/AS RANGE`, `CREATE DOMAIN`, `ALTER TYPE`, `ALTER
+/// DOMAIN`, `DROP TYPE`, `DROP DOMAIN`: run on the coordinator and on every active worker,
+/// as Citus propagates types, so that shards can have columns of the type and its labels,
+/// attributes and constraints stay the same everywhere (a renamed enum label must not come
+/// back under its old name from a worker). Read at the token level, so every form
+/// PostgreSQL accepts is forwarded as written.
+///
+/// On a worker the statement is guarded, because a worker may miss a type (added later; a
+/// type from before propagation) or hold it already (created with a shard): CREATE runs
+/// only where `to_regtype(name)` finds nothing, ALTER only where it finds the type, DROP
+/// with IF EXISTS. Base types (`CREATE TYPE t (INPUT = ...)`, C functions), shell types
+/// and `OWNER TO` (roles live on the coordinator) stay on the coordinator. `None` for other
+/// statements and when there are no workers.
+pub fn type_command_text(sql: &str, catalog: &CatalogSnapshot) -> Option<DistributedPlan> {
+    use crate::rewrite::quote_literal;
+    use sqlparser::dialect::PostgreSqlDialect;
+    use sqlparser::tokenizer::{Token, Tokenizer};
+    let first = first_word(sql);
+    if !["create", "alter", "drop"]
+        .iter()
+        .any(|w| first.eq_ignore_ascii_case(w))
+        || !catalog.nodes.iter().any(|n| n.is_active)
+    {
+        return None;
+    }
+    let tokens: Vec<Token> = Tokenizer::new(&PostgreSqlDialect {}, sql)
+        .tokenize()
+        .ok()?
+        .into_iter()
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .collect();
+    let word = |i: usize| match tokens.get(i) {
+        Some(Token::Word(w)) if w.quote_style.is_none() => w.value.to_ascii_lowercase(),
+        _ => String::new(),
+    };
+    let (verb, object) = (word(0), word(1));
+    if object != "type" && object != "domain" {
+        return None;
+    }
+    let worker_sql = match verb.as_str() {
+        "drop" => {
+            let rest = skip_comments(sql);
+            let after_object = rest
+                .get(first.len()..)?
+                .trim_start()
+                .get(object.len()..)?
+                .trim_start();
+            if word(2) == "if" {
+                rest.to_string()
+            } else {
+                format!("DROP {} IF EXISTS {after_object}", object.to_uppercase())
+            }
+        }
+        "create" | "alter" => {
+            // The type's name as written: identifiers and dots.
+            let mut name = String::new();
+            let mut parts = Vec::new();
+            let mut i = 2;
+            loop {
+                match tokens.get(i) {
+                    Some(Token::Word(w)) => {
+                        let part = match w.quote_style {
+                            Some(_) => quote_ident(&w.value),
+                            None => w.value.clone(),
+                        };
+                        name.push_str(&part);
+                        parts.push(part);
+                    }
+                    _ => return None,
+                }
+                i += 1;
+                if tokens.get(i) != Some(&Token::Period) {
+                    break;
+                }
+                name.push('.');
+                i += 1;
+            }
+            let next = word(i);
+            let definition = if object == "domain" {
+                true
+            } else if verb == "create" {
+                next == "as"
+            } else {
+                true
+            };
+            let owner = verb == "alter" && next == "owner";
+            if !definition || owner {
+                return None;
+            }
+            let statement = skip_comments(sql).trim_end().trim_end_matches(';');
+            let test = if verb == "create" {
+                "IS NULL"
+            } else {
+                "IS NOT NULL"
+            };
+            // Schemas are not propagated by themselves; a type's schema comes with it.
+            let schema = match (verb.as_str(), parts.as_slice()) {
+                ("create", [schema, _]) => format!("CREATE SCHEMA IF NOT EXISTS {schema}; "),
+                _ => String::new(),
+            };
+            format!(
+                "{schema}DO $tessera_type$ BEGIN IF to_regtype({}) {test} THEN EXECUTE {}; END IF; END $tessera_type$",
+                quote_literal(&name),
+                quote_literal(statement)
+            )
+        }
+        _ => return None,
+    };
+    let mut groups: Vec<i32> = catalog
+        .nodes
+        .iter()
+        .filter(|n| n.is_active)
+        .map(|n| n.group_id)
+        .collect();
+    groups.sort_unstable();
+    groups.dedup();
+    let per_shard = groups
+        .into_iter()
+        .map(|group_id| Task {
+            group_id,
+            sql: worker_sql.clone(),
+            shard_ids: vec![],
+            bound: None,
+        })
+        .collect();
+    Some(DistributedPlan::Ddl(DdlPlan {
+        shell: sql.to_string(),
+        per_shard,
+        dropped_tables: vec![],
+        mode: DdlMode::Transactional,
+        dropped_indexes: vec![],
+        cascade: false,
+        partitions: false,
+    }))
+}

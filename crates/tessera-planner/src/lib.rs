@@ -311,6 +311,9 @@ pub fn plan_sql(
     if let Some(plan) = ddl::maintenance_command_text(sql, catalog) {
         return plan;
     }
+    if let Some(plan) = ddl::type_command_text(sql, catalog) {
+        return Ok(plan);
+    }
     if let Some(plan) = matview::matview_command_text(sql, catalog) {
         return plan;
     }

@@ -149,12 +149,19 @@ pub fn plan_select(
     catalog: &CatalogSnapshot,
 ) -> Result<DistributedPlan, PlanError> {
     let mut analysis = analyze_query(query, params, catalog);
-    crate::pull::check_whole_rows(stmt, &analysis.instances)?;
+    // A table's row as a value: one worker evaluating the whole statement gives it with
+    // the shard's row type (same columns, same text and binary form; the client is told
+    // the shell's type); anything combined on the coordinator goes to the general tier,
+    // which spells the row out with the table's type.
     let placement = match analysis.placement() {
         Ok(p) => p,
         Err(PlanError::Unsupported(_)) => return general(stmt, original, catalog),
         Err(e) => return Err(e),
     };
+    let one_shard_group = !matches!(placement, Placement::AllShardGroups);
+    if crate::pull::uses_whole_rows(stmt, &analysis.instances, one_shard_group) {
+        return general(stmt, original, catalog);
+    }
     match placement {
         Placement::Local => Ok(DistributedPlan::Local(
             rewrite_catalog_names(stmt).unwrap_or_else(|| original.to_string()),

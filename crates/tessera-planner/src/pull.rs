@@ -132,6 +132,18 @@ pub fn plan_pull(
     original: &str,
     catalog: &CatalogSnapshot,
 ) -> Result<PullPlan, PlanError> {
+    plan_pull_expanding(stmt, original, catalog, true)
+}
+
+/// [`plan_pull`]; with `expand`, a statement that uses a table's row as a value is planned
+/// again with each such use spelled out as a row of the table's columns (see
+/// [`expand_whole_rows`]).
+fn plan_pull_expanding(
+    stmt: &Statement,
+    original: &str,
+    catalog: &CatalogSnapshot,
+    expand: bool,
+) -> Result<PullPlan, PlanError> {
     let Statement::Query(query) = stmt else {
         return Err(unsupported(
             "only queries can read distributed tables through the coordinator",
@@ -195,7 +207,12 @@ pub fn plan_pull(
         .collect();
     if let Some(alias) = whole_rows.find(&tables) {
         // The intermediate result's row type is not the table's: `t` or `t.*` as a value
-        // would come back with another type OID.
+        // would come back with another type OID, so it becomes a row of the table's type.
+        if expand {
+            if let Some(expanded) = expand_whole_rows(stmt, &tables, &whole_rows) {
+                return plan_pull_expanding(&expanded, &expanded.to_string(), catalog, false);
+            }
+        }
         return Err(whole_row_error(&alias));
     }
     // One intermediate result per table read that was not merged, one per fragment.
@@ -1391,6 +1408,148 @@ impl Visitor for ColumnAliases {
     }
 }
 
+/// `stmt` with every whole-row reference to a table of `tables` (alias, table) — a bare
+/// alias `t`, or `t.*` as a function argument (`row_to_json(t.*)`) — written as
+/// `CAST(ROW(t.c1, t.c2, ...) AS schema.table)`: the same value with the type PostgreSQL
+/// gives it (the coordinator's shell has that row type; a cast from a row matches the
+/// table's live columns in order, so dropped columns do not matter), which then reads only
+/// columns. `None` when an alias names two different tables (scopes this does not tell
+/// apart).
+fn expand_whole_rows(
+    stmt: &Statement,
+    tables: &[(&str, &Table)],
+    whole_rows: &WholeRows,
+) -> Option<Statement> {
+    let mut rows: std::collections::HashMap<String, Expr> = std::collections::HashMap::new();
+    for (alias, table) in tables {
+        let is_column = tables.iter().any(|(_, t)| t.column_index(alias).is_some())
+            || whole_rows.column_aliases.contains(*alias);
+        if is_column || !(whole_rows.all || whole_rows.names.contains(*alias)) {
+            continue;
+        }
+        if tables
+            .iter()
+            .any(|(a, t)| a == alias && t.relid != table.relid)
+        {
+            return None;
+        }
+        let fields = table
+            .columns
+            .iter()
+            .map(|c| {
+                Expr::CompoundIdentifier(vec![
+                    Ident::with_quote('"', *alias),
+                    Ident::with_quote('"', c.name.as_str()),
+                ])
+            })
+            .collect();
+        let row = Expr::Cast {
+            kind: sqlparser::ast::CastKind::Cast,
+            expr: Box::new(Expr::Tuple(fields)),
+            data_type: sqlparser::ast::DataType::Custom(
+                quoted_name(&table.schema, &table.name),
+                vec![],
+            ),
+            array: false,
+            format: None,
+        };
+        // A row an outer join null-extends is NULL, not a row of NULLs: its ctid (every copy
+        // the general tier makes has one) tells. The CASE also keeps the planner from
+        // splitting `row IS [NOT] NULL` into per-field tests, which would count the NULL it
+        // puts in place of a dropped column.
+        let ctid =
+            Expr::CompoundIdentifier(vec![Ident::with_quote('"', *alias), Ident::new("ctid")]);
+        let row = Expr::Case {
+            case_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+            end_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+            operand: None,
+            conditions: vec![sqlparser::ast::CaseWhen {
+                condition: Expr::IsNull(Box::new(ctid)),
+                result: Expr::Value(Value::Null.into()),
+            }],
+            else_result: Some(Box::new(row)),
+        };
+        rows.insert(alias.to_string(), row);
+    }
+    if rows.is_empty() {
+        return None;
+    }
+    struct Expand<'a>(&'a std::collections::HashMap<String, Expr>);
+    impl VisitorMut for Expand<'_> {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+            match e {
+                Expr::Identifier(id) => {
+                    if let Some(row) = self.0.get(&ident_name(id)) {
+                        *e = row.clone();
+                    }
+                }
+                Expr::Function(f) => {
+                    if let FunctionArguments::List(list) = &mut f.args {
+                        for a in &mut list.args {
+                            let (FunctionArg::Named { arg, .. }
+                            | FunctionArg::ExprNamed { arg, .. }
+                            | FunctionArg::Unnamed(arg)) = a;
+                            if let FunctionArgExpr::QualifiedWildcard(name) = arg {
+                                if let Some((None, alias)) = object_name_parts(name) {
+                                    if let Some(row) = self.0.get(&alias) {
+                                        *arg = FunctionArgExpr::Expr(row.clone());
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    /// A select-list item that is the row (or the row cast: `t::text`) keeps the name
+    /// PostgreSQL gives it, the alias (FigureColname looks through casts), not `row`.
+    struct KeepNames<'a>(&'a std::collections::HashMap<String, Expr>);
+    impl VisitorMut for KeepNames<'_> {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+            let mut bodies = vec![q.body.as_mut()];
+            while let Some(body) = bodies.pop() {
+                match body {
+                    SetExpr::Select(select) => {
+                        for item in &mut select.projection {
+                            let SelectItem::UnnamedExpr(e) = item else {
+                                continue;
+                            };
+                            let mut core = &*e;
+                            while let Expr::Cast { expr, .. } | Expr::Nested(expr) = core {
+                                core = expr;
+                            }
+                            if let Expr::Identifier(id) = core {
+                                if self.0.contains_key(&ident_name(id)) {
+                                    let alias = id.clone();
+                                    *item = SelectItem::ExprWithAlias {
+                                        expr: e.clone(),
+                                        alias,
+                                    };
+                                }
+                            }
+                        }
+                    }
+                    SetExpr::SetOperation { left, right, .. } => {
+                        bodies.push(left);
+                        bodies.push(right);
+                    }
+                    _ => {}
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut expanded = stmt.clone();
+    let _ = VisitMut::visit(&mut expanded, &mut KeepNames(&rows));
+    let _ = VisitMut::visit(&mut expanded, &mut Expand(&rows));
+    Some(expanded)
+}
+
 fn whole_row_error(alias: &str) -> PlanError {
     unsupported(format!(
         "whole-row references to distributed or reference table \"{alias}\" are not supported yet \
@@ -1398,27 +1557,40 @@ fn whole_row_error(alias: &str) -> PlanError {
     ))
 }
 
-/// Refuses statements that use a distributed or reference table's row as a value (`SELECT t
-/// FROM t`, `count(t.*)`): its type is each server's own row type, so no tier can return
-/// PostgreSQL's type OID for it.
-///
-/// Errors: 0A000 naming the alias.
-pub fn check_whole_rows(
+/// Whether `stmt` uses a distributed or reference table's row as a value (`SELECT t FROM
+/// t`, `row_to_json(t.*)`) where a worker cannot give it exactly: combined with rows of
+/// other shards, or named by type (`pg_typeof(t)` would name the shard's row type).
+/// `one_shard_group`: one worker evaluates the whole statement.
+pub fn uses_whole_rows(
     stmt: &Statement,
     instances: &[crate::analyze::Instance],
-) -> Result<(), PlanError> {
+    one_shard_group: bool,
+) -> bool {
     let tables: Vec<(&str, &Table)> = instances
         .iter()
         .filter_map(|i| i.table.as_deref().map(|t| (i.name.as_str(), t)))
         .collect();
     if tables.is_empty() {
-        return Ok(());
+        return false;
     }
     let aliases: Vec<&str> = tables.iter().map(|(a, _)| *a).collect();
-    match whole_row_references(stmt, &aliases).find(&tables) {
-        Some(alias) => Err(whole_row_error(&alias)),
-        None => Ok(()),
-    }
+    whole_row_references(stmt, &aliases).find(&tables).is_some()
+        && (!one_shard_group || names_types(stmt))
+}
+
+/// Whether `stmt` calls `pg_typeof`, the one function that shows a value's type name.
+fn names_types(stmt: &Statement) -> bool {
+    let mut found = false;
+    let _ = sqlparser::ast::visit_expressions(stmt, |e| {
+        if let Expr::Function(f) = e {
+            if builtin_name(&f.name).as_deref() == Some("pg_typeof") {
+                found = true;
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    found
 }
 
 /// A distributed or reference table still named in `stmt` after the rewrite.

@@ -563,7 +563,7 @@ impl Backend {
             }
         }
         let req = Request { sql, ..req };
-        let outcome = executor.run(&mut state.session, plan, req).await;
+        let mut outcome = executor.run(&mut state.session, plan, req).await;
         if !matches!(
             outcome,
             Ok(Outcome::CopyIn(_)) | Ok(Outcome::LocalCopyIn { .. })
@@ -583,22 +583,51 @@ impl Backend {
                 state.session.add_notice(w);
             }
         }
-        // As PostgreSQL does when a table changed under a prepared statement (plancache.c).
-        let columns = match &outcome {
-            Ok(Outcome::Result(r)) if r.described => Some(&r.fields),
-            Ok(Outcome::Stream(s)) => Some(&s.fields),
+        let columns = match &mut outcome {
+            Ok(Outcome::Result(r)) if r.described => Some(&mut r.fields),
+            Ok(Outcome::Stream(s)) => Some(&mut s.fields),
             _ => None,
         };
-        if let (Some(got), Some(expected)) = (columns, described) {
-            let types = |f: &[FieldDescription]| f.iter().map(|f| f.type_oid).collect::<Vec<_>>();
-            if types(got) != types(expected) {
-                state.session.mark_failed();
-                return Response::Error(Box::new(ErrorInfo::new(
-                    "ERROR".into(),
-                    "0A000".into(),
-                    "cached plan must not change result type".into(),
-                )))
-                .into();
+        if let Some(got) = columns {
+            // A worker numbers its own user-defined types (and a shard's row type is not
+            // the table's): the client is told the coordinator's, as the shells have them.
+            // Without a Describe of the client's, one is made when such a type came back
+            // (outside transaction blocks: a failed Describe would abort the block).
+            let user_defined = got.iter().any(|f| f.type_oid >= FIRST_NORMAL_OBJECT_ID);
+            let fetched = match described {
+                None if user_defined && !state.session.in_block() => executor
+                    .describe(&mut state.session, sql, &[])
+                    .await
+                    .ok()
+                    .and_then(|(_, fields)| fields),
+                _ => None,
+            };
+            if let Some(expected) = described.or(fetched.as_deref()) {
+                // As PostgreSQL does when a table changed under a prepared statement
+                // (plancache.c); user-defined types are compared by the coordinator's word.
+                let same = got.len() == expected.len()
+                    && got.iter().zip(expected).all(|(g, e)| {
+                        g.type_oid == e.type_oid
+                            || (g.type_oid >= FIRST_NORMAL_OBJECT_ID
+                                && e.type_oid >= FIRST_NORMAL_OBJECT_ID)
+                    });
+                if !same && described.is_some() {
+                    state.session.mark_failed();
+                    return Response::Error(Box::new(ErrorInfo::new(
+                        "ERROR".into(),
+                        "0A000".into(),
+                        "cached plan must not change result type".into(),
+                    )))
+                    .into();
+                }
+                if same {
+                    for (g, e) in got.iter_mut().zip(expected) {
+                        if g.type_oid >= FIRST_NORMAL_OBJECT_ID {
+                            g.type_oid = e.type_oid;
+                            g.type_size = e.type_size;
+                        }
+                    }
+                }
             }
         }
         let response = match outcome {
@@ -870,6 +899,10 @@ where
     }
     Ok(false)
 }
+
+/// The first OID PostgreSQL gives to objects created after initdb (`FirstNormalObjectId`,
+/// src/include/access/transam.h): types from here on are numbered by each server itself.
+const FIRST_NORMAL_OBJECT_ID: u32 = 16384;
 
 /// A RowDescription message of `fields` as a server described them.
 fn row_description(fields: &[FieldDescription]) -> pgwire::messages::data::RowDescription {
