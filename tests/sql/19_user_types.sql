@@ -84,3 +84,17 @@ INSERT INTO ut_again VALUES (1, 'a'), (2, 'z'), (3, 'a');
 SELECT mood, count(*) FROM ut_again GROUP BY mood ORDER BY mood;
 DROP TABLE ut_again;
 DROP SCHEMA ut CASCADE;
+-- Types of extensions: the extension is created on the workers too.
+CREATE EXTENSION IF NOT EXISTS citext;
+CREATE TABLE ut_ci (id int, email citext, tags citext[]);
+-- tessera-only
+SELECT create_distributed_table('ut_ci', 'id');
+INSERT INTO ut_ci VALUES (1, 'Alice@Example.com', '{A,b}'), (2, 'bob@example.com', NULL), (3, 'ALICE@example.COM', '{B}');
+SELECT id, email FROM ut_ci WHERE email = 'alice@EXAMPLE.com' ORDER BY id;
+SELECT lower(email::text), count(*) FROM ut_ci GROUP BY 1 ORDER BY 1;
+SELECT count(DISTINCT email) FROM ut_ci;
+SELECT DISTINCT lower(email) FROM ut_ci ORDER BY 1;
+SELECT lower(email::text), count(*) FROM ut_ci GROUP BY email HAVING count(*) > 1;
+SELECT id FROM ut_ci ORDER BY email, id;
+DROP TABLE ut_ci;
+DROP EXTENSION citext;

@@ -573,9 +573,10 @@ pub(crate) struct ShardDdl {
 /// domains, ranges; arrays of them) that the columns of `relid` use, dependencies first —
 /// what Citus calls ensuring a table's dependencies exist before its shards are created.
 /// Each is guarded by `to_regtype`, so a worker that has the type (propagated when it was
-/// created, or with an earlier shard) keeps it. Types of extensions and of `pg_catalog` are
-/// left out (extensions are created on the workers on their own); a user-defined base
-/// type (C functions) cannot be recreated, and the shard's CREATE TABLE then reports it.
+/// created, or with an earlier shard) keeps it. A type of an extension brings `CREATE
+/// EXTENSION IF NOT EXISTS` (the workers run the same server binaries); types of
+/// `pg_catalog` need nothing; a user-defined base type (C functions) cannot be recreated,
+/// and the shard's CREATE TABLE then reports it.
 async fn type_definitions(reader: &mut Reader<'_>, relid: u32) -> Result<Vec<String>, ExecError> {
     let roots = reader
         .rows(&format!(
@@ -656,7 +657,22 @@ async fn type_definition(reader: &mut Reader<'_>, oid: u32) -> Result<Option<Str
         ))
         .await?;
     let Some(row) = rows.first() else {
-        return Ok(None);
+        // A type of an extension: the extension, in its schema, with the same version.
+        let extension = reader
+            .rows(&format!(
+                "SELECT quote_ident(e.extname), quote_ident(n.nspname), quote_literal(e.extversion)
+                 FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid JOIN pg_namespace n ON n.oid = e.extnamespace
+                 WHERE d.classid = 'pg_type'::regclass AND d.objid = {oid} AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'"
+            ))
+            .await?;
+        return Ok(extension.first().map(|r| {
+            format!(
+                "CREATE SCHEMA IF NOT EXISTS {1};\nCREATE EXTENSION IF NOT EXISTS {0} WITH SCHEMA {1} VERSION {2};\n",
+                text(r, 0),
+                text(r, 1),
+                text(r, 2)
+            )
+        }));
     };
     let (schema, name, body, kind) = (text(row, 0), text(row, 1), text(row, 2), text(row, 3));
     if body.is_empty() {

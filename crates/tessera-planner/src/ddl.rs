@@ -944,7 +944,8 @@ fn shard_operation(
 }
 
 /// `CREATE TYPE ... AS ENUM/AS (...)/AS RANGE`, `CREATE DOMAIN`, `ALTER TYPE`, `ALTER
-/// DOMAIN`, `DROP TYPE`, `DROP DOMAIN`: run on the coordinator and on every active worker,
+/// DOMAIN`, `DROP TYPE`, `DROP DOMAIN` and `CREATE/ALTER/DROP EXTENSION` (IF NOT EXISTS,
+/// only where installed, IF EXISTS): run on the coordinator and on every active worker,
 /// as Citus propagates types, so that shards can have columns of the type and its labels,
 /// attributes and constraints stay the same everywhere (a renamed enum label must not come
 /// back under its old name from a worker). Read at the token level, so every form
@@ -979,21 +980,46 @@ pub fn type_command_text(sql: &str, catalog: &CatalogSnapshot) -> Option<Distrib
         _ => String::new(),
     };
     let (verb, object) = (word(0), word(1));
-    if object != "type" && object != "domain" {
+    if object != "type" && object != "domain" && object != "extension" {
         return None;
     }
+    let after_object = || {
+        skip_comments(sql)
+            .get(first.len()..)?
+            .trim_start()
+            .get(object.len()..)
+            .map(str::trim_start)
+    };
     let worker_sql = match verb.as_str() {
+        // Extensions: the workers have the same server binaries (Citus propagates them so).
+        "create" if object == "extension" => {
+            if word(2) == "if" {
+                skip_comments(sql).to_string()
+            } else {
+                format!("CREATE EXTENSION IF NOT EXISTS {}", after_object()?)
+            }
+        }
+        "alter" if object == "extension" => {
+            let Some(Token::Word(w)) = tokens.get(2) else {
+                return None;
+            };
+            let statement = skip_comments(sql).trim_end().trim_end_matches(';');
+            format!(
+                "DO $tessera_extension$ BEGIN IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = {}) THEN EXECUTE {}; END IF; END $tessera_extension$",
+                quote_literal(&w.value),
+                quote_literal(statement)
+            )
+        }
         "drop" => {
             let rest = skip_comments(sql);
-            let after_object = rest
-                .get(first.len()..)?
-                .trim_start()
-                .get(object.len()..)?
-                .trim_start();
             if word(2) == "if" {
                 rest.to_string()
             } else {
-                format!("DROP {} IF EXISTS {after_object}", object.to_uppercase())
+                format!(
+                    "DROP {} IF EXISTS {}",
+                    object.to_uppercase(),
+                    after_object()?
+                )
             }
         }
         "create" | "alter" => {
