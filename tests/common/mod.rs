@@ -138,7 +138,13 @@ pub enum ColumnType {
 impl ColumnType {
     fn of(t: &Type) -> ColumnType {
         if t.oid() >= 16384 {
-            ColumnType::UserDefined(format!("{}.{}", t.schema(), t.name()))
+            // Each session's temporary schema is numbered by its server.
+            let schema = if t.schema().starts_with("pg_temp_") {
+                "pg_temp"
+            } else {
+                t.schema()
+            };
+            ColumnType::UserDefined(format!("{schema}.{}", t.name()))
         } else {
             ColumnType::BuiltIn(t.oid())
         }

@@ -98,3 +98,28 @@ SELECT lower(email::text), count(*) FROM ut_ci GROUP BY email HAVING count(*) > 
 SELECT id FROM ut_ci ORDER BY email, id;
 DROP TABLE ut_ci;
 DROP EXTENSION citext;
+-- Type statements that only the coordinator can run as written still work as on PostgreSQL:
+-- a schema the workers lack first in search_path, a temporary type, an array type renamed
+-- by a type taking its name.
+CREATE SCHEMA ut_only;
+SET search_path = ut_only, public;
+CREATE DOMAIN ut_dom AS text CHECK (VALUE <> 'x');
+CREATE TYPE ut_pair AS (a int, b text);
+SELECT 'y'::ut_dom, ROW(1, 'z')::ut_pair;
+CREATE TABLE ut_used (id int, d ut_dom, p ut_pair);
+-- tessera-only
+SELECT create_distributed_table('ut_only.ut_used', 'id');
+INSERT INTO ut_used VALUES (1, 'a', ROW(1, 'b')), (2, 'c', NULL);
+SELECT * FROM ut_used ORDER BY id;
+-- error 23514
+INSERT INTO ut_used VALUES (3, 'x', NULL);
+DROP TABLE ut_used;
+RESET search_path;
+CREATE TYPE pg_temp.ut_temp AS (a int);
+SELECT ROW(1)::pg_temp.ut_temp;
+CREATE TYPE ut_comp AS (f1 int);
+CREATE TYPE _ut_comp AS ENUM ('fooey');
+SELECT '{(1)}'::ut_comp[], 'fooey'::_ut_comp;
+DROP TYPE _ut_comp;
+DROP TYPE ut_comp;
+DROP SCHEMA ut_only CASCADE;

@@ -1059,21 +1059,50 @@ pub fn type_command_text(sql: &str, catalog: &CatalogSnapshot) -> Option<Distrib
                 return None;
             }
             let statement = skip_comments(sql).trim_end().trim_end_matches(';');
-            let test = if verb == "create" {
-                "IS NULL"
+            // Temporary types belong to the coordinator session alone.
+            if parts.len() == 2 && parts[0].to_ascii_lowercase().starts_with("pg_temp") {
+                return None;
+            }
+            // Schemas are not propagated by themselves; a type's schema (or the one it moves
+            // to) comes with it.
+            let target_schema = match (verb.as_str(), parts.as_slice()) {
+                ("create", [schema, _]) => Some(schema.clone()),
+                ("alter", _) if next == "set" && word(i + 1) == "schema" => match tokens.get(i + 2)
+                {
+                    Some(Token::Word(w)) if w.quote_style.is_some() => Some(quote_ident(&w.value)),
+                    Some(Token::Word(w)) => Some(w.value.clone()),
+                    _ => None,
+                },
+                _ => None,
+            };
+            let schema = target_schema
+                .map(|s| {
+                    format!(
+                        "EXECUTE {}; ",
+                        quote_literal(&format!("CREATE SCHEMA IF NOT EXISTS {s}"))
+                    )
+                })
+                .unwrap_or_default();
+            if verb == "create" {
+                // Best effort: a worker that cannot create the type now (its session's
+                // search_path names a schema the worker lacks, a CHECK calls a function only
+                // the coordinator has) skips it; creating shards that need it creates it from
+                // the coordinator's catalog, fully qualified, or reports why not.
+                // An array type by that name is renamed by the CREATE, as on the coordinator.
+                format!(
+                    "DO $tessera_type$ BEGIN IF coalesce((SELECT typcategory = 'A' FROM pg_type WHERE oid = to_regtype({0})), true) \
+                     THEN {schema}EXECUTE {1}; END IF; \
+                     EXCEPTION WHEN OTHERS THEN NULL; END $tessera_type$",
+                    quote_literal(&name),
+                    quote_literal(statement)
+                )
             } else {
-                "IS NOT NULL"
-            };
-            // Schemas are not propagated by themselves; a type's schema comes with it.
-            let schema = match (verb.as_str(), parts.as_slice()) {
-                ("create", [schema, _]) => format!("CREATE SCHEMA IF NOT EXISTS {schema}; "),
-                _ => String::new(),
-            };
-            format!(
-                "{schema}DO $tessera_type$ BEGIN IF to_regtype({}) {test} THEN EXECUTE {}; END IF; END $tessera_type$",
-                quote_literal(&name),
-                quote_literal(statement)
-            )
+                format!(
+                    "DO $tessera_type$ BEGIN IF to_regtype({}) IS NOT NULL THEN {schema}EXECUTE {}; END IF; END $tessera_type$",
+                    quote_literal(&name),
+                    quote_literal(statement)
+                )
+            }
         }
         _ => return None,
     };
