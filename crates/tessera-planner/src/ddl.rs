@@ -1047,13 +1047,8 @@ pub fn type_command_text(sql: &str, catalog: &CatalogSnapshot) -> Option<Distrib
                 i += 1;
             }
             let next = word(i);
-            let definition = if object == "domain" {
-                true
-            } else if verb == "create" {
-                next == "as"
-            } else {
-                true
-            };
+            // CREATE TYPE without AS is a base or shell type (C functions).
+            let definition = object == "domain" || verb == "alter" || next == "as";
             let owner = verb == "alter" && next == "owner";
             if !definition || owner {
                 return None;

@@ -1353,10 +1353,16 @@ impl WholeRows {
     /// alias defined in the statement (`SELECT n_name AS nation ... GROUP BY nation`).
     fn find(&self, tables: &[(&str, &Table)]) -> Option<String> {
         tables.iter().find_map(|(alias, _)| {
-            let is_column = tables.iter().any(|(_, t)| t.column_index(alias).is_some())
-                || self.column_aliases.contains(*alias);
-            (self.all || (self.names.contains(*alias) && !is_column)).then(|| alias.to_string())
+            (self.all || (self.names.contains(*alias) && !self.is_column(alias, tables)))
+                .then(|| alias.to_string())
         })
+    }
+
+    /// Whether a bare `alias` names a column (of one of `tables`, or a column alias the
+    /// statement defines) rather than a row.
+    fn is_column(&self, alias: &str, tables: &[(&str, &Table)]) -> bool {
+        tables.iter().any(|(_, t)| t.column_index(alias).is_some())
+            || self.column_aliases.contains(alias)
     }
 }
 
@@ -1422,9 +1428,9 @@ fn expand_whole_rows(
 ) -> Option<Statement> {
     let mut rows: std::collections::HashMap<String, Expr> = std::collections::HashMap::new();
     for (alias, table) in tables {
-        let is_column = tables.iter().any(|(_, t)| t.column_index(alias).is_some())
-            || whole_rows.column_aliases.contains(*alias);
-        if is_column || !(whole_rows.all || whole_rows.names.contains(*alias)) {
+        if whole_rows.is_column(alias, tables)
+            || !(whole_rows.all || whole_rows.names.contains(*alias))
+        {
             continue;
         }
         if tables
