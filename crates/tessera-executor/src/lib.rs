@@ -22,6 +22,7 @@ pub mod pipeline;
 pub mod pool;
 pub mod pull;
 pub mod rebalancer;
+pub mod roles;
 pub mod settings;
 pub mod shard_move;
 pub mod transaction;
@@ -45,13 +46,14 @@ use settings::SessionSettings;
 pub use transaction::Session;
 use wire::{BoundParam, ConnParams, ServerError, StatementResult, WireConnection, WireError};
 
-/// A connection from `pool` (to `host:port`) brought to `settings`; its notices from
-/// earlier users are dropped.
+/// A connection from `pool` (to `host:port`) brought to `settings` (and to the session's
+/// role, see [`roles::RoleSync::apply`]); its notices from earlier users are dropped.
 async fn pooled_with_settings(
     pool: &pool::WirePool,
     host: &str,
     port: u16,
     settings: &SessionSettings,
+    roles: &roles::RoleSync,
 ) -> Result<Leased, ExecError> {
     let mut conn = pool.get().await.map_err(|e| {
         ExecError::Connection(format!(
@@ -64,9 +66,10 @@ async fn pooled_with_settings(
     })?;
     conn.notices.clear();
     conn.parameter_changes.clear();
-    settings::apply(&mut conn, settings)
+    roles
+        .apply(&mut conn, settings)
         .await
-        .map_err(|e| ExecError::from(e).on_node(&format!("{host}:{port}")))?;
+        .map_err(|e| e.on_node(&format!("{host}:{port}")))?;
     Ok(Leased::new(conn, settings.cancel.as_ref()))
 }
 
@@ -582,6 +585,8 @@ pub struct Executor {
     pools: Arc<Pools>,
     catalog: SnapshotCell,
     catalog_pool: deadpool_postgres::Pool,
+    /// Which workers have the coordinator's roles (sessions run there as their own role).
+    pub(crate) roles: Arc<roles::RoleSync>,
     /// Serializes catalog changes (create_distributed_table, DDL on distributed tables, ...).
     pub(crate) catalog_lock: tokio::sync::Mutex<()>,
     /// `<process id>_<start time>`: names this coordinator process in the transaction
@@ -638,6 +643,7 @@ impl Executor {
             ),
             config,
             catalog: SnapshotCell::default(),
+            roles: Arc::new(roles::RoleSync::new(catalog_pool.clone())),
             catalog_pool,
             catalog_lock: tokio::sync::Mutex::new(()),
             gid_prefix: format!(
@@ -855,7 +861,14 @@ impl Executor {
         settings: &SessionSettings,
     ) -> Result<Leased, ExecError> {
         let (host, port) = self.node_address(snapshot, group_id)?;
-        pooled_with_settings(&self.pools.pool(&host, port), &host, port, settings).await
+        pooled_with_settings(
+            &self.pools.pool(&host, port),
+            &host,
+            port,
+            settings,
+            &self.roles,
+        )
+        .await
     }
 
     /// A new dedicated connection to the coordinator PostgreSQL (one per client session),
@@ -1381,7 +1394,14 @@ impl Executor {
             }
             DistributedPlan::Ddl(ddl) => {
                 let _guard = self.catalog_lock.lock().await;
-                let tag = transaction::run_ddl(self, session, &snapshot, &ddl, req.sql).await?;
+                let tag = transaction::run_ddl(self, session, &snapshot, &ddl, req.sql).await;
+                if ddl.privileges {
+                    // Roles may have changed: workers get them again before sessions use
+                    // them (also when the block that changed them ends either way).
+                    self.roles.changed();
+                    session.mark_settings_dirty();
+                }
+                let tag = tag?;
                 session.mark_catalog_changed();
                 self.reload_catalog().await?;
                 Ok(Outcome::Result(StatementResult {
@@ -2106,16 +2126,18 @@ impl Executor {
             let pool = self.pools.pool(&host, port);
             let tx = tx.clone();
             let settings = settings.clone();
+            let roles = self.roles.clone();
             tokio::spawn(async move {
                 let address = format!("{host}:{port}");
                 let fail = |e: ExecError| StreamMessage::Error(e.on_node(&address));
-                let mut conn = match pooled_with_settings(&pool, &host, port, &settings).await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        let _ = tx.send(StreamMessage::Error(e)).await;
-                        return;
-                    }
-                };
+                let mut conn =
+                    match pooled_with_settings(&pool, &host, port, &settings, &roles).await {
+                        Ok(c) => c,
+                        Err(e) => {
+                            let _ = tx.send(StreamMessage::Error(e)).await;
+                            return;
+                        }
+                    };
                 for sql in sqls {
                     match conn.query_start(&sql).await {
                         Ok(fields) => {

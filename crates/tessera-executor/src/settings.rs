@@ -13,7 +13,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use tessera_planner::rewrite::quote_literal;
+use tessera_planner::rewrite::{quote_ident, quote_literal};
 
 use crate::wire::{StatementResult, WireConnection, WireError};
 
@@ -33,14 +33,29 @@ static INTERNED: std::sync::Mutex<Option<Interned>> = std::sync::Mutex::new(None
 const MAX_INTERNED: usize = 10_000;
 
 /// Reads the settings of the current session that differ from the server's defaults: set
-/// by SET/`set_config()` (source `session`) or by the startup packet (source `client`).
-/// Settings that belong to the connection between Tessera and a server rather than to the
-/// session (encoding, role, transaction characteristics) are left out.
+/// by SET/`set_config()` (source `session`), by the startup packet (source `client`), or by
+/// `ALTER ROLE/DATABASE ... SET` (sources `user`, `database`, `database user`: the workers'
+/// copies of the database and their roles do not carry those). Settings that belong to the
+/// connection between Tessera and a server rather than to the session (encoding, role,
+/// transaction characteristics) are left out; the role is read by [`IDENTITY_QUERY`].
 pub const SETTINGS_QUERY: &str = "SELECT name, pg_catalog.current_setting(name) \
-     FROM pg_catalog.pg_settings WHERE source IN ('session', 'client') \
+     FROM pg_catalog.pg_settings WHERE source IN ('session', 'client', 'user', 'database', 'database user') \
      AND name NOT IN ('client_encoding', 'session_authorization', 'role', 'is_superuser', \
      'transaction_isolation', 'transaction_read_only', 'transaction_deferrable') \
      ORDER BY name";
+
+/// Reads who the session is: `session_user`, `current_user` and whether the current role is
+/// a superuser (SET ROLE and SET SESSION AUTHORIZATION change no reported setting).
+pub const IDENTITY_QUERY: &str = "SELECT session_user::text, current_user::text, rolsuper \
+     FROM pg_catalog.pg_roles WHERE rolname = current_user";
+
+/// Pseudo-setting holding the role a worker connection serving the session runs as
+/// (`SET SESSION AUTHORIZATION`): the session's `session_user`, when that is not the role
+/// Tessera connects to the workers as.
+const AUTHORIZATION: &str = "session_authorization";
+/// Pseudo-setting holding the session's `current_user` when `SET ROLE` made it differ from
+/// its `session_user`.
+const ROLE: &str = "role";
 
 /// Startup-packet parameters that are not settings.
 const NOT_SETTINGS: &[&str] = &[
@@ -129,16 +144,19 @@ impl SessionSettings {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The one statement that makes a connection carry these settings: `RESET ALL` plus a
+    /// The one statement that makes a connection carry these settings: back to Tessera's
+    /// own role (`RESET SESSION AUTHORIZATION`, `RESET ROLE`) and `RESET ALL`, a
     /// `set_config` per value (`set_config` takes `current_setting`'s text as it is, where
-    /// `SET` would need list values such as search_path unquoted).
+    /// `SET` would need list values such as search_path unquoted), then the session's role
+    /// (`SET SESSION AUTHORIZATION`, `SET ROLE`), so that the worker checks that role's
+    /// privileges and `current_user` is the session's. Tessera connects to the workers as a
+    /// superuser, which may take any role and go back.
     pub fn script(&self) -> String {
-        if self.values.is_empty() {
-            return "RESET ALL".into();
-        }
+        let mut sql = String::from("RESET SESSION AUTHORIZATION; RESET ROLE; RESET ALL");
         let calls = self
             .values
             .iter()
+            .filter(|(n, _)| n != AUTHORIZATION && n != ROLE)
             .map(|(n, v)| {
                 format!(
                     "pg_catalog.set_config({}, {}, false)",
@@ -148,7 +166,93 @@ impl SessionSettings {
             })
             .collect::<Vec<_>>()
             .join(", ");
-        format!("RESET ALL; SELECT {calls}")
+        if !calls.is_empty() {
+            sql.push_str("; SELECT ");
+            sql.push_str(&calls);
+        }
+        sql.push_str(&self.identity_script());
+        sql
+    }
+
+    /// `; SET SESSION AUTHORIZATION ...; SET ROLE ...` for the session's identity (empty
+    /// when worker connections serving it run as Tessera's role), to append to a statement.
+    pub fn identity_script(&self) -> String {
+        let mut sql = String::new();
+        if let Some(user) = self.authorization() {
+            sql.push_str(&format!(
+                "; SET SESSION AUTHORIZATION {}",
+                quote_ident(user)
+            ));
+        }
+        if let Some(role) = self.role() {
+            sql.push_str(&format!("; SET ROLE {}", quote_ident(role)));
+        }
+        sql
+    }
+
+    /// These settings with the session's identity set: workers are then reached as
+    /// `session_user` (unless it is `worker_user`, Tessera's own role) and, after SET ROLE,
+    /// as `current_user`.
+    pub fn with_identity(
+        self,
+        worker_user: &str,
+        session_user: &str,
+        current_user: &str,
+    ) -> SessionSettings {
+        let mut values: Vec<(String, String)> = self
+            .values
+            .iter()
+            .filter(|(n, _)| n != AUTHORIZATION && n != ROLE)
+            .cloned()
+            .collect();
+        if session_user != worker_user {
+            values.push((AUTHORIZATION.into(), session_user.into()));
+        }
+        if current_user != session_user {
+            values.push((ROLE.into(), current_user.into()));
+        }
+        if values.as_slice() == self.values.as_slice() {
+            return self;
+        }
+        SessionSettings {
+            cancel: self.cancel.clone(),
+            ..SessionSettings::new(values)
+        }
+    }
+
+    /// These settings without the session's identity: for Tessera's own statements on the
+    /// workers (shard DDL after the coordinator PostgreSQL checked the session's
+    /// privileges on the shell), which run as Tessera's role.
+    pub fn without_identity(&self) -> SessionSettings {
+        if self.authorization().is_none() && self.role().is_none() {
+            return self.clone();
+        }
+        SessionSettings {
+            cancel: self.cancel.clone(),
+            ..SessionSettings::new(
+                self.values
+                    .iter()
+                    .filter(|(n, _)| n != AUTHORIZATION && n != ROLE)
+                    .cloned()
+                    .collect(),
+            )
+        }
+    }
+
+    /// The role worker connections serving the session are authorized as, when it is not
+    /// Tessera's own.
+    pub fn authorization(&self) -> Option<&str> {
+        self.get(AUTHORIZATION)
+    }
+
+    /// The role set by SET ROLE, when it differs from the session's user.
+    pub fn role(&self) -> Option<&str> {
+        self.get(ROLE)
+    }
+
+    /// Whether worker connections serving the session run as another role than Tessera's.
+    pub fn has_identity(&self) -> bool {
+        self.authorization().is_some() || self.role().is_some()
     }
 
     /// Whether values the coordinator formats itself (merged dates and timestamps, computed
@@ -328,7 +432,7 @@ mod tests {
         let s = SessionSettings::new(vec![("search_path".into(), "\"$user\", it's".into())]);
         assert_eq!(
             s.script(),
-            "RESET ALL; SELECT pg_catalog.set_config('search_path', '\"$user\", it''s', false)"
+            "RESET SESSION AUTHORIZATION; RESET ROLE; RESET ALL; SELECT pg_catalog.set_config('search_path', '\"$user\", it''s', false)"
         );
         assert!(SessionSettings::new(vec![]).is_default());
     }

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use crate::cancel::CancelScope;
 use crate::pool::Leased;
-use crate::settings::{SessionSettings, SETTINGS_QUERY};
+use crate::settings::{SessionSettings, IDENTITY_QUERY, SETTINGS_QUERY};
 use crate::wire::{ConnParams, ServerError, StatementResult, TxStatus, WireConnection};
 use crate::{CopyRouter, ExecError, Executor, Request};
 
@@ -183,9 +183,13 @@ impl Session {
     /// A client's session whose coordinator connection `conn` is logged in as the client's
     /// role (authenticated by the coordinator PostgreSQL, see
     /// [`crate::wire::WireConnection::begin`]): local statements run with that role's
-    /// privileges, and statements over distributed tables are checked against them.
+    /// privileges, and statements over distributed tables are checked against them; worker
+    /// connections serving it run as that role too when it is not `worker_user` (Tessera's
+    /// own). The settings are read back before the first statement (defaults set by ALTER
+    /// ROLE or ALTER DATABASE apply to the login, and the workers must carry them too).
     pub fn with_login(
         user: &str,
+        worker_user: &str,
         startup: Vec<(String, String)>,
         params: &ConnParams,
         conn: WireConnection,
@@ -194,14 +198,19 @@ impl Session {
             .parameters
             .get("is_superuser")
             .is_some_and(|v| v == "off");
-        let session = Session::new(user, startup);
+        let mut session = Session::new(user, startup);
         if let (Some(scope), Some(key)) = (&session.cancel, conn.backend_key) {
             scope.set_coordinator(params, key);
         }
+        let mut settings =
+            std::mem::take(&mut session.settings).with_identity(worker_user, user, user);
+        settings.cancel = session.cancel.clone();
         Session {
             coordinator: Some(conn),
             other_role,
             login: true,
+            settings,
+            settings_dirty: true,
             ..session
         }
     }
@@ -310,17 +319,28 @@ impl Session {
             .first()
             .map(SessionSettings::from_result)
             .unwrap_or_default();
-        // SET ROLE changes no reported setting: ask whether the current role is a superuser.
-        let role = conn
-            .simple_query("SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user")
-            .await?;
-        let mut fresh = fresh;
-        fresh.cancel = self.cancel.clone();
-        self.other_role = role
+        // SET ROLE changes no reported setting: ask who the session is.
+        let identity = conn.simple_query(IDENTITY_QUERY).await?;
+        let row = identity
             .first()
             .and_then(|r| r.rows.first())
-            .and_then(|row| crate::wire::row_values(row).first().copied().flatten())
-            .is_some_and(|v| v == b"f");
+            .map(|row| crate::wire::row_values(row))
+            .unwrap_or_default();
+        let value = |i: usize| {
+            row.get(i)
+                .copied()
+                .flatten()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default()
+        };
+        let (session_user, current_user) = (value(0), value(1));
+        self.other_role = value(2) == "f";
+        let mut fresh = fresh.with_identity(
+            &exec.config().coordinator.user,
+            &session_user,
+            &current_user,
+        );
+        fresh.cancel = self.cancel.clone();
         self.settings_dirty = false;
         if fresh != self.settings {
             self.settings = fresh;
@@ -671,7 +691,7 @@ impl Session {
                     // As in `worker`: settings changed inside the block are set in its
                     // transaction.
                     block.settings_in_transaction = true;
-                    crate::settings::apply(conn, settings).await?;
+                    exec.roles.apply(conn, settings).await?;
                 }
                 out.push((*g, &mut **conn));
             }
@@ -1340,9 +1360,11 @@ pub async fn run_autocommit(
         }
         tag
     };
+    // Tessera's own statements: the coordinator PostgreSQL checked the session's privileges.
+    let settings = session.settings.without_identity();
     for t in &tasks {
         let mut conn = exec
-            .worker_connection(snapshot, t.group_id, &session.settings)
+            .worker_connection(snapshot, t.group_id, &settings)
             .await?;
         let address = conn.address().to_string();
         conn.simple_query(&t.sql)
@@ -1387,19 +1409,38 @@ pub async fn run_ddl(
                 let reconciled = crate::partitions::reconcile(&mut reader, snapshot).await?;
                 tasks.extend(reconciled.tasks);
                 copies = reconciled.copies;
+            } else if ddl.privileges {
+                let mut reader = crate::utility::Reader::Wire(conn);
+                tasks.extend(crate::roles::mirror_tasks(&mut reader, snapshot).await?);
             }
             tag
+        };
+        // Tessera's own statements run as Tessera's role (the coordinator PostgreSQL checked
+        // the session's privileges on the shell), then the block's connection takes the
+        // session's role again.
+        let (as_tessera, as_session) = match session.settings.has_identity() {
+            true => (
+                "RESET SESSION AUTHORIZATION; RESET ROLE; ",
+                session.settings.identity_script(),
+            ),
+            false => ("", String::new()),
         };
         for t in &tasks {
             let conn = session.worker(exec, snapshot, t.group_id).await?;
             let address = conn.address().to_string();
-            conn.simple_query(&t.sql)
+            conn.simple_query(&format!("{as_tessera}{}{as_session}", t.sql))
                 .await
                 .map_err(|e| ExecError::from(e).on_node(&address))?;
         }
         for c in &copies {
             let conn = session.worker(exec, snapshot, c.group_id).await?;
+            if !as_tessera.is_empty() {
+                conn.simple_query(as_tessera).await?;
+            }
             copy_into(conn, c).await?;
+            if !as_session.is_empty() {
+                conn.simple_query(&as_session).await?;
+            }
         }
         return Ok(tag);
     }
@@ -1417,6 +1458,9 @@ pub async fn run_ddl(
                 let reconciled = crate::partitions::reconcile(&mut reader, snapshot).await?;
                 tasks.extend(reconciled.tasks);
                 copies = reconciled.copies;
+            } else if ddl.privileges {
+                let mut reader = crate::utility::Reader::Wire(&mut *conn);
+                tasks.extend(crate::roles::mirror_tasks(&mut reader, snapshot).await?);
             }
             Ok::<_, ExecError>(tag)
         }
@@ -1435,11 +1479,12 @@ pub async fn run_ddl(
     }
     let mut conns: Vec<(i32, Leased)> = Vec::new();
     let mut error = None;
+    // Tessera's own statements: the coordinator PostgreSQL checked the session's privileges
+    // on the shell (shards are owned by the shell's owner, but types, schemas and copies are
+    // Tessera's to create).
+    let settings = session.settings.without_identity();
     for (group, tasks) in by_group {
-        let mut conn = match exec
-            .worker_connection(snapshot, group, &session.settings)
-            .await
-        {
+        let mut conn = match exec.worker_connection(snapshot, group, &settings).await {
             Ok(c) => c,
             Err(e) => {
                 error = Some(e);

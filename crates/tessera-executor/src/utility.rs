@@ -567,6 +567,11 @@ pub(crate) struct ShardDdl {
     /// Statements that create the user-defined types the columns use, dependencies first,
     /// each only where the type is missing (see [`type_definitions`]).
     types: Vec<String>,
+    /// The shell's owner and privileges, which each shard gets too.
+    acl: crate::roles::Acl,
+    /// The coordinator's roles and the schema's owner and privileges, for the workers
+    /// before a shard with other than default privileges is created (empty otherwise).
+    roles: String,
 }
 
 /// Statements that create, on a worker, the user-defined types (enums, composites,
@@ -805,8 +810,31 @@ pub(crate) async fn shard_ddl(
         })
         .collect();
     let types = type_definitions(reader, relid).await?;
+    let acl = crate::roles::Acl::of_relation(reader, relid).await?;
+    let roles = if acl.is_default() {
+        String::new()
+    } else {
+        let schema = reader
+            .rows(&format!(
+                "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = {relid}"
+            ))
+            .await?;
+        let schema = schema.first().map(|r| text(r, 0)).unwrap_or_default();
+        format!(
+            "{};
+CREATE SCHEMA IF NOT EXISTS {};
+{}",
+            crate::roles::sync_script(reader).await?,
+            quote_ident(&schema),
+            crate::roles::Acl::of_schema(reader, &schema)
+                .await?
+                .schema_sql(&schema)
+        )
+    };
     Ok(ShardDdl {
         types,
+        acl,
+        roles,
         column_defs,
         constraint_defs,
         indexes,
@@ -835,6 +863,7 @@ impl ShardDdl {
     ) -> String {
         let shard = quoted_name(schema, &shard_name(table, shard_id));
         let mut sql = self.types.concat();
+        sql.push_str(&self.roles);
         sql.push_str(&format!(
             "CREATE SCHEMA IF NOT EXISTS {};\n",
             quote_ident(schema)
@@ -872,6 +901,9 @@ impl ShardDdl {
                     &def[pos..]
                 ));
             }
+        }
+        if !self.acl.is_default() {
+            sql.push_str(&self.acl.tables_sql(&[shard.to_string()]));
         }
         sql
     }

@@ -37,6 +37,11 @@ pub struct DdlPlan {
     /// PARTITION OF, ATTACH/DETACH PARTITION): after the shell statement, the executor
     /// compares the shell's partitions with the catalog and brings the shards along.
     pub partitions: bool,
+    /// The statement may change roles or privileges (CREATE/ALTER/DROP ROLE, GRANT, REVOKE,
+    /// ALTER ... OWNER TO, REASSIGN/DROP OWNED): after the shell statement, the executor
+    /// gives every worker the coordinator's roles and every shard its shell's owner and
+    /// privileges, in the same transaction.
+    pub privileges: bool,
 }
 
 /// How a [`DdlPlan`]'s statements run.
@@ -91,6 +96,7 @@ fn partitions_changed(original: &str, mode: DdlMode) -> DistributedPlan {
         dropped_indexes: vec![],
         cascade: false,
         partitions: true,
+        privileges: false,
     })
 }
 
@@ -376,6 +382,7 @@ pub fn maintenance_command_text(
         dropped_indexes: vec![],
         cascade: false,
         partitions: false,
+        privileges: false,
     })))
 }
 
@@ -470,6 +477,7 @@ pub fn plan_ddl(
                 dropped_indexes: vec![],
                 cascade: false,
                 partitions: false,
+                privileges: false,
             }))
         }
         Statement::AlterTable(at) => {
@@ -605,6 +613,7 @@ pub fn plan_ddl(
                 dropped_indexes: vec![],
                 cascade: false,
                 partitions: false,
+                privileges: false,
             }))
         }
         Statement::Drop {
@@ -620,6 +629,7 @@ pub fn plan_ddl(
             dropped_indexes: names.iter().map(|n| n.to_string()).collect(),
             cascade: *cascade,
             partitions: false,
+            privileges: false,
         })),
         Statement::Drop {
             object_type: ObjectType::Table,
@@ -650,6 +660,7 @@ pub fn plan_ddl(
                 dropped_indexes: vec![],
                 cascade: false,
                 partitions: false,
+                privileges: false,
             }))
         }
         Statement::Truncate(tr) => {
@@ -679,6 +690,7 @@ pub fn plan_ddl(
                 dropped_indexes: vec![],
                 cascade: false,
                 partitions: false,
+                privileges: false,
             }))
         }
         Statement::CreateView(cv) => {
@@ -751,6 +763,7 @@ pub fn plan_ddl(
                 dropped_indexes: vec![],
                 cascade: false,
                 partitions: false,
+                privileges: false,
             }))
         }
         // Usually read from the text before parsing (`maintenance_command_text`); here when
@@ -1126,5 +1139,129 @@ pub fn type_command_text(sql: &str, catalog: &CatalogSnapshot) -> Option<Distrib
         dropped_indexes: vec![],
         cascade: false,
         partitions: false,
+        privileges: false,
+    }))
+}
+
+/// Statements that change roles or privileges — `CREATE/ALTER/DROP ROLE|USER|GROUP`,
+/// `GRANT`, `REVOKE`, `REASSIGN OWNED`, `DROP OWNED`, `ALTER TABLE|SCHEMA ... OWNER TO` —
+/// when the cluster has workers: the statement runs on the coordinator, then (in the same
+/// distributed transaction) every worker gets the coordinator's roles and every shard its
+/// shell's owner and privileges ([`DdlPlan::privileges`]). Renaming and dropping a role are
+/// also sent to the workers as written, where the role exists (a role's OID stays with its
+/// privileges on the shards). `None` for other statements.
+pub fn privilege_command_text(sql: &str, catalog: &CatalogSnapshot) -> Option<DistributedPlan> {
+    use crate::rewrite::quote_literal;
+    use sqlparser::dialect::PostgreSqlDialect;
+    use sqlparser::tokenizer::{Token, Tokenizer};
+    let first = first_word(sql).to_ascii_lowercase();
+    if !["create", "alter", "drop", "grant", "revoke", "reassign"].contains(&first.as_str())
+        || !catalog.nodes.iter().any(|n| n.is_active)
+    {
+        return None;
+    }
+    let tokens: Vec<Token> = Tokenizer::new(&PostgreSqlDialect {}, sql)
+        .tokenize()
+        .ok()?
+        .into_iter()
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .collect();
+    let word = |i: usize| match tokens.get(i) {
+        Some(Token::Word(w)) if w.quote_style.is_none() => w.value.to_ascii_lowercase(),
+        _ => String::new(),
+    };
+    let role_object = ["role", "user", "group"].contains(&word(1).as_str());
+    // `ALTER TABLE ... OWNER TO x`: the last three words.
+    let owner_to = tokens.len() >= 4 && {
+        let n = tokens
+            .iter()
+            .rposition(|t| !matches!(t, Token::SemiColon | Token::EOF))
+            .unwrap_or(0);
+        n >= 2 && word(n - 2) == "owner" && word(n - 1) == "to"
+    };
+    let applies = match first.as_str() {
+        "grant" | "revoke" | "reassign" => true,
+        "drop" => role_object || word(1) == "owned",
+        "create" => role_object,
+        _ => role_object || (owner_to && ["table", "schema"].contains(&word(1).as_str())),
+    };
+    // `CREATE USER MAPPING`, `ALTER USER MAPPING`, `DROP USER MAPPING` are not roles.
+    if !applies || (role_object && word(2) == "mapping") {
+        return None;
+    }
+    let name = |i: usize| match tokens.get(i) {
+        Some(Token::Word(w)) => Some(w.value.clone()),
+        Some(Token::SingleQuotedString(s)) => Some(s.clone()),
+        _ => None,
+    };
+    // The statement sent to every worker as well, where it applies.
+    let forwarded = match (first.as_str(), role_object) {
+        ("drop", true) => {
+            let start = if word(2) == "if" { 4 } else { 2 };
+            let mut names = Vec::new();
+            let mut i = start;
+            while let Some(n) = name(i) {
+                names.push(n);
+                if tokens.get(i + 1) != Some(&Token::Comma) {
+                    break;
+                }
+                i += 2;
+            }
+            (!names.is_empty()).then(|| {
+                format!(
+                    "DO $tessera_role$ BEGIN DROP ROLE IF EXISTS {}; \
+                     EXCEPTION WHEN dependent_objects_still_exist THEN NULL; END $tessera_role$",
+                    names
+                        .iter()
+                        .map(|n| quote_ident(n))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+        }
+        ("alter", true) if word(3) == "rename" && word(4) == "to" => {
+            let (from, to) = (name(2)?, name(5)?);
+            Some(format!(
+                "DO $tessera_role$ BEGIN IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = {}) \
+                 AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = {}) \
+                 THEN ALTER ROLE {} RENAME TO {}; END IF; END $tessera_role$",
+                quote_literal(&from),
+                quote_literal(&to),
+                quote_ident(&from),
+                quote_ident(&to)
+            ))
+        }
+        _ => None,
+    };
+    let per_shard = forwarded
+        .map(|sql| {
+            let mut groups: Vec<i32> = catalog
+                .nodes
+                .iter()
+                .filter(|n| n.is_active)
+                .map(|n| n.group_id)
+                .collect();
+            groups.sort_unstable();
+            groups.dedup();
+            groups
+                .into_iter()
+                .map(|group_id| Task {
+                    group_id,
+                    sql: sql.clone(),
+                    shard_ids: vec![],
+                    bound: None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(DistributedPlan::Ddl(DdlPlan {
+        shell: sql.to_string(),
+        per_shard,
+        dropped_tables: vec![],
+        mode: DdlMode::Transactional,
+        dropped_indexes: vec![],
+        cascade: false,
+        partitions: false,
+        privileges: true,
     }))
 }

@@ -314,6 +314,9 @@ pub fn plan_sql(
     if let Some(plan) = ddl::type_command_text(sql, catalog) {
         return Ok(plan);
     }
+    if let Some(plan) = ddl::privilege_command_text(sql, catalog) {
+        return Ok(plan);
+    }
     if let Some(plan) = matview::matview_command_text(sql, catalog) {
         return plan;
     }

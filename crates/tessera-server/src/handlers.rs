@@ -1411,7 +1411,13 @@ impl Backend {
                     let user = metadata.get("user").cloned().unwrap_or_default();
                     let startup = tessera_executor::settings::startup_settings(metadata.iter());
                     let params = db.executor.login_params(&user, &startup);
-                    let session = Session::with_login(&user, startup, &params, conn);
+                    let session = Session::with_login(
+                        &user,
+                        &db.executor.config().coordinator.user,
+                        startup,
+                        &params,
+                        conn,
+                    );
                     let (pid, secret) = self.register_session(session.cancel_scope());
                     start_session(client, db, session);
                     client.set_pid_and_secret_key(pid, SecretKey::I32(secret));
