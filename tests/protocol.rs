@@ -1366,6 +1366,61 @@ fn logins_are_authenticated_by_the_coordinator_postgresql() {
             .expect("read after GRANT")
             .get(0);
         assert_eq!(n, 20);
+        // The workers run alice's queries as alice (multi-shard, router over the extended
+        // protocol), and their shards carry the shell's privileges: alice exists there
+        // without a login, and may read each shard but not write it.
+        for sql in [
+            "SELECT current_user::text, count(*) FROM au_items GROUP BY 1",
+            "SELECT current_user::text, count(*) FROM au_items WHERE k = 3 GROUP BY 1",
+        ] {
+            let row = alice.query_one(sql, &[]).await.expect(sql);
+            let (user, _): (String, i64) = (row.get(0), row.get(1));
+            assert_eq!(user, "au_alice", "{sql}");
+        }
+        for w in &env.cluster.workers {
+            let c = common::connect(&w.connection_string("postgres")).await;
+            let login: bool = c
+                .query_one(
+                    "SELECT rolcanlogin FROM pg_roles WHERE rolname = 'au_alice'",
+                    &[],
+                )
+                .await
+                .expect("role on the worker")
+                .get(0);
+            assert!(!login, "no login on worker {}", w.port);
+            let rows = c
+                .query(
+                    "SELECT has_table_privilege('au_alice', c.oid, 'SELECT'), has_table_privilege('au_alice', c.oid, 'INSERT') \
+                     FROM pg_class c WHERE c.relname LIKE 'au\\_items\\_%' AND c.relkind = 'r'",
+                    &[],
+                )
+                .await
+                .expect("shard privileges");
+            assert!(!rows.is_empty(), "shards on worker {}", w.port);
+            for r in rows {
+                let (select, insert): (bool, bool) = (r.get(0), r.get(1));
+                assert!(select && !insert, "shard privileges on worker {}", w.port);
+            }
+        }
+        // Settings of the role (ALTER ROLE ... SET) reach the workers with its sessions.
+        admin
+            .batch_execute(
+                "CREATE TABLE au_times (k int, ts timestamptz);
+                 SELECT create_distributed_table('au_times', 'k');
+                 INSERT INTO au_times VALUES (1, '2024-01-01 00:00:00+00');
+                 GRANT SELECT ON au_times TO au_alice;
+                 ALTER ROLE au_alice SET TimeZone = 'Asia/Tokyo'",
+            )
+            .await
+            .expect("role setting");
+        let tokyo = common::connect(&url("alice-secret")).await;
+        for sql in [
+            "SELECT ts::text FROM au_times WHERE k = 1",
+            "SELECT ts::text FROM au_times",
+        ] {
+            let ts: String = tokyo.query_one(sql, &[]).await.expect(sql).get(0);
+            assert_eq!(ts, "2024-01-01 09:00:00+09", "{sql}");
+        }
         let write = alice
             .batch_execute("INSERT INTO au_items VALUES (99, 'x')")
             .await

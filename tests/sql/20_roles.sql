@@ -1,0 +1,89 @@
+-- Sessions run on the workers as their own role (issue 6, "no silent superuser"): what a
+-- worker evaluates — current_user and session_user in pushed-down, router and joined
+-- queries — is the session's role, and the shards carry their shell's owner and privileges,
+-- table and column, after GRANT, REVOKE, ALTER ... OWNER TO and role changes.
+CREATE ROLE r20_group;
+CREATE ROLE r20_app;
+GRANT r20_group TO r20_app;
+CREATE TABLE r20_items (k int, v text, secret text);
+CREATE TABLE r20_kinds (k int PRIMARY KEY, name text);
+-- tessera-only
+SELECT create_distributed_table('r20_items', 'k', shard_count => 4);
+-- tessera-only
+SELECT create_reference_table('r20_kinds');
+INSERT INTO r20_items SELECT g, 'v' || g, 's' || g FROM generate_series(1, 12) g;
+INSERT INTO r20_kinds SELECT g, 'kind ' || g FROM generate_series(1, 4) g;
+GRANT SELECT (k, v) ON r20_items TO r20_app;
+GRANT SELECT ON r20_kinds TO r20_group;
+SELECT current_user, count(*) FROM r20_items GROUP BY 1;
+SET ROLE r20_app;
+SELECT current_user, session_user = current_user AS same FROM r20_items WHERE k = 3;
+SELECT current_user, count(*), min(v) FROM r20_items GROUP BY 1;
+SELECT k, v, current_user FROM r20_items ORDER BY k;
+SELECT i.k, n.name, current_user FROM r20_items i JOIN r20_kinds n ON n.k = i.k % 4 + 1 ORDER BY i.k;
+SELECT current_user, count(*) FROM r20_kinds GROUP BY 1;
+-- error 42501
+SELECT secret FROM r20_items WHERE k = 1;
+-- error 42501
+SELECT * FROM r20_items;
+-- error 42501
+INSERT INTO r20_items VALUES (20, 'x', 'y');
+-- error 42501
+UPDATE r20_kinds SET name = 'x' WHERE k = 1;
+RESET ROLE;
+GRANT INSERT, UPDATE (v) ON r20_items TO r20_group;
+SET ROLE r20_app;
+INSERT INTO r20_items (k, v) VALUES (20, 'x'), (21, 'y');
+UPDATE r20_items SET v = v || '!' WHERE k IN (20, 21, 1);
+SELECT k, v FROM r20_items WHERE k IN (1, 20, 21) ORDER BY k;
+-- error 42501
+UPDATE r20_items SET secret = 'z' WHERE k = 20;
+RESET ROLE;
+REVOKE r20_group FROM r20_app;
+SET ROLE r20_app;
+-- error 42501
+SELECT current_user, count(*) FROM r20_kinds GROUP BY 1;
+-- error 42501
+INSERT INTO r20_items (k, v) VALUES (22, 'z');
+SELECT count(*) FROM r20_items;
+RESET ROLE;
+-- A table owned by a role: its shards are the role's, so the owner reads, writes and
+-- alters them, in and out of blocks.
+CREATE TABLE r20_owned (k int, note text);
+ALTER TABLE r20_owned OWNER TO r20_app;
+-- tessera-only
+SELECT create_distributed_table('r20_owned', 'k', shard_count => 4);
+SET ROLE r20_app;
+INSERT INTO r20_owned SELECT g, 'n' || g FROM generate_series(1, 8) g;
+SELECT current_user, count(*) FROM r20_owned GROUP BY 1;
+BEGIN;
+INSERT INTO r20_owned VALUES (9, 'nine'), (10, 'ten');
+ALTER TABLE r20_owned ADD COLUMN extra int DEFAULT 7;
+SELECT current_user, count(*) FROM r20_owned GROUP BY 1;
+SELECT count(*), sum(extra) FROM r20_owned;
+UPDATE r20_owned SET extra = k WHERE k > 8;
+COMMIT;
+SELECT k, note, extra, current_user FROM r20_owned ORDER BY k;
+SELECT k, current_user FROM r20_owned WHERE k = 9;
+RESET ROLE;
+-- SET SESSION AUTHORIZATION changes session_user too.
+SET SESSION AUTHORIZATION r20_app;
+SELECT session_user, current_user, count(*) FROM r20_owned GROUP BY 1, 2;
+SELECT session_user, current_user FROM r20_owned WHERE k = 2;
+RESET SESSION AUTHORIZATION;
+-- A renamed role keeps its privileges on the shards.
+ALTER ROLE r20_app RENAME TO r20_renamed;
+SET ROLE r20_renamed;
+SELECT current_user, count(*) FROM r20_owned GROUP BY 1;
+SELECT k, current_user FROM r20_items WHERE k = 4;
+RESET ROLE;
+ALTER TABLE r20_owned OWNER TO CURRENT_USER;
+SET ROLE r20_renamed;
+-- error 42501
+SELECT count(*) FROM r20_owned;
+RESET ROLE;
+REVOKE ALL ON r20_items FROM r20_renamed;
+DROP TABLE r20_owned;
+DROP ROLE r20_renamed;
+DROP ROLE r20_group;
+SELECT count(*) FROM r20_items;
