@@ -78,8 +78,22 @@ SELECT count(*) FROM s_app.s_items;
 SET search_path = "S Mixed", s_app;
 CREATE TABLE "Items" ("K" int, "V" text);
 -- tessera-only
-SELECT create_distributed_table('"S Mixed"."Items"', 'K');
+SELECT create_distributed_table('"Items"', 'K');
+-- Citus' functions take their table arguments through the search_path as regclass does.
+CREATE TABLE "Kinds" ("K" int, label text);
+-- tessera-only
+SELECT create_distributed_table('"Kinds"', 'K', colocate_with => '"Items"');
+CREATE TABLE s_lookup (code int PRIMARY KEY, label text);
+-- tessera-only
+SELECT create_reference_table('s_lookup');
+-- tessera-only
+SELECT logicalrelid::text, partmethod FROM pg_dist_partition WHERE logicalrelid::text IN ('"Items"', '"Kinds"', 's_lookup') ORDER BY 1;
+-- tessera-only
+SELECT count(DISTINCT colocationid) FROM pg_dist_partition WHERE logicalrelid::text IN ('"Items"', '"Kinds"');
+INSERT INTO s_lookup VALUES (1, 'a');
+INSERT INTO "Kinds" VALUES (1, 'k1'), (5, 'k5');
 INSERT INTO "Items" VALUES (1, 'x'), (5, 'y');
+SELECT i."K", k.label, l.label FROM "Items" i JOIN "Kinds" k USING ("K") LEFT JOIN s_lookup l ON l.code = i."K" ORDER BY 1;
 SELECT * FROM "Items" ORDER BY "K";
 SELECT "K", v FROM "Items" JOIN s_items ON k = "K";
 SELECT * FROM "Items" WHERE "K" = 5;
@@ -91,7 +105,7 @@ SELECT count(*) FROM s_ev;
 -- error 42P01
 SELECT * FROM s_items;
 DROP TABLE s_app.s_items;
-DROP TABLE "S Mixed"."Items";
+DROP TABLE "S Mixed"."Items", "S Mixed"."Kinds", "S Mixed".s_lookup;
 DROP SCHEMA s_app;
 DROP SCHEMA "S Mixed";
 DROP TABLE s_ev;

@@ -82,6 +82,21 @@ SET ROLE r20_renamed;
 -- error 42501
 SELECT count(*) FROM r20_owned;
 RESET ROLE;
+-- Row-level security would stay on the shell (the shards are read on the workers):
+-- refused on distributed tables, and a table with policies is not distributed.
+-- error 0A000
+ALTER TABLE r20_items ENABLE ROW LEVEL SECURITY;
+-- error 0A000
+CREATE POLICY r20_mine ON r20_items USING (v = current_user);
+CREATE TABLE r20_guarded (k int, who text);
+ALTER TABLE r20_guarded ENABLE ROW LEVEL SECURITY;
+-- error 0A000
+SELECT create_distributed_table('r20_guarded', 'k');
+ALTER TABLE r20_guarded DISABLE ROW LEVEL SECURITY;
+CREATE POLICY r20_mine ON r20_guarded USING (who = current_user);
+-- error 0A000
+SELECT create_reference_table('r20_guarded');
+DROP TABLE r20_guarded;
 REVOKE ALL ON r20_items FROM r20_renamed;
 DROP TABLE r20_owned;
 DROP ROLE r20_renamed;

@@ -1416,7 +1416,29 @@ impl Executor {
                 | UtilityCall::SetTimePartitionMaintenance { .. }
                 | UtilityCall::RemoveTimePartitionMaintenance { .. }),
             ) => Box::pin(self.time_partitions(session, &call, req)).await,
-            DistributedPlan::Utility(call) => {
+            DistributedPlan::Utility(mut call) => {
+                // Tessera's functions run on connections of their own: table names resolve
+                // through the session's search_path here, as a regclass argument would.
+                for name in call.table_arguments_mut() {
+                    let conn = session.coordinator_for_statement(self).await?;
+                    let qualified = conn
+                        .execute(
+                            "SELECT '\"' || replace(n.nspname, '\"', '\"\"') || '\".\"' || replace(c.relname, '\"', '\"\"') || '\"' \
+                             FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                             WHERE c.oid = $1::pg_catalog.text::pg_catalog.regclass",
+                            &[25],
+                            &[BoundParam {
+                                value: Some(bytes::Bytes::copy_from_slice(name.as_bytes())),
+                                format: 0,
+                            }],
+                            &[],
+                        )
+                        .await?
+                        .first_column_text();
+                    if let Some(q) = qualified.into_iter().next() {
+                        *name = q;
+                    }
+                }
                 // A table distributed now may have a shadow on this session's search_path.
                 session.mark_shadow_dirty();
                 if session.in_implicit_block() {

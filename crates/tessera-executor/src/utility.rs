@@ -1070,6 +1070,26 @@ async fn distribute(
             ),
         ));
     }
+    // Row-level security would stay on the shell: the shards are read on the workers.
+    let row_security = client
+        .query_one(
+            "SELECT relrowsecurity OR EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = $1) FROM pg_class WHERE oid = $1",
+            &[&relid],
+        )
+        .await
+        .map_err(pg_error)?
+        .get::<_, bool>(0);
+    if row_security {
+        return Err(sql_error(
+            "0A000",
+            format!(
+                "cannot distribute \"{name}\" while it has row-level security enabled or policies: \
+                 row-level security on distributed and reference tables is not supported (the shards are \
+                 read on the workers, where the policies would not apply); disable it and drop its \
+                 policies first"
+            ),
+        ));
+    }
     let mut reader = Reader::Client(&client);
     let columns = shell_columns(&mut reader, relid).await?;
     let nodes: Vec<_> = snapshot
@@ -1558,7 +1578,12 @@ fn choose_colocation(
             let other = snapshot
                 .tables
                 .values()
-                .find(|t| t.name == colocate_with || format!("{}.{}", t.schema, t.name) == colocate_with)
+                .find(|t| {
+                    // Qualified and quoted by the executor (see `UtilityCall::table_arguments_mut`).
+                    quoted_name(&t.schema, &t.name).to_string() == colocate_with
+                        || t.name == colocate_with
+                        || format!("{}.{}", t.schema, t.name) == colocate_with
+                })
                 .ok_or_else(|| {
                     sql_error(
                         "55000",

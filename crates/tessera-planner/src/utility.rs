@@ -224,6 +224,31 @@ pub enum TransferMode {
 
 impl UtilityCall {
     /// The function's name, which is also the result column's name.
+    /// The arguments naming a table (`regclass` in Citus' signatures): the distributed
+    /// or reference table, the table to co-locate with, the relation to rebalance. The
+    /// executor resolves them through the session's search_path before the call runs on
+    /// connections of its own, and writes them back as `"schema"."name"` (both quoted).
+    pub fn table_arguments_mut(&mut self) -> Vec<&mut String> {
+        match self {
+            UtilityCall::CreateDistributedTable {
+                table,
+                colocate_with,
+                ..
+            } => {
+                let mut out = vec![table];
+                if !["default", "none"].contains(&colocate_with.to_ascii_lowercase().as_str()) {
+                    out.push(colocate_with);
+                }
+                out
+            }
+            UtilityCall::CreateReferenceTable { table } => vec![table],
+            UtilityCall::GetRebalancePlan(options)
+            | UtilityCall::RebalanceTableShards(options, _)
+            | UtilityCall::RebalanceStart(options, _) => options.relation.iter_mut().collect(),
+            _ => Vec::new(),
+        }
+    }
+
     pub fn function_name(&self) -> &'static str {
         match self {
             UtilityCall::CreateDistributedTable { .. } => "create_distributed_table",
