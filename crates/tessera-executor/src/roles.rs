@@ -160,10 +160,20 @@ pub(crate) async fn sync_script(reader: &mut Reader<'_>) -> Result<String, ExecE
     };
     for r in &roles {
         let name = text(r, 0);
+        let is = |i: usize| if text(r, i) == "t" { "true" } else { "false" };
+        // Changed only where it differs: a role's row is locked by ALTER ROLE, and another
+        // session's block may hold it.
         body.push_str(&format!(
             "IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = {lit}) THEN \
              BEGIN CREATE ROLE {id} NOLOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END; END IF;\n\
-             ALTER ROLE {id} {} {} {} {} {};\n",
+             IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = {lit} AND rolsuper = {} AND rolinherit = {} \
+             AND rolcreaterole = {} AND rolcreatedb = {} AND rolbypassrls = {}) THEN \
+             ALTER ROLE {id} {} {} {} {} {}; END IF;\n",
+            is(1),
+            is(2),
+            is(3),
+            is(4),
+            is(5),
             flag(r, 1, "SUPERUSER"),
             flag(r, 2, "INHERIT"),
             flag(r, 3, "CREATEROLE"),
@@ -223,6 +233,37 @@ pub(crate) struct Acl {
     /// Whether nothing differs from what a worker gives a relation Tessera creates: owned
     /// by Tessera's role with the default privileges.
     default: bool,
+    /// The owner and privileges as [`relation_signature`] / [`schema_signature`] write them
+    /// (a `text[]` value's text), so a worker changes only what differs: GRANT and ALTER
+    /// OWNER lock the object's catalog row, which another session's block may hold.
+    signature: String,
+}
+
+/// `grantee` of `aclexplode` by name ('' for PUBLIC).
+const GRANTEE_NAME: &str =
+    "CASE WHEN x.grantee = 0 THEN '' ELSE pg_catalog.pg_get_userbyid(x.grantee) END";
+
+/// An SQL `text[]` expression naming the owner and every privilege (table and column, with
+/// grant option, without grantor) of the relation whose OID `rel` gives, sorted: equal on
+/// two servers when the relation's copies have the same owner and privileges.
+fn relation_signature(rel: &str) -> String {
+    format!(
+        "(ARRAY[(SELECT 'owner:' || pg_catalog.pg_get_userbyid(relowner) FROM pg_catalog.pg_class WHERE oid = {rel})] || \
+         coalesce((SELECT array_agg(entry ORDER BY entry COLLATE \"C\") FROM (\
+         SELECT {GRANTEE_NAME} || ':' || x.privilege_type || ':' || x.is_grantable AS entry \
+         FROM pg_catalog.pg_class c, aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) x WHERE c.oid = {rel} \
+         UNION ALL SELECT a.attname || '/' || {GRANTEE_NAME} || ':' || x.privilege_type || ':' || x.is_grantable \
+         FROM pg_catalog.pg_attribute a, aclexplode(a.attacl) x WHERE a.attrelid = {rel} AND a.attnum > 0 AND NOT a.attisdropped) q), '{{}}'))"
+    )
+}
+
+/// As [`relation_signature`], for the schema named by the SQL text expression `name`.
+fn schema_signature(name: &str) -> String {
+    format!(
+        "(ARRAY[(SELECT 'owner:' || pg_catalog.pg_get_userbyid(nspowner) FROM pg_catalog.pg_namespace WHERE nspname = {name})] || \
+         coalesce((SELECT array_agg(entry ORDER BY entry COLLATE \"C\") FROM (SELECT {GRANTEE_NAME} || ':' || x.privilege_type || ':' || x.is_grantable AS entry \
+         FROM pg_catalog.pg_namespace n, aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) x WHERE n.nspname = {name}) q), '{{}}'))"
+    )
 }
 
 /// `grantee` of `aclexplode` as a GRANT names it.
@@ -266,10 +307,17 @@ impl Acl {
                 .iter()
                 .map(|r| (text(r, 0), text(r, 1), text(r, 2) == "t")),
         );
+        let signature = reader
+            .rows(&format!(
+                "SELECT {}::text",
+                relation_signature(&relid.to_string())
+            ))
+            .await?;
         Ok(Acl {
             owner: text(row, 0),
             grants,
             default: text(row, 1) == "t",
+            signature: signature.first().map(|r| text(r, 0)).unwrap_or_default(),
         })
     }
 
@@ -297,10 +345,14 @@ impl Acl {
             .iter()
             .map(|r| (text(r, 0), text(r, 1), text(r, 2) == "t"))
             .collect();
+        let signature = reader
+            .rows(&format!("SELECT {}::text", schema_signature(&lit)))
+            .await?;
         Ok(Acl {
             owner: text(row, 0),
             grants,
             default: false,
+            signature: signature.first().map(|r| text(r, 0)).unwrap_or_default(),
         })
     }
 
@@ -311,14 +363,15 @@ impl Acl {
     }
 
     /// A `DO` block that gives every table of `tables` (qualified and quoted names) this
-    /// owner and exactly these privileges: what was granted before on them (table and
-    /// columns) is revoked first.
+    /// owner and exactly these privileges, where they differ: what was granted before on
+    /// them (table and columns) is revoked first.
     pub(crate) fn tables_sql(&self, tables: &[String]) -> String {
         let grantee =
             "CASE WHEN e.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(e.grantee::regrole::text) END";
         format!(
             "DO $tessera_acl$ DECLARE s regclass; e record; BEGIN\n\
              FOREACH s IN ARRAY ARRAY[{}]::regclass[] LOOP\n\
+             CONTINUE WHEN {} IS NOT DISTINCT FROM {}::text[];\n\
              FOR e IN SELECT DISTINCT x.grantee FROM pg_catalog.pg_class c, aclexplode(c.relacl) x WHERE c.oid = s LOOP \
              EXECUTE format('REVOKE ALL ON TABLE %s FROM %s', s, {grantee}); END LOOP;\n\
              FOR e IN SELECT DISTINCT a.attname, x.grantee FROM pg_catalog.pg_attribute a, aclexplode(a.attacl) x WHERE a.attrelid = s LOOP \
@@ -330,6 +383,8 @@ impl Acl {
                 .map(|t| quote_literal(t))
                 .collect::<Vec<_>>()
                 .join(", "),
+            relation_signature("s"),
+            quote_literal(&self.signature),
             quote_literal(&self.owner),
             self.grants
                 .iter()
@@ -343,16 +398,20 @@ impl Acl {
         )
     }
 
-    /// A `DO` block that gives schema `schema` this owner and exactly these privileges.
+    /// A `DO` block that gives schema `schema` this owner and exactly these privileges,
+    /// where they differ.
     pub(crate) fn schema_sql(&self, schema: &str) -> String {
         let id = quote_ident(schema);
+        let lit = quote_literal(schema);
         format!(
             "DO $tessera_acl$ DECLARE e record; BEGIN\n\
-             FOR e IN SELECT DISTINCT x.grantee FROM pg_catalog.pg_namespace n, aclexplode(n.nspacl) x WHERE n.nspname = {} LOOP \
+             IF {} IS NOT DISTINCT FROM {}::text[] THEN RETURN; END IF;\n\
+             FOR e IN SELECT DISTINCT x.grantee FROM pg_catalog.pg_namespace n, aclexplode(n.nspacl) x WHERE n.nspname = {lit} LOOP \
              EXECUTE format('REVOKE ALL ON SCHEMA %s FROM %s', {}, CASE WHEN e.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(e.grantee::regrole::text) END); END LOOP;\n\
              ALTER SCHEMA {id} OWNER TO {};\n{}\
              END $tessera_acl$;\n",
-            quote_literal(schema),
+            schema_signature(&lit),
+            quote_literal(&self.signature),
             quote_literal(&id),
             self.owner,
             self.grants
