@@ -308,6 +308,14 @@ fn may_change_settings(sql: &str) -> bool {
     (lower.contains("set") || lower.contains("discard")) && !is_set_transaction(sql)
 }
 
+/// Whether `sql` (after leading comments and whitespace) starts with `words`, in any case.
+fn first_words_are(sql: &str, words: &[&str]) -> bool {
+    let mut it = tessera_planner::ddl::skip_comments(sql).split_whitespace();
+    words
+        .iter()
+        .all(|w| it.next().is_some_and(|x| x.eq_ignore_ascii_case(w)))
+}
+
 /// Whether a statement is `SET TRANSACTION ...` (not SET SESSION CHARACTERISTICS, which is
 /// a setting like any other).
 fn is_set_transaction(sql: &str) -> bool {
@@ -985,6 +993,26 @@ impl Executor {
                 });
             }
         }
+        // The coordinator's part of these plans reads the tables' columns from the catalog,
+        // which shows a table the block altered as it was before the block.
+        // A multi-shard merge expands `*` from the catalog too (the workers resolve named
+        // columns themselves).
+        if session.tables_altered()
+            && (matches!(
+                plan,
+                DistributedPlan::Pull(_)
+                    | DistributedPlan::PullCommand(_)
+                    | DistributedPlan::InsertSelect(_)
+                    | DistributedPlan::WriteWithSubplans { .. }
+            ) || (matches!(plan, DistributedPlan::MultiShard { .. }) && req.sql.contains('*')))
+        {
+            session.mark_failed();
+            return Err(ExecError::Unsupported(
+                "this statement combines shards' rows on the coordinator, which does not see the columns \
+                 of a table altered earlier in this transaction block yet; run it after COMMIT"
+                    .into(),
+            ));
+        }
         let result = match self.check_privileges(session, &plan, req).await {
             Ok(()) => self.run_inner(session, plan, req).await,
             Err(e) => Err(e),
@@ -1403,6 +1431,9 @@ impl Executor {
                 }
                 let tag = tag?;
                 session.mark_catalog_changed();
+                if !ddl.privileges && first_words_are(&ddl.shell, &["alter", "table"]) {
+                    session.mark_tables_altered();
+                }
                 self.reload_catalog().await?;
                 Ok(Outcome::Result(StatementResult {
                     tag,

@@ -45,6 +45,9 @@ struct Block {
     /// DDL ran in the block: the catalog snapshot, read through another connection, does
     /// not show it until the block ends, so its end reads the catalog again.
     catalog_changed: bool,
+    /// ALTER TABLE of a distributed or reference table ran in the block: the catalog's
+    /// columns of it are those before the block until it ends.
+    tables_altered: bool,
 }
 
 impl Block {
@@ -256,6 +259,20 @@ impl Session {
         if let Some(block) = &mut self.block {
             block.catalog_changed = true;
         }
+    }
+
+    /// Notes that an ALTER TABLE of a distributed or reference table ran: inside a block,
+    /// the catalog's columns of it stay those before the block until it ends.
+    pub fn mark_tables_altered(&mut self) {
+        if let Some(block) = &mut self.block {
+            block.tables_altered = true;
+        }
+    }
+
+    /// Whether the session's block altered a distributed or reference table (see
+    /// [`Self::mark_tables_altered`]).
+    pub fn tables_altered(&self) -> bool {
+        self.block.as_ref().is_some_and(|b| b.tables_altered)
     }
 
     /// Reads which distributed-table names another relation shadows on this session's
@@ -510,6 +527,7 @@ impl Session {
             savepoints: Vec::new(),
             implicit: false,
             catalog_changed: false,
+            tables_altered: false,
         });
     }
 

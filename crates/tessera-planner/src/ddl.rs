@@ -217,7 +217,7 @@ fn first_word(sql: &str) -> &str {
 
 /// `sql` from its first word on: leading whitespace and comments (`-- ...`, `/* ... */`,
 /// nested as PostgreSQL allows) skipped.
-pub(crate) fn skip_comments(sql: &str) -> &str {
+pub fn skip_comments(sql: &str) -> &str {
     let mut rest = sql.trim_start();
     loop {
         if let Some(after) = rest.strip_prefix("--") {
