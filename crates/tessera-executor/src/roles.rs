@@ -266,6 +266,29 @@ fn schema_signature(name: &str) -> String {
     )
 }
 
+/// The rows of `sql` as (privileges, grantee, WITH GRANT OPTION) GRANT clauses.
+async fn read_grants(
+    reader: &mut Reader<'_>,
+    sql: &str,
+) -> Result<Vec<(String, String, bool)>, ExecError> {
+    Ok(reader
+        .rows(sql)
+        .await?
+        .iter()
+        .map(|r| (text(r, 0), text(r, 1), text(r, 2) == "t"))
+        .collect())
+}
+
+/// The one value of `sql` (a signature); XX000 when the object vanished meanwhile.
+async fn read_signature(reader: &mut Reader<'_>, sql: &str) -> Result<String, ExecError> {
+    reader
+        .rows(sql)
+        .await?
+        .first()
+        .map(|r| text(r, 0))
+        .ok_or_else(|| ExecError::Internal("an object's privileges could not be read".into()))
+}
+
 /// `grantee` of `aclexplode` as a GRANT names it.
 const GRANTEE: &str = "CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_catalog.pg_get_userbyid(x.grantee)) END";
 
@@ -285,39 +308,37 @@ impl Acl {
                 ..Acl::default()
             });
         };
-        let mut grants: Vec<(String, String, bool)> = reader
-            .rows(&format!(
+        let mut grants = read_grants(
+            reader,
+            &format!(
                 "SELECT string_agg(x.privilege_type, ', ' ORDER BY x.privilege_type), {GRANTEE}, x.is_grantable \
                  FROM pg_catalog.pg_class c, aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) x \
                  WHERE c.oid = {relid} GROUP BY 2, 3 ORDER BY 2, 3"
-            ))
-            .await?
-            .iter()
-            .map(|r| (text(r, 0), text(r, 1), text(r, 2) == "t"))
-            .collect();
+            ),
+        )
+        .await?;
         grants.extend(
-            reader
-                .rows(&format!(
+            read_grants(
+                reader,
+                &format!(
                     "SELECT string_agg(x.privilege_type || ' (' || quote_ident(a.attname) || ')', ', ' ORDER BY a.attnum, x.privilege_type), \
                      {GRANTEE}, x.is_grantable \
                      FROM pg_catalog.pg_attribute a, aclexplode(a.attacl) x \
                      WHERE a.attrelid = {relid} AND a.attnum > 0 AND NOT a.attisdropped GROUP BY 2, 3 ORDER BY 2, 3"
-                ))
-                .await?
-                .iter()
-                .map(|r| (text(r, 0), text(r, 1), text(r, 2) == "t")),
+                ),
+            )
+            .await?,
         );
-        let signature = reader
-            .rows(&format!(
-                "SELECT {}::text",
-                relation_signature(&relid.to_string())
-            ))
-            .await?;
+        let signature = read_signature(
+            reader,
+            &format!("SELECT {}::text", relation_signature(&relid.to_string())),
+        )
+        .await?;
         Ok(Acl {
             owner: text(row, 0),
             grants,
             default: text(row, 1) == "t",
-            signature: signature.first().map(|r| text(r, 0)).unwrap_or_default(),
+            signature,
         })
     }
 
@@ -335,24 +356,22 @@ impl Acl {
                 ..Acl::default()
             });
         };
-        let grants = reader
-            .rows(&format!(
+        let grants = read_grants(
+            reader,
+            &format!(
                 "SELECT string_agg(x.privilege_type, ', ' ORDER BY x.privilege_type), {GRANTEE}, x.is_grantable \
                  FROM pg_catalog.pg_namespace n, aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) x \
                  WHERE n.nspname = {lit} GROUP BY 2, 3 ORDER BY 2, 3"
-            ))
-            .await?
-            .iter()
-            .map(|r| (text(r, 0), text(r, 1), text(r, 2) == "t"))
-            .collect();
-        let signature = reader
-            .rows(&format!("SELECT {}::text", schema_signature(&lit)))
-            .await?;
+            ),
+        )
+        .await?;
+        let signature =
+            read_signature(reader, &format!("SELECT {}::text", schema_signature(&lit))).await?;
         Ok(Acl {
             owner: text(row, 0),
             grants,
             default: false,
-            signature: signature.first().map(|r| text(r, 0)).unwrap_or_default(),
+            signature,
         })
     }
 

@@ -342,16 +342,16 @@ impl Session {
             .first()
             .and_then(|r| r.rows.first())
             .map(|row| crate::wire::row_values(row))
-            .unwrap_or_default();
+            .ok_or_else(|| ExecError::Internal("the session's role is not in pg_roles".into()))?;
         let value = |i: usize| {
             row.get(i)
                 .copied()
                 .flatten()
                 .map(String::from_utf8_lossy)
-                .unwrap_or_default()
+                .ok_or_else(|| ExecError::Internal("the session's role has no name".into()))
         };
-        let (session_user, current_user) = (value(0), value(1));
-        self.other_role = value(2) == "f";
+        let (session_user, current_user) = (value(0)?, value(1)?);
+        self.other_role = value(2)? == "f";
         let mut fresh = fresh.with_identity(
             &exec.config().coordinator.user,
             &session_user,

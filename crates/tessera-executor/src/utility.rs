@@ -819,7 +819,10 @@ pub(crate) async fn shard_ddl(
                 "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = {relid}"
             ))
             .await?;
-        let schema = schema.first().map(|r| text(r, 0)).unwrap_or_default();
+        let schema = schema
+            .first()
+            .map(|r| text(r, 0))
+            .ok_or_else(|| ExecError::Internal(format!("relation {relid} has no schema")))?;
         format!(
             "{};
 CREATE SCHEMA IF NOT EXISTS {};

@@ -1114,23 +1114,7 @@ pub fn type_command_text(sql: &str, catalog: &CatalogSnapshot) -> Option<Distrib
         }
         _ => return None,
     };
-    let mut groups: Vec<i32> = catalog
-        .nodes
-        .iter()
-        .filter(|n| n.is_active)
-        .map(|n| n.group_id)
-        .collect();
-    groups.sort_unstable();
-    groups.dedup();
-    let per_shard = groups
-        .into_iter()
-        .map(|group_id| Task {
-            group_id,
-            sql: worker_sql.clone(),
-            shard_ids: vec![],
-            bound: None,
-        })
-        .collect();
+    let per_shard = on_every_worker(catalog, &worker_sql);
     Some(DistributedPlan::Ddl(DdlPlan {
         shell: sql.to_string(),
         per_shard,
@@ -1141,6 +1125,27 @@ pub fn type_command_text(sql: &str, catalog: &CatalogSnapshot) -> Option<Distrib
         partitions: false,
         privileges: false,
     }))
+}
+
+/// One task running `sql` on each active worker group, in group order.
+fn on_every_worker(catalog: &CatalogSnapshot, sql: &str) -> Vec<Task> {
+    let mut groups: Vec<i32> = catalog
+        .nodes
+        .iter()
+        .filter(|n| n.is_active)
+        .map(|n| n.group_id)
+        .collect();
+    groups.sort_unstable();
+    groups.dedup();
+    groups
+        .into_iter()
+        .map(|group_id| Task {
+            group_id,
+            sql: sql.to_string(),
+            shard_ids: vec![],
+            bound: None,
+        })
+        .collect()
 }
 
 /// Statements that change roles or privileges — `CREATE/ALTER/DROP ROLE|USER|GROUP`,
@@ -1234,25 +1239,7 @@ pub fn privilege_command_text(sql: &str, catalog: &CatalogSnapshot) -> Option<Di
         _ => None,
     };
     let per_shard = forwarded
-        .map(|sql| {
-            let mut groups: Vec<i32> = catalog
-                .nodes
-                .iter()
-                .filter(|n| n.is_active)
-                .map(|n| n.group_id)
-                .collect();
-            groups.sort_unstable();
-            groups.dedup();
-            groups
-                .into_iter()
-                .map(|group_id| Task {
-                    group_id,
-                    sql: sql.clone(),
-                    shard_ids: vec![],
-                    bound: None,
-                })
-                .collect()
-        })
+        .map(|sql| on_every_worker(catalog, &sql))
         .unwrap_or_default();
     Some(DistributedPlan::Ddl(DdlPlan {
         shell: sql.to_string(),
