@@ -22,6 +22,7 @@ pub mod matview;
 pub mod modify;
 pub mod multi_shard;
 pub mod pull;
+mod pull_subquery;
 pub mod rewrite;
 pub mod safety;
 pub mod split;
@@ -855,10 +856,14 @@ fn declare_cursor(
     let mut plan =
         pull::plan_pull_wrapped(&query, catalog, |fin| format!("DECLARE {head} FOR {fin}"))?;
     let number = CURSORS.fetch_add(1, Ordering::Relaxed);
-    // Highest index first, so that tessera_pull_1 does not rename part of tessera_pull_12.
-    for (i, input) in plan.inputs.iter_mut().enumerate().rev() {
+    // Names are always quoted in the final query: `"tessera_pull_1"` is not part of
+    // `"tessera_pull_12"`.
+    for (i, input) in plan.inputs.iter_mut().enumerate() {
         let name = format!("tessera_cursor_{number}_{i}");
-        plan.query = plan.query.replace(&input.temp_table, &name);
+        plan.query = plan.query.replace(
+            &rewrite::quote_ident(&input.temp_table),
+            &rewrite::quote_ident(&name),
+        );
         input.temp_table = name;
     }
     plan.cursor = Some(declare.hold == Some(true));

@@ -166,6 +166,8 @@ fn plan_pull_expanding(
         from_names: Default::default(),
         long_references: false,
         equalities: Vec::new(),
+        subqueries: Vec::new(),
+        in_semi_joins: Vec::new(),
     };
     {
         let mut names = FromNames::default();
@@ -240,13 +242,28 @@ fn plan_pull_expanding(
         }
     };
     reads.sort_by_key(|r| rank(r));
+    // Subquery reads come first: small by construction, their keys filter the rest.
+    let mut inputs: Vec<PullInput> = builder
+        .subqueries
+        .iter()
+        .enumerate()
+        .map(|(i, read)| PullInput {
+            table: format!("subquery over {}", read.tables),
+            temp_table: crate::pull_subquery::temp_name(i),
+            shape_sql: read.shape_sql.clone(),
+            tasks: read.tasks.clone(),
+            binary: true,
+            semi_joins: Vec::new(),
+            filtered: true,
+        })
+        .collect();
+    let subqueries = inputs.len();
     let mut input_of = vec![0usize; builder.drafts.len()];
     for (i, (members, _, _)) in reads.iter().enumerate() {
         for m in members {
-            input_of[*m] = i;
+            input_of[*m] = subqueries + i;
         }
     }
-    let mut inputs = Vec::with_capacity(reads.len());
     for (members, filters, temp_table) in &reads {
         let drafts: Vec<&Draft> = members.iter().map(|m| &builder.drafts[*m]).collect();
         inputs.push(read_input(
@@ -274,6 +291,22 @@ fn plan_pull_expanding(
         };
         if !inputs[ti].semi_joins.contains(&sj) {
             inputs[ti].semi_joins.push(sj);
+        }
+    }
+    for ((draft, column), k, source) in &builder.in_semi_joins {
+        let sj = SemiJoin {
+            column: format!(
+                "{}.{}",
+                quote_ident(&builder.drafts[*draft].alias),
+                quote_ident(column)
+            ),
+            source: *k,
+            source_column: "c1".into(),
+            type_name: source.type_name.clone(),
+        };
+        let target = input_of[*draft];
+        if !inputs[target].semi_joins.contains(&sj) {
+            inputs[target].semi_joins.push(sj);
         }
     }
     let final_stmt = match crate::rewrite::rewrite_catalog_names(&rewritten) {
@@ -466,6 +499,10 @@ struct Builder<'a> {
     /// Inner-join column equalities between two table reads of one level (same type,
     /// default collation).
     equalities: Vec<(ColumnOf, ColumnOf)>,
+    /// Subqueries read as intermediate results of their own, in order.
+    subqueries: Vec<crate::pull_subquery::SubqueryRead>,
+    /// `column IN (subquery read)` conjuncts: (column, subquery read, its output column).
+    in_semi_joins: Vec<(ColumnOf, usize, tessera_catalog::Column)>,
 }
 
 /// Calls [`Builder::walk_query`] on every query nested in an expression or clause.
@@ -476,7 +513,9 @@ struct NestedQueries<'b, 'a> {
 impl VisitorMut for NestedQueries<'_, '_> {
     type Break = ();
     fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
-        self.builder.walk_query(q);
+        if !self.builder.read_subquery(q) {
+            self.builder.walk_query(q);
+        }
         ControlFlow::Continue(())
     }
 }
@@ -491,7 +530,9 @@ impl Builder<'_> {
                 if with.recursive {
                     self.ctes.push(name.clone());
                 }
-                self.walk_query(&mut cte.query);
+                if !self.read_subquery(&mut cte.query) {
+                    self.walk_query(&mut cte.query);
+                }
                 if !with.recursive {
                     self.ctes.push(name);
                 }
@@ -594,6 +635,73 @@ impl Builder<'_> {
             }
         }
         let _ = s.visit(&mut NestedQueries { builder: self });
+        // `x IN (subquery read)` among the WHERE conjuncts: only rows whose x is among the
+        // subquery's values can pass.
+        if let Some(selection) = s.selection.clone() {
+            let mut conjuncts = Vec::new();
+            split_and(&selection, &mut conjuncts);
+            for c in conjuncts {
+                if let Expr::InSubquery {
+                    expr,
+                    subquery,
+                    negated: false,
+                } = c
+                {
+                    if let Some(k) = crate::pull_subquery::read_index(subquery) {
+                        self.note_in_subquery(expr, k, &items, all_known);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads `q` as one intermediate result when a faster tier answers it on its own
+    /// ([`crate::pull_subquery`]), replacing it with a read of that result; whether it did.
+    fn read_subquery(&mut self, q: &mut Query) -> bool {
+        let Some(read) = crate::pull_subquery::subquery_read(q, self.catalog, &self.ctes) else {
+            return false;
+        };
+        let index = self.subqueries.len();
+        let Some(replacement) = crate::pull_subquery::replacement(&read, index) else {
+            return false;
+        };
+        *q = replacement;
+        self.subqueries.push(read);
+        true
+    }
+
+    /// Records `e IN (subquery read k)` as a key filter for `e`'s table when `e` is a column
+    /// of a table no outer join null-extends and of the subquery's column's exact type.
+    fn note_in_subquery(&mut self, e: &Expr, k: usize, items: &[LevelItem], all_known: bool) {
+        let e = match e {
+            Expr::Nested(inner) => inner.as_ref(),
+            other => other,
+        };
+        let mut refs = Vec::new();
+        if !matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) || !pushable(e, &mut refs)
+        {
+            return;
+        }
+        let Some((qualifier, column)) = refs.pop() else {
+            return;
+        };
+        let Some(item) = self.resolve(&qualifier, &column, items, all_known) else {
+            return;
+        };
+        if !items[item].pushable {
+            return;
+        }
+        let draft = items[item].draft;
+        let read = &self.subqueries[k];
+        let (Some(target), [Some(source)]) = (
+            self.drafts[draft].table.columns.iter().find(|c| c.name == column),
+            read.columns.as_slice(),
+        ) else {
+            return;
+        };
+        if exact_text_key(target) && target.type_oid == source.type_oid && source.collation.is_none() {
+            self.in_semi_joins.push(((draft, column), k, source.clone()));
+        }
     }
 
     /// Merges co-located distributed tables that stand alone in this level's FROM list and
@@ -823,24 +931,7 @@ impl Builder<'_> {
         let (Some(ca), Some(cb)) = (column(&a), column(&b)) else {
             return;
         };
-        // Types whose keys read back from their text form exactly, independent of settings.
-        use tessera_catalog::model::oid;
-        let exact_text = matches!(
-            ca.type_oid,
-            oid::INT2
-                | oid::INT4
-                | oid::INT8
-                | oid::NUMERIC
-                | oid::TEXT
-                | oid::VARCHAR
-                | oid::BPCHAR
-                | oid::BOOL
-        );
-        if exact_text
-            && ca.type_oid == cb.type_oid
-            && ca.collation.is_none()
-            && cb.collation.is_none()
-        {
+        if exact_text_key(&ca) && ca.type_oid == cb.type_oid && cb.collation.is_none() {
             self.equalities.push((a, b));
         }
     }
@@ -1027,7 +1118,9 @@ impl Builder<'_> {
             }
             TableFactor::Derived { subquery, .. } => {
                 *all_known = false;
-                self.walk_query(subquery);
+                if !self.read_subquery(subquery) {
+                    self.walk_query(subquery);
+                }
             }
             TableFactor::NestedJoin {
                 table_with_joins,
@@ -1065,6 +1158,25 @@ impl Builder<'_> {
         }
         Some(owners)
     }
+}
+
+/// A column whose values can filter another table's rows as `col = ANY('{...}'::type[])`:
+/// its type reads back from its text form exactly, independent of settings, and it compares
+/// under the default collation.
+fn exact_text_key(c: &tessera_catalog::Column) -> bool {
+    use tessera_catalog::model::oid;
+    c.collation.is_none()
+        && matches!(
+            c.type_oid,
+            oid::INT2
+                | oid::INT4
+                | oid::INT8
+                | oid::NUMERIC
+                | oid::TEXT
+                | oid::VARCHAR
+                | oid::BPCHAR
+                | oid::BOOL
+        )
 }
 
 fn split_and<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
