@@ -57,9 +57,12 @@ pub struct PullInput {
     pub filtered: bool,
 }
 
-/// `column = source.source_column` holds for every result row (an equality among the
-/// top-level WHERE conjuncts between tables no outer join null-extends), so rows of this
-/// input whose `column` matches no key of the earlier input `source` cannot contribute: once
+/// Rows of this input whose `column` matches no key of the earlier input `source` cannot
+/// contribute: `column = source.source_column` holds for every result row (an equality among
+/// the top-level WHERE conjuncts between tables no outer join null-extends), or every row
+/// the statement looks at (a subquery's WHERE equates this input's column with a column of
+/// the enclosing query's `source`; `column IN (subquery)` with `source` that subquery's
+/// result). Once
 /// `source` is filled and small, the tasks get `column = ANY('{keys}'::type[])` — the small
 /// side sent to the workers, as Citus broadcasts a small intermediate result. The executor
 /// fills inputs that can use such a filter first.
@@ -168,6 +171,8 @@ fn plan_pull_expanding(
         equalities: Vec::new(),
         subqueries: Vec::new(),
         in_semi_joins: Vec::new(),
+        outer: Vec::new(),
+        correlations: Vec::new(),
     };
     {
         let mut names = FromNames::default();
@@ -288,6 +293,33 @@ fn plan_pull_expanding(
             source: si,
             source_column: source.1.clone(),
             type_name: column.type_name.clone(),
+        };
+        if !inputs[ti].semi_joins.contains(&sj) {
+            inputs[ti].semi_joins.push(sj);
+        }
+    }
+    for ((target, column), (source, source_column)) in &builder.correlations {
+        let (ti, si) = (input_of[*target], input_of[*source]);
+        if ti == si {
+            continue;
+        }
+        let Some(c) = builder.drafts[*source]
+            .table
+            .columns
+            .iter()
+            .find(|c| c.name == *source_column)
+        else {
+            continue;
+        };
+        let sj = SemiJoin {
+            column: format!(
+                "{}.{}",
+                quote_ident(&builder.drafts[*target].alias),
+                quote_ident(column)
+            ),
+            source: si,
+            source_column: source_column.clone(),
+            type_name: c.type_name.clone(),
         };
         if !inputs[ti].semi_joins.contains(&sj) {
             inputs[ti].semi_joins.push(sj);
@@ -482,6 +514,14 @@ struct LevelItem {
     from_index: Option<usize>,
 }
 
+/// The table reads of a query level, as its subqueries see them.
+struct OuterLevel {
+    /// Draft indexes of the level's table reads.
+    drafts: Vec<usize>,
+    /// Every FROM item of the level is a known table read.
+    all_known: bool,
+}
+
 struct Builder<'a> {
     catalog: &'a CatalogSnapshot,
     drafts: Vec<Draft>,
@@ -499,6 +539,10 @@ struct Builder<'a> {
     /// Inner-join column equalities between two table reads of one level (same type,
     /// default collation).
     equalities: Vec<(ColumnOf, ColumnOf)>,
+    /// The table reads of the levels enclosing the one being walked (innermost last).
+    outer: Vec<OuterLevel>,
+    /// `inner = outer` conjuncts of correlated subqueries: (inner column, outer column).
+    correlations: Vec<(ColumnOf, ColumnOf)>,
     /// Subqueries read as intermediate results of their own, in order.
     subqueries: Vec<crate::pull_subquery::SubqueryRead>,
     /// `column IN (subquery read)` conjuncts: (column, subquery read, its output column).
@@ -512,6 +556,32 @@ struct NestedQueries<'b, 'a> {
 
 impl VisitorMut for NestedQueries<'_, '_> {
     type Break = ();
+
+    fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+        // `EXISTS (SELECT * ...)` only asks whether a row exists: with `1` for `*`, the
+        // intermediate results hold only the columns its conditions name.
+        if let Expr::Exists { subquery, .. } = e {
+            if let SetExpr::Select(s) = subquery.body.as_mut() {
+                let grouped = s.having.is_some()
+                    || !matches!(&s.group_by, sqlparser::ast::GroupByExpr::Expressions(g, _) if g.is_empty());
+                let only_stars = !grouped
+                    && !s.projection.is_empty()
+                    && s.projection.iter().all(|i| {
+                        matches!(
+                            i,
+                            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+                        )
+                    });
+                if only_stars {
+                    s.projection = vec![SelectItem::UnnamedExpr(Expr::value(Value::Number(
+                        "1".into(),
+                        false,
+                    )))];
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
     fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
         if !self.builder.read_subquery(q) {
             self.builder.walk_query(q);
@@ -634,7 +704,12 @@ impl Builder<'_> {
                 }
             }
         }
+        self.outer.push(OuterLevel {
+            drafts: items.iter().map(|it| it.draft).collect(),
+            all_known,
+        });
         let _ = s.visit(&mut NestedQueries { builder: self });
+        self.outer.pop();
         // `x IN (subquery read)` among the WHERE conjuncts: only rows whose x is among the
         // subquery's values can pass.
         if let Some(selection) = s.selection.clone() {
@@ -914,8 +989,21 @@ impl Builder<'_> {
             let item = self.resolve(&qualifier, &column, items, all_known)?;
             items[item].pushable.then(|| (items[item].draft, column))
         };
-        let (Some(a), Some(b)) = (side(left), side(right)) else {
-            return;
+        let (a, b) = match (side(left), side(right)) {
+            (Some(a), Some(b)) => (a, b),
+            (Some(inner), None) => {
+                if let Some(outer) = self.outer_column(right, items, all_known) {
+                    self.note_correlation(inner, outer);
+                }
+                return;
+            }
+            (None, Some(inner)) => {
+                if let Some(outer) = self.outer_column(left, items, all_known) {
+                    self.note_correlation(inner, outer);
+                }
+                return;
+            }
+            _ => return,
         };
         if a.0 == b.0 {
             return;
@@ -933,6 +1021,70 @@ impl Builder<'_> {
         };
         if exact_text_key(&ca) && ca.type_oid == cb.type_oid && cb.collation.is_none() {
             self.equalities.push((a, b));
+        }
+    }
+
+    /// The column of an enclosing level's table read that `e` names, when `e` is a plain
+    /// column reference that provably resolves there (every level searched, this one
+    /// included, has only known table reads, so no other FROM item can claim the name).
+    fn outer_column(&self, e: &Expr, items: &[LevelItem], all_known: bool) -> Option<ColumnOf> {
+        let e = match e {
+            Expr::Nested(inner) => inner.as_ref(),
+            other => other,
+        };
+        let mut refs = Vec::new();
+        if !all_known
+            || !matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
+            || !pushable(e, &mut refs)
+        {
+            return None;
+        }
+        let (qualifier, column) = refs.pop()?;
+        let claims = |d: usize| match &qualifier {
+            Some(q) => self.drafts[d].alias == *q,
+            None => self.drafts[d].table.column_index(&column).is_some(),
+        };
+        if items.iter().any(|it| claims(it.draft)) {
+            return None;
+        }
+        for level in self.outer.iter().rev() {
+            if !level.all_known {
+                return None;
+            }
+            let mut holders = level.drafts.iter().copied().filter(|d| claims(*d));
+            let Some(first) = holders.next() else {
+                continue;
+            };
+            if holders.next().is_some() {
+                return None;
+            }
+            self.drafts[first].table.column_index(&column)?;
+            return Some((first, column));
+        }
+        None
+    }
+
+    /// `inner = outer` among the WHERE conjuncts of a subquery, `outer` a column of an
+    /// enclosing level: the subquery only ever looks at `inner`'s rows whose value is among
+    /// `outer`'s, so the outer read's keys may filter the inner one's.
+    fn note_correlation(&mut self, inner: ColumnOf, outer: ColumnOf) {
+        let column = |(d, c): &ColumnOf| {
+            self.drafts[*d]
+                .table
+                .columns
+                .iter()
+                .find(|x| x.name == *c)
+                .cloned()
+        };
+        let (Some(ci), Some(co)) = (column(&inner), column(&outer)) else {
+            return;
+        };
+        if inner.0 != outer.0
+            && exact_text_key(&ci)
+            && ci.type_oid == co.type_oid
+            && co.collation.is_none()
+        {
+            self.correlations.push((inner, outer));
         }
     }
 
@@ -1116,10 +1268,23 @@ impl Builder<'_> {
                     from_index: None,
                 });
             }
-            TableFactor::Derived { subquery, .. } => {
+            TableFactor::Derived {
+                subquery, lateral, ..
+            } => {
                 *all_known = false;
+                // A LATERAL subquery sees this level's reads, which are not on the stack of
+                // enclosing levels yet: no correlation is resolved across it.
+                if *lateral {
+                    self.outer.push(OuterLevel {
+                        drafts: Vec::new(),
+                        all_known: false,
+                    });
+                }
                 if !self.read_subquery(subquery) {
                     self.walk_query(subquery);
+                }
+                if *lateral {
+                    self.outer.pop();
                 }
             }
             TableFactor::NestedJoin {
@@ -1134,7 +1299,12 @@ impl Builder<'_> {
             }
             other => {
                 *all_known = false;
+                self.outer.push(OuterLevel {
+                    drafts: Vec::new(),
+                    all_known: false,
+                });
                 let _ = other.visit(&mut NestedQueries { builder: self });
+                self.outer.pop();
             }
         }
     }
