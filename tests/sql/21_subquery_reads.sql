@@ -1,0 +1,53 @@
+-- The general tier reads a subquery that the workers answer on their own as one intermediate
+-- result, and filters tables by the keys of small reads: of an IN subquery, of the enclosing
+-- query in a correlated subquery. Every answer as PostgreSQL's, NULLs, duplicates, numeric
+-- scales, padded and quoted text keys included.
+CREATE TABLE sr_orders (o_id int, o_cust int, o_total numeric(12,2), o_note text);
+CREATE TABLE sr_items (i_order int, i_qty int, i_code char(4), i_label text);
+CREATE TABLE sr_cust (c_id int, c_name text, c_score numeric);
+CREATE TABLE sr_ref (r_code char(4), r_name text);
+-- tessera-only
+SELECT create_distributed_table('sr_orders', 'o_id');
+-- tessera-only
+SELECT create_distributed_table('sr_items', 'i_order', colocate_with => 'sr_orders');
+-- tessera-only
+SELECT create_distributed_table('sr_cust', 'c_id', colocate_with => 'none');
+-- tessera-only
+SELECT create_reference_table('sr_ref');
+INSERT INTO sr_orders SELECT g, g % 17, (g * 1.25)::numeric(12,2), CASE WHEN g % 5 = 0 THEN NULL ELSE 'n' || g END FROM generate_series(1, 300) g;
+INSERT INTO sr_orders VALUES (301, NULL, 1.00, 'it''s, {odd} "text"'), (302, 99, 2.50, 'ünïcode');
+INSERT INTO sr_items SELECT g % 302 + 1, g % 7, CASE WHEN g % 3 = 0 THEN 'ab' ELSE 'abcd' END, 'l' || g FROM generate_series(1, 1500) g;
+INSERT INTO sr_items VALUES (302, 50, NULL, NULL), (301, 90, 'x', 'it''s, {odd} "text"');
+INSERT INTO sr_cust SELECT g, 'cust ' || g, g / 3.0 FROM generate_series(0, 20) g;
+INSERT INTO sr_cust VALUES (21, 'nobody', NULL), (99, 'late', 1.000);
+INSERT INTO sr_ref VALUES ('ab', 'short'), ('abcd', 'long'), ('x', 'x');
+-- IN over a subquery grouped by the distribution column: its rows filter sr_orders
+SELECT o_id, o_cust, o_total FROM sr_orders, sr_cust WHERE o_cust = c_id AND o_id IN (SELECT i_order FROM sr_items GROUP BY i_order HAVING sum(i_qty) > 18) ORDER BY o_id;
+SELECT c_name, o_id, sum(i_qty) FROM sr_cust, sr_orders, sr_items WHERE o_id IN (SELECT i_order FROM sr_items GROUP BY i_order HAVING sum(i_qty) > 20) AND c_id = o_cust AND o_id = i_order GROUP BY c_name, o_id ORDER BY 3 DESC, 2 LIMIT 5;
+SELECT count(*) FROM sr_orders, sr_cust WHERE o_cust = c_id AND o_id IN (SELECT i_order FROM sr_items WHERE i_qty > 1000);
+SELECT count(*) FROM sr_orders, sr_cust WHERE o_cust = c_id AND o_id NOT IN (SELECT i_order FROM sr_items WHERE i_qty = 50);
+SELECT count(*) FROM sr_orders, sr_cust WHERE o_cust = c_id AND o_id NOT IN (SELECT i_order FROM sr_items WHERE i_qty > 5);
+SELECT count(*) FROM sr_cust, sr_items WHERE c_id = i_qty AND c_score NOT IN (SELECT c_score FROM sr_cust WHERE c_id > 19);
+SELECT count(*) FROM sr_cust, sr_items WHERE c_id = i_qty AND c_score IN (SELECT c_score FROM sr_cust WHERE c_id > 15);
+SELECT o_note FROM sr_orders, sr_cust WHERE o_cust = c_id AND o_note IN (SELECT i_label FROM sr_items WHERE i_order > 290) ORDER BY 1;
+SELECT o_id FROM sr_orders WHERE o_note IN (SELECT i_label FROM sr_items WHERE i_qty = 90) AND o_cust NOT IN (SELECT c_id FROM sr_cust WHERE c_id > 5) ORDER BY 1;
+-- a subquery in FROM and in WITH, with its names (aliases, column, function, alias list)
+SELECT s.i_order, s.total, s.count, c_name FROM (SELECT i_order, sum(i_qty) AS total, count(*) FROM sr_items GROUP BY i_order) s JOIN sr_orders ON o_id = s.i_order JOIN sr_cust ON c_id = o_cust WHERE s.total > 19 ORDER BY 1;
+SELECT * FROM (SELECT i_order, max(i_qty) FROM sr_items GROUP BY i_order) AS s(k, top) JOIN sr_cust ON c_id = s.k ORDER BY k LIMIT 4;
+WITH heavy AS (SELECT i_order AS k, sum(i_qty) AS q FROM sr_items GROUP BY i_order HAVING sum(i_qty) > 19) SELECT h1.k, h1.q, c_name FROM heavy h1 JOIN heavy h2 ON h1.k = h2.k JOIN sr_cust ON c_id = h1.k % 21 ORDER BY 1;
+SELECT c_name, (SELECT o_total FROM sr_orders WHERE o_id = 7) FROM sr_cust WHERE c_id < 3 ORDER BY 1;
+SELECT c_name FROM sr_cust WHERE c_score > (SELECT o_total / 100 FROM sr_orders WHERE o_id = 300) ORDER BY 1;
+SELECT i_code, r_name, count(*) FROM (SELECT i_code, i_order FROM sr_items WHERE i_qty = 3) s JOIN sr_ref ON r_code = s.i_code JOIN sr_cust ON c_id = s.i_order GROUP BY 1, 2 ORDER BY 1;
+-- correlated subqueries: the enclosing read's keys filter the subquery's table
+SELECT c_id, c_name FROM sr_cust WHERE EXISTS (SELECT * FROM sr_orders WHERE o_cust = c_id AND o_total > 300) ORDER BY 1;
+SELECT c_id, c_name FROM sr_cust WHERE NOT EXISTS (SELECT * FROM sr_orders WHERE o_cust = c_id) ORDER BY 1 NULLS FIRST;
+SELECT c_id, (SELECT count(*) FROM sr_orders WHERE o_cust = c_id) AS n, (SELECT max(o_total) FROM sr_orders o WHERE o.o_cust = sr_cust.c_id) FROM sr_cust ORDER BY 1 NULLS FIRST;
+SELECT c_id FROM sr_cust WHERE c_score > (SELECT avg(o_total) / 100 FROM sr_orders WHERE o_cust = c_id) ORDER BY 1;
+SELECT c_id, o_id FROM sr_cust LEFT JOIN sr_orders ON o_id = c_id WHERE NOT EXISTS (SELECT 1 FROM sr_items WHERE i_order = o_id AND i_qty > 4) ORDER BY 1 NULLS FIRST, 2;
+SELECT c_id FROM sr_cust c WHERE EXISTS (SELECT 1 FROM sr_orders c WHERE c.o_cust = c.o_id) ORDER BY 1 NULLS FIRST;
+SELECT c_id FROM sr_cust WHERE EXISTS (SELECT 1 FROM sr_orders, sr_items WHERE o_id = i_order AND o_cust = c_id AND i_code = 'ab') ORDER BY 1;
+SELECT o_id FROM sr_orders WHERE o_total > 370 AND EXISTS (SELECT 1 FROM sr_cust WHERE c_score = o_total / 100) ORDER BY 1;
+SELECT c_id, x.n FROM sr_cust, LATERAL (SELECT count(*) AS n FROM sr_orders WHERE o_cust = c_id) x WHERE c_id < 4 ORDER BY 1;
+SELECT r_code, (SELECT count(*) FROM sr_items WHERE i_code = r_code) FROM sr_ref ORDER BY 1;
+SELECT c_id FROM sr_cust WHERE EXISTS (SELECT * FROM sr_orders WHERE o_cust = c_id GROUP BY o_cust HAVING count(*) > 17) ORDER BY 1;
+DROP TABLE sr_orders, sr_items, sr_cust, sr_ref;
