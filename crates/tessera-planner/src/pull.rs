@@ -63,7 +63,7 @@ pub struct PullInput {
 /// the statement looks at (a subquery's WHERE equates this input's column with a column of
 /// the enclosing query's `source`; `column IN (subquery)` with `source` that subquery's
 /// result). Once
-/// `source` is filled and small, the tasks get `column = ANY('{keys}'::type[])` — the small
+/// `source` is filled and small, the tasks get `column IN (SELECT unnest('{keys}'::type[]))` — the small
 /// side sent to the workers, as Citus broadcasts a small intermediate result. The executor
 /// fills inputs that can use such a filter first.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1330,7 +1330,7 @@ impl Builder<'_> {
     }
 }
 
-/// A column whose values can filter another table's rows as `col = ANY('{...}'::type[])`:
+/// A column whose values can filter another table's rows as `col IN (SELECT unnest('{...}'::type[]))`:
 /// its type reads back from its text form exactly, independent of settings, and it compares
 /// under the default collation.
 fn exact_text_key(c: &tessera_catalog::Column) -> bool {
