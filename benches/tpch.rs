@@ -184,10 +184,15 @@ fn main() {
         .unwrap_or(600);
     let set_timeout = format!("SET statement_timeout = '{timeout}s'");
     for (name, statements) in runs {
-        let sql = statements.join(";\n");
-        let (tp, ep) = psql(&binaries, plain, &dir, &["-c", &set_timeout, "-c", &sql]);
+        // Each statement its own `-c` (Q15's CREATE VIEW, SELECT, DROP VIEW): psql runs
+        // them one by one, each in its own transaction, on both systems.
+        let mut args: Vec<&str> = vec!["-c", &set_timeout];
+        for statement in &statements {
+            args.extend(["-c", statement.as_str()]);
+        }
+        let (tp, ep) = psql(&binaries, plain, &dir, &args);
         reset_peak_rss(pid);
-        let (tt, et) = psql(&binaries, tessera, &dir, &["-c", &set_timeout, "-c", &sql]);
+        let (tt, et) = psql(&binaries, tessera, &dir, &args);
         let rss = peak_rss_mib(pid);
         let (p, t) = (tp.as_secs_f64(), tt.as_secs_f64());
         let note = if !et.is_empty() {

@@ -50,4 +50,16 @@ SELECT o_id FROM sr_orders WHERE o_total > 370 AND EXISTS (SELECT 1 FROM sr_cust
 SELECT c_id, x.n FROM sr_cust, LATERAL (SELECT count(*) AS n FROM sr_orders WHERE o_cust = c_id) x WHERE c_id < 4 ORDER BY 1;
 SELECT r_code, (SELECT count(*) FROM sr_items WHERE i_code = r_code) FROM sr_ref ORDER BY 1;
 SELECT c_id FROM sr_cust WHERE EXISTS (SELECT * FROM sr_orders WHERE o_cust = c_id GROUP BY o_cust HAVING count(*) > 17) ORDER BY 1;
+-- filters in ON clauses go to the one table they filter (the right side of a LEFT JOIN, the
+-- left table of a RIGHT JOIN, any side of an inner join); never the preserved side
+SELECT c_id, count(o_id) FROM sr_cust LEFT JOIN sr_orders ON c_id = o_cust AND o_note NOT LIKE '%1%' GROUP BY c_id ORDER BY 1;
+SELECT c_count, count(*) FROM (SELECT c_id, count(o_id) FROM sr_cust LEFT OUTER JOIN sr_orders ON c_id = o_cust AND o_note NOT LIKE '%2%3%' GROUP BY c_id) AS co (c_id, c_count) GROUP BY c_count ORDER BY 2 DESC, 1 DESC;
+SELECT c_id, o_id FROM sr_cust LEFT JOIN sr_orders ON c_id = o_cust AND o_note IS NULL ORDER BY 1, 2 NULLS FIRST;
+SELECT c_id, o_id FROM sr_cust LEFT JOIN sr_orders ON c_id = o_cust AND c_score > 3 AND o_total < 20 ORDER BY 1, 2 NULLS FIRST;
+SELECT c_id, o_id FROM sr_orders RIGHT JOIN sr_cust ON o_cust = c_id AND o_total > 300 ORDER BY 1, 2 NULLS FIRST;
+SELECT c_id, o_id FROM sr_orders FULL JOIN sr_cust ON o_cust = c_id AND o_total > 370 ORDER BY 1 NULLS FIRST, 2 NULLS FIRST;
+SELECT c_id, o_id, i_qty FROM sr_cust JOIN sr_orders ON c_id = o_cust AND o_total BETWEEN 10 AND 30 JOIN sr_items ON i_order = o_id AND i_qty = 6 ORDER BY 1, 2, 3;
+SELECT c_id, o_id, i_code FROM sr_cust LEFT JOIN sr_orders ON c_id = o_cust AND o_id > 290 LEFT JOIN sr_items ON i_order = o_id AND i_code IS NULL ORDER BY 1, 2 NULLS FIRST, 3 NULLS FIRST;
+SELECT c_id, o_id FROM sr_cust LEFT JOIN (sr_orders JOIN sr_items ON i_order = o_id AND i_qty = 6) ON c_id = o_cust AND o_id < 40 ORDER BY 1, 2 NULLS FIRST;
+SELECT o_note, c_name FROM sr_orders, sr_cust WHERE o_cust = c_id AND o_note LIKE 'n2%' AND c_name <> 'cust 3' ORDER BY 1;
 DROP TABLE sr_orders, sr_items, sr_cust, sr_ref;

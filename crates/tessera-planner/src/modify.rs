@@ -540,7 +540,7 @@ fn plan_insert_select(
         }
     }
     let query = Statement::Query(Box::new(source.clone()));
-    let select = crate::pull::plan_pull(&query, &source.to_string(), catalog)?;
+    let select = crate::pull::plan_pull(&query, catalog)?;
     Ok(DistributedPlan::InsertSelect(Box::new(InsertSelectPlan {
         columns,
         returning,

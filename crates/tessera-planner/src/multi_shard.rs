@@ -155,12 +155,12 @@ pub fn plan_select(
     // which spells the row out with the table's type.
     let placement = match analysis.placement() {
         Ok(p) => p,
-        Err(PlanError::Unsupported(_)) => return general(stmt, original, catalog),
+        Err(PlanError::Unsupported(_)) => return general(stmt, catalog),
         Err(e) => return Err(e),
     };
     let one_shard_group = !matches!(placement, Placement::AllShardGroups);
     if crate::pull::uses_whole_rows(stmt, &analysis.instances, one_shard_group) {
-        return general(stmt, original, catalog);
+        return general(stmt, catalog);
     }
     match placement {
         Placement::Local => Ok(DistributedPlan::Local(
@@ -189,7 +189,7 @@ pub fn plan_select(
                     // they then hand over to the general tier.
                     let fallback = match merge {
                         MergePlan::Concat { .. } => None,
-                        _ => Some(Box::new(crate::pull::plan_pull(stmt, original, catalog)?)),
+                        _ => Some(Box::new(crate::pull::plan_pull(stmt, catalog)?)),
                     };
                     Ok(DistributedPlan::MultiShard {
                         tasks,
@@ -198,7 +198,7 @@ pub fn plan_select(
                     })
                 }
                 Ok(other) => Ok(other),
-                Err(PlanError::Unsupported(_)) => general(stmt, original, catalog),
+                Err(PlanError::Unsupported(_)) => general(stmt, catalog),
                 Err(e) => Err(e),
             }
         }
@@ -206,12 +206,8 @@ pub fn plan_select(
 }
 
 /// The general tier for a statement no faster tier can prove.
-fn general(
-    stmt: &Statement,
-    original: &str,
-    catalog: &CatalogSnapshot,
-) -> Result<DistributedPlan, PlanError> {
-    crate::pull::plan_pull(stmt, original, catalog).map(DistributedPlan::Pull)
+fn general(stmt: &Statement, catalog: &CatalogSnapshot) -> Result<DistributedPlan, PlanError> {
+    crate::pull::plan_pull(stmt, catalog).map(DistributedPlan::Pull)
 }
 
 /// A placement group holding every reference table of the statement.

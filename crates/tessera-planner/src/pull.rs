@@ -125,17 +125,12 @@ fn unsupported(what: impl Into<String>) -> PlanError {
     PlanError::Unsupported(what.into())
 }
 
-/// Plans `stmt` (a query) for the general tier. `original` is its text (used to find the
-/// column names it can refer to).
+/// Plans `stmt` (a query) for the general tier.
 ///
 /// Errors: 0A000 for statements that lock rows (FOR UPDATE), SELECT INTO, data-modifying
 /// CTEs, and table references in positions this tier does not rewrite.
-pub fn plan_pull(
-    stmt: &Statement,
-    original: &str,
-    catalog: &CatalogSnapshot,
-) -> Result<PullPlan, PlanError> {
-    plan_pull_expanding(stmt, original, catalog, true)
+pub fn plan_pull(stmt: &Statement, catalog: &CatalogSnapshot) -> Result<PullPlan, PlanError> {
+    plan_pull_expanding(stmt, catalog, true)
 }
 
 /// [`plan_pull`]; with `expand`, a statement that uses a table's row as a value is planned
@@ -143,7 +138,6 @@ pub fn plan_pull(
 /// [`expand_whole_rows`]).
 fn plan_pull_expanding(
     stmt: &Statement,
-    original: &str,
     catalog: &CatalogSnapshot,
     expand: bool,
 ) -> Result<PullPlan, PlanError> {
@@ -204,7 +198,16 @@ fn plan_pull_expanding(
             "reading distributed table \"{name}\" in this position is not supported"
         )));
     }
-    let words = words_of(original);
+    // Columns to copy: those the coordinator's statement names (filters the reads apply
+    // exactly are no longer in it), and those key filters compare.
+    let mut words = words_of(&rewritten.to_string());
+    for ((_, a), (_, b)) in builder.equalities.iter().chain(&builder.correlations) {
+        words.insert(a.clone());
+        words.insert(b.clone());
+    }
+    for ((_, column), _, _) in &builder.in_semi_joins {
+        words.insert(column.clone());
+    }
     let aliases: Vec<&str> = builder.drafts.iter().map(|d| d.alias.as_str()).collect();
     let whole_rows = whole_row_references(&rewritten, &aliases);
     let tables: Vec<(&str, &Table)> = builder
@@ -217,7 +220,7 @@ fn plan_pull_expanding(
         // would come back with another type OID, so it becomes a row of the table's type.
         if expand {
             if let Some(expanded) = expand_whole_rows(stmt, &tables, &whole_rows) {
-                return plan_pull_expanding(&expanded, &expanded.to_string(), catalog, false);
+                return plan_pull_expanding(&expanded, catalog, false);
             }
         }
         return Err(whole_row_error(&alias));
@@ -651,7 +654,7 @@ impl Builder<'_> {
         let mut all_known = true;
         for (i, twj) in s.from.iter_mut().enumerate() {
             let before = items.len();
-            self.walk_join_list(twj, false, &mut items, &mut all_known);
+            self.walk_join_list(twj, false, false, &mut items, &mut all_known);
             if twj.joins.is_empty() && items.len() == before + 1 {
                 items[before].from_index = Some(i);
             }
@@ -674,34 +677,33 @@ impl Builder<'_> {
         if let Some(selection) = s.selection.clone() {
             let mut conjuncts = Vec::new();
             split_and(&selection, &mut conjuncts);
-            let absorbed = self.merge_colocated(s, &items, all_known, &conjuncts);
-            if !absorbed.is_empty() {
-                // The fragment's rows already satisfy its join equalities exactly; left in the
-                // statement, PostgreSQL would estimate `a.k = b.k` within one table as highly
-                // selective and plan nested loops over millions of rows.
-                let kept: Vec<Expr> = conjuncts
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| !absorbed.contains(i))
-                    .map(|(_, c)| (*c).clone())
-                    .collect();
-                s.selection = kept.into_iter().reduce(|l, r| Expr::BinaryOp {
-                    left: Box::new(l),
-                    op: BinaryOperator::And,
-                    right: Box::new(r),
-                });
-            }
+            // Conjuncts the reads apply exactly leave the coordinator's statement: the
+            // fragment's join equalities (left in, PostgreSQL would estimate `a.k = b.k` within
+            // one table as highly selective and plan nested loops over millions of rows) and
+            // pushed filters (their columns then need not be copied at all).
+            let mut applied = self.merge_colocated(s, &items, all_known, &conjuncts);
             for c in &conjuncts {
                 self.note_equality(c, &items, all_known);
             }
-            for c in conjuncts {
+            for (i, c) in conjuncts.iter().enumerate() {
                 let pushed = match self.owners(c, &items, all_known) {
-                    Some(owners) => self.push_filter(c.clone(), &owners),
+                    Some(owners) => self.push_filter((*c).clone(), &owners),
                     None => false,
                 };
-                if !pushed {
+                if pushed {
+                    applied.push(i);
+                } else {
                     self.push_implied(c, &items, all_known);
                 }
+            }
+            if !applied.is_empty() {
+                let kept: Vec<Expr> = conjuncts
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| !applied.contains(i))
+                    .map(|(_, c)| (*c).clone())
+                    .collect();
+                s.selection = and_all(kept);
             }
         }
         self.outer.push(OuterLevel {
@@ -902,6 +904,93 @@ impl Builder<'_> {
             })
             .map(|(ci, _, _)| ci)
             .collect()
+    }
+
+    /// Pushes ON-clause conjuncts of `twj`'s joins to the one read they filter, and takes
+    /// them out of the ON clause: of an inner join, a conjunct over reads that no outer join
+    /// null-extends (as a WHERE conjunct); of `a LEFT JOIN b ON ... AND p(b)`, a conjunct
+    /// over the table `b` alone — its rows that fail `p` match no row, and a left join drops
+    /// unmatched rows of its right side (TPC-H Q13's `o_comment NOT LIKE ...`: the comments
+    /// are then not copied at all); the same for the first join's left table under RIGHT
+    /// JOIN. `ranges` are the level items each FROM item of the list added (base first).
+    fn push_join_filters(
+        &mut self,
+        twj: &mut TableWithJoins,
+        ranges: &[std::ops::Range<usize>],
+        items: &[LevelItem],
+        all_known: bool,
+    ) {
+        use sqlparser::ast::JoinConstraint;
+        let start = ranges[0].start;
+        let list = &items[start..];
+        for (i, join) in twj.joins.iter_mut().enumerate() {
+            // The read whose rows a conjunct may drop: `None` for inner joins (any read
+            // that no outer join null-extends), else the single table read on the preserved
+            // side's opposite.
+            let (target, constraint) = match &mut join.join_operator {
+                JoinOperator::Join(c) | JoinOperator::Inner(c) => (None, c),
+                JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => {
+                    let range = &ranges[i + 1];
+                    if range.len() != 1 {
+                        continue;
+                    }
+                    (Some(items[range.start].draft), c)
+                }
+                JoinOperator::Right(c) | JoinOperator::RightOuter(c) if i == 0 => {
+                    let range = &ranges[0];
+                    if range.len() != 1 {
+                        continue;
+                    }
+                    (Some(items[range.start].draft), c)
+                }
+                _ => continue,
+            };
+            let JoinConstraint::On(on) = constraint else {
+                continue;
+            };
+            let mut conjuncts = Vec::new();
+            split_and(on, &mut conjuncts);
+            let mut kept = Vec::new();
+            let mut pushed_any = false;
+            for c in conjuncts {
+                let pushed = match target {
+                    None => match self.owners(c, list, all_known) {
+                        Some(owners) => self.push_filter(c.clone(), &owners),
+                        None => false,
+                    },
+                    Some(t) => {
+                        self.drafts[t].fragment.is_none()
+                            && self.owners_anywhere(c, list, all_known) == Some(vec![t])
+                            && self.push_filter(c.clone(), &[t])
+                    }
+                };
+                if pushed {
+                    pushed_any = true;
+                } else {
+                    kept.push(c.clone());
+                }
+            }
+            if pushed_any {
+                *on = and_all(kept).unwrap_or(Expr::value(Value::Boolean(true)));
+            }
+        }
+    }
+
+    /// The reads `e`'s column references resolve to, null-extended or not, when `e` may be
+    /// evaluated on the workers.
+    fn owners_anywhere(&self, e: &Expr, items: &[LevelItem], all_known: bool) -> Option<Vec<usize>> {
+        let mut refs = Vec::new();
+        if !pushable(e, &mut refs) || refs.is_empty() {
+            return None;
+        }
+        let mut owners: Vec<usize> = Vec::new();
+        for (qualifier, column) in refs {
+            let item = self.resolve(&qualifier, &column, items, all_known)?;
+            if !owners.contains(&items[item].draft) {
+                owners.push(items[item].draft);
+            }
+        }
+        Some(owners)
     }
 
     /// Pushes `filter` to the read (or fragment) that `owners` make up, if they make up one;
@@ -1143,10 +1232,12 @@ impl Builder<'_> {
         }
     }
 
+    /// `nested`: the join list is a parenthesized join, whose ON clauses push nothing.
     fn walk_join_list(
         &mut self,
         twj: &mut TableWithJoins,
         nullable: bool,
+        nested: bool,
         items: &mut Vec<LevelItem>,
         all_known: &mut bool,
     ) {
@@ -1166,14 +1257,22 @@ impl Builder<'_> {
             .collect();
         let base_nullable = nullable || twj.joins.iter().any(|j| extends_left(&j.join_operator));
         let drafts_before = self.drafts.len();
+        let start = items.len();
         self.walk_factor(&mut twj.relation, base_nullable, items, all_known);
+        // The level items each FROM item of the join list added.
+        let mut ranges = vec![start..items.len()];
         for (i, join) in twj.joins.iter_mut().enumerate() {
             let inner = matches!(
                 join.join_operator,
                 JoinOperator::Join(_) | JoinOperator::Inner(_) | JoinOperator::CrossJoin(_)
             );
             let join_nullable = nullable || !inner || later_extends[i];
+            let before = items.len();
             self.walk_factor(&mut join.relation, join_nullable, items, all_known);
+            ranges.push(before..items.len());
+        }
+        if !nested {
+            self.push_join_filters(twj, &ranges, items, *all_known);
         }
         // NATURAL joins match every column two sides share, named nowhere in the text.
         let natural = twj.joins.iter().any(|j| {
@@ -1295,7 +1394,7 @@ impl Builder<'_> {
                     *all_known = false;
                 }
                 // Filters are not pushed into parenthesized joins.
-                self.walk_join_list(table_with_joins, true, items, all_known);
+                self.walk_join_list(table_with_joins, true, true, items, all_known);
             }
             other => {
                 *all_known = false;
@@ -1347,6 +1446,15 @@ fn exact_text_key(c: &tessera_catalog::Column) -> bool {
                 | oid::BPCHAR
                 | oid::BOOL
         )
+}
+
+/// `a AND b AND ...` of `conjuncts`; `None` when there are none.
+fn and_all(conjuncts: Vec<Expr>) -> Option<Expr> {
+    conjuncts.into_iter().reduce(|l, r| Expr::BinaryOp {
+        left: Box::new(l),
+        op: BinaryOperator::And,
+        right: Box::new(r),
+    })
 }
 
 fn split_and<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
@@ -2007,7 +2115,7 @@ pub fn plan_pull_wrapped(
     wrap: impl FnOnce(Query) -> String,
 ) -> Result<PullPlan, PlanError> {
     let stmt = Statement::Query(Box::new(query.clone()));
-    let mut plan = plan_pull(&stmt, &query.to_string(), catalog)?;
+    let mut plan = plan_pull(&stmt, catalog)?;
     match crate::parse_statement(&plan.query)? {
         Statement::Query(q) => plan.query = wrap(*q),
         _ => {
