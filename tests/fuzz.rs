@@ -337,6 +337,17 @@ impl Gen<'_> {
                     .column(std::slice::from_ref(&inner), Some(Kind::Int))
                     .unwrap_or(("1".into(), Kind::Int));
                 let cond = self.predicate(std::slice::from_ref(&inner), scope, depth + 1);
+                if self.rng.chance(25) {
+                    // Grouped: answered by the workers alone when {sub} is the distribution
+                    // column and {cond} is not correlated.
+                    return format!(
+                        "{col} {}IN (SELECT {sub} FROM {} {} WHERE {cond} GROUP BY {sub} HAVING count(*) > {})",
+                        if self.rng.chance(35) { "NOT " } else { "" },
+                        table.name,
+                        inner.alias,
+                        self.rng.below(3)
+                    );
+                }
                 format!(
                     "{col} {}IN (SELECT {sub} FROM {} {} WHERE {cond})",
                     if self.rng.chance(35) { "NOT " } else { "" },
@@ -479,6 +490,22 @@ impl Gen<'_> {
                     let mut on = format!("{left} = {right}");
                     if self.rng.chance(20) {
                         write!(on, " AND {right} = {}", self.rng.below(8)).ok();
+                    }
+                    // A condition on one side only: filters that side's rows or not,
+                    // depending on the join (and on NULLs, for IS NULL).
+                    if self.rng.chance(20) {
+                        let side = if self.rng.chance(50) {
+                            right.clone()
+                        } else {
+                            let prev = &scope[self.rng.below(scope.len())];
+                            format!("{}.{}", prev.alias, prev.table.columns[0].0)
+                        };
+                        let test = if self.rng.chance(30) {
+                            format!("{side} IS NULL")
+                        } else {
+                            format!("{side} > {}", self.rng.below(8))
+                        };
+                        write!(on, " AND {test}").ok();
                     }
                     write!(sql, " {join} {} {} ON {on}", table.name, item.alias).ok();
                 }

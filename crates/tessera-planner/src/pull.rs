@@ -755,7 +755,8 @@ impl Builder<'_> {
             other => other,
         };
         let mut refs = Vec::new();
-        if !matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) || !pushable(e, &mut refs)
+        if !matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
+            || !pushable(e, &mut refs)
         {
             return;
         }
@@ -771,13 +772,21 @@ impl Builder<'_> {
         let draft = items[item].draft;
         let read = &self.subqueries[k];
         let (Some(target), [Some(source)]) = (
-            self.drafts[draft].table.columns.iter().find(|c| c.name == column),
+            self.drafts[draft]
+                .table
+                .columns
+                .iter()
+                .find(|c| c.name == column),
             read.columns.as_slice(),
         ) else {
             return;
         };
-        if exact_text_key(target) && target.type_oid == source.type_oid && source.collation.is_none() {
-            self.in_semi_joins.push(((draft, column), k, source.clone()));
+        if exact_text_key(target)
+            && target.type_oid == source.type_oid
+            && source.collation.is_none()
+        {
+            self.in_semi_joins
+                .push(((draft, column), k, source.clone()));
         }
     }
 
@@ -978,7 +987,12 @@ impl Builder<'_> {
 
     /// The reads `e`'s column references resolve to, null-extended or not, when `e` may be
     /// evaluated on the workers.
-    fn owners_anywhere(&self, e: &Expr, items: &[LevelItem], all_known: bool) -> Option<Vec<usize>> {
+    fn owners_anywhere(
+        &self,
+        e: &Expr,
+        items: &[LevelItem],
+        all_known: bool,
+    ) -> Option<Vec<usize>> {
         let mut refs = Vec::new();
         if !pushable(e, &mut refs) || refs.is_empty() {
             return None;

@@ -20,7 +20,9 @@
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use sqlparser::ast::{Expr, Query, SelectItem, SetExpr, Statement, TableFactor, Value, Visit, Visitor};
+use sqlparser::ast::{
+    Expr, Query, SelectItem, SetExpr, Statement, TableFactor, Value, Visit, Visitor,
+};
 use tessera_catalog::{CatalogSnapshot, Table};
 
 use crate::analyze::{ident_name, object_name_parts};
@@ -79,7 +81,10 @@ pub(crate) fn replacement(read: &SubqueryRead, index: usize) -> Option<Query> {
         .map(|(i, n)| format!("\"c{}\" AS {}", i + 1, quote_ident(n)))
         .collect::<Vec<_>>()
         .join(", ");
-    let sql = format!("SELECT {list} FROM \"pg_temp\".{}", quote_ident(&temp_name(index)));
+    let sql = format!(
+        "SELECT {list} FROM \"pg_temp\".{}",
+        quote_ident(&temp_name(index))
+    );
     match crate::parse_statement(&sql).ok()? {
         Statement::Query(q) => Some(*q),
         _ => None,
@@ -162,20 +167,20 @@ pub(crate) fn subquery_read(
         columns.push(column);
     }
     let text = q.to_string();
-    let tasks = match crate::plan(&Statement::Query(Box::new(q.clone())), &text, &[], catalog)
-        .ok()?
-    {
-        DistributedPlan::Router(task) => vec![task],
-        DistributedPlan::MultiShard {
-            tasks,
-            merge: MergePlan::Concat {
-                limit: None,
-                offset: 0,
-            },
-            ..
-        } => tasks,
-        _ => return None,
-    };
+    let tasks =
+        match crate::plan(&Statement::Query(Box::new(q.clone())), &text, &[], catalog).ok()? {
+            DistributedPlan::Router(task) => vec![task],
+            DistributedPlan::MultiShard {
+                tasks,
+                merge:
+                    MergePlan::Concat {
+                        limit: None,
+                        offset: 0,
+                    },
+                ..
+            } => tasks,
+            _ => return None,
+        };
     let tasks = tasks
         .into_iter()
         .map(|t| Task {
@@ -254,7 +259,10 @@ fn column_of(e: &Expr, tables: &[(String, Arc<Table>)]) -> Option<(usize, usize)
                 return None;
             };
             let qualifier = ident_name(qualifier);
-            let mut holders = tables.iter().enumerate().filter(|(_, (a, _))| *a == qualifier);
+            let mut holders = tables
+                .iter()
+                .enumerate()
+                .filter(|(_, (a, _))| *a == qualifier);
             let (i, (_, t)) = holders.next()?;
             if holders.next().is_some() {
                 return None;
