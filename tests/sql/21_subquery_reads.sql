@@ -62,4 +62,10 @@ SELECT c_id, o_id, i_qty FROM sr_cust JOIN sr_orders ON c_id = o_cust AND o_tota
 SELECT c_id, o_id, i_code FROM sr_cust LEFT JOIN sr_orders ON c_id = o_cust AND o_id > 290 LEFT JOIN sr_items ON i_order = o_id AND i_code IS NULL ORDER BY 1, 2 NULLS FIRST, 3 NULLS FIRST;
 SELECT c_id, o_id FROM sr_cust LEFT JOIN (sr_orders JOIN sr_items ON i_order = o_id AND i_qty = 6) ON c_id = o_cust AND o_id < 40 ORDER BY 1, 2 NULLS FIRST;
 SELECT o_note, c_name FROM sr_orders, sr_cust WHERE o_cust = c_id AND o_note LIKE 'n2%' AND c_name <> 'cust 3' ORDER BY 1;
+-- a view's constants come back as casts ('...'::numeric); a view read twice is copied once
+CREATE VIEW sr_rich (cust, total) AS SELECT o_cust, sum(o_total) FROM sr_orders WHERE o_total >= 100.5 AND o_note <> 'n7'::text GROUP BY o_cust;
+SELECT c_name, total FROM sr_cust, sr_rich WHERE c_id = cust AND total = (SELECT max(total) FROM sr_rich) ORDER BY 1;
+SELECT c_name, r1.total, r2.total FROM sr_cust JOIN sr_rich r1 ON c_id = r1.cust LEFT JOIN sr_rich r2 ON r2.cust = c_id + 1 ORDER BY 1;
+WITH t AS (SELECT o_cust, o_total FROM sr_orders WHERE o_total < '20'::numeric) SELECT a.o_cust, count(*) FROM t a JOIN t b ON a.o_cust = b.o_cust JOIN sr_cust ON c_id = a.o_cust GROUP BY 1 ORDER BY 1;
+DROP VIEW sr_rich;
 DROP TABLE sr_orders, sr_items, sr_cust, sr_ref;

@@ -10,11 +10,13 @@
 //! window function, aggregate, collation, type and error is PostgreSQL's own.
 //!
 //! Pushed filters only ever remove rows the statement's own WHERE would remove: a conjunct is
-//! pushed only when it is a top-level AND of the WHERE of the level that reads the table,
-//! refers to that table alone, sits on a side of the joins that no outer join null-extends,
-//! and is built from constructs that evaluate the same way on every server and cannot raise
-//! an error (no division, no casts of columns, no subqueries, no parameters). The statement
-//! keeps its WHERE, so the coordinator applies every filter again.
+//! pushed only when it is a top-level AND of the WHERE of the level that reads the table (or
+//! of an ON clause, where it filters that table's rows: see `push_join_filters`), refers to
+//! that table alone, sits on a side of the joins that no outer join null-extends, and is
+//! built from constructs that evaluate the same way on every server (no division, no casts
+//! of columns — casts of constants are the type's input under the session's settings, which
+//! the workers share —, no subqueries, no parameters). A pushed conjunct leaves the
+//! coordinator's statement: the read applies it exactly, and its columns need not be copied.
 
 use std::collections::HashSet;
 use std::ops::ControlFlow;
@@ -344,10 +346,43 @@ fn plan_pull_expanding(
             inputs[target].semi_joins.push(sj);
         }
     }
-    let final_stmt = match crate::rewrite::rewrite_catalog_names(&rewritten) {
+    // Identical reads of one table (same alias, columns and filters, no key filters on
+    // either), as a view or CTE text used twice makes them (TPC-H Q15): copied once.
+    let mut renames: Vec<(String, String)> = Vec::new();
+    let mut j = subqueries;
+    while j < inputs.len() {
+        let single = |x: &PullInput| x.temp_table.starts_with("tessera_pull_");
+        let twin = (subqueries..j).find(|&i| {
+            single(&inputs[i])
+                && single(&inputs[j])
+                && inputs[i].semi_joins.is_empty()
+                && inputs[j].semi_joins.is_empty()
+                && inputs[i].shape_sql == inputs[j].shape_sql
+                && inputs[i].tasks == inputs[j].tasks
+        });
+        let a_source = inputs
+            .iter()
+            .any(|x| x.semi_joins.iter().any(|sj| sj.source == j));
+        match twin {
+            Some(i) if !a_source => {
+                renames.push((inputs[j].temp_table.clone(), inputs[i].temp_table.clone()));
+                inputs.remove(j);
+                for sj in inputs.iter_mut().flat_map(|x| x.semi_joins.iter_mut()) {
+                    if sj.source > j {
+                        sj.source -= 1;
+                    }
+                }
+            }
+            _ => j += 1,
+        }
+    }
+    let mut final_stmt = match crate::rewrite::rewrite_catalog_names(&rewritten) {
         Some(text) => text,
         None => rewritten.to_string(),
     };
+    for (from, to) in renames {
+        final_stmt = final_stmt.replace(&quote_ident(&from), &quote_ident(&to));
+    }
     Ok(PullPlan {
         inputs,
         query: final_stmt,
@@ -1529,6 +1564,18 @@ const FILTER_FUNCTIONS: &[&str] = &[
 
 /// Whether `e` may be evaluated on a shard as a filter; collects its column references
 /// `(qualifier, column)` (folded names).
+/// `e` is a string or number literal, or a cast of one.
+fn constant_cast(e: &Expr) -> bool {
+    match e {
+        Expr::Value(v) => matches!(v.value, Value::Number(..) | Value::SingleQuotedString(_)),
+        Expr::Nested(inner) => constant_cast(inner),
+        Expr::Cast {
+            expr, format: None, ..
+        } => constant_cast(expr),
+        _ => false,
+    }
+}
+
 fn pushable(e: &Expr, refs: &mut Vec<(Option<String>, String)>) -> bool {
     use BinaryOperator as B;
     match e {
@@ -1552,6 +1599,11 @@ fn pushable(e: &Expr, refs: &mut Vec<(Option<String>, String)>) -> bool {
             matches!(i.value.as_ref(), Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_) | Value::Number(..)))
         }
         Expr::Nested(inner) => pushable(inner, refs),
+        // A constant cast (`'1996-01-01'::date`, as view definitions spell literals): the
+        // type's input function under the session's settings, which the workers share.
+        Expr::Cast {
+            expr, format: None, ..
+        } => constant_cast(expr),
         Expr::UnaryOp { op, expr } => {
             matches!(
                 op,
