@@ -1309,7 +1309,8 @@ impl Builder<'_> {
         let start = items.len();
         self.walk_factor(&mut twj.relation, base_nullable, items, all_known);
         // The level items each FROM item of the join list added.
-        let mut ranges = vec![start..items.len()];
+        let mut ranges = Vec::with_capacity(twj.joins.len() + 1);
+        ranges.push(start..items.len());
         for (i, join) in twj.joins.iter_mut().enumerate() {
             let inner = matches!(
                 join.join_operator,
