@@ -67,5 +67,8 @@ CREATE VIEW sr_rich (cust, total) AS SELECT o_cust, sum(o_total) FROM sr_orders 
 SELECT c_name, total FROM sr_cust, sr_rich WHERE c_id = cust AND total = (SELECT max(total) FROM sr_rich) ORDER BY 1;
 SELECT c_name, r1.total, r2.total FROM sr_cust JOIN sr_rich r1 ON c_id = r1.cust LEFT JOIN sr_rich r2 ON r2.cust = c_id + 1 ORDER BY 1;
 WITH t AS (SELECT o_cust, o_total FROM sr_orders WHERE o_total < '20'::numeric) SELECT a.o_cust, count(*) FROM t a JOIN t b ON a.o_cust = b.o_cust JOIN sr_cust ON c_id = a.o_cust GROUP BY 1 ORDER BY 1;
+-- an equality every OR branch requires filters like a top-level one
+SELECT c_id, o_id FROM sr_cust, sr_orders WHERE (o_cust = c_id AND o_total < 10) OR (o_cust = c_id AND c_score > 6 AND o_note LIKE 'n1%') ORDER BY 1, 2;
+SELECT count(*) FROM sr_cust, sr_orders WHERE (o_cust = c_id AND o_total < 10) OR (o_id = c_id AND c_score > 6);
 DROP VIEW sr_rich;
 DROP TABLE sr_orders, sr_items, sr_cust, sr_ref;

@@ -1069,6 +1069,20 @@ impl Builder<'_> {
         if branches.len() < 2 {
             return;
         }
+        // An equality every branch requires holds for every row that passes (TPC-H Q19's
+        // `p_partkey = l_partkey` in each of three branches): a key filter may use it.
+        let mut first = Vec::new();
+        split_and(branches[0], &mut first);
+        for part in first {
+            let in_all = branches[1..].iter().all(|b| {
+                let mut parts = Vec::new();
+                split_and(b, &mut parts);
+                parts.contains(&part)
+            });
+            if in_all {
+                self.note_equality(part, items, all_known);
+            }
+        }
         for it in items {
             let d = it.draft;
             let mut per_branch: Vec<Expr> = Vec::with_capacity(branches.len());
