@@ -70,5 +70,8 @@ WITH t AS (SELECT o_cust, o_total FROM sr_orders WHERE o_total < '20'::numeric) 
 -- an equality every OR branch requires filters like a top-level one
 SELECT c_id, o_id FROM sr_cust, sr_orders WHERE (o_cust = c_id AND o_total < 10) OR (o_cust = c_id AND c_score > 6 AND o_note LIKE 'n1%') ORDER BY 1, 2;
 SELECT count(*) FROM sr_cust, sr_orders WHERE (o_cust = c_id AND o_total < 10) OR (o_id = c_id AND c_score > 6);
+-- ORDER BY a name that is a cast output's name orders by the output (text order here)
+SELECT o_id::text FROM sr_orders WHERE o_id < 30 ORDER BY o_id;
+SELECT pg_catalog.upper(o_note) FROM sr_orders WHERE o_id < 12 ORDER BY upper;
 DROP VIEW sr_rich;
 DROP TABLE sr_orders, sr_items, sr_cust, sr_ref;

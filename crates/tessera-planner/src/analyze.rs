@@ -1001,3 +1001,21 @@ pub fn is_null_literal(e: &Expr, params: &[ParamValue]) -> bool {
         _ => false,
     }
 }
+
+/// The output name PostgreSQL gives an unaliased select-list expression, for the forms whose
+/// rule is simple (`FigureColnameInternal` in PostgreSQL's `parser/parse_target.c`): a
+/// column reference is named by its column, a function call by the function, a cast by what
+/// it casts when that is a column. `None` otherwise.
+pub fn output_name(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Identifier(id) => Some(ident_name(id)),
+        Expr::CompoundIdentifier(parts) => parts.last().map(ident_name),
+        Expr::Nested(inner) => output_name(inner),
+        Expr::Cast { expr, .. } => match expr.as_ref() {
+            Expr::Identifier(_) | Expr::CompoundIdentifier(_) => output_name(expr),
+            _ => None,
+        },
+        Expr::Function(f) => crate::safety::builtin_name(&f.name),
+        _ => None,
+    }
+}

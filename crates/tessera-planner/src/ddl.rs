@@ -44,6 +44,23 @@ pub struct DdlPlan {
     pub privileges: bool,
 }
 
+impl DdlPlan {
+    /// `shell` on the coordinator and `per_shard` on the workers, in one distributed
+    /// transaction; no tables or indexes dropped, partitions and privileges untouched.
+    pub fn transactional(shell: String, per_shard: Vec<Task>) -> DdlPlan {
+        DdlPlan {
+            shell,
+            per_shard,
+            dropped_tables: vec![],
+            mode: DdlMode::Transactional,
+            dropped_indexes: vec![],
+            cascade: false,
+            partitions: false,
+            privileges: false,
+        }
+    }
+}
+
 /// How a [`DdlPlan`]'s statements run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DdlMode {
@@ -682,16 +699,10 @@ pub fn plan_ddl(
                     if cascade { " CASCADE" } else { "" }
                 )
             });
-            Ok(DistributedPlan::Ddl(DdlPlan {
-                shell: original.to_string(),
-                per_shard: tasks,
-                dropped_tables: vec![],
-                mode: DdlMode::Transactional,
-                dropped_indexes: vec![],
-                cascade: false,
-                partitions: false,
-                privileges: false,
-            }))
+            Ok(DistributedPlan::Ddl(DdlPlan::transactional(
+                original.to_string(),
+                tasks,
+            )))
         }
         Statement::CreateView(cv) => {
             let mut a = analyze_query(&cv.query, &[], catalog);
@@ -1115,16 +1126,10 @@ pub fn type_command_text(sql: &str, catalog: &CatalogSnapshot) -> Option<Distrib
         _ => return None,
     };
     let per_shard = on_every_worker(catalog, &worker_sql);
-    Some(DistributedPlan::Ddl(DdlPlan {
-        shell: sql.to_string(),
+    Some(DistributedPlan::Ddl(DdlPlan::transactional(
+        sql.to_string(),
         per_shard,
-        dropped_tables: vec![],
-        mode: DdlMode::Transactional,
-        dropped_indexes: vec![],
-        cascade: false,
-        partitions: false,
-        privileges: false,
-    }))
+    )))
 }
 
 /// One task running `sql` on each active worker group, in group order.
@@ -1242,13 +1247,7 @@ pub fn privilege_command_text(sql: &str, catalog: &CatalogSnapshot) -> Option<Di
         .map(|sql| on_every_worker(catalog, &sql))
         .unwrap_or_default();
     Some(DistributedPlan::Ddl(DdlPlan {
-        shell: sql.to_string(),
-        per_shard,
-        dropped_tables: vec![],
-        mode: DdlMode::Transactional,
-        dropped_indexes: vec![],
-        cascade: false,
-        partitions: false,
         privileges: true,
+        ..DdlPlan::transactional(sql.to_string(), per_shard)
     }))
 }

@@ -931,12 +931,9 @@ fn output_names(select: &Select, analysis: &Analysis) -> Option<Vec<String>> {
     for item in &select.projection {
         match item {
             SelectItem::ExprWithAlias { alias, .. } => names.push(ident_name(alias)),
-            SelectItem::UnnamedExpr(e) => names.push(match e {
-                Expr::Identifier(id) => ident_name(id),
-                Expr::CompoundIdentifier(parts) => parts.last().map(ident_name).unwrap_or_default(),
-                Expr::Function(f) => f.name.to_string().to_lowercase(),
-                _ => "?column?".into(),
-            }),
+            SelectItem::UnnamedExpr(e) => {
+                names.push(crate::analyze::output_name(e).unwrap_or_else(|| "?column?".into()))
+            }
             SelectItem::Wildcard(_) => {
                 for inst in analysis.instances.iter().filter(|i| i.scope == top) {
                     names.extend(inst.table.as_ref()?.columns.iter().map(|c| c.name.clone()));

@@ -284,67 +284,37 @@ fn plan_pull_expanding(
             catalog,
         )?);
     }
-    for (target, source) in semi_join_pairs(&builder.equalities) {
+    // Key filters: (filtered column, source input, source column, type).
+    let key_column = |(d, c): &ColumnOf| {
+        format!(
+            "{}.{}",
+            quote_ident(&builder.drafts[*d].alias),
+            quote_ident(c)
+        )
+    };
+    let pairs = semi_join_pairs(&builder.equalities)
+        .into_iter()
+        .chain(builder.correlations.iter().cloned());
+    for (target, source) in pairs {
         let (ti, si) = (input_of[target.0], input_of[source.0]);
-        if si == ti {
-            continue;
-        }
-        let (td, sd) = (&builder.drafts[target.0], &builder.drafts[source.0]);
-        let Some(column) = sd.table.columns.iter().find(|c| c.name == source.1) else {
-            continue;
-        };
-        let sj = SemiJoin {
-            column: format!("{}.{}", quote_ident(&td.alias), quote_ident(&target.1)),
-            source: si,
-            source_column: source.1.clone(),
-            type_name: column.type_name.clone(),
-        };
-        if !inputs[ti].semi_joins.contains(&sj) {
-            inputs[ti].semi_joins.push(sj);
+        if let (true, Some(column)) = (ti != si, builder.column(&source)) {
+            let sj = SemiJoin {
+                column: key_column(&target),
+                source: si,
+                source_column: source.1.clone(),
+                type_name: column.type_name.clone(),
+            };
+            add_key_filter(&mut inputs[ti], sj);
         }
     }
-    for ((target, column), (source, source_column)) in &builder.correlations {
-        let (ti, si) = (input_of[*target], input_of[*source]);
-        if ti == si {
-            continue;
-        }
-        let Some(c) = builder.drafts[*source]
-            .table
-            .columns
-            .iter()
-            .find(|c| c.name == *source_column)
-        else {
-            continue;
-        };
+    for (target, k, source) in &builder.in_semi_joins {
         let sj = SemiJoin {
-            column: format!(
-                "{}.{}",
-                quote_ident(&builder.drafts[*target].alias),
-                quote_ident(column)
-            ),
-            source: si,
-            source_column: source_column.clone(),
-            type_name: c.type_name.clone(),
-        };
-        if !inputs[ti].semi_joins.contains(&sj) {
-            inputs[ti].semi_joins.push(sj);
-        }
-    }
-    for ((draft, column), k, source) in &builder.in_semi_joins {
-        let sj = SemiJoin {
-            column: format!(
-                "{}.{}",
-                quote_ident(&builder.drafts[*draft].alias),
-                quote_ident(column)
-            ),
+            column: key_column(target),
             source: *k,
             source_column: "c1".into(),
             type_name: source.type_name.clone(),
         };
-        let target = input_of[*draft];
-        if !inputs[target].semi_joins.contains(&sj) {
-            inputs[target].semi_joins.push(sj);
-        }
+        add_key_filter(&mut inputs[input_of[target.0]], sj);
     }
     // Identical reads of one table (same alias, columns and filters, no key filters on
     // either), as a view or CTE text used twice makes them (TPC-H Q15): copied once.
@@ -392,6 +362,13 @@ fn plan_pull_expanding(
         tag: None,
         changes_catalog: false,
     })
+}
+
+/// Adds `sj` to `input`'s key filters unless it is there already.
+fn add_key_filter(input: &mut PullInput, sj: SemiJoin) {
+    if !input.semi_joins.contains(&sj) {
+        input.semi_joins.push(sj);
+    }
 }
 
 fn temp_name(i: usize) -> String {
@@ -785,43 +762,21 @@ impl Builder<'_> {
     /// Records `e IN (subquery read k)` as a key filter for `e`'s table when `e` is a column
     /// of a table no outer join null-extends and of the subquery's column's exact type.
     fn note_in_subquery(&mut self, e: &Expr, k: usize, items: &[LevelItem], all_known: bool) {
-        let e = match e {
-            Expr::Nested(inner) => inner.as_ref(),
-            other => other,
-        };
-        let mut refs = Vec::new();
-        if !matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
-            || !pushable(e, &mut refs)
-        {
-            return;
-        }
-        let Some((qualifier, column)) = refs.pop() else {
+        let Some((qualifier, column)) = column_reference(e) else {
             return;
         };
         let Some(item) = self.resolve(&qualifier, &column, items, all_known) else {
             return;
         };
-        if !items[item].pushable {
-            return;
-        }
-        let draft = items[item].draft;
-        let read = &self.subqueries[k];
-        let (Some(target), [Some(source)]) = (
-            self.drafts[draft]
-                .table
-                .columns
-                .iter()
-                .find(|c| c.name == column),
-            read.columns.as_slice(),
-        ) else {
+        let target = (items[item].draft, column);
+        let [Some(source)] = self.subqueries[k].columns.as_slice() else {
             return;
         };
-        if exact_text_key(target)
-            && target.type_oid == source.type_oid
-            && source.collation.is_none()
-        {
-            self.in_semi_joins
-                .push(((draft, column), k, source.clone()));
+        let comparable = self.column(&target).is_some_and(|t| {
+            exact_text_key(t) && t.type_oid == source.type_oid && source.collation.is_none()
+        });
+        if items[item].pushable && comparable {
+            self.in_semi_joins.push((target, k, source.clone()));
         }
     }
 
@@ -1116,7 +1071,8 @@ impl Builder<'_> {
     }
 
     /// Records `a.x = b.y` between two table reads of this level that no outer join
-    /// null-extends, when both columns have the same type and the default collation.
+    /// null-extends, or between one and a column of an enclosing level's read, when the
+    /// keys are comparable ([`Builder::comparable_keys`]).
     fn note_equality(&mut self, e: &Expr, items: &[LevelItem], all_known: bool) {
         let Expr::BinaryOp {
             left,
@@ -1126,53 +1082,47 @@ impl Builder<'_> {
         else {
             return;
         };
-        let side = |x: &Expr| -> Option<(usize, String)> {
-            let x = match x {
-                Expr::Nested(inner) => inner.as_ref(),
-                other => other,
-            };
-            let mut refs = Vec::new();
-            if !matches!(x, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
-                || !pushable(x, &mut refs)
-            {
-                return None;
-            }
-            let (qualifier, column) = refs.pop()?;
+        let side = |x: &Expr| -> Option<ColumnOf> {
+            let (qualifier, column) = column_reference(x)?;
             let item = self.resolve(&qualifier, &column, items, all_known)?;
             items[item].pushable.then(|| (items[item].draft, column))
         };
-        let (a, b) = match (side(left), side(right)) {
-            (Some(a), Some(b)) => (a, b),
-            (Some(inner), None) => {
-                if let Some(outer) = self.outer_column(right, items, all_known) {
-                    self.note_correlation(inner, outer);
+        let (inner, other) = match (side(left), side(right)) {
+            (Some(a), Some(b)) => {
+                if self.comparable_keys(&a, &b) {
+                    self.equalities.push((a, b));
                 }
                 return;
             }
-            (None, Some(inner)) => {
-                if let Some(outer) = self.outer_column(left, items, all_known) {
-                    self.note_correlation(inner, outer);
-                }
-                return;
-            }
-            _ => return,
+            (Some(inner), None) => (inner, right),
+            (None, Some(inner)) => (inner, left),
+            (None, None) => return,
         };
-        if a.0 == b.0 {
-            return;
+        // A subquery's column equated with an enclosing level's: the subquery only ever
+        // looks at `inner`'s rows whose value is among the outer read's.
+        if let Some(outer) = self.outer_column(other, items, all_known) {
+            if self.comparable_keys(&inner, &outer) {
+                self.correlations.push((inner, outer));
+            }
         }
-        let column = |(d, c): &(usize, String)| {
-            self.drafts[*d]
-                .table
-                .columns
-                .iter()
-                .find(|x| x.name == *c)
-                .cloned()
-        };
-        let (Some(ca), Some(cb)) = (column(&a), column(&b)) else {
-            return;
-        };
-        if exact_text_key(&ca) && ca.type_oid == cb.type_oid && cb.collation.is_none() {
-            self.equalities.push((a, b));
+    }
+
+    /// The catalog column a table read's column names.
+    fn column(&self, (d, c): &ColumnOf) -> Option<&tessera_catalog::Column> {
+        self.drafts[*d].table.columns.iter().find(|x| x.name == *c)
+    }
+
+    /// Keys of `source` may filter `target`'s rows: two reads, the same type, one whose
+    /// values read back exactly from text, default collations ([`exact_text_key`]).
+    fn comparable_keys(&self, target: &ColumnOf, source: &ColumnOf) -> bool {
+        match (self.column(target), self.column(source)) {
+            (Some(t), Some(s)) => {
+                target.0 != source.0
+                    && exact_text_key(t)
+                    && t.type_oid == s.type_oid
+                    && s.collation.is_none()
+            }
+            _ => false,
         }
     }
 
@@ -1180,18 +1130,10 @@ impl Builder<'_> {
     /// column reference that provably resolves there (every level searched, this one
     /// included, has only known table reads, so no other FROM item can claim the name).
     fn outer_column(&self, e: &Expr, items: &[LevelItem], all_known: bool) -> Option<ColumnOf> {
-        let e = match e {
-            Expr::Nested(inner) => inner.as_ref(),
-            other => other,
-        };
-        let mut refs = Vec::new();
-        if !all_known
-            || !matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
-            || !pushable(e, &mut refs)
-        {
+        let (qualifier, column) = column_reference(e)?;
+        if !all_known {
             return None;
         }
-        let (qualifier, column) = refs.pop()?;
         let claims = |d: usize| match &qualifier {
             Some(q) => self.drafts[d].alias == *q,
             None => self.drafts[d].table.column_index(&column).is_some(),
@@ -1216,30 +1158,6 @@ impl Builder<'_> {
         None
     }
 
-    /// `inner = outer` among the WHERE conjuncts of a subquery, `outer` a column of an
-    /// enclosing level: the subquery only ever looks at `inner`'s rows whose value is among
-    /// `outer`'s, so the outer read's keys may filter the inner one's.
-    fn note_correlation(&mut self, inner: ColumnOf, outer: ColumnOf) {
-        let column = |(d, c): &ColumnOf| {
-            self.drafts[*d]
-                .table
-                .columns
-                .iter()
-                .find(|x| x.name == *c)
-                .cloned()
-        };
-        let (Some(ci), Some(co)) = (column(&inner), column(&outer)) else {
-            return;
-        };
-        if inner.0 != outer.0
-            && exact_text_key(&ci)
-            && ci.type_oid == co.type_oid
-            && co.collation.is_none()
-        {
-            self.correlations.push((inner, outer));
-        }
-    }
-
     /// The level item whose distribution column `e` names.
     fn distribution_column_item(
         &self,
@@ -1247,17 +1165,7 @@ impl Builder<'_> {
         items: &[LevelItem],
         all_known: bool,
     ) -> Option<usize> {
-        let mut refs = Vec::new();
-        let inner = match e {
-            Expr::Nested(x) => x.as_ref(),
-            other => other,
-        };
-        if !matches!(inner, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
-            || !pushable(inner, &mut refs)
-        {
-            return None;
-        }
-        let (qualifier, column) = refs.pop()?;
+        let (qualifier, column) = column_reference(e)?;
         let item = self.resolve(&qualifier, &column, items, all_known)?;
         let table = &self.drafts[items[item].draft].table;
         (table.distribution_column()?.name == column).then_some(item)
@@ -1510,6 +1418,19 @@ fn exact_text_key(c: &tessera_catalog::Column) -> bool {
                 | oid::BPCHAR
                 | oid::BOOL
         )
+}
+
+/// `(qualifier, column)` of a plain column reference (`c`, `t.c`, parenthesized or not).
+fn column_reference(e: &Expr) -> Option<(Option<String>, String)> {
+    let e = match e {
+        Expr::Nested(inner) => inner.as_ref(),
+        other => other,
+    };
+    let mut refs = Vec::new();
+    if !matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) || !pushable(e, &mut refs) {
+        return None;
+    }
+    refs.pop()
 }
 
 /// `a AND b AND ...` of `conjuncts`; `None` when there are none.

@@ -25,9 +25,8 @@ use sqlparser::ast::{
 };
 use tessera_catalog::{CatalogSnapshot, Table};
 
-use crate::analyze::{ident_name, object_name_parts};
+use crate::analyze::{ident_name, object_name_parts, output_name};
 use crate::rewrite::quote_ident;
-use crate::safety::builtin_name;
 use crate::{DistributedPlan, MergePlan, Task};
 
 /// A subquery read as one intermediate result.
@@ -277,22 +276,4 @@ fn column_of(e: &Expr, tables: &[(String, Arc<Table>)]) -> Option<(usize, usize)
 fn plain_column(e: &Expr, tables: &[(String, Arc<Table>)]) -> Option<tessera_catalog::Column> {
     let (t, c) = column_of(e, tables)?;
     Some(tables[t].1.columns[c].clone())
-}
-
-/// The output name PostgreSQL gives an unaliased select-list expression, for the forms whose
-/// rule is simple (`FigureColnameInternal` in PostgreSQL's `parser/parse_target.c`): a
-/// column reference is named by its column, a function call by the function, a cast by what
-/// it casts when that is a column. `None` otherwise.
-fn output_name(e: &Expr) -> Option<String> {
-    match e {
-        Expr::Identifier(id) => Some(ident_name(id)),
-        Expr::CompoundIdentifier(parts) => parts.last().map(ident_name),
-        Expr::Nested(inner) => output_name(inner),
-        Expr::Cast { expr, .. } => match expr.as_ref() {
-            Expr::Identifier(_) | Expr::CompoundIdentifier(_) => output_name(expr),
-            _ => None,
-        },
-        Expr::Function(f) => builtin_name(&f.name),
-        _ => None,
-    }
 }
