@@ -37,6 +37,9 @@ pub struct InstanceOptions {
     pub max_prepared_transactions: u32,
     /// `shared_buffers`, PostgreSQL units (e.g. "128MB").
     pub shared_buffers: String,
+    /// `max_parallel_workers_per_gather`; `None` keeps PostgreSQL's default (2). Workers of a
+    /// [`crate::LocalCluster`] get [`crate::shared_host_parallel_workers`] unless this is set.
+    pub max_parallel_workers_per_gather: Option<u32>,
 }
 
 impl Default for InstanceOptions {
@@ -47,6 +50,7 @@ impl Default for InstanceOptions {
             max_connections: 300,
             max_prepared_transactions: 200,
             shared_buffers: "128MB".into(),
+            max_parallel_workers_per_gather: None,
         }
     }
 }
@@ -224,7 +228,8 @@ impl Instance {
              timezone = 'UTC'\n\
              log_timezone = 'UTC'\n\
              datestyle = 'iso, mdy'\n\
-             lc_messages = 'C'\n",
+             lc_messages = 'C'\n\
+             {parallel}",
             port = self.port,
             sockets = self
                 .socket_dir
@@ -236,6 +241,10 @@ impl Instance {
             sb = o.shared_buffers,
             fsync = if o.fsync { "on" } else { "off" },
             sync = if o.synchronous_commit { "on" } else { "off" },
+            parallel = o
+                .max_parallel_workers_per_gather
+                .map(|n| format!("max_parallel_workers_per_gather = {n}\n"))
+                .unwrap_or_default(),
         );
         let path = self.data_dir.join("tessera.conf");
         std::fs::write(&path, settings).map_err(|source| ClusterError::Io {
