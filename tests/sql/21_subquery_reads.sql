@@ -75,3 +75,44 @@ SELECT o_id::text FROM sr_orders WHERE o_id < 30 ORDER BY o_id;
 SELECT pg_catalog.upper(o_note) FROM sr_orders WHERE o_id < 12 ORDER BY upper;
 DROP VIEW sr_rich;
 DROP TABLE sr_orders, sr_items, sr_cust, sr_ref;
+-- key filters on a distribution column: each shard gets only the keys that hash to it
+-- (text with quotes, backslashes, braces, commas, 'NULL', empty and non-ASCII; padded char;
+-- bigint; uuid; date; NULL keys; a few keys, most shards without any)
+CREATE TABLE sk_src (s_id int, s_txt text, s_chr char(6), s_big bigint, s_uid uuid, s_day date, s_pick bool);
+CREATE TABLE sk_txt (t_key text, t_val int);
+CREATE TABLE sk_chr (c_key char(6), c_val int);
+CREATE TABLE sk_big (b_key bigint, b_val int);
+CREATE TABLE sk_uid (u_key uuid, u_val int);
+CREATE TABLE sk_day (d_key date, d_val int);
+-- tessera-only
+SELECT create_distributed_table('sk_src', 's_id', colocate_with => 'none');
+-- tessera-only
+SELECT create_distributed_table('sk_txt', 't_key', colocate_with => 'none');
+-- tessera-only
+SELECT create_distributed_table('sk_chr', 'c_key', colocate_with => 'none');
+-- tessera-only
+SELECT create_distributed_table('sk_big', 'b_key', colocate_with => 'none');
+-- tessera-only
+SELECT create_distributed_table('sk_uid', 'u_key', colocate_with => 'none');
+-- tessera-only
+SELECT create_distributed_table('sk_day', 'd_key', colocate_with => 'none');
+INSERT INTO sk_src SELECT g, 'k' || g, 'c' || g, g * 1000003, md5(g::text)::uuid, date '2020-01-01' + g, g % 3 = 0 FROM generate_series(1, 400) g;
+INSERT INTO sk_src VALUES (401, 'it''s "q" \x {a,b}', 'ab', -5, NULL, NULL, true), (402, 'NULL', 'ab    ', NULL, NULL, NULL, true), (403, '', ' x', 0, NULL, NULL, true), (404, 'ünï côdé', NULL, NULL, NULL, NULL, true), (405, NULL, NULL, NULL, NULL, NULL, true);
+INSERT INTO sk_txt SELECT 'k' || g, g FROM generate_series(1, 600) g;
+INSERT INTO sk_txt VALUES ('it''s "q" \x {a,b}', 1), ('NULL', 2), ('', 4), ('ünï côdé', 5), ('ünï', 6);
+INSERT INTO sk_chr SELECT 'c' || g, g FROM generate_series(1, 600) g;
+INSERT INTO sk_chr VALUES ('ab', 1), (' x', 2), ('x', 3);
+INSERT INTO sk_big SELECT g * 1000003, g FROM generate_series(-10, 600) g;
+INSERT INTO sk_big VALUES (-5, 1);
+INSERT INTO sk_uid SELECT md5(g::text)::uuid, g FROM generate_series(1, 600) g;
+INSERT INTO sk_day SELECT date '2020-01-01' + g, g FROM generate_series(-30, 600) g;
+SELECT t_key, t_val FROM sk_src, sk_txt WHERE s_txt = t_key AND s_pick ORDER BY 1, 2;
+SELECT c_key, c_val, s_id FROM sk_src JOIN sk_chr ON s_chr = c_key WHERE s_pick ORDER BY 1, 2, 3;
+SELECT count(*), sum(b_val) FROM sk_src, sk_big WHERE s_big = b_key AND s_pick;
+SELECT u_key, u_val FROM sk_src, sk_uid WHERE s_uid = u_key AND s_pick AND s_id < 40 ORDER BY 2;
+SELECT d_key, d_val FROM sk_src, sk_day WHERE s_day = d_key AND s_pick AND s_id % 7 = 0 ORDER BY 1;
+SELECT t_key FROM sk_src, sk_txt WHERE s_txt = t_key AND s_id IN (3, 401) ORDER BY 1;
+SELECT t_val FROM sk_txt WHERE t_key IN (SELECT s_txt FROM sk_src WHERE s_id > 395) ORDER BY 1;
+SELECT s_id FROM sk_src WHERE s_pick AND EXISTS (SELECT 1 FROM sk_big WHERE b_key = s_big AND b_val > 100) ORDER BY 1;
+SELECT count(*) FROM sk_src WHERE s_pick AND NOT EXISTS (SELECT 1 FROM sk_txt WHERE t_key = s_txt);
+SELECT count(*) FROM sk_src, sk_txt WHERE s_txt = t_key AND s_id = 1000;

@@ -78,6 +78,48 @@ pub struct SemiJoin {
     pub source_column: String,
     /// Their type (`format_type`), for the array literal.
     pub type_name: String,
+    /// `column` is the distribution column of the table the tasks read: a row can match
+    /// only the keys that hash into its shard's range, so each task gets only those.
+    pub by_shard: Option<KeyShards>,
+}
+
+/// How the keys of a [`SemiJoin`] on a distribution column are divided among its tasks:
+/// a key goes to the shard whose hash range holds its hash (PostgreSQL's hash of the
+/// column's type, as routing computes it). The keys have the column's own type and read
+/// back exactly from text ([`Builder::comparable_keys`]), so equal values hash alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyShards {
+    /// How values of the column hash.
+    pub column_type: tessera_catalog::DistributionColumnType,
+    /// The table's shard ids in shard-index order (hash-range order).
+    pub shard_ids: Vec<i64>,
+}
+
+impl KeyShards {
+    /// The key shards of a key filter on `column` of `table`: `Some` when it is the
+    /// distribution column.
+    fn of(table: &Table, column: &str) -> Option<KeyShards> {
+        match &table.kind {
+            tessera_catalog::TableKind::Distributed { column_type, .. }
+                if table
+                    .distribution_column()
+                    .is_some_and(|c| c.name == column) =>
+            {
+                Some(KeyShards {
+                    column_type: *column_type,
+                    shard_ids: table.shards.iter().map(|s| s.shard_id).collect(),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// The position in [`Self::shard_ids`] of the shard `key` (text input syntax) belongs
+    /// to; `None` when it is not a valid value of the type.
+    pub fn shard_index(&self, key: &str) -> Option<usize> {
+        let hash = self.column_type.hash_text_value(key).ok()?;
+        Some(tessera_catalog::shard_range::shard_index(hash, self.shard_ids.len() as u32) as usize)
+    }
 }
 
 /// `sql` (a task of a [`PullInput`]) with `extra` conditions added to its WHERE clause.
@@ -303,6 +345,7 @@ fn plan_pull_expanding(
                 source: si,
                 source_column: source.1.clone(),
                 type_name: column.type_name.clone(),
+                by_shard: KeyShards::of(&builder.drafts[target.0].table, &target.1),
             };
             add_key_filter(&mut inputs[ti], sj);
         }
@@ -313,6 +356,7 @@ fn plan_pull_expanding(
             source: *k,
             source_column: "c1".into(),
             type_name: source.type_name.clone(),
+            by_shard: KeyShards::of(&builder.drafts[target.0].table, &target.1),
         };
         add_key_filter(&mut inputs[input_of[target.0]], sj);
     }
