@@ -83,20 +83,37 @@ pub(crate) async fn fill(
     let mut stats: Vec<Option<(u64, std::time::Duration)>> = vec![None; n];
     // Inputs that hold a selection of their table (own filters or key filters applied).
     let mut reduced: Vec<bool> = plan.inputs.iter().map(|i| i.filtered).collect();
+    let estimates = estimate_rows(exec, snapshot, settings, plan).await;
     for _ in 0..n {
-        // Next: an input that a filled small one can filter, else one with filters of its
-        // own (its keys may then filter others: TPC-H Q5's region filters nation, whose keys
-        // filter customer and supplier, whose keys filter orders ⋈ lineitem), else the first
-        // in plan order (the planner puts likely small reads first).
+        // Next: one that a filled small input can filter, else one with filters of its own
+        // (its keys may then filter others: TPC-H Q5's region filters nation, whose keys
+        // filter customer and supplier, whose keys filter orders ⋈ lineitem), the fewest
+        // rows estimated first, else the first in plan order (the planner puts likely small
+        // reads first). An input waits for a source of its key filters that has filters of
+        // its own and is estimated smaller (Q8: lineitem ⋈ orders, filterable by customer's
+        // keys, waits for part's 1 451 keys too).
         let usable = |i: usize, stats: &[Option<(u64, std::time::Duration)>]| {
             plan.inputs[i].semi_joins.iter().any(|sj| {
                 reduced[sj.source]
                     && stats[sj.source].is_some_and(|(rows, _)| rows <= SEMI_JOIN_MAX_ROWS)
             })
         };
-        let Some(next) = (0..n)
-            .filter(|i| stats[*i].is_none())
-            .min_by_key(|i| (!usable(*i, &stats), !reduced[*i], *i))
+        let estimate = |i: usize| estimates.get(i).copied().unwrap_or(0);
+        let waits = |i: usize| {
+            !estimates.is_empty()
+                && plan.inputs[i].semi_joins.iter().any(|sj| {
+                    sj.source != i
+                        && stats[sj.source].is_none()
+                        && reduced[sj.source]
+                        && estimate(sj.source) < estimate(i)
+                })
+        };
+        let order = |i: &usize| (!usable(*i, &stats), !reduced[*i], estimate(*i), *i);
+        let unfilled = || (0..n).filter(|i| stats[*i].is_none());
+        let Some(next) = unfilled()
+            .filter(|i| !waits(*i))
+            .min_by_key(order)
+            .or_else(|| unfilled().min_by_key(order))
         else {
             break;
         };
@@ -122,6 +139,67 @@ pub(crate) async fn fill(
         stats[next] = Some((rows, start.elapsed()));
     }
     Ok(stats.into_iter().flatten().collect())
+}
+
+/// PostgreSQL's estimate of each input's rows: the first task's query EXPLAINed on its
+/// worker, times the number of tasks (shards hold about the same share of a table). Empty
+/// when there is nothing to order (fewer than two inputs, no key filters) or an estimate
+/// cannot be had; the fill order then falls back to the plan's.
+async fn estimate_rows(
+    exec: &Executor,
+    snapshot: &CatalogSnapshot,
+    settings: &SessionSettings,
+    plan: &PullPlan,
+) -> Vec<u64> {
+    if plan.inputs.len() < 2 || plan.inputs.iter().all(|i| i.semi_joins.is_empty()) {
+        return Vec::new();
+    }
+    let mut out = Vec::with_capacity(plan.inputs.len());
+    for input in &plan.inputs {
+        let Some(task) = input.tasks.first() else {
+            out.push(0);
+            continue;
+        };
+        let Some(query) = copy_query(&task.sql) else {
+            return Vec::new();
+        };
+        let Ok(mut conn) = exec
+            .worker_connection(snapshot, task.group_id, settings)
+            .await
+        else {
+            return Vec::new();
+        };
+        let Ok(result) = conn.simple_query(&format!("EXPLAIN {query}")).await else {
+            return Vec::new();
+        };
+        let first_line = result
+            .first()
+            .and_then(|r| r.rows.first())
+            .and_then(|row| row_values(row).first().copied().flatten())
+            .map(|v| String::from_utf8_lossy(v).into_owned());
+        match first_line.as_deref().and_then(plan_rows) {
+            Some(rows) => out.push(rows.saturating_mul(input.tasks.len() as u64)),
+            None => return Vec::new(),
+        }
+    }
+    out
+}
+
+/// The query of `COPY (query) TO STDOUT ...`.
+fn copy_query(sql: &str) -> Option<&str> {
+    let inner = sql.strip_prefix("COPY (")?;
+    Some(&inner[..inner.rfind(") TO STDOUT")?])
+}
+
+/// The `rows=N` estimate of an EXPLAIN line (`Seq Scan on t  (cost=0.00..35.50 rows=2550
+/// width=4)`).
+fn plan_rows(line: &str) -> Option<u64> {
+    let at = line.find(" rows=")? + " rows=".len();
+    let digits: String = line[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    digits.parse().ok()
 }
 
 /// The general tier over the simple protocol: the statement's rows stream to the client from
@@ -930,5 +1008,36 @@ pub async fn run_pull_copy_out(
             let _ = give_back.send(rollback(conn).await);
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn array_literal_quotes_every_element() {
+        let values: Vec<&[u8]> = vec![b"1", b"NULL", b"it's \"q\" \\x {a,b}", b""];
+        assert_eq!(
+            array_literal(&values),
+            r#"{"1","NULL","it's \"q\" \\x {a,b}",""}"#
+        );
+        assert_eq!(array_literal(&[]), "{}");
+    }
+
+    #[test]
+    fn estimates_read_from_explain() {
+        assert_eq!(
+            plan_rows("Seq Scan on t  (cost=0.00..35.50 rows=2550 width=4)"),
+            Some(2550)
+        );
+        assert_eq!(plan_rows("Result  (cost=0.00..0.01 width=4)"), None);
+        assert_eq!(
+            copy_query(
+                "COPY (SELECT a FROM t WHERE (b = ') TO STDOUT')) TO STDOUT (FORMAT binary)"
+            ),
+            Some("SELECT a FROM t WHERE (b = ') TO STDOUT')")
+        );
+        assert_eq!(copy_query("SELECT 1"), None);
     }
 }
