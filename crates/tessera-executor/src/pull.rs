@@ -462,10 +462,13 @@ async fn semi_join_filters(
                 max_keys + 1
             ))
             .await?;
-        let rows = result
-            .first()
-            .map(|r| r.rows.as_slice())
-            .unwrap_or_default();
+        // No result set would read as no keys, a filter that drops every row: an error.
+        let rows = result.first().map(|r| r.rows.as_slice()).ok_or_else(|| {
+            ExecError::Internal(format!(
+                "reading the keys of {} returned no result",
+                source.temp_table
+            ))
+        })?;
         if rows.len() as u64 > max_keys {
             continue;
         }

@@ -618,20 +618,14 @@ pub fn plan_ddl(
                     });
                 }
             }
-            Ok(DistributedPlan::Ddl(DdlPlan {
-                shell: if named {
+            Ok(DistributedPlan::Ddl(DdlPlan::transactional(
+                if named {
                     Statement::AlterTable(shell).to_string()
                 } else {
                     original.to_string()
                 },
-                per_shard: tasks,
-                dropped_tables: vec![],
-                mode: DdlMode::Transactional,
-                dropped_indexes: vec![],
-                cascade: false,
-                partitions: false,
-                privileges: false,
-            }))
+                tasks,
+            )))
         }
         Statement::Drop {
             object_type: ObjectType::Index,
