@@ -54,6 +54,22 @@ BEGIN
   RETURN n;
 END $$;
 CREATE FUNCTION v_outer() RETURNS bigint LANGUAGE sql AS 'SELECT v_count_orders() + 1';
+-- A function that reads a view over distributed tables reads the shells underneath it, also
+-- when the view is replaced after the function was created, and in a SQL-standard body.
+CREATE VIEW v_swap AS SELECT 2 + 2 AS f1;
+CREATE FUNCTION v_via_view() RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN f1 FROM v_swap;
+END $$;
+SELECT v_via_view();
+CREATE OR REPLACE VIEW v_swap AS SELECT 4 + (SELECT max(o_id) FROM v_orders) AS f1;
+-- unsupported
+SELECT v_via_view();
+CREATE FUNCTION v_atomic() RETURNS bigint LANGUAGE sql BEGIN ATOMIC SELECT count(*) FROM v_big; END;
+-- unsupported
+SELECT v_atomic();
+DROP FUNCTION v_via_view(), v_atomic();
+DROP VIEW v_swap;
 -- unsupported
 SELECT v_dynamic();
 -- unsupported

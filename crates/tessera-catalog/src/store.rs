@@ -425,8 +425,18 @@ pub async fn load_snapshot(client: &impl GenericClient) -> Result<CatalogSnapsho
     // refuses a little too much rather than read a shell).
     let mut shell_readers = HashMap::new();
     if !tables.is_empty() {
-        let names: std::collections::HashSet<String> =
-            tables.keys().map(|(_, n)| n.to_lowercase()).collect();
+        // Distributed and reference tables, and the views that read them: a function that
+        // reads such a view on the coordinator reads the shells underneath it.
+        let names: HashMap<String, &str> = tables
+            .keys()
+            .map(|(_, n)| (n.to_lowercase(), "distributed table"))
+            .chain(
+                views
+                    .values()
+                    .filter(|v| !v.materialized)
+                    .map(|v| (v.name.to_lowercase(), "view over distributed tables")),
+            )
+            .collect();
         // Each function's name and the words of its source.
         let mut sources: Vec<(String, Vec<String>)> = Vec::new();
         for r in client
@@ -435,10 +445,11 @@ pub async fn load_snapshot(client: &impl GenericClient) -> Result<CatalogSnapsho
             // objects another session drops meanwhile.
             .query(
                 "SELECT p.proname::text, p.prosrc,
-                        (SELECT min(c.relname::text) FROM pg_depend d
-                         JOIN tessera.pg_dist_partition x ON x.logicalrelid::oid = d.refobjid
-                         JOIN pg_class c ON c.oid = d.refobjid
-                         WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid),
+                        ARRAY(SELECT c.relname::text FROM pg_depend d
+                              JOIN pg_class c ON c.oid = d.refobjid
+                              WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                                AND d.refclassid = 'pg_class'::regclass
+                              ORDER BY 1),
                         l.lanname::text
                  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
                  JOIN pg_language l ON l.oid = p.prolang
@@ -450,7 +461,7 @@ pub async fn load_snapshot(client: &impl GenericClient) -> Result<CatalogSnapsho
         {
             let name: String = r.get(0);
             let source: Option<String> = r.get(1);
-            let depends: Option<String> = r.get(2);
+            let depends: Vec<String> = r.get(2);
             let language: String = r.get(3);
             let name = name.to_lowercase();
             let words: Vec<String> = source
@@ -462,11 +473,13 @@ pub async fn load_snapshot(client: &impl GenericClient) -> Result<CatalogSnapsho
                 .collect();
             let named = words
                 .iter()
-                .find(|w| names.contains(w.as_str()))
-                .cloned()
-                .or(depends);
-            if let Some(t) = named {
-                shell_readers.insert(name.clone(), format!("reads distributed table \"{t}\""));
+                .chain(depends.iter())
+                .find_map(|w| {
+                    let w = w.to_lowercase();
+                    names.get(w.as_str()).map(|kind| format!("{kind} \"{w}\""))
+                });
+            if let Some(what) = named {
+                shell_readers.insert(name.clone(), format!("reads {what}"));
             } else if language == "plpgsql" && words.iter().any(|w| w == "execute") {
                 // EXECUTE builds its statement at run time: no name to find beforehand.
                 shell_readers.insert(
