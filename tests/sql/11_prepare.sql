@@ -43,6 +43,17 @@ EXECUTE ins(102, 'in block');
 EXECUTE totals;
 ROLLBACK;
 EXECUTE totals;
+-- CREATE TABLE ... AS EXECUTE runs the prepared query through Tessera, arguments in place.
+PREPARE ctas_src(int, text) AS SELECT k, v, n FROM pr_t WHERE k > $1 OR v = $2 ORDER BY k;
+CREATE TEMP TABLE pr_ctas AS EXECUTE ctas_src(25, 'v3');
+SELECT * FROM pr_ctas ORDER BY k;
+CREATE TABLE pr_ctas2 (a, b) AS EXECUTE ctas_src(NULL, 'it''s') WITH NO DATA;
+SELECT count(*) FROM pr_ctas2;
+CREATE TABLE pr_ctas3 AS EXECUTE totals;
+SELECT * FROM pr_ctas3;
+-- error 42809
+CREATE TEMP TABLE pr_ctas4 AS EXECUTE upd('a', 1);
+DROP TABLE pr_ctas, pr_ctas2, pr_ctas3;
 DEALLOCATE ALL;
 -- error 26000
 EXECUTE totals;

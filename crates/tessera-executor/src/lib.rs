@@ -1251,12 +1251,40 @@ impl Executor {
             DistributedPlan::Execute {
                 name,
                 arguments,
+                create_as,
                 original,
             } => {
                 let prepared = session.prepared.get(&name).cloned();
-                match prepared {
-                    Some(p) if p.param_types.len() == arguments.len() => {
+                match (prepared, create_as) {
+                    (Some(p), None) if p.param_types.len() == arguments.len() => {
                         Box::pin(self.execute_prepared(session, &name, &p, &arguments, req)).await
+                    }
+                    // A prepared SELECT; other statements get PostgreSQL's own error.
+                    (Some(p), Some((head, no_data)))
+                        if p.param_types.len() == arguments.len()
+                            && tessera_planner::is_select(&p.statement) =>
+                    {
+                        let values = self
+                            .prepared_arguments(session, &name, &arguments, req)
+                            .await?
+                            .into_iter()
+                            .map(|v| v.value.map(|b| String::from_utf8_lossy(&b).into_owned()))
+                            .collect::<Vec<_>>();
+                        let types: Vec<String> =
+                            p.param_types.iter().map(|(_, t)| t.clone()).collect();
+                        let query =
+                            tessera_planner::rewrite::bind_parameters(&p.statement, &values, &types)?;
+                        let suffix = if no_data { " WITH NO DATA" } else { "" };
+                        let sql = format!("{head} AS {query}{suffix}");
+                        let catalog = session.catalog(self.snapshot());
+                        let plan = tessera_planner::plan_sql(&sql, &[], &catalog)?;
+                        let inner = Request {
+                            sql: &sql,
+                            param_types: &[],
+                            params: &[],
+                            result_formats: req.result_formats,
+                        };
+                        Box::pin(self.run_inner(session, plan, inner)).await
                     }
                     // Unknown here, or PostgreSQL's own error about the arguments.
                     _ => {
@@ -1727,6 +1755,45 @@ impl Executor {
         arguments: &[String],
         req: Request<'_>,
     ) -> Result<Outcome, ExecError> {
+        let params = self
+            .prepared_arguments(session, name, arguments, req)
+            .await?;
+        let planner_params: Vec<tessera_planner::ParamValue> = params
+            .iter()
+            .map(|p| match &p.value {
+                Some(v) => {
+                    tessera_planner::ParamValue::Text(String::from_utf8_lossy(v).into_owned())
+                }
+                None => tessera_planner::ParamValue::Null,
+            })
+            .collect();
+        let types: Vec<u32> = prepared.param_types.iter().map(|(oid, _)| *oid).collect();
+        let catalog = session.catalog(self.snapshot());
+        let plan = tessera_planner::plan_sql(&prepared.statement, &planner_params, &catalog)?;
+        self.run_inner(
+            session,
+            plan,
+            Request {
+                sql: &prepared.statement,
+                param_types: &types,
+                params: &params,
+                result_formats: req.result_formats,
+            },
+        )
+        .await
+    }
+
+    /// The arguments of `EXECUTE name(arguments)` as the prepared statement's parameters, in
+    /// text format: evaluated and coerced by the coordinator PostgreSQL through the
+    /// statement's twin that only returns its parameters (so errors and coercions are
+    /// PostgreSQL's own). Empty without arguments.
+    async fn prepared_arguments(
+        &self,
+        session: &mut Session,
+        name: &str,
+        arguments: &[String],
+        req: Request<'_>,
+    ) -> Result<Vec<BoundParam>, ExecError> {
         let mut params = Vec::with_capacity(arguments.len());
         if !arguments.is_empty() {
             let conn = session.coordinator_for_statement(self).await?;
@@ -1753,29 +1820,7 @@ impl Executor {
                 });
             }
         }
-        let planner_params: Vec<tessera_planner::ParamValue> = params
-            .iter()
-            .map(|p| match &p.value {
-                Some(v) => {
-                    tessera_planner::ParamValue::Text(String::from_utf8_lossy(v).into_owned())
-                }
-                None => tessera_planner::ParamValue::Null,
-            })
-            .collect();
-        let types: Vec<u32> = prepared.param_types.iter().map(|(oid, _)| *oid).collect();
-        let catalog = session.catalog(self.snapshot());
-        let plan = tessera_planner::plan_sql(&prepared.statement, &planner_params, &catalog)?;
-        self.run_inner(
-            session,
-            plan,
-            Request {
-                sql: &prepared.statement,
-                param_types: &types,
-                params: &params,
-                result_formats: req.result_formats,
-            },
-        )
-        .await
+        Ok(params)
     }
 
     /// Runs each subplan of a write, puts its rows in place of its placeholder as a VALUES

@@ -30,7 +30,7 @@ pub static DIALECT: TesseraDialect = TesseraDialect(PostgreSqlDialect {});
 /// (...) top` parses. Quoting a lower-cased name changes nothing in PostgreSQL.
 ///
 /// Errors: the tokenizer's (an unterminated string or quoted identifier).
-fn parser(sql: &str) -> Result<Parser<'static>, ParserError> {
+pub(crate) fn parser(sql: &str) -> Result<Parser<'static>, ParserError> {
     let mut tokens = Tokenizer::new(&DIALECT, sql)
         .with_unescape(true)
         .tokenize_with_location()?;

@@ -211,6 +211,10 @@ pub enum DistributedPlan {
         name: String,
         /// The argument expressions' text.
         arguments: Vec<String>,
+        /// `CREATE ... TABLE ... AS EXECUTE`: the table's part (everything before `AS`) and
+        /// whether it said `WITH NO DATA`; the prepared query is planned inside it with the
+        /// arguments in place of its parameters.
+        create_as: Option<(String, bool)>,
         /// The EXECUTE itself, for the coordinator PostgreSQL.
         original: String,
     },
@@ -345,6 +349,9 @@ pub fn plan_sql(
             plan(&stmt, sql, params, catalog)
         }
         Err(e) => {
+            if let Some(plan) = create_table_as_execute(sql) {
+                return Ok(plan);
+            }
             if let Some(plan) = create_table_as_text(sql, catalog) {
                 return plan;
             }
@@ -557,6 +564,7 @@ pub fn plan(
             Some((None, name)) => Ok(DistributedPlan::Execute {
                 name,
                 arguments: parameters.iter().map(|p| p.to_string()).collect(),
+                create_as: None,
                 original: original.to_string(),
             }),
             _ => Ok(DistributedPlan::Local(original.to_string())),
@@ -796,6 +804,48 @@ fn create_table_as_text(
         pull::plan_pull_wrapped(&q, catalog, |fin| format!("{head} AS {fin}{suffix}"))
             .map(DistributedPlan::PullCommand),
     )
+}
+
+/// `CREATE [TEMP|UNLOGGED] TABLE name [(columns)] AS EXECUTE name [(arguments)] [WITH [NO]
+/// DATA]`: an [`DistributedPlan::Execute`] that the executor runs as `CREATE TABLE ... AS` of
+/// the prepared query when the session prepared it through Tessera (the coordinator's copy
+/// of the statement would read the shells); `None` for other text.
+fn create_table_as_execute(sql: &str) -> Option<DistributedPlan> {
+    let (head, query) = split_create_table_as(sql)?;
+    let (query, no_data) = split_with_data(query);
+    let Ok(Statement::Execute {
+        name: Some(name),
+        parameters,
+        immediate: false,
+        ..
+    }) = parse_statement(query)
+    else {
+        return None;
+    };
+    let (None, name) = analyze::object_name_parts(&name)? else {
+        return None;
+    };
+    Some(DistributedPlan::Execute {
+        name,
+        arguments: parameters.iter().map(|p| p.to_string()).collect(),
+        create_as: Some((head.trim_end().to_string(), no_data)),
+        original: sql.to_string(),
+    })
+}
+
+/// Whether `sql` is one query that returns rows without writing (SELECT, VALUES, TABLE and
+/// WITH over them), as `CREATE TABLE ... AS EXECUTE` requires of its prepared statement.
+pub fn is_select(sql: &str) -> bool {
+    fn reads(body: &sqlparser::ast::SetExpr) -> bool {
+        use sqlparser::ast::SetExpr;
+        match body {
+            SetExpr::Select(_) | SetExpr::Values(_) | SetExpr::Table(_) => true,
+            SetExpr::Query(q) => reads(&q.body),
+            SetExpr::SetOperation { left, right, .. } => reads(left) && reads(right),
+            _ => false,
+        }
+    }
+    matches!(parse_statement(sql), Ok(Statement::Query(q)) if reads(&q.body))
 }
 
 /// `TABLE name [ORDER BY ...] [LIMIT ...]`, which sqlparser does not read, as the query it

@@ -293,3 +293,51 @@ pub fn count_rows_by_ctid(stmt: &mut Statement, catalog: &CatalogSnapshot) -> bo
     let _ = stmt.visit(&mut r);
     r.changed
 }
+
+/// `statement` (one statement's text, parameters `$1`, `$2`, ...) with each parameter
+/// replaced by its value as a typed literal: `('value'::type)`, or `(NULL::type)` for `None`.
+/// `values[i]` is parameter `$i+1` in PostgreSQL's text form and `types[i]` its type's name
+/// as `format_type` prints it. Used where a prepared statement's query must be planned inside
+/// another statement that takes no parameters (`CREATE TABLE ... AS EXECUTE`).
+///
+/// Errors: 42601 for a parameter without a value (PREPARE has already checked that every
+/// parameter has a type, so only a caller's mistake gets there) and for syntax errors.
+pub fn bind_parameters(
+    statement: &str,
+    values: &[Option<String>],
+    types: &[String],
+) -> Result<String, PlanError> {
+    use sqlparser::ast::{visit_expressions_mut, Expr, Value};
+    let mut literals = Vec::with_capacity(values.len());
+    for (value, ty) in values.iter().zip(types) {
+        let text = match value {
+            Some(v) => format!("({}::{ty})", quote_literal(v)),
+            None => format!("(NULL::{ty})"),
+        };
+        let expr = crate::dialect::parser(&text)
+            .and_then(|mut p| p.parse_expr())
+            .map_err(|e| PlanError::Syntax(e.to_string()))?;
+        literals.push(expr);
+    }
+    let mut stmt = crate::parse_statement(statement)?;
+    let mut missing = None;
+    let _ = visit_expressions_mut(&mut stmt, |e: &mut Expr| {
+        if let Expr::Value(v) = e {
+            if let Value::Placeholder(p) = &v.value {
+                let index = p
+                    .strip_prefix('$')
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .and_then(|n| n.checked_sub(1));
+                match index.and_then(|i| literals.get(i)) {
+                    Some(literal) => *e = literal.clone(),
+                    None => missing = Some(p.clone()),
+                }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    match missing {
+        Some(p) => Err(PlanError::Syntax(format!("there is no parameter {p}"))),
+        None => Ok(stmt.to_string()),
+    }
+}
