@@ -471,13 +471,10 @@ pub async fn load_snapshot(client: &impl GenericClient) -> Result<CatalogSnapsho
                 .filter(|w| !w.is_empty())
                 .map(str::to_string)
                 .collect();
-            let named = words
-                .iter()
-                .chain(depends.iter())
-                .find_map(|w| {
-                    let w = w.to_lowercase();
-                    names.get(w.as_str()).map(|kind| format!("{kind} \"{w}\""))
-                });
+            let named = words.iter().chain(depends.iter()).find_map(|w| {
+                let w = w.to_lowercase();
+                names.get(w.as_str()).map(|kind| format!("{kind} \"{w}\""))
+            });
             if let Some(what) = named {
                 shell_readers.insert(name.clone(), format!("reads {what}"));
             } else if language == "plpgsql" && words.iter().any(|w| w == "execute") {

@@ -1272,8 +1272,11 @@ impl Executor {
                             .collect::<Vec<_>>();
                         let types: Vec<String> =
                             p.param_types.iter().map(|(_, t)| t.clone()).collect();
-                        let query =
-                            tessera_planner::rewrite::bind_parameters(&p.statement, &values, &types)?;
+                        let query = tessera_planner::rewrite::bind_parameters(
+                            &p.statement,
+                            &values,
+                            &types,
+                        )?;
                         let suffix = if no_data { " WITH NO DATA" } else { "" };
                         let sql = format!("{head} AS {query}{suffix}");
                         let catalog = session.catalog(self.snapshot());

@@ -1126,6 +1126,151 @@ pub fn type_command_text(sql: &str, catalog: &CatalogSnapshot) -> Option<Distrib
     )))
 }
 
+/// `CREATE [OR REPLACE] FUNCTION`, `ALTER FUNCTION` and `DROP FUNCTION|ROUTINE`: run on the
+/// coordinator and on every active worker, as Citus propagates functions, so that a query
+/// pushed to the shards can call the functions the coordinator knows (without them a worker
+/// answers "function ... does not exist").
+///
+/// On a worker, CREATE runs as CREATE OR REPLACE (a copy kept from before is replaced) with
+/// `check_function_bodies` off (a SQL function's body may name tables only the coordinator
+/// has; calling it there then fails, as it must), and is best effort: when it fails, every
+/// function by that name is dropped on that worker and the CREATE tried once more (another
+/// return type); a function the worker cannot have at all (an argument of a table's row
+/// type, a library only the coordinator has) is then missing there, so that an older
+/// definition can never answer in its place. ALTER
+/// skips workers that lack the function; `OWNER TO` stays on the coordinator (as for types).
+/// DROP gets IF EXISTS. Temporary functions (`pg_temp`) and procedures stay on the
+/// coordinator. `None` for other statements and when there are no workers.
+pub fn function_command_text(sql: &str, catalog: &CatalogSnapshot) -> Option<DistributedPlan> {
+    use crate::rewrite::quote_literal;
+    use sqlparser::dialect::PostgreSqlDialect;
+    use sqlparser::tokenizer::{Token, Tokenizer};
+    let first = first_word(sql);
+    if !["create", "alter", "drop"]
+        .iter()
+        .any(|w| first.eq_ignore_ascii_case(w))
+        || !catalog.nodes.iter().any(|n| n.is_active)
+    {
+        return None;
+    }
+    let tokens: Vec<Token> = Tokenizer::new(&PostgreSqlDialect {}, sql)
+        .tokenize()
+        .ok()?
+        .into_iter()
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .collect();
+    let word = |i: usize| match tokens.get(i) {
+        Some(Token::Word(w)) if w.quote_style.is_none() => w.value.to_ascii_lowercase(),
+        _ => String::new(),
+    };
+    let verb = word(0);
+    let replace = verb == "create" && word(1) == "or" && word(2) == "replace";
+    let object_at = if replace { 3 } else { 1 };
+    let object = word(object_at);
+    let routine = object == "routine" && verb != "create";
+    if object != "function" && !routine {
+        return None;
+    }
+    let statement = skip_comments(sql).trim_end().trim_end_matches(';');
+    // The function's name: (schema as written, name as stored).
+    let name_at = object_at + 1;
+    let name_part = |i: usize| match tokens.get(i) {
+        Some(Token::Word(w)) => Some((
+            match w.quote_style {
+                Some(_) => quote_ident(&w.value),
+                None => w.value.clone(),
+            },
+            match w.quote_style {
+                Some(_) => w.value.clone(),
+                None => w.value.to_lowercase(),
+            },
+        )),
+        _ => None,
+    };
+    let worker_sql = match verb.as_str() {
+        "drop" => {
+            if word(name_at) == "if" {
+                statement.to_string()
+            } else {
+                let at = statement.to_ascii_lowercase().find(&object)? + object.len();
+                format!(
+                    "DROP {} IF EXISTS{}",
+                    object.to_uppercase(),
+                    &statement[at..]
+                )
+            }
+        }
+        "alter" => {
+            // OWNER TO names a role the worker session may not be allowed to give away to.
+            let owner = tokens.windows(2).any(|w| {
+                matches!((&w[0], &w[1]), (Token::Word(a), Token::Word(b))
+                    if a.quote_style.is_none() && b.quote_style.is_none()
+                        && a.value.eq_ignore_ascii_case("owner") && b.value.eq_ignore_ascii_case("to"))
+            });
+            if owner {
+                return None;
+            }
+            format!(
+                "DO $tessera_function$ BEGIN EXECUTE {}; \
+                 EXCEPTION WHEN undefined_function THEN NULL; END $tessera_function$",
+                quote_literal(statement)
+            )
+        }
+        _ => {
+            let (first_part, first_name) = name_part(name_at)?;
+            let (schema, name) = if tokens.get(name_at + 1) == Some(&Token::Period) {
+                let (_, name) = name_part(name_at + 2)?;
+                (Some(first_part), name)
+            } else {
+                (None, first_name)
+            };
+            if schema
+                .as_deref()
+                .is_some_and(|s| s.to_ascii_lowercase().starts_with("pg_temp"))
+            {
+                return None;
+            }
+            let namespace = match &schema {
+                Some(s) => format!("to_regnamespace({})", quote_literal(s)),
+                None => "(SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = pg_catalog.current_schema())".to_string(),
+            };
+            let create_schema = schema
+                .map(|s| {
+                    format!(
+                        "EXECUTE {}; ",
+                        quote_literal(&format!("CREATE SCHEMA IF NOT EXISTS {s}"))
+                    )
+                })
+                .unwrap_or_default();
+            // OR REPLACE also over a copy the worker kept from before; if even that fails
+            // (another return type), once more after dropping every function by the name.
+            let create = if replace {
+                statement.to_string()
+            } else {
+                format!("CREATE OR REPLACE {}", statement.get(6..)?.trim_start())
+            };
+            let create = quote_literal(&create);
+            format!(
+                "DO $tessera_function$ DECLARE f pg_catalog.regprocedure; \
+                 BEGIN PERFORM pg_catalog.set_config('check_function_bodies', 'off', true); \
+                 BEGIN {create_schema}EXECUTE {create}; \
+                 EXCEPTION WHEN OTHERS THEN \
+                 FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p \
+                 WHERE p.proname = {} AND p.pronamespace = {namespace} LOOP \
+                 BEGIN EXECUTE 'DROP FUNCTION ' || f; EXCEPTION WHEN OTHERS THEN NULL; END; \
+                 END LOOP; \
+                 BEGIN EXECUTE {create}; EXCEPTION WHEN OTHERS THEN NULL; END; \
+                 END; END $tessera_function$",
+                quote_literal(&name),
+            )
+        }
+    };
+    Some(DistributedPlan::Ddl(DdlPlan::transactional(
+        sql.to_string(),
+        on_every_worker(catalog, &worker_sql),
+    )))
+}
+
 /// One task running `sql` on each active worker group, in group order.
 fn on_every_worker(catalog: &CatalogSnapshot, sql: &str) -> Vec<Task> {
     let mut groups: Vec<i32> = catalog

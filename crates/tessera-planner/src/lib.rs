@@ -319,6 +319,9 @@ pub fn plan_sql(
     if let Some(plan) = ddl::type_command_text(sql, catalog) {
         return Ok(plan);
     }
+    if let Some(plan) = ddl::function_command_text(sql, catalog) {
+        return Ok(plan);
+    }
     if let Some(plan) = ddl::privilege_command_text(sql, catalog) {
         return Ok(plan);
     }
