@@ -375,9 +375,12 @@ pub fn plan_sql(
                      shards yet; run its queries directly"
                 )));
             }
+            if let Some(plan) = unparsed_read(sql, catalog)? {
+                return Ok(plan);
+            }
             if let Some(table) = mentions_distributed_table(sql, catalog) {
                 Err(PlanError::Unsupported(format!(
-                    "Tessera could not parse this statement, which references distributed table \"{table}\" ({e}); \
+                    "Tessera could not parse this statement, which reads distributed table or view \"{table}\" ({e}); \
                      rewrite it in simpler SQL"
                 )))
             } else {
@@ -714,8 +717,9 @@ fn strip_only(sql: &str, catalog: &CatalogSnapshot) -> Option<String> {
     Some(out)
 }
 
-/// A distributed or reference table whose name appears as a word in `sql` (used only when the
-/// statement does not parse, to refuse instead of forwarding it to the shell).
+/// A distributed or reference table, or a view over them, whose name appears as a word in
+/// `sql` (used only when the statement does not parse, to refuse instead of forwarding it to
+/// the shell).
 pub(crate) fn mentions_distributed_table(sql: &str, catalog: &CatalogSnapshot) -> Option<String> {
     let lower = sql.to_lowercase();
     let words: std::collections::HashSet<&str> = lower
@@ -724,8 +728,99 @@ pub(crate) fn mentions_distributed_table(sql: &str, catalog: &CatalogSnapshot) -
     catalog
         .tables
         .values()
-        .find(|t| words.contains(t.name.as_str()))
-        .map(|t| t.name.clone())
+        .map(|t| &t.name)
+        .chain(
+            catalog
+                .views
+                .values()
+                .filter(|v| !v.materialized)
+                .map(|v| &v.name),
+        )
+        .find(|name| words.contains(name.as_str()))
+        .cloned()
+}
+
+/// A read that sqlparser cannot parse, over distributed or reference tables, planned with
+/// [`pull::plan_whole_tables`]: the tables it names are copied whole and `sql` runs on the
+/// coordinator as written. Read at the token level: `Some` only for a statement that starts
+/// as a query (SELECT, WITH, VALUES, TABLE, a parenthesis), has no word that writes or locks
+/// (INSERT, UPDATE, DELETE, MERGE, FOR SHARE), names no view over distributed tables and no
+/// distributed table with a schema (those would not find the copies), and names at least
+/// one distributed or reference table unqualified (resolved through the session's
+/// search_path; every word that resolves so is copied, which copies too much rather than too
+/// little). `None` otherwise: the caller refuses what it cannot parse.
+fn unparsed_read(
+    sql: &str,
+    catalog: &CatalogSnapshot,
+) -> Result<Option<DistributedPlan>, PlanError> {
+    use sqlparser::dialect::PostgreSqlDialect;
+    use sqlparser::tokenizer::{Token, Tokenizer};
+    let Ok(tokens) = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize() else {
+        return Ok(None);
+    };
+    let tokens: Vec<Token> = tokens
+        .into_iter()
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .collect();
+    // (folded name, written unquoted) of each word.
+    let words: Vec<Option<(String, bool)>> = tokens
+        .iter()
+        .map(|t| match t {
+            Token::Word(w) if w.quote_style == Some('"') => Some((w.value.clone(), false)),
+            Token::Word(w) if w.quote_style.is_none() => Some((w.value.to_lowercase(), true)),
+            _ => None,
+        })
+        .collect();
+    let keyword = |i: usize, k: &str| matches!(words.get(i), Some(Some((w, true))) if w == k);
+    let starts_as_query = ["select", "with", "values", "table"]
+        .iter()
+        .any(|k| keyword(0, k))
+        || tokens.first() == Some(&Token::LParen);
+    if !starts_as_query {
+        return Ok(None);
+    }
+    let mut tables: Vec<std::sync::Arc<tessera_catalog::Table>> = Vec::new();
+    for i in 0..tokens.len() {
+        if ["insert", "update", "delete", "merge"]
+            .iter()
+            .any(|k| keyword(i, k))
+            || (keyword(i, "for") && ["share", "key", "no"].iter().any(|k| keyword(i + 1, k)))
+        {
+            return Ok(None);
+        }
+        let Some(Some((name, _))) = words.get(i) else {
+            continue;
+        };
+        let qualifies = tokens.get(i + 1) == Some(&Token::Period);
+        let qualified = i >= 2 && tokens.get(i - 1) == Some(&Token::Period);
+        if qualifies {
+            if let Some(Some((next, _))) = words.get(i + 2) {
+                if catalog.table(Some(name), next).is_some()
+                    || catalog.view(Some(name), next).is_some()
+                {
+                    return Ok(None);
+                }
+            }
+            continue;
+        }
+        if qualified {
+            continue;
+        }
+        if catalog.view(None, name).is_some_and(|v| !v.materialized) {
+            return Ok(None);
+        }
+        if let Some(t) = catalog.table(None, name) {
+            if !tables.iter().any(|x| x.relid == t.relid) {
+                tables.push(t.clone());
+            }
+        }
+    }
+    if tables.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(DistributedPlan::PullCommand(pull::plan_whole_tables(
+        &tables, sql, catalog,
+    )?)))
 }
 
 /// `SELECT ... INTO [TEMP|UNLOGGED] t FROM ...` reading distributed tables: the general tier,

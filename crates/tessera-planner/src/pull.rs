@@ -2172,3 +2172,51 @@ pub fn plan_pull_wrapped(
     }
     Ok(plan)
 }
+
+/// The general tier for a read that the SQL parser cannot read but PostgreSQL can (window
+/// frames with EXCLUDE, `ORDER BY ... USING`, `JOIN ... USING (...) AS`, operators sqlparser
+/// lacks): every distributed or reference table in `tables` is copied whole, all columns,
+/// into a temporary table of its own unqualified name, and `sql` runs on the coordinator as
+/// written — its unqualified names then find the copies, because `pg_temp` is put first on
+/// the search_path for the statement (restored after it). The caller makes sure that every
+/// name in `sql` that reaches a distributed or reference table is unqualified and listed.
+///
+/// Errors: 55000 for a shard without an active placement.
+pub fn plan_whole_tables(
+    tables: &[Arc<Table>],
+    sql: &str,
+    catalog: &CatalogSnapshot,
+) -> Result<PullPlan, PlanError> {
+    let mut inputs = Vec::with_capacity(tables.len());
+    for table in tables {
+        let draft = Draft {
+            table: table.clone(),
+            alias: table.name.clone(),
+            filters: Vec::new(),
+            all_columns: true,
+            fragment: None,
+        };
+        inputs.push(read_input(
+            &[&draft],
+            &[],
+            table.name.clone(),
+            &HashSet::new(),
+            catalog,
+        )?);
+    }
+    Ok(PullPlan {
+        inputs,
+        query: sql.to_string(),
+        cursor: None,
+        before: vec!["SELECT pg_catalog.set_config('tessera.search_path', \
+             pg_catalog.current_setting('search_path'), true), \
+             pg_catalog.set_config('search_path', \
+             'pg_temp, ' || pg_catalog.current_setting('search_path'), true)"
+            .to_string()],
+        after: vec!["SELECT pg_catalog.set_config('search_path', \
+             pg_catalog.current_setting('tessera.search_path'), true)"
+            .to_string()],
+        tag: None,
+        changes_catalog: false,
+    })
+}
