@@ -1137,10 +1137,12 @@ pub fn type_command_text(sql: &str, catalog: &CatalogSnapshot) -> Option<Distrib
 /// function by that name is dropped on that worker and the CREATE tried once more (another
 /// return type); a function the worker cannot have at all (an argument of a table's row
 /// type, a library only the coordinator has) is then missing there, so that an older
-/// definition can never answer in its place. ALTER
-/// skips workers that lack the function; `OWNER TO` stays on the coordinator (as for types).
-/// DROP gets IF EXISTS. Temporary functions (`pg_temp`) and procedures stay on the
-/// coordinator. `None` for other statements and when there are no workers.
+/// definition can never answer in its place. An ALTER that fails on a worker (the function
+/// is not there, nor the schema it moves to) drops every function by that name there, for
+/// the same reason; `OWNER TO` stays on the coordinator (as for types). DROP gets IF EXISTS.
+/// Temporary functions (`pg_temp`), C and internal functions (base types' I/O functions, as
+/// base types themselves) and procedures stay on the coordinator. `None` for other
+/// statements and when there are no workers.
 pub fn function_command_text(sql: &str, catalog: &CatalogSnapshot) -> Option<DistributedPlan> {
     use crate::rewrite::quote_literal;
     use sqlparser::dialect::PostgreSqlDialect;
@@ -1171,6 +1173,23 @@ pub fn function_command_text(sql: &str, catalog: &CatalogSnapshot) -> Option<Dis
     if object != "function" && !routine {
         return None;
     }
+    // Temporary functions belong to the coordinator session alone; C and internal functions
+    // (base types' I/O functions among them) stay there as base types do.
+    let temporary = tokens.windows(2).any(|w| {
+        matches!(&w[0], Token::Word(x) if x.value.to_ascii_lowercase().starts_with("pg_temp"))
+            && w[1] == Token::Period
+    });
+    let native = tokens.windows(2).any(|w| {
+        matches!(&w[0], Token::Word(x) if x.quote_style.is_none() && x.value.eq_ignore_ascii_case("language"))
+            && match &w[1] {
+                Token::Word(l) => ["c", "internal"].contains(&l.value.to_ascii_lowercase().as_str()),
+                Token::SingleQuotedString(l) => ["c", "internal"].contains(&l.to_ascii_lowercase().as_str()),
+                _ => false,
+            }
+    });
+    if temporary || native {
+        return None;
+    }
     let statement = skip_comments(sql).trim_end().trim_end_matches(';');
     // The function's name: (schema as written, name as stored).
     let name_at = object_at + 1;
@@ -1187,6 +1206,25 @@ pub fn function_command_text(sql: &str, catalog: &CatalogSnapshot) -> Option<Dis
         )),
         _ => None,
     };
+    let (first_part, first_name) = name_part(name_at)?;
+    let (schema, name) = if tokens.get(name_at + 1) == Some(&Token::Period) {
+        let (_, name) = name_part(name_at + 2)?;
+        (Some(first_part), name)
+    } else {
+        (None, first_name)
+    };
+    let namespace = match &schema {
+        Some(s) => format!("to_regnamespace({})", quote_literal(s)),
+        None => "(SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = pg_catalog.current_schema())".to_string(),
+    };
+    // Drops every function by the name on a worker, so that no older definition stays there.
+    let drop_all = format!(
+        "FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p \
+         WHERE p.proname = {} AND p.pronamespace = {namespace} LOOP \
+         BEGIN EXECUTE 'DROP FUNCTION ' || f; EXCEPTION WHEN OTHERS THEN NULL; END; \
+         END LOOP;",
+        quote_literal(&name)
+    );
     let worker_sql = match verb.as_str() {
         "drop" => {
             if word(name_at) == "if" {
@@ -1210,30 +1248,16 @@ pub fn function_command_text(sql: &str, catalog: &CatalogSnapshot) -> Option<Dis
             if owner {
                 return None;
             }
+            // A worker where it fails (no such function there, a schema it lacks) keeps no
+            // copy under the old name or definition.
             format!(
-                "DO $tessera_function$ BEGIN EXECUTE {}; \
-                 EXCEPTION WHEN undefined_function THEN NULL; END $tessera_function$",
+                "DO $tessera_function$ DECLARE f pg_catalog.regprocedure; \
+                 BEGIN EXECUTE {}; \
+                 EXCEPTION WHEN OTHERS THEN {drop_all} END $tessera_function$",
                 quote_literal(statement)
             )
         }
         _ => {
-            let (first_part, first_name) = name_part(name_at)?;
-            let (schema, name) = if tokens.get(name_at + 1) == Some(&Token::Period) {
-                let (_, name) = name_part(name_at + 2)?;
-                (Some(first_part), name)
-            } else {
-                (None, first_name)
-            };
-            if schema
-                .as_deref()
-                .is_some_and(|s| s.to_ascii_lowercase().starts_with("pg_temp"))
-            {
-                return None;
-            }
-            let namespace = match &schema {
-                Some(s) => format!("to_regnamespace({})", quote_literal(s)),
-                None => "(SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = pg_catalog.current_schema())".to_string(),
-            };
             let create_schema = schema
                 .map(|s| {
                     format!(
@@ -1254,14 +1278,9 @@ pub fn function_command_text(sql: &str, catalog: &CatalogSnapshot) -> Option<Dis
                 "DO $tessera_function$ DECLARE f pg_catalog.regprocedure; \
                  BEGIN PERFORM pg_catalog.set_config('check_function_bodies', 'off', true); \
                  BEGIN {create_schema}EXECUTE {create}; \
-                 EXCEPTION WHEN OTHERS THEN \
-                 FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p \
-                 WHERE p.proname = {} AND p.pronamespace = {namespace} LOOP \
-                 BEGIN EXECUTE 'DROP FUNCTION ' || f; EXCEPTION WHEN OTHERS THEN NULL; END; \
-                 END LOOP; \
+                 EXCEPTION WHEN OTHERS THEN {drop_all} \
                  BEGIN EXECUTE {create}; EXCEPTION WHEN OTHERS THEN NULL; END; \
-                 END; END $tessera_function$",
-                quote_literal(&name),
+                 END; END $tessera_function$"
             )
         }
     };
