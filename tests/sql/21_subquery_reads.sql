@@ -73,6 +73,31 @@ SELECT count(*) FROM sr_cust, sr_orders WHERE (o_cust = c_id AND o_total < 10) O
 -- ORDER BY a name that is a cast output's name orders by the output (text order here)
 SELECT o_id::text FROM sr_orders WHERE o_id < 30 ORDER BY o_id;
 SELECT pg_catalog.upper(o_note) FROM sr_orders WHERE o_id < 12 ORDER BY upper;
+-- Uncorrelated scalar subqueries run first and their value filters on the workers: in WHERE,
+-- HAVING, the select list and JOIN ON; an empty result is NULL; several rows are PostgreSQL's
+-- error, only where the subquery is evaluated; float results, correlated subqueries (also
+-- through a name that is an output column's) and ANY/ALL operands stay as written.
+SELECT o_id, o_total FROM sr_orders WHERE o_total > (SELECT avg(o_total) FROM sr_orders WHERE o_cust = 3) ORDER BY o_id LIMIT 5;
+SELECT count(*), (SELECT max(c_score) FROM sr_cust) AS top FROM sr_orders WHERE o_cust = (SELECT min(c_id) FROM sr_cust WHERE c_score > 4);
+SELECT o_cust, sum(o_total) FROM sr_orders GROUP BY o_cust HAVING sum(o_total) > (SELECT sum(o_total) / 17 FROM sr_orders) ORDER BY 1;
+SELECT c.c_name, o.o_id FROM sr_cust c JOIN sr_orders o ON o.o_cust = c.c_id AND o.o_id = (SELECT max(i_order) FROM sr_items WHERE i_qty = 90) ORDER BY 1;
+SELECT count(*) FROM sr_orders WHERE o_total > (SELECT o_total FROM sr_orders WHERE o_id = 100000);
+SELECT o_id FROM sr_orders WHERE o_note = (SELECT r_name FROM sr_ref WHERE r_code = 'none') OR o_id = 3;
+SELECT o_id, (SELECT i_label FROM sr_items WHERE i_order = 302 AND i_qty = 50) FROM sr_orders WHERE o_id < 3 ORDER BY 1;
+-- error 21000
+SELECT count(*) FROM sr_orders WHERE o_total > (SELECT o_total FROM sr_orders WHERE o_id < 5);
+SELECT count(*) FROM sr_orders WHERE o_id < 0 AND o_total > (SELECT o_total FROM sr_orders WHERE o_id < 5);
+SELECT count(*) FROM sr_orders WHERE o_total::float8 > (SELECT avg(o_total::float8) FROM sr_orders);
+SELECT c_id, (SELECT count(*) FROM sr_orders WHERE o_cust = c_id) FROM sr_cust WHERE c_id < 5 ORDER BY 1;
+SELECT c_id FROM sr_cust WHERE c_score > (SELECT max(o_total) AS c_id FROM sr_orders WHERE o_id = c_id) ORDER BY 1;
+SELECT count(*) FROM sr_orders WHERE o_total > ALL (SELECT c_score FROM sr_cust WHERE c_id < 3);
+SELECT count(*) FROM sr_orders WHERE o_cust = ANY (SELECT c_id FROM sr_cust WHERE c_score > 5);
+WITH sr_cust AS (SELECT 300 AS c_score) SELECT count(*) FROM sr_orders WHERE o_total > (SELECT max(c_score) FROM sr_cust);
+SELECT count(*) FROM sr_orders WHERE o_total > (SELECT max(c_score) FROM sr_cust) + (WITH sr_cust AS (SELECT 1 AS c_score) SELECT max(c_score) FROM sr_cust);
+BEGIN;
+INSERT INTO sr_orders VALUES (500, 1, 99999.99, 'big');
+SELECT o_id FROM sr_orders WHERE o_total = (SELECT max(o_total) FROM sr_orders);
+ROLLBACK;
 DROP VIEW sr_rich;
 DROP TABLE sr_orders, sr_items, sr_cust, sr_ref;
 -- key filters on a distribution column: each shard gets only the keys that hash to it

@@ -1323,6 +1323,14 @@ impl Executor {
                 Box::pin(self.write_with_subplans(session, &subplans, &statement, &params, req))
                     .await
             }
+            DistributedPlan::ReadWithSubplans {
+                subplans,
+                statement,
+                params,
+            } => {
+                Box::pin(self.read_with_subplans(session, &subplans, &statement, &params, req))
+                    .await
+            }
             DistributedPlan::PullCommand(plan) => Ok(Outcome::Result(
                 pull::run_pull_command(self, session, &snapshot, &plan, req).await?,
             )),
@@ -1369,9 +1377,44 @@ impl Executor {
             DistributedPlan::Pull(plan) => {
                 pull::run_pull(self, session, &snapshot, &plan, req).await
             }
-            DistributedPlan::ExplainAnalyze(plan) => Ok(Outcome::Result(
-                explain_analyze::run(self, session, &snapshot, &plan, req).await?,
-            )),
+            DistributedPlan::ExplainAnalyze(plan) => {
+                let DistributedPlan::ReadWithSubplans {
+                    subplans,
+                    statement,
+                    params,
+                } = plan.as_ref()
+                else {
+                    return Ok(Outcome::Result(
+                        explain_analyze::run(self, session, &snapshot, &plan, req).await?,
+                    ));
+                };
+                // The subplans run (and are timed) first; the read they leave is explained.
+                let start = std::time::Instant::now();
+                let text = self
+                    .bind_scalar_subplans(session, subplans, statement, params, req)
+                    .await?;
+                let mut lines = vec!["Tessera Read With Subplans".to_string()];
+                for (i, s) in subplans.iter().enumerate() {
+                    lines.push(format!("  ->  Scalar Subplan {i}: {s}"));
+                }
+                lines.push(format!(
+                    "  Subplans Time: {:.3} ms",
+                    start.elapsed().as_secs_f64() * 1000.0
+                ));
+                let catalog = session.catalog(self.snapshot());
+                let read = tessera_planner::plan_sql(&text, params, &catalog)?;
+                let explained = explain_analyze::run(
+                    self,
+                    session,
+                    &snapshot,
+                    &read,
+                    Request { sql: &text, ..req },
+                )
+                .await?;
+                let mut result = explain_analyze::text_rows(lines);
+                result.rows.extend(explained.rows);
+                Ok(Outcome::Result(result))
+            }
             DistributedPlan::Modify {
                 tasks,
                 command,
@@ -1838,16 +1881,8 @@ impl Executor {
     ) -> Result<Outcome, ExecError> {
         let mut text = statement.to_string();
         for (i, query) in subplans.iter().enumerate() {
-            let catalog = session.catalog(self.snapshot());
-            let plan = tessera_planner::plan_sql(query, params, &catalog)?;
-            let sub_req = Request {
-                sql: query,
-                param_types: req.param_types,
-                params: req.params,
-                result_formats: &[],
-            };
-            let outcome = match self.run_inner(session, plan, sub_req).await {
-                Ok(o) => o,
+            let result = match self.run_subplan(session, query, params, req).await {
+                Ok(r) => r,
                 Err(e) if matches!(e.sqlstate().as_str(), "42703" | "42P01" | "42P10") => {
                     return Err(ExecError::Unsupported(format!(
                         "this write reads distributed tables through a part that refers to the rest of the \
@@ -1856,22 +1891,6 @@ impl Executor {
                     )))
                 }
                 Err(e) => return Err(e),
-            };
-            let result = match outcome {
-                Outcome::Result(r) => r,
-                Outcome::Stream(mut s) => {
-                    let mut rows = Vec::new();
-                    while let Some(row) = s.rows.recv().await {
-                        rows.push(row?);
-                    }
-                    StatementResult {
-                        fields: s.fields,
-                        rows,
-                        tag: String::new(),
-                        described: true,
-                    }
-                }
-                _ => return Err(ExecError::Internal("a subplan did not return rows".into())),
             };
             let values = self.values_list(session, &result).await?;
             if text.len() + values.len() > MAX_SUBPLAN_SQL {
@@ -1898,14 +1917,116 @@ impl Executor {
             .await
     }
 
-    /// Rows as a derived table: `(SELECT * FROM (VALUES ('v'::type, ...), ...) AS v("a", ...))`,
-    /// typed by the columns' types as the coordinator PostgreSQL names them.
-    async fn values_list(
+    /// Runs `query` (a subplan) through every tier and returns all its rows, in text format.
+    async fn run_subplan(
+        &self,
+        session: &mut Session,
+        query: &str,
+        params: &[tessera_planner::ParamValue],
+        req: Request<'_>,
+    ) -> Result<StatementResult, ExecError> {
+        let catalog = session.catalog(self.snapshot());
+        let plan = tessera_planner::plan_sql(query, params, &catalog)?;
+        let sub_req = Request {
+            sql: query,
+            param_types: req.param_types,
+            params: req.params,
+            result_formats: &[],
+        };
+        match Box::pin(self.run_inner(session, plan, sub_req)).await? {
+            Outcome::Result(r) => Ok(r),
+            Outcome::Stream(mut s) => {
+                let mut rows = Vec::new();
+                while let Some(row) = s.rows.recv().await {
+                    rows.push(row?);
+                }
+                Ok(StatementResult {
+                    fields: s.fields,
+                    rows,
+                    tag: String::new(),
+                    described: true,
+                })
+            }
+            _ => Err(ExecError::Internal("a subplan did not return rows".into())),
+        }
+    }
+
+    /// Runs each scalar subplan of a read, puts its value in place of its placeholder as a
+    /// typed literal, then plans and runs the read. A subplan whose result is not one value
+    /// of a type whose text form reads back exactly under any session setting (one column,
+    /// at most one row) goes back into the statement as written, wrapped in a derived table
+    /// so that it is not taken out again: PostgreSQL then raises its own error for several
+    /// rows, only where it evaluates the subquery.
+    async fn read_with_subplans(
+        &self,
+        session: &mut Session,
+        subplans: &[String],
+        statement: &str,
+        params: &[tessera_planner::ParamValue],
+        req: Request<'_>,
+    ) -> Result<Outcome, ExecError> {
+        let text = self
+            .bind_scalar_subplans(session, subplans, statement, params, req)
+            .await?;
+        let catalog = session.catalog(self.snapshot());
+        let plan = tessera_planner::plan_sql(&text, params, &catalog)?;
+        self.run_inner(session, plan, Request { sql: &text, ..req })
+            .await
+    }
+
+    /// `statement` with each scalar subplan's placeholder replaced (see
+    /// [`Self::read_with_subplans`]).
+    async fn bind_scalar_subplans(
+        &self,
+        session: &mut Session,
+        subplans: &[String],
+        statement: &str,
+        params: &[tessera_planner::ParamValue],
+        req: Request<'_>,
+    ) -> Result<String, ExecError> {
+        /// bool, int8, int2, int4, text, numeric, varchar, bpchar, date, timestamp,
+        /// timestamptz, interval, uuid, name: text output that reads back as the same value
+        /// (floats depend on extra_float_digits).
+        const EXACT_TEXT_TYPES: [u32; 14] = [
+            16, 20, 21, 23, 25, 1700, 1043, 1042, 1082, 1114, 1184, 1186, 2950, 19,
+        ];
+        let mut text = statement.to_string();
+        for (i, query) in subplans.iter().enumerate() {
+            let result = self.run_subplan(session, query, params, req).await?;
+            let scalar = result.fields.len() == 1
+                && result.rows.len() <= 1
+                && EXACT_TEXT_TYPES.contains(&result.fields[0].type_oid);
+            let replacement = if scalar {
+                let type_name = self.column_types(session, &result).await?.remove(0);
+                let value = result
+                    .rows
+                    .first()
+                    .and_then(|row| wire::row_values(row).first().copied().flatten());
+                match value {
+                    Some(v) => format!(
+                        "({}::{type_name})",
+                        tessera_planner::rewrite::quote_literal(&String::from_utf8_lossy(v))
+                    ),
+                    None => format!("(NULL::{type_name})"),
+                }
+            } else {
+                format!("(SELECT * FROM ({query}) AS tessera_scalar)")
+            };
+            text = text.replace(
+                &format!("\"{}\"", tessera_planner::scalar_subplans::placeholder(i)),
+                &replacement,
+            );
+        }
+        Ok(text)
+    }
+
+    /// The type of each column of `result` as the coordinator PostgreSQL names it
+    /// (`format_type` with the column's typmod), for typed literals.
+    async fn column_types(
         &self,
         session: &mut Session,
         result: &StatementResult,
-    ) -> Result<String, ExecError> {
-        use tessera_planner::rewrite::{quote_ident, quote_literal};
+    ) -> Result<Vec<String>, ExecError> {
         let names = result
             .fields
             .iter()
@@ -1919,7 +2040,7 @@ impl Executor {
             .join(", ");
         let conn = session.coordinator_for_statement(self).await?;
         let typed = conn.simple_query(&format!("SELECT {names}")).await?;
-        let types: Vec<String> = typed
+        typed
             .first()
             .and_then(|r| r.rows.first())
             .map(|row| {
@@ -1932,7 +2053,18 @@ impl Executor {
             .filter(|t| t.len() == result.fields.len())
             .ok_or_else(|| {
                 ExecError::Internal("the coordinator did not name a subplan's column types".into())
-            })?;
+            })
+    }
+
+    /// Rows as a derived table: `(SELECT * FROM (VALUES ('v'::type, ...), ...) AS v("a", ...))`,
+    /// typed by the columns' types as the coordinator PostgreSQL names them.
+    async fn values_list(
+        &self,
+        session: &mut Session,
+        result: &StatementResult,
+    ) -> Result<String, ExecError> {
+        use tessera_planner::rewrite::{quote_ident, quote_literal};
+        let types = self.column_types(session, result).await?;
         let value = |v: Option<&[u8]>, t: &str| match v {
             Some(v) => format!("{}::{t}", quote_literal(&String::from_utf8_lossy(v))),
             None => format!("NULL::{t}"),

@@ -1215,7 +1215,10 @@ pub fn function_command_text(sql: &str, catalog: &CatalogSnapshot) -> Option<Dis
     };
     let namespace = match &schema {
         Some(s) => format!("to_regnamespace({})", quote_literal(s)),
-        None => "(SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = pg_catalog.current_schema())".to_string(),
+        None => {
+            "(SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = pg_catalog.current_schema())"
+                .to_string()
+        }
     };
     // Drops every function by the name on a worker, so that no older definition stays there.
     let drop_all = format!(

@@ -51,6 +51,17 @@ pub fn describe(plan: &DistributedPlan) -> Vec<String> {
         }
         DistributedPlan::Execute { original, .. }
         | DistributedPlan::Deallocate { original, .. } => out.push(format!("Tessera: {original}")),
+        DistributedPlan::ReadWithSubplans {
+            subplans,
+            statement,
+            ..
+        } => {
+            out.push("Tessera Read With Subplans".into());
+            for (i, s) in subplans.iter().enumerate() {
+                out.push(format!("  ->  Scalar Subplan {i}: {s}"));
+            }
+            out.push(format!("  Read: {statement}"));
+        }
         DistributedPlan::WriteWithSubplans {
             subplans,
             statement,

@@ -25,6 +25,7 @@ pub mod pull;
 mod pull_subquery;
 pub mod rewrite;
 pub mod safety;
+pub mod scalar_subplans;
 pub mod split;
 pub mod subplans;
 pub mod template;
@@ -242,6 +243,18 @@ pub enum DistributedPlan {
         /// The write with placeholders.
         statement: String,
         /// The client's parameters, for planning the parts and the write.
+        params: Vec<ParamValue>,
+    },
+    /// A read whose uncorrelated scalar subqueries over distributed tables run first
+    /// ([`scalar_subplans`]): each subplan's value replaces the placeholder
+    /// `"tessera_scalar_subplan_<i>"` in `statement` as a typed literal, and the result is
+    /// planned again.
+    ReadWithSubplans {
+        /// The subqueries, as queries.
+        subplans: Vec<String>,
+        /// The read with placeholders.
+        statement: String,
+        /// The client's parameters, for planning the parts and the read.
         params: Vec<ParamValue>,
     },
     /// `INSERT ... SELECT` into a distributed or reference table through the coordinator.
@@ -529,7 +542,8 @@ pub fn plan(
                 DistributedPlan::Local(_) => Ok(DistributedPlan::Local(original.to_string())),
                 read @ (DistributedPlan::Router(_)
                 | DistributedPlan::MultiShard { .. }
-                | DistributedPlan::Pull(_)) => {
+                | DistributedPlan::Pull(_)
+                | DistributedPlan::ReadWithSubplans { .. }) => {
                     if !matches!(statement.as_ref(), Statement::Query(_)) {
                         return Err(PlanError::Unsupported(
                             "EXPLAIN ANALYZE of writes to distributed tables is not supported; \
@@ -600,6 +614,9 @@ pub fn plan(
                 return Ok(DistributedPlan::Utility(call));
             }
             if let Some(plan) = select_into(query, catalog)? {
+                return Ok(plan);
+            }
+            if let Some(plan) = scalar_subplans::plan_scalar_subplans(stmt, params, catalog) {
                 return Ok(plan);
             }
             multi_shard::plan_select(stmt, query, original, params, catalog)

@@ -45,10 +45,33 @@ struct ShardRewriter<'a> {
     catalog: &'a CatalogSnapshot,
     index: usize,
     shard_ids: Vec<i64>,
+    /// Names of the CTEs of the queries being visited, innermost last: an unqualified
+    /// reference to one is the CTE, not a table of the same name.
+    ctes: Vec<String>,
+    /// How many names each query being visited added to `ctes`.
+    cte_counts: Vec<usize>,
 }
 
 impl VisitorMut for ShardRewriter<'_> {
     type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut sqlparser::ast::Query) -> ControlFlow<()> {
+        let names: Vec<String> = query
+            .with
+            .iter()
+            .flat_map(|w| &w.cte_tables)
+            .map(|cte| crate::analyze::ident_name(&cte.alias.name))
+            .collect();
+        self.cte_counts.push(names.len());
+        self.ctes.extend(names);
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _query: &mut sqlparser::ast::Query) -> ControlFlow<()> {
+        let added = self.cte_counts.pop().unwrap_or(0);
+        self.ctes.truncate(self.ctes.len() - added);
+        ControlFlow::Continue(())
+    }
 
     fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
         if let TableFactor::Table {
@@ -59,6 +82,9 @@ impl VisitorMut for ShardRewriter<'_> {
         } = factor
         {
             if let Some((schema, table_name)) = object_name_parts(name) {
+                if schema.is_none() && self.ctes.contains(&table_name) {
+                    return ControlFlow::Continue(());
+                }
                 if let Some(table) = self.catalog.table(schema.as_deref(), &table_name) {
                     let shard = shard_object_name(table, self.index);
                     self.shard_ids.push(shard_id_at(table, self.index));
@@ -97,6 +123,8 @@ pub fn rewrite_for_shard(
         catalog,
         index,
         shard_ids: Vec::new(),
+        ctes: Vec::new(),
+        cte_counts: Vec::new(),
     };
     let _ = copy.visit(&mut rewriter);
     if let Statement::Insert(insert) = &mut copy {
