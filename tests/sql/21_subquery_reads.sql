@@ -93,6 +93,9 @@ SELECT c_id FROM sr_cust WHERE c_score > (SELECT max(o_total) AS c_id FROM sr_or
 SELECT count(*) FROM sr_orders WHERE o_total > ALL (SELECT c_score FROM sr_cust WHERE c_id < 3);
 SELECT count(*) FROM sr_orders WHERE o_cust = ANY (SELECT c_id FROM sr_cust WHERE c_score > 5);
 WITH sr_cust AS (SELECT 300 AS c_score) SELECT count(*) FROM sr_orders WHERE o_total > (SELECT max(c_score) FROM sr_cust);
+-- A CTE named like a distributed table is the CTE in tasks pushed to the shards too.
+WITH sr_cust AS (SELECT 300 AS c_score) SELECT count(*) FROM sr_orders, sr_cust WHERE o_total > c_score;
+WITH sr_items AS (SELECT 5 AS i_order) SELECT o_id FROM sr_orders JOIN sr_items ON i_order = o_id;
 SELECT count(*) FROM sr_orders WHERE o_total > (SELECT max(c_score) FROM sr_cust) + (WITH sr_cust AS (SELECT 1 AS c_score) SELECT max(c_score) FROM sr_cust);
 BEGIN;
 INSERT INTO sr_orders VALUES (500, 1, 99999.99, 'big');
