@@ -42,6 +42,17 @@ SELECT uf_rowtype(l) FROM uf_local l;
 -- A SQL function's body may name tables the workers do not have.
 CREATE FUNCTION uf_count_local() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM uf_local';
 SELECT uf_count_local();
+-- User-defined aggregates: on a reference table (one worker answers), grouped by the
+-- distribution column (pushed down) and over all shards.
+CREATE FUNCTION uf_acc(acc numeric, x numeric) RETURNS numeric LANGUAGE sql IMMUTABLE AS 'SELECT acc + coalesce(x, 0) * 2';
+CREATE AGGREGATE uf_dsum(numeric) (SFUNC = uf_acc, STYPE = numeric, INITCOND = '0');
+SELECT uf_dsum(id) FROM uf_ref;
+SELECT k, uf_dsum(n) FROM uf_t GROUP BY k ORDER BY k LIMIT 3;
+SELECT uf_dsum(n) FROM uf_t;
+CREATE OR REPLACE AGGREGATE uf_dsum(numeric) (SFUNC = uf_acc, STYPE = numeric, INITCOND = '100');
+SELECT uf_dsum(id) FROM uf_ref;
+DROP AGGREGATE uf_dsum(numeric);
+DROP FUNCTION uf_acc(numeric, numeric);
 DROP FUNCTION uf_count_local(), uf_rowtype(uf_local), uf_s."Half"(int), uf_s."Half"(numeric);
 DROP FUNCTION IF EXISTS uf_nothing(int);
 DROP FUNCTION uf_double(int), uf_tag(int, text);

@@ -11,6 +11,13 @@ SELECT create_reference_table('ur_ref');
 INSERT INTO ur_t SELECT i, i % 4, i * 1.25, 's' || (i % 7) FROM generate_series(1, 60) i;
 INSERT INTO ur_ref VALUES (0, 'zero'), (1, 'one'), (2, 'two'), (3, 'three');
 INSERT INTO ur_local VALUES (1, 'first'), (2, 'second'), (60, 'last');
+-- TABLE name, as a statement and as a set operation's or subquery's operand, is the query it
+-- abbreviates (it read the shell inside a UNION, and lost a LIMIT after it).
+TABLE ur_ref ORDER BY g LIMIT 2;
+SELECT 9, 'nine' UNION ALL TABLE ur_ref ORDER BY 1;
+SELECT count(*) FROM (TABLE ur_t) s;
+SELECT k, s FROM ur_t WHERE k < 4 UNION TABLE ur_local EXCEPT ALL SELECT 2, 'second' ORDER BY 1;
+WITH r AS (TABLE ur_ref) SELECT * FROM r ORDER BY g DESC LIMIT 1;
 -- Window frames with EXCLUDE.
 SELECT k, sum(n) OVER (ORDER BY k ROWS BETWEEN 2 PRECEDING AND 2 FOLLOWING EXCLUDE CURRENT ROW) FROM ur_t ORDER BY k;
 SELECT k, g, count(*) OVER (PARTITION BY g ORDER BY k GROUPS BETWEEN 1 PRECEDING AND CURRENT ROW EXCLUDE TIES) FROM ur_t WHERE k < 20 ORDER BY k;

@@ -1126,10 +1126,11 @@ pub fn type_command_text(sql: &str, catalog: &CatalogSnapshot) -> Option<Distrib
     )))
 }
 
-/// `CREATE [OR REPLACE] FUNCTION`, `ALTER FUNCTION` and `DROP FUNCTION|ROUTINE`: run on the
-/// coordinator and on every active worker, as Citus propagates functions, so that a query
-/// pushed to the shards can call the functions the coordinator knows (without them a worker
-/// answers "function ... does not exist").
+/// `CREATE [OR REPLACE] FUNCTION|AGGREGATE`, `ALTER FUNCTION|AGGREGATE` and `DROP
+/// FUNCTION|AGGREGATE|ROUTINE`: run on the coordinator and on every active worker, as Citus
+/// propagates functions, so that a query pushed to the shards can call the functions and
+/// aggregates the coordinator knows (without them a worker answers "function ... does not
+/// exist").
 ///
 /// On a worker, CREATE runs as CREATE OR REPLACE (a copy kept from before is replaced) with
 /// `check_function_bodies` off (a SQL function's body may name tables only the coordinator
@@ -1170,7 +1171,7 @@ pub fn function_command_text(sql: &str, catalog: &CatalogSnapshot) -> Option<Dis
     let object_at = if replace { 3 } else { 1 };
     let object = word(object_at);
     let routine = object == "routine" && verb != "create";
-    if object != "function" && !routine {
+    if object != "function" && object != "aggregate" && !routine {
         return None;
     }
     // Temporary functions belong to the coordinator session alone; C and internal functions
@@ -1224,7 +1225,7 @@ pub fn function_command_text(sql: &str, catalog: &CatalogSnapshot) -> Option<Dis
     let drop_all = format!(
         "FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p \
          WHERE p.proname = {} AND p.pronamespace = {namespace} LOOP \
-         BEGIN EXECUTE 'DROP FUNCTION ' || f; EXCEPTION WHEN OTHERS THEN NULL; END; \
+         BEGIN EXECUTE 'DROP ROUTINE ' || f; EXCEPTION WHEN OTHERS THEN NULL; END; \
          END LOOP;",
         quote_literal(&name)
     );

@@ -341,6 +341,8 @@ pub fn plan_sql(
     if let Some(plan) = matview::matview_command_text(sql, catalog) {
         return plan;
     }
+    let tables_spelled = table_queries(sql);
+    let sql = tables_spelled.as_deref().unwrap_or(sql);
     let only_stripped = strip_only(sql, catalog);
     let sql = only_stripped.as_deref().unwrap_or(sql);
     let parsed = parse_statement(sql).or_else(|e| {
@@ -961,6 +963,79 @@ pub fn is_select(sql: &str) -> bool {
         }
     }
     matches!(parse_statement(sql), Ok(Statement::Query(q)) if reads(&q.body))
+}
+
+/// `sql` with every `TABLE name` query (a statement of its own, or a set operation's or a
+/// parenthesized query's operand) spelled as the query it abbreviates in PostgreSQL's
+/// grammar (gram.y: `SELECT * FROM name`); `None` when there is none. sqlparser reads
+/// `TABLE name` as an opaque node that names no table (so a UNION with a distributed table's
+/// TABLE read the shell), and swallows the two tokens after the name (`TABLE t LIMIT 2` lost
+/// its LIMIT). Only the keyword is replaced, by position, so the rest of the text stays as
+/// written.
+fn table_queries(sql: &str) -> Option<String> {
+    use sqlparser::dialect::PostgreSqlDialect;
+    use sqlparser::tokenizer::{Token, Tokenizer};
+    if !sql.to_ascii_lowercase().contains("table") {
+        return None;
+    }
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql)
+        .tokenize_with_location()
+        .ok()?;
+    let significant: Vec<_> = tokens
+        .iter()
+        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
+        .collect();
+    let keyword = |t: &Token, k: &str| matches!(t, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(k));
+    let mut at = Vec::new();
+    for (i, t) in significant.iter().enumerate() {
+        if !keyword(&t.token, "table") {
+            continue;
+        }
+        let operand = match i.checked_sub(1).map(|p| &significant[p].token) {
+            None => true,
+            Some(Token::LParen) => true,
+            Some(prev) => {
+                ["union", "intersect", "except"]
+                    .iter()
+                    .any(|k| keyword(prev, k))
+                    || (["all", "distinct"].iter().any(|k| keyword(prev, k))
+                        && i >= 2
+                        && ["union", "intersect", "except"]
+                            .iter()
+                            .any(|k| keyword(&significant[i - 2].token, k)))
+            }
+        };
+        if operand {
+            at.push((t.span.start.line, t.span.start.column));
+        }
+    }
+    if at.is_empty() {
+        return None;
+    }
+    // Line and column (1-based, in characters) to byte offsets.
+    let mut line_starts = vec![0usize];
+    line_starts.extend(sql.match_indices('\n').map(|(i, _)| i + 1));
+    let offset = |(line, column): (u64, u64)| -> Option<usize> {
+        let start = *line_starts.get(usize::try_from(line).ok()?.checked_sub(1)?)?;
+        let skip = usize::try_from(column).ok()?.checked_sub(1)?;
+        sql[start..]
+            .char_indices()
+            .nth(skip)
+            .map(|(i, _)| start + i)
+    };
+    let mut out = String::with_capacity(sql.len() + 16 * at.len());
+    let mut copied = 0;
+    for position in at {
+        let start = offset(position)?;
+        if !sql.get(start..start + 5)?.eq_ignore_ascii_case("table") {
+            return None;
+        }
+        out.push_str(&sql[copied..start]);
+        out.push_str("SELECT * FROM");
+        copied = start + 5;
+    }
+    out.push_str(&sql[copied..]);
+    Some(out)
 }
 
 /// `TABLE name [ORDER BY ...] [LIMIT ...]`, which sqlparser does not read, as the query it
