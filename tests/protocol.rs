@@ -501,6 +501,32 @@ fn explain_shows_tiers_tasks_and_actual_rows() {
                 .and_then(|e| e.code().map(|c| c.code().to_string())),
             Some("0A000".into())
         );
+        // Scalar subqueries run first: EXPLAIN ANALYZE shows them and the read they leave.
+        let scalar = lines(
+            &client,
+            "EXPLAIN ANALYZE SELECT k FROM e_a WHERE v > (SELECT min(k) FROM e_b)",
+        )
+        .await;
+        assert!(
+            scalar.contains("Scalar Subplan 0") && scalar.contains("actual time="),
+            "{scalar}"
+        );
+        // A statement prepared through Tessera is explained as Tessera runs it, with its
+        // arguments, not as the coordinator's copy would read the shells.
+        client
+            .batch_execute("PREPARE e_by_key(int) AS SELECT v FROM e_a WHERE k = $1")
+            .await
+            .expect("prepare");
+        let prepared = lines(&client, "EXPLAIN (COSTS OFF) EXECUTE e_by_key(1 + 1)").await;
+        assert!(
+            prepared.contains("Tessera Router") && prepared.contains("'2'"),
+            "{prepared}"
+        );
+        let analyzed = lines(&client, "EXPLAIN ANALYZE EXECUTE e_by_key(3)").await;
+        assert!(
+            analyzed.contains("Tessera Router") && analyzed.contains("actual time="),
+            "{analyzed}"
+        );
     });
 }
 

@@ -1251,18 +1251,17 @@ impl Executor {
             DistributedPlan::Execute {
                 name,
                 arguments,
-                create_as,
+                wrap,
                 original,
             } => {
                 let prepared = session.prepared.get(&name).cloned();
-                match (prepared, create_as) {
+                match (prepared, wrap) {
                     (Some(p), None) if p.param_types.len() == arguments.len() => {
                         Box::pin(self.execute_prepared(session, &name, &p, &arguments, req)).await
                     }
-                    // A prepared SELECT; other statements get PostgreSQL's own error.
-                    (Some(p), Some((head, no_data)))
+                    (Some(p), Some(wrap))
                         if p.param_types.len() == arguments.len()
-                            && tessera_planner::is_select(&p.statement) =>
+                            && (!wrap.select_only || tessera_planner::is_select(&p.statement)) =>
                     {
                         let values = self
                             .prepared_arguments(session, &name, &arguments, req)
@@ -1277,8 +1276,7 @@ impl Executor {
                             &values,
                             &types,
                         )?;
-                        let suffix = if no_data { " WITH NO DATA" } else { "" };
-                        let sql = format!("{head} AS {query}{suffix}");
+                        let sql = format!("{} {query}{}", wrap.prefix, wrap.suffix);
                         let catalog = session.catalog(self.snapshot());
                         let plan = tessera_planner::plan_sql(&sql, &[], &catalog)?;
                         let inner = Request {

@@ -212,10 +212,9 @@ pub enum DistributedPlan {
         name: String,
         /// The argument expressions' text.
         arguments: Vec<String>,
-        /// `CREATE ... TABLE ... AS EXECUTE`: the table's part (everything before `AS`) and
-        /// whether it said `WITH NO DATA`; the prepared query is planned inside it with the
-        /// arguments in place of its parameters.
-        create_as: Option<(String, bool)>,
+        /// `CREATE ... TABLE ... AS EXECUTE` or `EXPLAIN [ANALYZE] EXECUTE`: the prepared
+        /// statement is planned inside this, with the arguments in place of its parameters.
+        wrap: Option<ExecuteWrap>,
         /// The EXECUTE itself, for the coordinator PostgreSQL.
         original: String,
     },
@@ -490,10 +489,8 @@ pub fn plan(
         } => {
             let inner = plan(statement, &statement.to_string(), params, catalog)?;
             match inner {
-                // EXECUTE of a statement the coordinator PostgreSQL prepared too.
-                DistributedPlan::Local(_) | DistributedPlan::Execute { .. } => {
-                    Ok(DistributedPlan::Local(original.to_string()))
-                }
+                DistributedPlan::Local(_) => Ok(DistributedPlan::Local(original.to_string())),
+                DistributedPlan::Execute { .. } => Ok(explain_execute(inner, original)),
                 other => {
                     let lines = explain::describe(&other);
                     // The worker's plan of the first task, in text format only.
@@ -542,6 +539,7 @@ pub fn plan(
             let inner = plan(statement, &statement.to_string(), params, catalog)?;
             match inner {
                 DistributedPlan::Local(_) => Ok(DistributedPlan::Local(original.to_string())),
+                DistributedPlan::Execute { .. } => Ok(explain_execute(inner, original)),
                 read @ (DistributedPlan::Router(_)
                 | DistributedPlan::MultiShard { .. }
                 | DistributedPlan::Pull(_)
@@ -586,7 +584,7 @@ pub fn plan(
             Some((None, name)) => Ok(DistributedPlan::Execute {
                 name,
                 arguments: parameters.iter().map(|p| p.to_string()).collect(),
-                create_as: None,
+                wrap: None,
                 original: original.to_string(),
             }),
             _ => Ok(DistributedPlan::Local(original.to_string())),
@@ -923,6 +921,54 @@ fn create_table_as_text(
     )
 }
 
+/// `EXPLAIN [ANALYZE] [(options)] EXECUTE name(arguments)`: the EXECUTE's plan wrapped in the
+/// EXPLAIN as written before `EXECUTE` (so the prepared statement is explained as Tessera runs
+/// it, not as the coordinator's copy would read the shells); the whole statement is the
+/// original, forwarded when the session did not prepare `name` through Tessera.
+fn explain_execute(inner: DistributedPlan, original: &str) -> DistributedPlan {
+    let DistributedPlan::Execute {
+        name, arguments, ..
+    } = inner
+    else {
+        return inner;
+    };
+    let lower = original.to_ascii_lowercase();
+    let prefix = lower
+        .match_indices("execute")
+        .map(|(i, _)| i)
+        .find(|&i| {
+            i > 0
+                && original[..i]
+                    .chars()
+                    .last()
+                    .is_some_and(|c| c.is_whitespace() || c == ')')
+        })
+        .map(|i| original[..i].trim_end().to_string());
+    DistributedPlan::Execute {
+        name,
+        arguments,
+        wrap: prefix.map(|prefix| ExecuteWrap {
+            prefix,
+            suffix: String::new(),
+            select_only: false,
+        }),
+        original: original.to_string(),
+    }
+}
+
+/// The statement an `EXECUTE` of a statement prepared through Tessera stands in:
+/// `{prefix} {prepared statement, arguments bound}{suffix}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecuteWrap {
+    /// `CREATE TABLE t AS`, `EXPLAIN (ANALYZE)`, ...
+    pub prefix: String,
+    /// ` WITH NO DATA`, or empty.
+    pub suffix: String,
+    /// Only a prepared query may be wrapped (CREATE TABLE AS); other statements get
+    /// PostgreSQL's own error from the coordinator.
+    pub select_only: bool,
+}
+
 /// `CREATE [TEMP|UNLOGGED] TABLE name [(columns)] AS EXECUTE name [(arguments)] [WITH [NO]
 /// DATA]`: an [`DistributedPlan::Execute`] that the executor runs as `CREATE TABLE ... AS` of
 /// the prepared query when the session prepared it through Tessera (the coordinator's copy
@@ -945,7 +991,11 @@ fn create_table_as_execute(sql: &str) -> Option<DistributedPlan> {
     Some(DistributedPlan::Execute {
         name,
         arguments: parameters.iter().map(|p| p.to_string()).collect(),
-        create_as: Some((head.trim_end().to_string(), no_data)),
+        wrap: Some(ExecuteWrap {
+            prefix: format!("{} AS", head.trim_end()),
+            suffix: if no_data { " WITH NO DATA" } else { "" }.to_string(),
+            select_only: true,
+        }),
         original: sql.to_string(),
     })
 }
