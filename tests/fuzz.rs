@@ -12,7 +12,9 @@
 //! idea of SQLancer's and CockroachDB's differential oracles: the single server is the oracle.
 //!
 //! `TESSERA_FUZZ_QUERIES` (default 2000) sets how many queries run, `TESSERA_FUZZ_SEED`
-//! (default 1) the seed; `TESSERA_FUZZ_ONLY=n` reruns query n of that seed alone. A million
+//! (default 1) the seed; `TESSERA_FUZZ_ONLY=n` reruns query n of that seed alone, and
+//! `TESSERA_FUZZ_PRINT=1` prints each query to stderr before it runs (to find one that
+//! brings the process down). A million
 //! by hand: `TESSERA_FUZZ_QUERIES=1000000 cargo test --release -p tessera --test fuzz -- --nocapture`.
 
 mod common;
@@ -258,6 +260,9 @@ impl Gen<'_> {
                     return "true".into();
                 };
                 let op = *self.rng.pick(&["=", "<", ">=", "<>", "="]);
+                if kind == Kind::Int && self.rng.chance(25) {
+                    return format!("{col} {op} {}", self.scalar_subquery(scope));
+                }
                 format!("{col} {op} {}", self.constant(kind))
             }
             3 => {
@@ -358,6 +363,44 @@ impl Gen<'_> {
         }
     }
 
+    /// A scalar subquery over one table, correlated with `scope` or not: an aggregate, or
+    /// one value (`ORDER BY 1 LIMIT 1`, NULL when no row matches).
+    fn scalar_subquery(&mut self, scope: &[Item]) -> String {
+        let table = self.rng.pick(&TABLES[..5]);
+        let inner = Item {
+            alias: self.alias(),
+            table,
+        };
+        let (v, _) = self
+            .column(std::slice::from_ref(&inner), Some(Kind::Int))
+            .unwrap_or(("1".into(), Kind::Int));
+        let cond = if self.rng.chance(60) {
+            let (b, _) = self
+                .column(scope, Some(Kind::Int))
+                .unwrap_or(("0".into(), Kind::Int));
+            format!("{v} = {b}")
+        } else {
+            self.predicate(std::slice::from_ref(&inner), &[], 2)
+        };
+        let agg = *self.rng.pick(&["count(*)", "max", "sum", "first"]);
+        if agg == "first" {
+            // At most one row, maybe none (NULL): a value, not an aggregate.
+            return format!(
+                "(SELECT {v} FROM {} {} WHERE {cond} ORDER BY 1 LIMIT 1)",
+                table.name, inner.alias
+            );
+        }
+        let expr = if agg == "count(*)" {
+            agg.to_string()
+        } else {
+            format!("{agg}({v})")
+        };
+        format!(
+            "(SELECT {expr} FROM {} {} WHERE {cond})",
+            table.name, inner.alias
+        )
+    }
+
     fn scalar(&mut self, scope: &[Item]) -> String {
         match self.rng.below(8) {
             0 => {
@@ -378,35 +421,7 @@ impl Gen<'_> {
                     .unwrap_or(("1.5".into(), Kind::Numeric));
                 format!("coalesce({c}, 0)")
             }
-            3 => {
-                // A scalar subquery, correlated or not.
-                let table = self.rng.pick(&TABLES[..5]);
-                let inner = Item {
-                    alias: self.alias(),
-                    table,
-                };
-                let (v, _) = self
-                    .column(std::slice::from_ref(&inner), Some(Kind::Int))
-                    .unwrap_or(("1".into(), Kind::Int));
-                let cond = if self.rng.chance(60) {
-                    let (b, _) = self
-                        .column(scope, Some(Kind::Int))
-                        .unwrap_or(("0".into(), Kind::Int));
-                    format!("{v} = {b}")
-                } else {
-                    self.predicate(std::slice::from_ref(&inner), &[], 2)
-                };
-                let agg = *self.rng.pick(&["count(*)", "max", "sum"]);
-                let expr = if agg == "count(*)" {
-                    agg.to_string()
-                } else {
-                    format!("{agg}({v})")
-                };
-                format!(
-                    "(SELECT {expr} FROM {} {} WHERE {cond})",
-                    table.name, inner.alias
-                )
-            }
+            3 => self.scalar_subquery(scope),
             _ => self
                 .column(scope, None)
                 .map(|c| c.0)
@@ -609,6 +624,9 @@ fn fuzzed_queries_match_postgres() {
             .query();
             if only.is_some() {
                 println!("{sql}");
+            }
+            if std::env::var("TESSERA_FUZZ_PRINT").is_ok() {
+                eprintln!("Q{i}: {sql}");
             }
             match common::compare(&tessera, &baseline, &sql, ordered).await {
                 Ok(true) => {

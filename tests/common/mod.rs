@@ -18,6 +18,7 @@ use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_stack_size(8 << 20)
         .enable_all()
         .build()
         .expect("runtime")

@@ -1388,8 +1388,8 @@ impl Executor {
                 };
                 // The subplans run (and are timed) first; the read they leave is explained.
                 let start = std::time::Instant::now();
-                let text = self
-                    .bind_scalar_subplans(session, subplans, statement, params, req)
+                let (text, read) = self
+                    .resolve_scalar_subplans(session, subplans, statement, params, req)
                     .await?;
                 let mut lines = vec!["Tessera Read With Subplans".to_string()];
                 for (i, s) in subplans.iter().enumerate() {
@@ -1399,8 +1399,6 @@ impl Executor {
                     "  Subplans Time: {:.3} ms",
                     start.elapsed().as_secs_f64() * 1000.0
                 ));
-                let catalog = session.catalog(self.snapshot());
-                let read = tessera_planner::plan_sql(&text, params, &catalog)?;
                 let explained = explain_analyze::run(
                     self,
                     session,
@@ -1963,13 +1961,43 @@ impl Executor {
         params: &[tessera_planner::ParamValue],
         req: Request<'_>,
     ) -> Result<Outcome, ExecError> {
-        let text = self
-            .bind_scalar_subplans(session, subplans, statement, params, req)
+        let (text, plan) = self
+            .resolve_scalar_subplans(session, subplans, statement, params, req)
             .await?;
-        let catalog = session.catalog(self.snapshot());
-        let plan = tessera_planner::plan_sql(&text, params, &catalog)?;
         self.run_inner(session, plan, Request { sql: &text, ..req })
             .await
+    }
+
+    /// Binds the scalar subplans of a read and plans it again, as often as the read has
+    /// subqueries that only become self-contained once the ones inside them are values (a
+    /// loop here, not nested executor calls); returns the final text and its plan.
+    async fn resolve_scalar_subplans(
+        &self,
+        session: &mut Session,
+        subplans: &[String],
+        statement: &str,
+        params: &[tessera_planner::ParamValue],
+        req: Request<'_>,
+    ) -> Result<(String, DistributedPlan), ExecError> {
+        let mut subplans = subplans.to_vec();
+        let mut statement = statement.to_string();
+        loop {
+            let text = self
+                .bind_scalar_subplans(session, &subplans, &statement, params, req)
+                .await?;
+            let catalog = session.catalog(self.snapshot());
+            match tessera_planner::plan_sql(&text, params, &catalog)? {
+                DistributedPlan::ReadWithSubplans {
+                    subplans: more,
+                    statement: next,
+                    ..
+                } => {
+                    subplans = more;
+                    statement = next;
+                }
+                plan => return Ok((text, plan)),
+            }
+        }
     }
 
     /// `statement` with each scalar subplan's placeholder replaced (see
@@ -1988,9 +2016,25 @@ impl Executor {
         const EXACT_TEXT_TYPES: [u32; 14] = [
             16, 20, 21, 23, 25, 1700, 1043, 1042, 1082, 1114, 1184, 1186, 2950, 19,
         ];
+        /// Subplans inside subplans beyond this stay subqueries (run as written).
+        const MAX_DEPTH: u32 = 4;
         let mut text = statement.to_string();
         for (i, query) in subplans.iter().enumerate() {
-            let result = self.run_subplan(session, query, params, req).await?;
+            let result = if session.subplan_depth >= MAX_DEPTH {
+                None
+            } else {
+                session.subplan_depth += 1;
+                let result = self.run_subplan(session, query, params, req).await;
+                session.subplan_depth -= 1;
+                Some(result?)
+            };
+            let Some(result) = result else {
+                text = text.replace(
+                    &format!("\"{}\"", tessera_planner::scalar_subplans::placeholder(i)),
+                    &format!("(SELECT * FROM ({query}) AS tessera_scalar)"),
+                );
+                continue;
+            };
             let scalar = result.fields.len() == 1
                 && result.rows.len() <= 1
                 && EXACT_TEXT_TYPES.contains(&result.fields[0].type_oid);

@@ -97,6 +97,10 @@ pub struct Session {
     /// SQL-level prepared statements over distributed tables, by name (also prepared on the
     /// coordinator PostgreSQL, which checks names, arguments and DEALLOCATE).
     pub prepared: std::collections::HashMap<String, SqlPrepared>,
+    /// How many scalar subplans are running one inside another's (a subplan's own
+    /// subquery): bounded, so that deeply nested subqueries cannot nest executor calls
+    /// without end.
+    pub subplan_depth: u32,
     /// Notices of Tessera's own for the client (as PostgreSQL would send them).
     notices: Vec<ServerError>,
     /// The session's current role is not a superuser (its login role, SET ROLE, SET SESSION

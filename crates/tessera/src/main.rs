@@ -334,7 +334,10 @@ fn run() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    // 8 MiB stacks: a statement's subplans run through the executor again, nesting its
+    // (large) futures' polls.
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(8 << 20)
         .enable_all()
         .build()?;
     runtime.block_on(async {
