@@ -54,6 +54,18 @@ SELECT uf_dsum(id) FROM uf_ref;
 DROP AGGREGATE uf_dsum(numeric);
 DROP FUNCTION uf_acc(numeric, numeric);
 DROP FUNCTION uf_count_local(), uf_rowtype(uf_local), uf_s."Half"(int), uf_s."Half"(numeric);
+-- A DO block or a function that would change a function on the coordinator alone (the
+-- workers' copies would stay as they were) is refused.
+-- unsupported
+DO $$ BEGIN CREATE OR REPLACE FUNCTION uf_double(x int) RETURNS numeric LANGUAGE sql AS 'SELECT x * 9.0'; END $$;
+CREATE FUNCTION uf_maker() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  CREATE OR REPLACE FUNCTION uf_double(x int) RETURNS numeric LANGUAGE sql AS 'SELECT x * 9.0';
+END $$;
+-- unsupported
+SELECT uf_maker();
+SELECT sum(uf_double(k)) FROM uf_t;
+DROP FUNCTION uf_maker();
 DROP FUNCTION IF EXISTS uf_nothing(int);
 DROP FUNCTION uf_double(int), uf_tag(int, text);
 -- error 42883

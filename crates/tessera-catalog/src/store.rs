@@ -477,6 +477,20 @@ pub async fn load_snapshot(client: &impl GenericClient) -> Result<CatalogSnapsho
             });
             if let Some(what) = named {
                 shell_readers.insert(name.clone(), format!("reads {what}"));
+            } else if words
+                .iter()
+                .any(|w| matches!(w.as_str(), "create" | "alter" | "drop"))
+                && words
+                    .iter()
+                    .any(|w| matches!(w.as_str(), "function" | "aggregate" | "routine"))
+            {
+                // Functions are kept on the workers too; run here, it would change only the
+                // coordinator's copy.
+                shell_readers.insert(
+                    name.clone(),
+                    "creates, changes or drops functions, which Tessera keeps on the workers too"
+                        .to_string(),
+                );
             } else if language == "plpgsql" && words.iter().any(|w| w == "execute") {
                 // EXECUTE builds its statement at run time: no name to find beforehand.
                 shell_readers.insert(

@@ -340,8 +340,14 @@ pub fn plan_sql(
     if let Some(plan) = matview::matview_command_text(sql, catalog) {
         return plan;
     }
-    let tables_spelled = table_queries(sql);
-    let sql = tables_spelled.as_deref().unwrap_or(sql);
+    if let Some(spelled) = table_queries(sql) {
+        // Statements over local tables go to the coordinator as written (its error
+        // positions refer to the client's text).
+        return match plan_sql(&spelled, params, catalog) {
+            Ok(DistributedPlan::Local(_)) => Ok(DistributedPlan::Local(sql.to_string())),
+            other => other,
+        };
+    }
     let only_stripped = strip_only(sql, catalog);
     let sql = only_stripped.as_deref().unwrap_or(sql);
     let parsed = parse_statement(sql).or_else(|e| {
@@ -422,9 +428,18 @@ fn refuse_do_block(sql: &str, lower: &str, catalog: &CatalogSnapshot) -> Option<
              run the block's statements directly"
         )));
     }
-    let dynamic = lower
+    let words: Vec<&str> = lower
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .any(|w| w == "execute");
+        .collect();
+    if changes_functions(&words) {
+        return Some(PlanError::Unsupported(
+            "this DO block creates, changes or drops a function, which Tessera keeps on the \
+             workers too, and the block would change only the coordinator's; run the \
+             statements directly"
+                .into(),
+        ));
+    }
+    let dynamic = words.iter().any(|w| *w == "execute");
     dynamic.then(|| {
         PlanError::Unsupported(
             "this DO block runs dynamic SQL (EXECUTE), which may read distributed tables, and it \
@@ -432,6 +447,18 @@ fn refuse_do_block(sql: &str, lower: &str, catalog: &CatalogSnapshot) -> Option<
                 .into(),
         )
     })
+}
+
+/// Whether the words of a procedural body (lower case) may create, replace, alter or drop a
+/// function or aggregate: a body run on the coordinator alone would leave the workers' copies
+/// (see [`ddl::function_command_text`]) behind. Word matches: too much rather than too little.
+fn changes_functions(words: &[&str]) -> bool {
+    let verb = words
+        .iter()
+        .any(|w| matches!(*w, "create" | "alter" | "drop"));
+    verb && words
+        .iter()
+        .any(|w| matches!(*w, "function" | "aggregate" | "routine"))
 }
 
 /// Plans a parsed statement. `original` is its text, forwarded verbatim when local.
