@@ -439,7 +439,7 @@ fn refuse_do_block(sql: &str, lower: &str, catalog: &CatalogSnapshot) -> Option<
                 .into(),
         ));
     }
-    let dynamic = words.iter().any(|w| *w == "execute");
+    let dynamic = words.contains(&"execute");
     dynamic.then(|| {
         PlanError::Unsupported(
             "this DO block runs dynamic SQL (EXECUTE), which may read distributed tables, and it \
