@@ -1019,3 +1019,22 @@ pub fn output_name(e: &Expr) -> Option<String> {
         _ => None,
     }
 }
+
+/// The ON/USING/NATURAL part of an inner, outer or cross join; `None` for the other join
+/// operators (semi, anti, APPLY, ASOF, ...).
+pub fn join_constraint(
+    op: &sqlparser::ast::JoinOperator,
+) -> Option<&sqlparser::ast::JoinConstraint> {
+    use sqlparser::ast::JoinOperator as J;
+    match op {
+        J::Join(c)
+        | J::Inner(c)
+        | J::Left(c)
+        | J::LeftOuter(c)
+        | J::Right(c)
+        | J::RightOuter(c)
+        | J::FullOuter(c)
+        | J::CrossJoin(c) => Some(c),
+        _ => None,
+    }
+}

@@ -977,26 +977,10 @@ fn shard_operation(
 /// statements and when there are no workers.
 pub fn type_command_text(sql: &str, catalog: &CatalogSnapshot) -> Option<DistributedPlan> {
     use crate::rewrite::quote_literal;
-    use sqlparser::dialect::PostgreSqlDialect;
-    use sqlparser::tokenizer::{Token, Tokenizer};
+    use sqlparser::tokenizer::Token;
+    let tokens = propagated_ddl_tokens(sql, catalog)?;
+    let word = |i: usize| unquoted_word(&tokens, i);
     let first = first_word(sql);
-    if !["create", "alter", "drop"]
-        .iter()
-        .any(|w| first.eq_ignore_ascii_case(w))
-        || !catalog.nodes.iter().any(|n| n.is_active)
-    {
-        return None;
-    }
-    let tokens: Vec<Token> = Tokenizer::new(&PostgreSqlDialect {}, sql)
-        .tokenize()
-        .ok()?
-        .into_iter()
-        .filter(|t| !matches!(t, Token::Whitespace(_)))
-        .collect();
-    let word = |i: usize| match tokens.get(i) {
-        Some(Token::Word(w)) if w.quote_style.is_none() => w.value.to_ascii_lowercase(),
-        _ => String::new(),
-    };
     let (verb, object) = (word(0), word(1));
     if object != "type" && object != "domain" && object != "extension" {
         return None;
@@ -1126,6 +1110,43 @@ pub fn type_command_text(sql: &str, catalog: &CatalogSnapshot) -> Option<Distrib
     )))
 }
 
+/// The tokens (without whitespace and comments) of a CREATE, ALTER or DROP that may have to
+/// run on the workers too ([`type_command_text`], [`function_command_text`]); `None` for
+/// other statements, text that does not tokenize, and a cluster without active workers.
+fn propagated_ddl_tokens(
+    sql: &str,
+    catalog: &CatalogSnapshot,
+) -> Option<Vec<sqlparser::tokenizer::Token>> {
+    use sqlparser::dialect::PostgreSqlDialect;
+    use sqlparser::tokenizer::{Token, Tokenizer};
+    let first = first_word(sql);
+    if !["create", "alter", "drop"]
+        .iter()
+        .any(|w| first.eq_ignore_ascii_case(w))
+        || !catalog.nodes.iter().any(|n| n.is_active)
+    {
+        return None;
+    }
+    Some(
+        Tokenizer::new(&PostgreSqlDialect {}, sql)
+            .tokenize()
+            .ok()?
+            .into_iter()
+            .filter(|t| !matches!(t, Token::Whitespace(_)))
+            .collect(),
+    )
+}
+
+/// Token `i` in lower case when it is an unquoted word, else empty.
+fn unquoted_word(tokens: &[sqlparser::tokenizer::Token], i: usize) -> String {
+    match tokens.get(i) {
+        Some(sqlparser::tokenizer::Token::Word(w)) if w.quote_style.is_none() => {
+            w.value.to_ascii_lowercase()
+        }
+        _ => String::new(),
+    }
+}
+
 /// `CREATE [OR REPLACE] FUNCTION|AGGREGATE`, `ALTER FUNCTION|AGGREGATE` and `DROP
 /// FUNCTION|AGGREGATE|ROUTINE`: run on the coordinator and on every active worker, as Citus
 /// propagates functions, so that a query pushed to the shards can call the functions and
@@ -1146,26 +1167,9 @@ pub fn type_command_text(sql: &str, catalog: &CatalogSnapshot) -> Option<Distrib
 /// statements and when there are no workers.
 pub fn function_command_text(sql: &str, catalog: &CatalogSnapshot) -> Option<DistributedPlan> {
     use crate::rewrite::quote_literal;
-    use sqlparser::dialect::PostgreSqlDialect;
-    use sqlparser::tokenizer::{Token, Tokenizer};
-    let first = first_word(sql);
-    if !["create", "alter", "drop"]
-        .iter()
-        .any(|w| first.eq_ignore_ascii_case(w))
-        || !catalog.nodes.iter().any(|n| n.is_active)
-    {
-        return None;
-    }
-    let tokens: Vec<Token> = Tokenizer::new(&PostgreSqlDialect {}, sql)
-        .tokenize()
-        .ok()?
-        .into_iter()
-        .filter(|t| !matches!(t, Token::Whitespace(_)))
-        .collect();
-    let word = |i: usize| match tokens.get(i) {
-        Some(Token::Word(w)) if w.quote_style.is_none() => w.value.to_ascii_lowercase(),
-        _ => String::new(),
-    };
+    use sqlparser::tokenizer::Token;
+    let tokens = propagated_ddl_tokens(sql, catalog)?;
+    let word = |i: usize| unquoted_word(&tokens, i);
     let verb = word(0);
     let replace = verb == "create" && word(1) == "or" && word(2) == "replace";
     let object_at = if replace { 3 } else { 1 };

@@ -1292,17 +1292,10 @@ impl Builder<'_> {
         }
         // NATURAL joins match every column two sides share, named nowhere in the text.
         let natural = twj.joins.iter().any(|j| {
-            use sqlparser::ast::JoinConstraint;
-            match &j.join_operator {
-                JoinOperator::Join(c)
-                | JoinOperator::Inner(c)
-                | JoinOperator::Left(c)
-                | JoinOperator::LeftOuter(c)
-                | JoinOperator::Right(c)
-                | JoinOperator::RightOuter(c)
-                | JoinOperator::FullOuter(c) => matches!(c, JoinConstraint::Natural),
-                _ => false,
-            }
+            matches!(
+                crate::analyze::join_constraint(&j.join_operator),
+                Some(sqlparser::ast::JoinConstraint::Natural)
+            )
         });
         if natural {
             for d in &mut self.drafts[drafts_before..] {

@@ -21,7 +21,7 @@ use sqlparser::ast::{
 };
 use tessera_catalog::CatalogSnapshot;
 
-use crate::analyze::{ident_name, object_name_parts, output_name};
+use crate::analyze::{ident_name, join_constraint, object_name_parts, output_name};
 use crate::{DistributedPlan, ParamValue};
 
 /// The name a scalar subplan's value is known by in the rewritten statement, until the
@@ -258,20 +258,12 @@ fn self_contained(query: &Query, context: &Context) -> bool {
     ok && !has_locks_or_into(query, select)
 }
 
-/// Inner and outer joins with ON or USING: the forms whose names this module checks.
+/// Inner, outer and cross joins with ON (or none): the forms whose names this module checks.
 fn plain_join(op: &JoinOperator) -> bool {
-    let constraint = match op {
-        JoinOperator::Join(c)
-        | JoinOperator::Inner(c)
-        | JoinOperator::Left(c)
-        | JoinOperator::LeftOuter(c)
-        | JoinOperator::Right(c)
-        | JoinOperator::RightOuter(c)
-        | JoinOperator::FullOuter(c)
-        | JoinOperator::CrossJoin(c) => c,
-        _ => return false,
-    };
-    matches!(constraint, JoinConstraint::On(_) | JoinConstraint::None)
+    matches!(
+        join_constraint(op),
+        Some(JoinConstraint::On(_) | JoinConstraint::None)
+    )
 }
 
 /// `FOR UPDATE`/`SHARE` or `INTO`: not a plain read.
